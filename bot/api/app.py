@@ -1,0 +1,75 @@
+"""The FastAPI application factory (the HTTP half of the composition root)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+
+from bot.api.routes import health, simulator
+from bot.container import Runtime
+from bot.errors import InvalidMessage, InvalidPhoneNumber, NotFound
+from bot.logs import get_logger
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+log = get_logger("atiende.api")
+
+RuntimeFactory = Callable[[], Awaitable[Runtime]]
+
+
+def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> FastAPI:
+    """Build the app; ``runtime_factory`` is awaited at startup, closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await runtime_factory()
+        app.state.runtime = runtime
+        if run_worker:
+            runtime.start_worker()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Atiende",
+        version="0.1.0",
+        description="WhatsApp customer-service bot: API for the simulator, agents and admins.",
+        lifespan=lifespan,
+    )
+    app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    app.include_router(health.router)
+    app.include_router(simulator.router)
+    app.include_router(simulator.pages)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        log.info("http.invalid_request", path=request.url.path, errors=errors)
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(InvalidPhoneNumber)
+    async def invalid_phone(request: Request, exc: InvalidPhoneNumber) -> JSONResponse:
+        log.info("http.invalid_phone", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": f"invalid phone number: {exc.reason}"}, status_code=422)
+
+    @app.exception_handler(InvalidMessage)
+    async def invalid_message(request: Request, exc: InvalidMessage) -> JSONResponse:
+        log.info("http.invalid_message", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)

@@ -1,0 +1,43 @@
+"""Liveness of the parts the bot needs, and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.api.deps import RuntimeDep
+from bot.redis_adapter import CacheUnavailable, ping
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Per-component health (200 when database and Redis answer)")
+async def healthz(runtime: RuntimeDep) -> JSONResponse:
+    components: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        components["database"] = "ok"
+    except (SQLAlchemyError, OSError) as exc:
+        components["database"] = f"down: {type(exc).__name__}"
+    try:
+        await ping(runtime.redis)
+        components["redis"] = "ok"
+    except CacheUnavailable as exc:
+        components["redis"] = f"down: {exc}"
+    healthy = all(v == "ok" for v in components.values())
+    down = [name for name, v in components.items() if v != "ok"]
+    body = {"status": "ok" if healthy else "down", "components": components, "down": down}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    try:
+        await runtime.reconciler.refresh_gauges()
+    except (SQLAlchemyError, OSError):
+        pass  # the counters are still worth serving
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

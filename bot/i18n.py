@@ -1,0 +1,70 @@
+"""The bot's own texts: Spanish first, English translation beside it."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+TEXTS: Final[dict[str, dict[str, str]]] = {
+    "greeting": {
+        "es": "¡Hola{name}! 👋 Soy {bot}, el asistente virtual de {business}. "
+        "¿En qué te puedo ayudar?",
+        "en": "Hi{name}! 👋 I'm {bot}, {business}'s virtual assistant. How can I help you?",
+    },
+    "thanks": {
+        "es": "¡Con gusto! Si necesitas algo más, aquí estoy. 😊",
+        "en": "You're welcome! If you need anything else, I'm here. 😊",
+    },
+    "handoff": {
+        "es": "Claro, te paso con una persona de nuestro equipo. En un momento te atienden; "
+        "tu conversación queda en la fila.",
+        "en": "Sure, I'm passing you to a person on our team. Someone will be with you shortly; "
+        "your conversation is in the queue.",
+    },
+    "holding": {
+        "es": "Recibí tu mensaje. Todavía no tengo una respuesta para eso; si quieres, "
+        "escribe *asesor* y te paso con una persona.",
+        "en": "I got your message. I don't have an answer for that yet; if you like, "
+        "type *agent* and I'll pass you to a person.",
+    },
+    "opt_out": {
+        "es": "Listo, no te enviaremos más mensajes promocionales. Si nos escribes, "
+        "te seguimos atendiendo.",
+        "en": "Done, we won't send you promotional messages anymore. If you write to us, "
+        "we'll still help you.",
+    },
+    "unsupported": {
+        "es": "Recibí tu mensaje, pero no puedo leer ese tipo de contenido. "
+        "¿Me lo puedes escribir?",
+        "en": "I got your message, but I can't read that kind of content. "
+        "Could you type it for me?",
+    },
+}
+
+_ENGLISH_HINTS = re.compile(
+    r"\b(hi|hello|hey|thanks|thank|please|what|how|when|where|can|could|would|need|want|"
+    r"the|is|are|my|your|price|do|does|i'm|you)\b",
+    re.IGNORECASE,
+)
+_SPANISH_HINTS = re.compile(
+    r"\b(hola|gracias|por|favor|que|qué|como|cómo|cuando|cuándo|donde|dónde|quiero|"
+    r"necesito|el|la|los|las|mi|tu|precio|es|son|está|buenas|buenos|oye|cuánto|cuanto)\b",
+    re.IGNORECASE,
+)
+
+
+def detect_language(text: str, default: str = "es") -> str:
+    """``en`` when the text reads as English, else Spanish (or ``default``)."""
+    english = len(_ENGLISH_HINTS.findall(text))
+    spanish = len(_SPANISH_HINTS.findall(text))
+    if english > spanish:
+        return "en"
+    if spanish > english:
+        return "es"
+    return default
+
+
+def t(key: str, language: str = "es", **values: str) -> str:
+    """The text ``key`` in ``language`` (Spanish when missing), formatted with ``values``."""
+    entry = TEXTS[key]
+    return entry.get(language, entry["es"]).format(**values)

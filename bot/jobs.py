@@ -1,0 +1,134 @@
+"""Durable jobs on PostgreSQL (procrastinate): the only module that imports procrastinate.
+
+A job is deferred in the same transaction that stores the message that causes it,
+so a stored message always has its job and a rolled-back one never does. Jobs of
+one conversation share a lock and run strictly one after another, in order;
+different conversations run in parallel. Failed jobs are retried with
+exponential backoff; stalled jobs (their worker died) are retried by the
+reconciler.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import procrastinate
+import psycopg
+
+from bot.db import libpq_url
+
+PROCESS_TASK = "atiende.process_conversation"
+QUEUE = "inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    id: int
+    task: str
+    status: str
+    attempts: int
+    args: dict[str, Any]
+
+
+class JobQueue:
+    """Defer and run Atiende's background jobs."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 2.0,
+    ) -> None:
+        self._app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=libpq_url(database_url), min_size=1, max_size=4
+            )
+        )
+        self._retry = procrastinate.RetryStrategy(
+            max_attempts=max_attempts, exponential_wait=int(max(retry_base_seconds, 1))
+        )
+        self._registered = False
+
+    def register(self, process_conversation: Callable[[uuid.UUID], Awaitable[None]]) -> None:
+        """Bind the handler that drains one conversation's inbound messages."""
+
+        async def process(conversation_id: str) -> None:
+            await process_conversation(uuid.UUID(conversation_id))
+
+        self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry)(process)
+        self._registered = True
+
+    async def open(self) -> None:
+        await self._app.open_async()
+
+    async def close(self) -> None:
+        await self._app.close_async()
+
+    async def defer_process(
+        self, conversation_id: uuid.UUID, *, connection: psycopg.AsyncConnection[Any] | None
+    ) -> int:
+        """Queue processing of a conversation; with ``connection``, inside its transaction."""
+        options: dict[str, Any] = {"lock": f"conv:{conversation_id}", "queue": QUEUE}
+        if connection is not None:
+            options["connection"] = connection
+        job_id: int = await self._app.configure_task(PROCESS_TASK, **options).defer_async(
+            conversation_id=str(conversation_id)
+        )
+        return job_id
+
+    async def run_worker(
+        self,
+        *,
+        concurrency: int,
+        heartbeat_seconds: float = 2.0,
+        stalled_seconds: float = 30.0,
+    ) -> None:
+        """Run a worker until cancelled."""
+        await self._app.run_worker_async(
+            queues=[QUEUE],
+            concurrency=concurrency,
+            wait=True,
+            install_signal_handlers=False,
+            listen_notify=True,
+            fetch_job_polling_interval=1.0,
+            update_heartbeat_interval=heartbeat_seconds,
+            stalled_worker_timeout=stalled_seconds,
+            delete_jobs="successful",
+        )
+
+    async def retry_stalled(self, *, seconds_since_heartbeat: float) -> list[int]:
+        """Put back jobs whose worker stopped sending heartbeats (e.g. was killed)."""
+        manager = self._app.job_manager
+        stalled = list(
+            await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
+        )
+        for job in stalled:
+            await manager.retry_job(job)
+        return [job.id for job in stalled if job.id is not None]
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._app.connector.execute_query_all_async(
+            "SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY status"
+        )
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    async def failed(self) -> list[JobInfo]:
+        rows = await self._app.connector.execute_query_all_async(
+            "SELECT id, task_name, status::text AS status, attempts, args "
+            "FROM procrastinate_jobs WHERE status = 'failed' ORDER BY id"
+        )
+        return [
+            JobInfo(r["id"], r["task_name"], r["status"], r["attempts"], r["args"]) for r in rows
+        ]
+
+    async def replay(self, job_id: int) -> None:
+        """Run a failed job again (an operator's decision)."""
+        await self._app.connector.execute_query_async(
+            "UPDATE procrastinate_jobs SET status = 'todo', attempts = 0, scheduled_at = NULL "
+            "WHERE id = %(job_id)s AND status = 'failed'",
+            job_id=job_id,
+        )

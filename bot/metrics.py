@@ -1,0 +1,56 @@
+"""Prometheus metrics, held in one registry built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages_in = Counter(
+            "atiende_messages_in_total", "Inbound messages accepted", ["channel", "kind"], registry=r
+        )
+        self.duplicates = Counter(
+            "atiende_inbound_duplicates_total", "Inbound deliveries already stored", ["channel"],
+            registry=r,
+        )
+        self.messages_out = Counter(
+            "atiende_messages_out_total", "Outbound messages by final send outcome",
+            ["channel", "outcome"], registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "atiende_processing_seconds", "Inbound accepted to reply in the outbox",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
+        self.intents = Counter("atiende_intents_total", "Routed intents", ["intent"], registry=r)
+        self.escalations = Counter(
+            "atiende_escalations_total", "Conversations handed to humans", ["reason"], registry=r
+        )
+        self.silenced = Counter(
+            "atiende_bot_silenced_total", "Inbound messages the bot did not answer (not bot-owned)",
+            ["owner"], registry=r,
+        )
+        self.failures = Counter(
+            "atiende_processing_failures_total", "Processing attempts that raised", registry=r
+        )
+        self.parked = Counter(
+            "atiende_messages_parked_total", "Messages parked after exhausting retries", registry=r
+        )
+        self.queue_depth = Gauge(
+            "atiende_queue_depth", "Jobs by queue status", ["status"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "atiende_outbox_pending", "Outbound messages not yet sent", registry=r
+        )
+        self.inbound_pending = Gauge(
+            "atiende_inbound_pending", "Inbound messages not yet processed", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

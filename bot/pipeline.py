@@ -1,0 +1,294 @@
+"""The worker's pipeline: one conversation's inbound messages, strictly in order.
+
+For each stored message: decide (only if the bot owns the conversation), then in
+one transaction write the replies to the outbox, move the owner if the bot
+escalates, and mark the message processed. A retried job finds the message
+processed and does nothing, so a reply is never written twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.i18n import t
+from bot.logs import get_logger
+from bot.messages import Author, MessageKind
+from bot.metrics import Metrics
+from bot.outbox import OutboxSender
+from bot.redis_adapter import ConversationMemory, EventBus, Turn
+from bot.responder import Decision, Responder, ResponseRequest
+from bot.router import Intent
+from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
+from handoff.records import Contact, Conversation, Message
+
+log = get_logger("atiende.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    kind: str
+    text: str | None
+    transcript: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    owner: Owner
+    contact_name: str | None
+    context_started_at: datetime | None
+    last_inbound_at: datetime | None
+
+
+class Pipeline:
+    """Processes inbound messages of one conversation; called by the job worker."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        memory: ConversationMemory,
+        responder: Responder,
+        outbox: OutboxSender,
+        events: EventBus,
+        metrics: Metrics,
+        clock: Clock,
+        memory_ttl: timedelta,
+        max_attempts: int,
+    ) -> None:
+        self._sessions = sessions
+        self._memory = memory
+        self._responder = responder
+        self._outbox = outbox
+        self._events = events
+        self._metrics = metrics
+        self._clock = clock
+        self._ttl = memory_ttl
+        self._max_attempts = max_attempts
+
+    async def process_conversation(self, conversation_id: uuid.UUID) -> int:
+        """Drain every stored, unprocessed message of the conversation; return how many."""
+        done = 0
+        while (pending := await self._next(conversation_id)) is not None:
+            with structlog.contextvars.bound_contextvars(
+                conversation_id=str(conversation_id), message_id=str(pending.id)
+            ):
+                await self._process_guarded(pending)
+            done += 1
+        await self._outbox.send_pending(conversation_id)
+        return done
+
+    async def _next(self, conversation_id: uuid.UUID) -> _Pending | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        Message.id, Message.conversation_id, Message.kind, Message.text,
+                        Message.transcript, Message.attempts,
+                    )
+                    .where(
+                        Message.conversation_id == conversation_id,
+                        Message.direction == "in",
+                        Message.status == "received",
+                    )
+                    .order_by(Message.seq)
+                    .limit(1)
+                )
+            ).one_or_none()
+        return _Pending(*row) if row is not None else None
+
+    async def _process_guarded(self, pending: _Pending) -> None:
+        try:
+            await self._process(pending)
+        except Exception as exc:
+            # The job boundary: record the attempt, park the message after the last
+            # one so the conversation moves on, otherwise let the job retry it.
+            self._metrics.failures.inc()
+            parked = await self._record_failure(pending, exc)
+            log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
+            if not parked:
+                raise
+
+    async def _process(self, pending: _Pending) -> None:
+        for _ in range(3):
+            snapshot = await self._snapshot(pending.conversation_id)
+            now = self._clock()
+            fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+            owner = snapshot.owner
+            if owner is Owner.CLOSED:
+                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
+            decision = None
+            if bot_may_reply(owner):
+                decision = await self._decide(pending, snapshot, fresh)
+            if await self._commit(pending, decision, now=now, fresh=fresh):
+                return
+        raise RuntimeError("conversation owner kept changing while processing")
+
+    async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        Conversation.owner, Contact.name, Conversation.context_started_at,
+                        Conversation.last_inbound_at,
+                    )
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(Conversation.id == conversation_id)
+                )
+            ).one()
+        return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
+
+    async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
+        text = pending.text or pending.transcript
+        if not text or not text.strip():
+            return Decision(
+                Intent.OTHER.value, 0.0, (t("unsupported"),),
+            )
+        history = (
+            []
+            if fresh
+            else await self._memory.recent(
+                pending.conversation_id, since=snapshot.context_started_at
+            )
+        )
+        return await self._responder.respond(
+            ResponseRequest(
+                conversation_id=pending.conversation_id, message_id=pending.id, text=text,
+                history=history, contact_name=snapshot.contact_name,
+            )
+        )
+
+    async def _commit(
+        self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool
+    ) -> bool:
+        """Write the outcome atomically; False when the owner changed under us (decide again)."""
+        async with self._sessions() as session, session.begin():
+            conversation = (
+                await session.execute(
+                    select(Conversation).where(Conversation.id == pending.conversation_id)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            status = (
+                await session.execute(
+                    select(Message.status).where(Message.id == pending.id).with_for_update()
+                )
+            ).scalar_one()
+            if status != "received":
+                return True  # another run already finished it
+            owner = Owner(conversation.owner)
+            if owner is Owner.CLOSED:
+                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
+            if (decision is not None) != bot_may_reply(owner):
+                return False
+            if fresh:
+                conversation.context_started_at = now
+            conversation.last_inbound_at = now
+            if decision is not None:
+                owner = await self._apply(session, conversation, pending, decision, owner)
+            conversation.owner = owner.value
+            latency = (
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == pending.id)
+                    .values(
+                        status="processed", processed_at=func.clock_timestamp(), error=None,
+                        intent=decision.intent if decision else None,
+                        confidence=decision.confidence if decision else None,
+                        escalated=decision.escalate if decision else False,
+                        sources=list(decision.sources) if decision else [],
+                    )
+                    .returning(func.extract("epoch", Message.processed_at - Message.created_at))
+                )
+            ).scalar_one()
+        self._metrics.processing_seconds.observe(float(latency))
+        await self._after_commit(pending, decision, owner, now=now, fresh=fresh)
+        return True
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        pending: _Pending,
+        decision: Decision,
+        owner: Owner,
+    ) -> Owner:
+        for position, reply in enumerate(decision.replies):
+            session.add(
+                Message(
+                    id=uuid.uuid4(), conversation_id=pending.conversation_id, direction="out",
+                    author=Author.BOT.value, kind=MessageKind.TEXT.value,
+                    channel=conversation.channel, text=reply, status="pending",
+                    in_reply_to=pending.id, reply_seq=position,
+                )
+            )
+        conversation.last_intent = decision.intent
+        if decision.opt_out:
+            await session.execute(
+                update(Contact).where(Contact.id == conversation.contact_id).values(opted_out=True)
+            )
+        if decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            conversation.owner_reason = decision.reason
+            conversation.owner_changed_at = func.now()
+        await session.flush()
+        return owner
+
+    async def _after_commit(
+        self,
+        pending: _Pending,
+        decision: Decision | None,
+        owner: Owner,
+        *,
+        now: datetime,
+        fresh: bool,
+    ) -> None:
+        if fresh:
+            await self._memory.forget(pending.conversation_id)
+        turns = [Turn("customer", pending.text or pending.transcript or "", now)]
+        if decision is not None:
+            turns += [Turn("bot", reply, now) for reply in decision.replies]
+            self._metrics.intents.labels(decision.intent).inc()
+            if decision.escalate:
+                self._metrics.escalations.labels(decision.reason or "unknown").inc()
+        else:
+            self._metrics.silenced.labels(owner.value).inc()
+        await self._memory.append(pending.conversation_id, turns)
+        payload = {
+            "message_id": str(pending.id), "conversation_id": str(pending.conversation_id),
+            "owner": owner.value, "bot_replied": decision is not None,
+        }
+        await self._events.publish(f"processed:{pending.id}", payload)
+        await self._events.publish("conversations", payload)
+        log.info(
+            "pipeline.processed", intent=decision.intent if decision else None,
+            owner=owner.value, replies=len(decision.replies) if decision else 0,
+            escalated=bool(decision and decision.escalate),
+        )
+
+    async def _record_failure(self, pending: _Pending, exc: Exception) -> bool:
+        async with self._sessions() as session, session.begin():
+            attempts = (
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == pending.id, Message.status == "received")
+                    .values(attempts=Message.attempts + 1, error=f"{type(exc).__name__}: {exc}")
+                    .returning(Message.attempts)
+                )
+            ).scalar_one_or_none()
+            if attempts is None or attempts < self._max_attempts:
+                return False
+            await session.execute(
+                update(Message).where(Message.id == pending.id).values(status="failed")
+            )
+        self._metrics.parked.inc()
+        return True

@@ -1,0 +1,100 @@
+"""Puts back whatever a crash left behind: stalled jobs, unqueued messages, unsent replies."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.jobs import JobQueue
+from bot.logs import get_logger
+from bot.metrics import Metrics
+from bot.outbox import OutboxSender
+from handoff.records import Message
+
+log = get_logger("atiende.reconciler")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        jobs: JobQueue,
+        outbox: OutboxSender,
+        metrics: Metrics,
+        stalled_seconds: float,
+        interval_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._jobs = jobs
+        self._outbox = outbox
+        self._metrics = metrics
+        self._stalled = stalled_seconds
+        self._interval = interval_seconds
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except (OSError, ConnectionError, SQLAlchemyError) as exc:
+                log.warning("reconciler.unavailable", error=str(exc))
+            await asyncio.sleep(self._interval)
+
+    async def run_once(self) -> None:
+        retried = await self._jobs.retry_stalled(seconds_since_heartbeat=self._stalled)
+        if retried:
+            log.warning("reconciler.stalled_jobs_retried", job_ids=retried)
+        requeued = await self._requeue_orphans()
+        recovered = await self._outbox.recover_stuck(older_than=timedelta(seconds=120))
+        sent = await self._outbox.send_pending(older_than=timedelta(seconds=5))
+        if requeued or recovered or sent:
+            log.info("reconciler.recovered", requeued=requeued, outbox_reset=recovered, sent=sent)
+        await self.refresh_gauges()
+
+    async def _requeue_orphans(self) -> int:
+        """Conversations with stored, unprocessed messages and no live job get one."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Message.conversation_id)
+                    .where(
+                        Message.direction == "in",
+                        Message.status == "received",
+                        Message.created_at < func.now() - timedelta(seconds=self._stalled),
+                        text(
+                            "NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
+                            "WHERE j.lock = 'conv:' || messages.conversation_id::text "
+                            "AND j.status IN ('todo', 'doing'))"
+                        ),
+                    )
+                    .distinct()
+                )
+            ).scalars().all()
+            if rows:
+                connection = await session.connection()
+                raw = await connection.get_raw_connection()
+                for conversation_id in rows:
+                    await self._jobs.defer_process(
+                        conversation_id, connection=raw.driver_connection
+                    )
+        return len(rows)
+
+    async def refresh_gauges(self) -> None:
+        counts = await self._jobs.counts()
+        for status in ("todo", "doing", "failed"):
+            self._metrics.queue_depth.labels(status).set(counts.get(status, 0))
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Message.direction, func.count())
+                    .where(Message.status.in_(["received", "pending", "sending"]))
+                    .group_by(Message.direction)
+                )
+            ).all()
+        by_direction = {r[0]: int(r[1]) for r in rows}
+        self._metrics.inbound_pending.set(by_direction.get("in", 0))
+        self._metrics.outbox_pending.set(by_direction.get("out", 0))

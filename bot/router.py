@@ -1,0 +1,78 @@
+"""Intent routing, first stage: fast rules for the messages that need no knowledge.
+
+Customers write informal Mexican Spanish with typos, slang, emojis and English;
+the text is folded (lowercase, no accents, repeated letters squeezed) before the
+patterns run.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+class Intent(enum.StrEnum):
+    GREETING = "greeting"
+    THANKS = "thanks"
+    QUESTION = "question"
+    PRODUCT = "product"
+    HUMAN = "human_request"
+    COMPLAINT = "complaint"
+    OPT_OUT = "opt_out"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    intent: Intent
+    confidence: float
+    stage: str
+
+
+def fold(text: str) -> str:
+    """Lowercase, strip accents and emoji, squeeze letters repeated 3+ times."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    no_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
+    cleaned = re.sub(r"[^\w\s?¿!¡.,']", " ", no_marks)
+    squeezed = re.sub(r"(\w)\1{2,}", r"\1", cleaned)
+    return re.sub(r"\s+", " ", squeezed).strip()
+
+
+_GREETING = re.compile(
+    r"^(hola+s?|ola|holi|buen(os|as)? (dia|dias|tardes|noches)|buenas|que onda|quiubo|"
+    r"q onda|hey|hi|hello|good (morning|afternoon|evening)|saludos|oye)"
+    r"( (que tal|como estas|como esta|buen dia|buenas tardes|buenas noches|there|"
+    r"amigo|joven|senorita))?[ .!¡?¿,]*$"
+)
+_THANKS = re.compile(
+    r"^(muchas |mil |muchisimas )?(gracias|grax|grcs|thx|thanks|thank you|ty|gracias+)"
+    r"( (por todo|por la info|por la informacion|muy amable|bye|adios|so much))?[ .!,]*$"
+)
+_HUMAN = re.compile(
+    r"\b(asesor|asesora|agente|humano|una persona|persona real|ejecutivo|ejecutiva|operador|"
+    r"operadora|alguien real|hablar con alguien|hablar con una persona|representante|"
+    r"real person|a human|an agent|talk to (someone|a person|an agent)|customer service|"
+    r"human|representative)\b"
+)
+_OPT_OUT = re.compile(
+    r"^(baja|stop|alto|unsubscribe|darme de baja|dame de baja|ya no me (manden|envien|escriban)"
+    r".*|no me (manden|envien|escriban) mas.*|cancelar suscripcion)[ .!]*$"
+)
+
+
+def route_rules(text: str) -> Routed | None:
+    """Return an intent when a rule is sure, else None (later stages decide)."""
+    folded = fold(text)
+    if not folded:
+        return None
+    if _OPT_OUT.match(folded):
+        return Routed(Intent.OPT_OUT, 0.99, "rules")
+    if _HUMAN.search(folded):
+        return Routed(Intent.HUMAN, 0.97, "rules")
+    if _GREETING.match(folded):
+        return Routed(Intent.GREETING, 0.97, "rules")
+    if _THANKS.match(folded):
+        return Routed(Intent.THANKS, 0.97, "rules")
+    return None

@@ -1,0 +1,42 @@
+"""Alembic environment. The URL comes from the caller (bot.db.migrate) or ATIENDE_DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from handoff.records import Base as RecordsBase
+from knowledge.models import Base as KnowledgeBase
+from handoff.models import Base as HandoffBase
+
+config = context.config
+target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]
+
+
+def _url() -> str:
+    url = config.attributes.get("url") or os.environ.get("ATIENDE_DATABASE_URL")
+    if not url:
+        raise RuntimeError("no database URL for migrations")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return str(url)
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()
