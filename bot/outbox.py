@@ -85,7 +85,10 @@ class OutboxSender:
                 c.id: (c.account, c.phone)
                 for c in (
                     await session.execute(
-                        select(Conversation.id, Conversation.account, Contact.phone_e164.label("phone"))
+                        select(
+                            Conversation.id, Conversation.account,
+                            Contact.phone_e164.label("phone"),
+                        )
                         .join(Contact, Contact.id == Conversation.contact_id)
                         .where(Conversation.id.in_(conv_ids))
                     )

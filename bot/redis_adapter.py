@@ -86,7 +86,7 @@ class ConversationMemory:
         except (RedisError, OSError):
             raw = None
         if raw:
-            turns = [self._decode(item) for item in raw]
+            turns = [self._decode(str(item)) for item in raw]
         else:
             turns = list(await self._loader(conversation_id, cutoff))
             if turns:
@@ -162,6 +162,6 @@ class EventBus:
             task.cancel()
             try:
                 await pubsub.unsubscribe()
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
             except (RedisError, OSError):
                 pass

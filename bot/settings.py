@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     """Every knob of Atiende. Environment variables are ``ATIENDE_<NAME>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ATIENDE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="ATIENDE_", env_file=".env", extra="ignore", frozen=True,
+        env_nested_delimiter="__",
     )
 
     env: Literal["development", "test", "production"] = "development"

@@ -1,0 +1,63 @@
+# Atiende: the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run stop test install install-test system-deps lint unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test system-deps
+
+## make run: everything on this machine at http://127.0.0.1:$${ATIENDE_PORT:-8000}
+run: install
+	$(BIN)/atiende run
+
+stop:
+	@if [ -x $(BIN)/atiende ]; then $(BIN)/atiende stop; fi
+
+## System packages the tests need (audio synthesis/encoding, headless browser).
+## Installed with apt when missing and we are root; otherwise the README says what to install.
+SYSTEM_TOOLS := ffmpeg espeak-ng chromium
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages:$$missing (install them: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check bot knowledge handoff tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+unit: install-test
+	$(BIN)/pytest -q
+
+## make test: lint gates, then the whole suite on real PostgreSQL and Redis it starts itself.
+test: install-test lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install
+	$(BIN)/atiende bench pipeline
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
