@@ -18,6 +18,7 @@ from bot.db import create_engine, session_factory
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
+from bot.llm import LLMMetrics, LLMService
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
@@ -47,6 +48,7 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     clock: Clock
+    llm: LLMService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -71,6 +73,15 @@ class Runtime:
             clock=clock,
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
+        llm = LLMService(
+            sessions=sessions,
+            metrics=LLMMetrics(metrics.registry),
+            secret_key=settings.secret_key.get_secret_value(),
+            config_file=settings.llm_config,
+            clock=clock,
+            memory_hours=settings.memory_ttl_hours,
+        )
+        await llm.start()  # builds and warms the chain; unconfigured is fine
         channels = ChannelRegistry([SimulatorChannel(events)])
         jobs = JobQueue(
             database_url,
@@ -116,6 +127,7 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             clock=clock,
+            llm=llm,
         )
 
     def start_worker(self) -> None:
@@ -134,6 +146,7 @@ class Runtime:
         self._tasks.append(
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
+        self.llm.start_watching()  # chain edits saved by another process
 
     async def stop_worker(self) -> None:
         for task in self._tasks:
@@ -145,6 +158,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self.llm.close()
         await self.jobs.close()
         await self.redis.aclose()
         await self.engine.dispose()
