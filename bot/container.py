@@ -22,9 +22,10 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
+from handoff.auth import AuthService
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Runtime:
     pipeline: Pipeline
     ingestor: Ingestor
     reconciler: Reconciler
+    auth: AuthService
     clock: Clock
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -115,6 +117,7 @@ class Runtime:
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
+            auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
         )
 
