@@ -18,14 +18,19 @@ from bot.db import create_engine, session_factory
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
+<<<<<<< HEAD
 from bot.llm import LLMMetrics, LLMService
+=======
+from bot.media import MediaStore, UrlSigner, build_media_store
+>>>>>>> main
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
+from handoff.auth import AuthService
 
 
 @dataclass
@@ -47,8 +52,14 @@ class Runtime:
     pipeline: Pipeline
     ingestor: Ingestor
     reconciler: Reconciler
+    auth: AuthService
     clock: Clock
+<<<<<<< HEAD
     llm: LLMService
+=======
+    media: MediaStore
+    url_signer: UrlSigner
+>>>>>>> main
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -83,6 +94,13 @@ class Runtime:
         )
         await llm.start()  # builds and warms the chain; unconfigured is fine
         channels = ChannelRegistry([SimulatorChannel(events)])
+        url_signer = UrlSigner(settings.secret_key.get_secret_value())
+        media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
+        if settings.media.backend == "s3" and settings.media.s3_create_bucket:
+            from bot.media.s3 import S3MediaStore
+
+            assert isinstance(media, S3MediaStore)
+            await media.ensure_bucket()
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -126,8 +144,14 @@ class Runtime:
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
+            auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
+<<<<<<< HEAD
             llm=llm,
+=======
+            media=media,
+            url_signer=url_signer,
+>>>>>>> main
         )
 
     def start_worker(self) -> None:
