@@ -18,11 +18,8 @@ from bot.db import create_engine, session_factory
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
-<<<<<<< HEAD
 from bot.llm import LLMMetrics, LLMService
-=======
 from bot.media import MediaStore, UrlSigner, build_media_store
->>>>>>> main
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
@@ -54,12 +51,9 @@ class Runtime:
     reconciler: Reconciler
     auth: AuthService
     clock: Clock
-<<<<<<< HEAD
     llm: LLMService
-=======
     media: MediaStore
     url_signer: UrlSigner
->>>>>>> main
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -146,12 +140,9 @@ class Runtime:
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
-<<<<<<< HEAD
             llm=llm,
-=======
             media=media,
             url_signer=url_signer,
->>>>>>> main
         )
 
     def start_worker(self) -> None:
