@@ -63,6 +63,7 @@ class LLMService:
         self.classifier = ChainIntentClassifier(self.chain)
         self.summarizer = ChainSummarizer(self.chain)
         self._watch: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one (re)configuration at a time
 
     @property
     def configured(self) -> bool:
@@ -74,6 +75,10 @@ class LLMService:
 
     async def start(self, *, warm: bool = True) -> None:
         """Load the newest saved config, else the file, else run unconfigured."""
+        async with self._lock:
+            await self._load(warm=warm)
+
+    async def _load(self, *, warm: bool = True) -> None:
         try:
             saved = await self.store.latest()
         except (SQLAlchemyError, OSError) as exc:
@@ -113,8 +118,9 @@ class LLMService:
         config = sealing.open_config(
             sealing.unmask(edited.to_document(), self.chain.config), self.box
         )
-        config_id = await self.store.save(sealing.seal_config(config, self.box), by=by)
-        await self.chain.apply(config, source="database", config_id=config_id)
+        async with self._lock:
+            config_id = await self.store.save(sealing.seal_config(config, self.box), by=by)
+            await self.chain.apply(config, source="database", config_id=config_id)
         return config
 
     async def test(self, prompt: str = "Responde solo: ok") -> list[ModelTest]:
@@ -141,14 +147,15 @@ class LLMService:
 
     async def refresh(self) -> bool:
         """Pick up a config another process saved; True when it changed."""
-        try:
-            newest = await self.store.latest_id()
-        except (SQLAlchemyError, OSError):
-            return False
-        if newest is None or newest == self.chain.config_id:
-            return False
-        await self.start()
-        return True
+        async with self._lock:
+            try:
+                newest = await self.store.latest_id()
+            except (SQLAlchemyError, OSError):
+                return False
+            if newest is None or newest == self.chain.config_id:
+                return False
+            await self._load()
+            return True
 
     def start_watching(self, every_seconds: float = 10.0) -> None:
         async def loop() -> None:
