@@ -151,7 +151,8 @@ class LiteLLMChain:
             self._router = Router(model_list=_model_list(config), **_router_kwargs(config))
         except (ValueError, TypeError, KeyError) as exc:
             raise LLMUnavailable(f"litellm refused the configuration: {exc}") from exc
-        litellm.logging_callback_manager.add_litellm_callback(self._logger)
+        # failures only: a success callback would put litellm's logging on every answer
+        litellm.logging_callback_manager.add_litellm_async_failure_callback(self._logger)
         self._by_id = {
             str(d.get("model_info", {}).get("id")): d for d in self._router.model_list
         }

@@ -8,6 +8,7 @@ source it was not given, or repeats the rules it was given.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -43,9 +44,8 @@ _FOLD_KEEP = re.compile(r"[^a-z0-9%$ ]+")
 
 
 def fold(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Lower case, no accents (ñ → n), no emoji, punctuation as spaces, single spaces."""
+    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
     return " ".join(_FOLD_KEEP.sub(" ", plain).split())
 
 
@@ -270,12 +270,15 @@ def leaked(draft: str, *, rules_text: str, canary: str, secrets: Collection[str]
             return "configuration value"
     words = fold(draft).split()
     shingles = {" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
-    rule_words = fold(rules_text).split()
-    for i in range(len(rule_words) - _SHINGLE + 1):
-        fragment = " ".join(rule_words[i : i + _SHINGLE])
-        if fragment in shingles:
-            return fragment
-    return None
+    repeated = shingles & _rule_shingles(rules_text)
+    return min(repeated) if repeated else None
+
+
+@functools.lru_cache(maxsize=64)
+def _rule_shingles(rules_text: str) -> frozenset[str]:
+    """Our rules as 8-word windows (cached: the same rules serve every message)."""
+    words = fold(rules_text).split()
+    return frozenset(" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
 
 
 def check_answer(

@@ -214,3 +214,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _handler_for(owner: ScriptedServer) -> type[BaseHTTPRequestHandler]:
     return type("ScriptedHandler", (_Handler,), {"owner": owner})
+
+
+def main() -> None:
+    """``python -m bot.llm.scripted [--status N | --answer TEXT]``: serve until stdin closes.
+
+    Prints the ``api_base`` on the first line. A separate process keeps the provider
+    off the measured process's GIL (the benchmark uses it).
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answer", default="ok")
+    parser.add_argument("--status", type=int, default=0)
+    args = parser.parse_args()
+    behaviour = Behaviour.error(args.status) if args.status else Behaviour.answer(args.answer)
+    with ScriptedServer(default=behaviour) as server:
+        sys.stdout.write(server.url + "\n")
+        sys.stdout.flush()
+        sys.stdin.read()  # until the parent closes our stdin (or dies)
+
+
+if __name__ == "__main__":
+    main()
