@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ class LLMService:
     @property
     def configured(self) -> bool:
         return self.chain.configured
+
+    def use_catalog(self, names: Callable[[], Collection[str]]) -> None:
+        """Product names of the whole catalog: a draft naming one absent from its passages
+        is refused (the knowledge side passes a cheap, cached lookup)."""
+        self.generator.known_products = names
 
     @property
     def budget_seconds(self) -> float:

@@ -36,7 +36,7 @@ class ChainAnswerGenerator:
         self._chain = chain
         self._clock = clock
         self._window = memory_window
-        self._known_products = known_products
+        self.known_products = known_products
         self.canary = "ATD-" + secrets.token_hex(6)
 
     async def generate(self, request: GenerationRequest) -> GeneratedAnswer | None:
@@ -63,7 +63,7 @@ class ChainAnswerGenerator:
                 getattr(completion, "text", ""), passages=request.passages,
                 persona=request.persona, context=context, rules_text=rules,
                 canary=self.canary, secrets=self._chain.secrets(),
-                known_products=self._known_products(),
+                known_products=self.known_products(),
             )
             verdicts.append(verdict)
             return verdict.reason

@@ -66,3 +66,4 @@ async def make_chain() -> AsyncIterator[Callable[..., Any]]:
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     value = registry.get_sample_value(name, labels)
     return value or 0.0
+

@@ -80,8 +80,7 @@ async def test_hanging_primary_costs_its_timeout_once_then_cools_down(
         again = await chain.call("answer", MSG, deadline=deadline())
         assert again is not None and again.model_name == "backup"
         assert time.perf_counter() - started < 0.3, "the hanging primary was asked again"
-    await asyncio.sleep(0.05)
-    assert len(hanging.received) + 1 >= 1  # the hanging request never completed
+    assert hanging.calls == 1, "the hanging primary was not cooled down after one timeout"
     assert backup.calls == 4
 
 

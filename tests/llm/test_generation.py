@@ -185,3 +185,14 @@ async def test_a_model_that_declines_injection_is_answered(
     generator = await generator_on(server, make_chain)
     answer = await generator.generate(request(INJECTIONS[0]))
     assert answer is not None and "$1,299" in answer.text
+
+
+async def test_catalog_product_absent_from_passages_is_refused(
+    servers: Servers, make_chain: Any
+) -> None:
+    server = servers(Behaviour.answer("te conviene más el seguro de gastos médicos mayores"))
+    generator = await generator_on(server, make_chain)
+    assert await generator.generate(request("que seguro me conviene")) is not None
+    generator.known_products = lambda: ("Seguro de Gastos Médicos Mayores",
+                                        "Seguro de Auto Amplio")
+    assert await generator.generate(request("que seguro me conviene")) is None
