@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from bot.clock import system_clock
 from bot.generation import GenerationRequest, Passage, PersonaText
+from bot.llm import scripted
 from bot.llm.chain import LLMChain
 from bot.llm.config import parse_chain_yaml
-from bot.llm import scripted
 from bot.llm.metrics import LLMMetrics
 from bot.llm.services import ChainAnswerGenerator
 
