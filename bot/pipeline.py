@@ -9,7 +9,7 @@ processed and does nothing, so a reply is never written twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -27,6 +27,7 @@ from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
+from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
 
@@ -64,7 +65,9 @@ class Pipeline:
         clock: Clock,
         memory_ttl: timedelta,
         max_attempts: int,
+        handoff: HandoffService | None = None,
     ) -> None:
+        self._handoff = handoff
         self._sessions = sessions
         self._memory = memory
         self._responder = responder
@@ -128,7 +131,9 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._decide(pending, snapshot, fresh)
+                decision = await self._csat_answer(pending) or await self._decide(
+                    pending, snapshot, fresh
+                )
             if await self._commit(pending, decision, now=now, fresh=fresh):
                 return
         raise RuntimeError("conversation owner kept changing while processing")
@@ -146,6 +151,19 @@ class Pipeline:
                 )
             ).one()
         return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
+
+    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+        """The customer's next message after the CSAT question, when it is a 1-5 score."""
+        if self._handoff is None:
+            return None
+        answer = await self._handoff.csat_expected(pending.conversation_id, pending.text)
+        if answer is None:
+            return None
+        score, language = answer
+        return Decision(
+            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
+            csat_score=score,
+        )
 
     async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
         text = pending.text or pending.transcript
@@ -194,7 +212,16 @@ class Pipeline:
                 conversation.context_started_at = now
             conversation.last_inbound_at = now
             if decision is not None:
-                owner = await self._apply(session, conversation, pending, decision, owner)
+                if self._handoff is not None and not await self._handoff.csat_in(
+                    session, conversation.id, decision.csat_score
+                ) and decision.csat_score is not None:
+                    return False  # the CSAT question was answered meanwhile: decide again
+                owner, sent = await self._apply(session, conversation, pending, decision, owner)
+                decision = replace(decision, replies=sent)
+            elif self._handoff is not None:
+                conversation.owner = owner.value
+                notices = await self._handoff.silenced_in(session, conversation)
+                self._add_replies(session, conversation, pending, notices, Author.SYSTEM)
             conversation.owner = owner.value
             latency = (
                 await session.execute(
@@ -221,27 +248,46 @@ class Pipeline:
         pending: _Pending,
         decision: Decision,
         owner: Owner,
-    ) -> Owner:
-        for position, reply in enumerate(decision.replies):
-            session.add(
-                Message(
-                    id=uuid.uuid4(), conversation_id=pending.conversation_id, direction="out",
-                    author=Author.BOT.value, kind=MessageKind.TEXT.value,
-                    channel=conversation.channel, text=reply, status="pending",
-                    in_reply_to=pending.id, reply_seq=position,
-                )
+    ) -> tuple[Owner, tuple[str, ...]]:
+        replies = decision.replies
+        if decision.escalate and self._handoff is not None:
+            # the handoff's honest notice (expected wait, or out of office) replaces the
+            # bot's own handoff line: one message, never one on top of the other
+            replies = await self._handoff.escalate_in(
+                session, conversation, reason=decision.reason, intent=decision.intent,
+                language=decision.language, text_hint=pending.text or pending.transcript or "",
             )
+            owner = Owner(conversation.owner)
+        elif decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            conversation.owner_reason = decision.reason
+            conversation.owner_changed_at = func.now()
+        self._add_replies(session, conversation, pending, replies, Author.BOT)
         conversation.last_intent = decision.intent
         if decision.opt_out:
             await session.execute(
                 update(Contact).where(Contact.id == conversation.contact_id).values(opted_out=True)
             )
-        if decision.escalate:
-            owner = next_owner(owner, OwnerEvent.ESCALATE)
-            conversation.owner_reason = decision.reason
-            conversation.owner_changed_at = func.now()
         await session.flush()
-        return owner
+        return owner, replies
+
+    @staticmethod
+    def _add_replies(
+        session: AsyncSession,
+        conversation: Conversation,
+        pending: _Pending,
+        replies: tuple[str, ...],
+        author: Author,
+    ) -> None:
+        for position, reply in enumerate(replies):
+            session.add(
+                Message(
+                    id=uuid.uuid4(), conversation_id=pending.conversation_id, direction="out",
+                    author=author.value, kind=MessageKind.TEXT.value,
+                    channel=conversation.channel, text=reply, status="pending",
+                    in_reply_to=pending.id, reply_seq=position,
+                )
+            )
 
     async def _after_commit(
         self,
