@@ -257,6 +257,7 @@ class HandoffService:
             self._move(conv, OwnerEvent.RESOLVE, reason="resolved")
             ticket = await self._ticket(session, conv)
             self._close_ticket(ticket, "resolved", actor.id)
+            conv.assigned_agent_id = None
             if self.config.csat:
                 self._enqueue(
                     session, conv, say("csat_question", ticket.language), author="system"
