@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.api import create_app
+from bot.clock import Clock
 from bot.container import Runtime
 from bot.settings import Settings
 from handoff.auth import Principal
@@ -74,3 +77,21 @@ async def client_for(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=api), base_url="http://atiende.test"
     ) as c:
         yield c
+
+
+@asynccontextmanager
+async def custom_runtime(
+    settings: Settings, database_url: str, redis_url: str, *, clock: Clock | None = None,
+    **handoff: Any,
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient, StaffFactory]]:
+    """A runtime with other handoff settings (and optionally a fixed clock)."""
+    config = settings.handoff.model_copy(update=handoff)
+    custom = settings.model_copy(update={"handoff": config})
+    rt = await Runtime.create(custom, database_url=database_url, redis_url=redis_url,
+                              **({"clock": clock} if clock else {}))
+    rt.start_worker()
+    try:
+        async for c in client_for(rt):
+            yield rt, c, staff_factory(rt, c)
+    finally:
+        await rt.close()
