@@ -56,6 +56,7 @@ class ConversationItem:
     id: uuid.UUID
     owner: str
     owner_reason: str | None
+    escalation_reason: str | None  # of the latest handoff (kept after it is resolved)
     contact_name: str | None
     contact_phone: str | None
     channel: str
@@ -276,6 +277,7 @@ class InboxQueries:
         open_ticket = ticket if ticket and ticket.closed_at is None else None
         return ConversationItem(
             id=conv.id, owner=conv.owner, owner_reason=conv.owner_reason,
+            escalation_reason=ticket.reason if ticket else None,
             contact_name=row[1], contact_phone=row[2], channel=conv.channel,
             last_intent=conv.last_intent, assigned_agent_id=conv.assigned_agent_id,
             assigned_agent_name=agent_name, team_id=open_ticket.team_id if open_ticket else None,
@@ -344,7 +346,8 @@ class InboxQueries:
                 llm = None
             if llm:
                 return llm.strip(), "llm"
-        return extractive_summary(turns, item.last_intent, item.owner_reason), "extractive"
+        reason = item.escalation_reason or item.owner_reason
+        return extractive_summary(turns, item.last_intent, reason), "extractive"
 
     # ------------------------------------------------------------------ teams and agents
 

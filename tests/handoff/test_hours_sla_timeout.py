@@ -1,4 +1,4 @@
-"""Business hours with a fixed clock: out-of-office once, SLA pauses, idle timeout back to the bot."""
+"""Business hours on a fixed clock: out-of-office once, SLA pauses, idle timeout to the bot."""
 
 from __future__ import annotations
 

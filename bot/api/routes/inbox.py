@@ -114,6 +114,7 @@ class ConversationPublic(BaseModel):
     id: uuid.UUID
     owner: str
     owner_reason: str | None
+    escalation_reason: str | None
     contact_name: str | None
     contact_phone: str | None
     channel: str
