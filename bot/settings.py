@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.media.config import MediaSettings
 from handoff.config import HandoffConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
 
     llm_config: Path | None = None
     handoff: HandoffConfig = HandoffConfig()
+    media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
 
     @model_validator(mode="after")

@@ -322,18 +322,20 @@ class HandoffService:
     async def escalate_in(
         self,
         session: AsyncSession,
-        conv: Conversation,
+        conversation_id: uuid.UUID,
         *,
         reason: str | None,
         intent: str | None,
         language: str,
         text_hint: str = "",
-    ) -> tuple[str, ...]:
+    ) -> tuple[tuple[str, ...], Owner]:
         """The bot hands over (inside the pipeline's locked transaction).
 
-        Returns the customer notice that replaces the bot's own handoff line: the
-        expected wait in business hours, the out-of-office reply outside them.
+        Returns the customer notice that replaces the bot's own handoff line (the
+        expected wait in business hours, the out-of-office reply outside them) and
+        the new owner.
         """
+        conv = await self._lock(session, conversation_id)
         self._move(conv, OwnerEvent.ESCALATE, reason=reason or "escalated")
         ticket = await self._ticket(session, conv, reason=reason, intent=intent, language=language)
         if ticket.team_id is None:
@@ -342,8 +344,8 @@ class HandoffService:
         now = self._clock()
         if not self.hours.is_open(now):
             ticket.out_of_office_sent_at = now
-            return (self._out_of_office(language, now),)
-        return (await self._queued_notice(session, ticket, agent, language),)
+            return (self._out_of_office(language, now),), Owner(conv.owner)
+        return (await self._queued_notice(session, ticket, agent, language),), Owner(conv.owner)
 
     async def takeover_in(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
         """A message typed on the business phone: a human has the conversation now."""
@@ -355,13 +357,15 @@ class HandoffService:
             ticket.first_response_at = now
             ticket.first_response_seconds = self.hours.business_seconds(ticket.opened_at, now)
 
-    async def silenced_in(self, session: AsyncSession, conv: Conversation) -> tuple[str, ...]:
+    async def silenced_in(
+        self, session: AsyncSession, conversation_id: uuid.UUID, owner: Owner
+    ) -> tuple[str, ...]:
         """A customer wrote while a human owns the conversation: the out-of-office reply,
         once per handoff, when it is outside business hours; nothing otherwise."""
         now = self._clock()
-        if self.hours.is_open(now) or Owner(conv.owner) not in (Owner.QUEUED, Owner.HUMAN):
+        if self.hours.is_open(now) or owner not in (Owner.QUEUED, Owner.HUMAN):
             return ()
-        ticket = await self._open_ticket(session, conv.id)
+        ticket = await self._open_ticket(session, conversation_id)
         if ticket is None or ticket.out_of_office_sent_at is not None:
             return ()
         ticket.out_of_office_sent_at = now

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, health, inbox, simulator
+from bot.api.routes import auth, health, inbox, media, simulator
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, NotFound
+from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
@@ -53,6 +53,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(simulator.pages)
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
+    app.include_router(media.router)
     _install_error_handlers(app)
     return app
 
@@ -93,6 +94,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserExists)
     async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+    @app.exception_handler(MediaRejected)
+    async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
+        log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
+        return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.api.auth import AdminDep, PageUser, StaffDep, SupervisorDep
 from bot.api.deps import RuntimeDep
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
+from bot.errors import AtiendeError
+from bot.logs import get_logger
 from bot.phones import normalize_phone
 from handoff.inbox import ConversationItem, ConversationView
 from handoff.ownership import Owner
@@ -31,6 +33,8 @@ router = APIRouter(prefix="/api/v1", tags=["inbox"])
 pages = APIRouter(include_in_schema=False)
 
 KEEPALIVE_SECONDS = 15.0
+MEDIA_LINK_SECONDS = 900
+log = get_logger("atiende.api.inbox")
 
 
 class TextBody(BaseModel):
@@ -256,8 +260,17 @@ async def start_conversation(
 async def get_conversation(
     conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
 ) -> ConversationDetail:
-    """Transcript, summary, intent, escalation reason, customer history, notes, SLA."""
-    return _detail(await runtime.inbox.view(principal, conversation_id))
+    """Transcript, summary, intent, escalation reason, customer history, notes, SLA; media
+    come with short-lived signed links."""
+    detail = _detail(await runtime.inbox.view(principal, conversation_id))
+    for message in detail.messages:
+        key = (message.media or {}).get("key")
+        if message.media is not None and isinstance(key, str):
+            try:
+                message.media["url"] = await runtime.media.url(key, expires_in=MEDIA_LINK_SECONDS)
+            except AtiendeError as exc:  # a bad stored key must not break the whole view
+                log.warning("inbox.media_link_failed", message_id=str(message.id), error=str(exc))
+    return detail
 
 
 @router.post("/conversations/{conversation_id}/claim", response_model=OutcomePublic)
