@@ -360,10 +360,11 @@ class HandoffService:
     async def silenced_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, owner: Owner
     ) -> tuple[str, ...]:
-        """A customer wrote while a human owns the conversation: the out-of-office reply,
-        once per handoff, when it is outside business hours; nothing otherwise."""
+        """A customer wrote while the conversation waits in the queue: the out-of-office
+        reply, once per handoff, outside business hours; nothing otherwise (and never once
+        a person has it: whoever answers at night is not "closed")."""
         now = self._clock()
-        if self.hours.is_open(now) or owner not in (Owner.QUEUED, Owner.HUMAN):
+        if self.hours.is_open(now) or owner is not Owner.QUEUED:
             return ()
         ticket = await self._open_ticket(session, conversation_id)
         if ticket is None or ticket.out_of_office_sent_at is not None:
