@@ -119,8 +119,10 @@ class Runtime:
             handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
-        jobs.register_periodic("atiende.handoff_idle_timeout", handoff.timeout_idle,
-                               every_seconds=30)
+        jobs.register_periodic(
+            "atiende.handoff_idle_timeout", handoff.timeout_idle,
+            every_seconds=settings.handoff.timeout_check_seconds,
+        )
         await jobs.open()
         return cls(
             settings=settings,

@@ -82,6 +82,8 @@ class Ingestor:
                 raw = await connection.get_raw_connection()
                 await self._jobs.defer_process(conversation_id, connection=raw.driver_connection)
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
+        if message.from_owner and self._handoff is not None:
+            await self._handoff.notify(conversation_id)  # no job runs for it: tell the inbox
         log.info(
             "inbound.accepted", message_id=str(inserted), conversation_id=str(conversation_id),
             channel=message.channel, kind=message.kind.value, from_owner=message.from_owner,

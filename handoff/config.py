@@ -28,6 +28,7 @@ class HandoffConfig(BaseModel):
     timezone: str = "America/Mexico_City"
     holidays: list[str] = Field(default_factory=list, description="ISO dates, closed all day")
     idle_timeout_minutes: float = Field(default=120, gt=0)
+    timeout_check_seconds: int = Field(default=30, ge=1, le=59)
     first_response_sla_minutes: float = Field(default=15, gt=0)
     resolution_sla_minutes: float = Field(default=240, gt=0)
     avg_handle_minutes: float = Field(default=8, gt=0)

@@ -734,6 +734,10 @@ class HandoffService:
                 spec = spec.replace(en, es)
         return spec.replace(";", ",") + f" ({self.config.timezone})"
 
+    async def notify(self, conversation_id: uuid.UUID, kind: str = "message") -> None:
+        """Tell every inbox that the conversation changed (e.g. the phone's owner wrote)."""
+        await self._publish(conversation_id, kind)
+
     async def _publish(self, conversation_id: uuid.UUID, kind: str) -> None:
         payload: dict[str, Any] = {"conversation_id": str(conversation_id), "kind": kind}
         await self._publisher.publish("conversations", payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -123,3 +124,22 @@ async def test_idle_human_conversation_times_out_back_to_the_bot(
         assert ticket.outcome == "timeout"
         back = await ask(client, "hola de nuevo", phone=phone)
         assert back["owner"] == "bot" and back["replies"] and back["escalated"] is False
+
+
+async def test_the_periodic_job_times_out_idle_conversations(
+    settings: Settings, database_url: str, redis_url: str
+) -> None:
+    """The worker's periodic job (procrastinate) runs the timeout on its own."""
+    async with custom_runtime(settings, database_url, redis_url, idle_timeout_minutes=0.02,
+                              timeout_check_seconds=1) as (rt, client, staff):
+        out = await ask(client, "quiero un asesor", phone="+525511110001")
+        agent = await staff("agent")
+        url = f"/api/v1/conversations/{out['conversation_id']}"
+        assert (await client.post(f"{url}/claim", headers=agent.headers)).status_code == 200
+        owner = "human"
+        for _ in range(100):
+            owner = (await client.get(url, headers=agent.headers)).json()["conversation"]["owner"]
+            if owner == "bot":
+                break
+            await asyncio.sleep(0.2)
+        assert owner == "bot"
