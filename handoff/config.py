@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from handoff.hours import BusinessHours
 
 DEFAULT_SKILLS: dict[str, list[str]] = {
     "siniestros": ["siniestro", "choque", "chocaron", "accidente", "robo", "robaron", "grua",
@@ -39,3 +41,8 @@ class HandoffConfig(BaseModel):
     reason_skills: dict[str, str] = Field(
         default_factory=lambda: {"complaint": "general", "product": "ventas"}
     )
+
+    @model_validator(mode="after")
+    def _hours_readable(self) -> HandoffConfig:
+        BusinessHours.parse(self.hours, self.timezone, self.holidays)  # InvalidHours: ValueError
+        return self

@@ -143,3 +143,19 @@ async def test_the_periodic_job_times_out_idle_conversations(
                 break
             await asyncio.sleep(0.2)
         assert owner == "bot"
+
+
+def test_settings_read_from_the_environment_and_bad_hours_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("ATIENDE_HANDOFF__HOURS", "mon-sat 08:00-20:00")
+    monkeypatch.setenv("ATIENDE_HANDOFF__HOLIDAYS", '["2026-12-25"]')
+    monkeypatch.setenv("ATIENDE_HANDOFF__ASSIGNMENT", "round_robin")
+    loaded = Settings()
+    assert loaded.handoff.hours == "mon-sat 08:00-20:00"
+    assert loaded.handoff.holidays == ["2026-12-25"] and loaded.handoff.assignment == "round_robin"
+    monkeypatch.setenv("ATIENDE_HANDOFF__HOURS", "lunes a viernes")
+    with pytest.raises(ValidationError, match="cannot read business hours"):
+        Settings()
