@@ -98,18 +98,18 @@ async def test_two_agents_claim_at_the_same_instant(
     client: httpx.AsyncClient, staff: StaffFactory
 ) -> None:
     conversation_id = await escalate(client)
-    a, b = await staff("agent", name="Ana"), await staff("agent", name="Beto")
+    agents = [await staff("agent", name=n) for n in ("Ana", "Beto", "Carla", "Dani")]
     results = await asyncio.gather(*[
         client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=x.headers)
-        for x in (a, b)
+        for x in agents
     ])
     codes = sorted(r.status_code for r in results)
-    assert codes == [200, 409]
-    loser = next(r for r in results if r.status_code == 409)
-    assert loser.json()["code"] == "already_claimed"
-    assert "already claimed by" in loser.json()["detail"]
+    assert codes == [200, 409, 409, 409]
+    winner = next(a for a, r in zip(agents, results, strict=True) if r.status_code == 200)
+    for loser in (r for r in results if r.status_code == 409):
+        assert loser.json()["code"] == "already_claimed"
+        assert loser.json()["detail"] == f"already claimed by {winner.principal.name}"
     # the winner claiming again is harmless (double click)
-    winner = a if results[0].status_code == 200 else b
     assert (await client.post(f"/api/v1/conversations/{conversation_id}/claim",
                               headers=winner.headers)).status_code == 200
 
