@@ -71,3 +71,35 @@ async def test_customer_history_keeps_earlier_handoffs_and_ratings(
     assert [(t["outcome"], t["csat_score"]) for t in detail["history"]] == [("resolved", 4)]
     authors = [m["author"] for m in detail["messages"]]
     assert authors.count("customer") == 3 and "system" in authors
+
+
+async def test_media_and_transcripts_reach_the_agent_as_signed_links(
+    client: httpx.AsyncClient, runtime: Runtime, staff: StaffFactory
+) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from bot.messages import InboundMessage, MessageKind
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b"%PDF-1.4\n% poliza\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+    ref = await runtime.media.save(chunks(), kind=MessageKind.DOCUMENT,
+                                   mime_type="application/pdf", filename="poliza.pdf")
+    ref = replace(ref, filename="<b>poliza</b>.pdf")
+    first = await ask(client, "quiero un asesor", phone="+525500004444")
+    await runtime.ingestor.accept(
+        InboundMessage(
+            channel="simulator", account="demo", provider_message_id="doc-1",
+            sender_phone="+525500004444", kind=MessageKind.DOCUMENT,
+            received_at=datetime.now(UTC), media=ref,
+        )
+    )
+    sup = await staff("supervisor")
+    url = f"/api/v1/conversations/{first['conversation_id']}"
+    detail = (await client.get(url, headers=sup.headers)).json()
+    docs = [m for m in detail["messages"] if m["kind"] == "document"]
+    media = docs[0]["media"]
+    assert media["filename"] == "<b>poliza</b>.pdf" and media["url"].startswith("/api/v1/media/")
+    fetched = await client.get(media["url"])
+    assert fetched.status_code == 200 and fetched.content.startswith(b"%PDF")
