@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -138,6 +138,7 @@ class AgentView:
     online: bool
     capacity: int
     load: int
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,7 @@ class InboxQueries:
             await session.execute(delete(TeamMember).where(TeamMember.team_id == team_id))
             session.add_all(TeamMember(team_id=team_id, user_id=u) for u in found)
 
-    async def agents(self) -> list[AgentView]:
+    async def agents(self, *, include_inactive: bool = False) -> list[AgentView]:
         load = (
             select(func.count()).select_from(Conversation)
             .where(Conversation.assigned_agent_id == User.id,
@@ -399,14 +400,40 @@ class InboxQueries:
                 await session.execute(
                     select(User, AgentPresence, load.label("load"))
                     .outerjoin(AgentPresence, AgentPresence.user_id == User.id)
-                    .where(User.active).order_by(User.name)
+                    .where(User.active | include_inactive).order_by(User.name)
                 )
             ).all()
         return [
             AgentView(u.id, u.name, u.email, u.role, bool(p and p.online),
-                      p.capacity if p else self._config.default_capacity, int(n))
+                      p.capacity if p else self._config.default_capacity, int(n), u.active)
             for u, p, n in rows
         ]
+
+    async def update_user(
+        self, user_id: uuid.UUID, *, active: bool | None = None, role: Role | None = None
+    ) -> AgentView:
+        """Admins: deactivate (their logins stop working at once) or change a role.
+        A deactivated agent's open conversations go back to the queue, unassigned."""
+        async with self._sessions() as session, session.begin():
+            user = await session.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise InvalidInput("unknown_user", "no such user")
+            if active is not None:
+                user.active = active
+            if role is not None:
+                user.role = role.value
+            if active is False:
+                await session.execute(
+                    update(AgentPresence).where(AgentPresence.user_id == user_id)
+                    .values(online=False)
+                )
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.assigned_agent_id == user_id,
+                           Conversation.owner == Owner.QUEUED.value)
+                    .values(assigned_agent_id=None)
+                )
+        return next(a for a in await self.agents(include_inactive=True) if a.id == user_id)
 
     # ------------------------------------------------------------------ canned responses
 

@@ -40,6 +40,7 @@ ENDPOINTS: list[tuple[str, str, object, set[str]]] = [
     ("GET", "/api/v1/users", None, ADMINS),
     ("POST", "/api/v1/users", {"email": "u{n}@seguros.mx", "name": "U", "role": "agent",
                                "password": "clave-larga-1"}, ADMINS),
+    ("PATCH", "/api/v1/users/{other}", {"role": "supervisor"}, ADMINS),
     ("GET", "/api/v1/handoff/settings", None, ADMINS),
 ]
 
@@ -72,7 +73,8 @@ async def test_rbac_matrix(
                                json={"shortcut": "hola", "text": "Hola"}, headers=admin.headers)
     conversation = await ask(client, "quiero un asesor", phone="+525587654321")
     ids = {"cid": str(conversation["conversation_id"]), "tid": team.json()["id"],
-           "aid": str(actor.id if actor else admin.id), "canned": canned.json()["id"]}
+           "aid": str(actor.id if actor else admin.id), "canned": canned.json()["id"],
+           "other": str((await staff("agent")).id)}
     for n, (method, path, body, allowed) in enumerate(ENDPOINTS):
         ids["n"] = f"{n}{uuid.uuid4().hex[:4]}"
         response = await client.request(
@@ -114,3 +116,17 @@ async def test_customer_text_is_escaped_in_pages(
     page = await client.get("/inbox", headers=headers)
     assert payload not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
     assert ".innerHTML" not in page.text  # customer data only ever goes through textContent
+
+
+async def test_deactivated_user_is_locked_out_at_once(
+    client: httpx.AsyncClient, staff: StaffFactory
+) -> None:
+    admin, agent = await staff("admin"), await staff("agent")
+    assert (await client.get("/api/v1/auth/me", headers=agent.headers)).status_code == 200
+    off = await client.patch(f"/api/v1/users/{agent.id}", json={"active": False},
+                             headers=admin.headers)
+    assert off.status_code == 200 and off.json()["active"] is False
+    assert (await client.get("/api/v1/conversations", headers=agent.headers)).status_code == 401
+    missing = await client.patch(f"/api/v1/users/{uuid.uuid4()}", json={"active": False},
+                                 headers=admin.headers)
+    assert missing.status_code == 422

@@ -99,6 +99,12 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=8, max_length=200)
 
 
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool | None = None
+    role: Role | None = None
+
+
 class OutcomePublic(BaseModel):
     conversation_id: uuid.UUID
     owner: str
@@ -194,6 +200,7 @@ class AgentPublic(BaseModel):
     online: bool
     capacity: int
     load: int
+    active: bool
 
 
 class CannedPublic(BaseModel):
@@ -208,6 +215,7 @@ class UserPublic(BaseModel):
     email: str
     name: str
     role: str
+    active: bool = True
 
 
 def _outcome(outcome: Outcome) -> OutcomePublic:
@@ -431,8 +439,8 @@ async def delete_canned(
 async def list_users(runtime: RuntimeDep, principal: AdminDep) -> list[UserPublic]:
     """Admins: every staff account."""
     return [
-        UserPublic(id=a.id, email=a.email, name=a.name, role=a.role)
-        for a in await runtime.inbox.agents()
+        UserPublic(id=a.id, email=a.email, name=a.name, role=a.role, active=a.active)
+        for a in await runtime.inbox.agents(include_inactive=True)
     ]
 
 
@@ -443,6 +451,16 @@ async def create_user(body: UserCreate, runtime: RuntimeDep, principal: AdminDep
         email=body.email, name=body.name, role=body.role, password=body.password
     )
     return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role.value)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+async def update_user(
+    user_id: uuid.UUID, body: UserUpdate, runtime: RuntimeDep, principal: AdminDep
+) -> UserPublic:
+    """Admins: deactivate a staff account (its logins stop at once) or change its role."""
+    user = await runtime.inbox.update_user(user_id, active=body.active, role=body.role)
+    return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role,
+                      active=user.active)
 
 
 @router.get("/handoff/settings")
