@@ -1,5 +1,6 @@
-"""The inbox in a real headless Chromium (Playwright): two agents, live updates, claim, reply,
-resolve, escaping. The app runs under uvicorn on a free 127.0.0.1 port inside the test."""
+"""The inbox in a real headless Chromium (Playwright): two agents on two app instances, live
+updates, claim, reply, resolve, escaping. The apps run under uvicorn on free 127.0.0.1 ports
+inside the test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import shutil
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -38,12 +40,8 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-async def server(
-    settings: Settings, database_url: str, redis_url: str
-) -> AsyncIterator[tuple[str, Runtime]]:
-    runtime = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
-
+@asynccontextmanager
+async def serve(runtime: Runtime) -> AsyncIterator[str]:
     async def factory() -> Runtime:
         return runtime
 
@@ -60,10 +58,22 @@ async def server(
         await asyncio.sleep(0.05)
     assert uv.started, "uvicorn did not start"
     try:
-        yield f"http://127.0.0.1:{port}", runtime
+        yield f"http://127.0.0.1:{port}"
     finally:
         uv.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def servers(
+    settings: Settings, database_url: str, redis_url: str
+) -> AsyncIterator[tuple[str, str, Runtime]]:
+    """Two app instances (own runtime, own Redis connections, own worker) on one database:
+    what agents on different app processes behind a load balancer would use."""
+    one = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
+    two = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
+    async with serve(one) as base_one, serve(two) as base_two:
+        yield base_one, base_two, one
 
 
 @pytest.fixture
@@ -107,14 +117,14 @@ async def customer(base: str, text: str, name: str | None = None) -> dict[str, o
 
 
 async def test_two_agents_live_claim_reply_resolve(
-    server: tuple[str, Runtime], browser: Browser
+    servers: tuple[str, str, Runtime], browser: Browser
 ) -> None:
-    base, runtime = server
+    base, other_base, runtime = servers
     for email, name in (("ana@seguros.mx", "Ana"), ("beto@seguros.mx", "Beto")):
         await runtime.auth.create_user(email=email, name=name, role=Role.AGENT,
                                        password=PASSWORD)
     ana = await login(browser, base, "ana@seguros.mx")
-    beto = await login(browser, base, "beto@seguros.mx")
+    beto = await login(browser, other_base, "beto@seguros.mx")  # another app instance
     for page in (ana, beto):
         await expect(page.get_by_test_id("list")).to_contain_text("Sin conversaciones")
 
