@@ -185,6 +185,15 @@ async def test_two_agents_live_claim_reply_resolve(
     await expect(ana.get_by_test_id("messages")).to_contain_text("del 1")
     await shot(ana, "03-resolved")
 
+    # Beto writes first to another customer from the inbox: the conversation is his
+    await beto.get_by_text("Escribir a un cliente").click()
+    await beto.get_by_test_id("new-phone").fill("55 8765 4321")
+    await beto.get_by_test_id("new-text").fill("Hola, le escribo por la renovación de su póliza")
+    await beto.get_by_test_id("new-send").click()
+    await expect(beto.get_by_test_id("owner")).to_have_attribute("data-owner", "human")
+    await expect(beto.get_by_test_id("agent")).to_have_text("Beto")
+    await expect(beto.get_by_test_id("messages")).to_contain_text("renovación de su póliza")
+
     # English interface
     await ana.select_option("#lang", "en")
     await expect(ana.get_by_test_id("tab-queue")).to_have_text("Queue")
