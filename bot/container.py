@@ -176,8 +176,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=15)
         self._tasks.clear()
 
     async def close(self) -> None:

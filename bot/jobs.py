@@ -100,8 +100,10 @@ class JobQueue:
         concurrency: int,
         heartbeat_seconds: float = 2.0,
         stalled_seconds: float = 30.0,
+        shutdown_seconds: float = 10.0,
     ) -> None:
-        """Run a worker until cancelled."""
+        """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
+        aborted; their messages stay stored and are processed again later)."""
         await self._app.run_worker_async(
             queues=[QUEUE, PERIODIC_QUEUE],
             concurrency=concurrency,
@@ -112,6 +114,7 @@ class JobQueue:
             update_heartbeat_interval=heartbeat_seconds,
             stalled_worker_timeout=stalled_seconds,
             delete_jobs="successful",
+            shutdown_graceful_timeout=shutdown_seconds,
         )
 
     async def retry_stalled(self, *, seconds_since_heartbeat: float) -> list[int]:
