@@ -11,20 +11,28 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
+from bot.answering import KnowledgeResponder
 from bot.channels.base import ChannelRegistry
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
+from bot.generation import AnswerGenerator, IntentClassifier
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
+from bot.intents import IntentRouter
 from bot.jobs import JobQueue
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus
-from bot.responder import Persona, Responder, RuleResponder
+from bot.responder import Persona, Responder
 from bot.settings import Settings
+from knowledge.config import KnowledgeConfig
+from knowledge.embeddings import Embedder, HashingEmbedder
+from knowledge.intents import IntentExamples
+from knowledge.retrieval import Retriever
+from knowledge.store import KnowledgeStore
 
 
 @dataclass
@@ -47,6 +55,10 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     clock: Clock
+    knowledge: KnowledgeStore
+    retriever: Retriever
+    intent_examples: IntentExamples
+    intent_router: IntentRouter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -58,6 +70,9 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        embedder: Embedder | None = None,
+        answer_generator: AnswerGenerator | None = None,
+        intent_classifier: IntentClassifier | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -78,11 +93,25 @@ class Runtime:
             retry_base_seconds=settings.job_retry_base_seconds,
         )
         outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        kcfg = settings.knowledge
+        embedder = embedder or build_embedder(kcfg)
+        knowledge = KnowledgeStore(sessions, embedder)
+        retriever = Retriever(sessions, embedder, candidates=kcfg.candidates,
+                              ef_search=kcfg.ef_search)
+        intent_examples = IntentExamples(sessions, embedder)
+        intent_router = IntentRouter(
+            store=knowledge, examples=intent_examples, classifier=intent_classifier,
+            confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
+        )
+        persona = Persona(settings.bot_name, settings.business_name, settings.language)
+        responder = responder or KnowledgeResponder(
+            persona=persona, router=intent_router, retriever=retriever, store=knowledge,
+            config=kcfg, generator=answer_generator,
+        )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
-            responder=responder
-            or RuleResponder(Persona(settings.bot_name, settings.business_name, settings.language)),
+            responder=responder,
             outbox=outbox,
             events=events,
             metrics=metrics,
@@ -116,6 +145,10 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             clock=clock,
+            knowledge=knowledge,
+            retriever=retriever,
+            intent_examples=intent_examples,
+            intent_router=intent_router,
         )
 
     def start_worker(self) -> None:
@@ -148,3 +181,12 @@ class Runtime:
         await self.jobs.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def build_embedder(config: KnowledgeConfig) -> Embedder:
+    """The embedder the settings name (the model loads lazily, on first use)."""
+    if config.embedder == "hashing":
+        return HashingEmbedder()
+    from knowledge.usem import UsemEmbedder
+
+    return UsemEmbedder(threads=config.embedder_threads)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from knowledge.config import KnowledgeConfig
+
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
 
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
 
     llm_config: Path | None = None
     load_demo_kb: bool = True
+    knowledge: KnowledgeConfig = KnowledgeConfig()
 
     @model_validator(mode="after")
     def _refuse_defaults_outside_development(self) -> Settings:
