@@ -25,6 +25,15 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(kb_app, name="kb")
 app.command("eval")(eval_command)
 
+
+def _register_subcommands() -> None:
+    from bot import cli_users
+
+    app.add_typer(cli_users.app, name="users")
+
+
+_register_subcommands()
+
 DEMO_PHONE = "+5215512345678"
 
 

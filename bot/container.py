@@ -21,13 +21,15 @@ from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.intents import IntentRouter
 from bot.jobs import JobQueue
+from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder
 from bot.settings import Settings
+from handoff.auth import AuthService
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
@@ -54,11 +56,14 @@ class Runtime:
     pipeline: Pipeline
     ingestor: Ingestor
     reconciler: Reconciler
+    auth: AuthService
     clock: Clock
     knowledge: KnowledgeStore
     retriever: Retriever
     intent_examples: IntentExamples
     intent_router: IntentRouter
+    media: MediaStore
+    url_signer: UrlSigner
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -87,6 +92,13 @@ class Runtime:
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
         channels = ChannelRegistry([SimulatorChannel(events)])
+        url_signer = UrlSigner(settings.secret_key.get_secret_value())
+        media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
+        if settings.media.backend == "s3" and settings.media.s3_create_bucket:
+            from bot.media.s3 import S3MediaStore
+
+            assert isinstance(media, S3MediaStore)
+            await media.ensure_bucket()
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -144,11 +156,14 @@ class Runtime:
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
+            auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
             knowledge=knowledge,
             retriever=retriever,
             intent_examples=intent_examples,
             intent_router=intent_router,
+            media=media,
+            url_signer=url_signer,
         )
 
     def start_worker(self) -> None:

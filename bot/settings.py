@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.media.config import MediaSettings
 from knowledge.config import KnowledgeConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
 

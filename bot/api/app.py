@@ -8,12 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.api.routes import health, simulator
+from bot.api.auth import LoginRequired
+from bot.api.routes import auth, health, media, simulator
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, NotFound
+from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -44,13 +45,20 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     )
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(media.router)
     _install_error_handlers(app)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -69,6 +77,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_message(request: Request, exc: InvalidMessage) -> JSONResponse:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(MediaRejected)
+    async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
+        log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
+        return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
