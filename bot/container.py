@@ -59,6 +59,7 @@ class Runtime:
     auth: AuthService
     clock: Clock
     knowledge: KnowledgeStore
+    responder: Responder
     retriever: Retriever
     intent_examples: IntentExamples
     intent_router: IntentRouter
@@ -159,6 +160,7 @@ class Runtime:
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
             knowledge=knowledge,
+            responder=responder,
             retriever=retriever,
             intent_examples=intent_examples,
             intent_router=intent_router,
