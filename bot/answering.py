@@ -293,14 +293,22 @@ class KnowledgeResponder:
         ]
         best = max(range(len(units)), key=lambda i: scores[i])
         picked = [units[best][2]]
+        if _is_item(picked[0]):
+            # "- Efectivo en OXXO…" reads better after its lead-in ("Puedes pagar con:")
+            for back in range(best - 1, -1, -1):
+                if units[back][0] != units[best][0]:
+                    break
+                if units[back][2].rstrip().endswith(":"):
+                    picked.insert(0, units[back][2])
+                    break
         limit = self._config.answer_max_chars
         # A lead-in ("Puedes pagar con:") needs the list after it; a short unit reads
         # better with its neighbour from the same passage.
         follow = best + 1
-        lead_in = picked[0].rstrip().endswith(":")
+        lead_in = picked[-1].rstrip().endswith(":")
         while follow < len(units) and units[follow][0] == units[best][0]:
             following = units[follow][2]
-            is_item = bool(re.match(r"([-•*]|\d+\.)\s", following.lstrip()))
+            is_item = _is_item(following)
             if not (lead_in and is_item) and len(" ".join(picked)) >= 90:
                 break
             if len("\n".join(picked)) + len(following) > limit:
@@ -315,6 +323,10 @@ class KnowledgeResponder:
         parts.append(body)
         parts.append(t("source_line", language, titles=hit.title))
         return Answer("\n\n".join(parts), (hit.source_id,))
+
+
+def _is_item(unit: str) -> bool:
+    return bool(re.match(r"([-•*]|\d+\.)\s", unit.lstrip()))
 
 
 def _price_line(product: ProductView, language: str) -> str:

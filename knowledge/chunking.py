@@ -37,8 +37,24 @@ def plain(markdown: str) -> str:
     text = re.sub(r"^\s{0,3}>\s?", "", text, flags=re.MULTILINE)
     text = re.sub(r"`([^`]+)`", r"\1", text)
     text = re.sub(r"[ \t]+", " ", text)
+    text = _unwrap(text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()
+
+
+_BLOCK_START = re.compile(r"^\s*([-*+•]\s|\d+[.)]\s|\|)")
+
+
+def _unwrap(text: str) -> str:
+    """Join soft-wrapped lines: a line continues the previous one unless it starts a block."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if out and out[-1].strip() and stripped and not _BLOCK_START.match(line):
+            out[-1] = f"{out[-1].rstrip()} {stripped}"
+        else:
+            out.append(line.rstrip())
+    return "\n".join(out)
 
 
 def chunk_markdown(body: str) -> list[ChunkDraft]:

@@ -115,8 +115,9 @@ def parse_markdown(source: str, data: bytes) -> ArticleDoc:
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1  # +1 for 1-based, +1 for the '---'
+        # where the broken construct starts (e.g. an unclosed list), else where it broke
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1  # the YAML text starts at the opening ---
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DocumentError(source, f"broken front matter: {problem}", line=line) from exc
     except ValueError as exc:
