@@ -109,7 +109,7 @@ def kb_import(
     from knowledge.store import FileResult
 
     settings = _settings()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     files, missing = collect_files(paths)
     for path in missing:
         console.print(f"[red]error[/red] {path}: no such file or folder")
