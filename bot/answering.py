@@ -292,15 +292,7 @@ class KnowledgeResponder:
             for (_, h, u), v in zip(units, vectors, strict=True)
         ]
         best = max(range(len(units)), key=lambda i: scores[i])
-        picked = [units[best][2]]
-        if _is_item(picked[0]):
-            # "- Efectivo en OXXO…" reads better after its lead-in ("Puedes pagar con:")
-            for back in range(best - 1, -1, -1):
-                if units[back][0] != units[best][0]:
-                    break
-                if units[back][2].rstrip().endswith(":"):
-                    picked.insert(0, units[back][2])
-                    break
+        picked = _with_lead_in(units, best)
         limit = self._config.answer_max_chars
         # A lead-in ("Puedes pagar con:") needs the list after it; a short unit reads
         # better with its neighbour from the same passage.
@@ -323,6 +315,19 @@ class KnowledgeResponder:
         parts.append(body)
         parts.append(t("source_line", language, titles=hit.title))
         return Answer("\n\n".join(parts), (hit.source_id,))
+
+
+def _with_lead_in(units: list[tuple[int, str, str]], best: int) -> list[str]:
+    """A list item reads better after its lead-in ("Puedes pagar con:")."""
+    picked = [units[best][2]]
+    if _is_item(picked[0]):
+        for back in range(best - 1, -1, -1):
+            if units[back][0] != units[best][0]:
+                break
+            if units[back][2].rstrip().endswith(":"):
+                picked.insert(0, units[back][2])
+                break
+    return picked
 
 
 def _is_item(unit: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from bot.kb_cli import eval_command, kb_app
+from bot.kb_cli import bench_retrieval, eval_command, kb_app
 from bot.settings import Settings, load_settings
 
 app = typer.Typer(help="Atiende: WhatsApp customer-service bot.", no_args_is_help=True)
@@ -24,6 +24,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(kb_app, name="kb")
 app.command("eval")(eval_command)
+bench_app.command("retrieval")(bench_retrieval)
 
 
 def _register_subcommands() -> None:

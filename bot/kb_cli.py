@@ -178,3 +178,16 @@ def eval_command(
         for line in report.lines():
             typer.echo(line)
     typer.echo(report.summary())
+
+
+def bench_retrieval(
+    chunks: Annotated[int, typer.Option("--chunks")] = 50_000,
+    queries: Annotated[int, typer.Option("--queries")] = 200,
+    ef_search: Annotated[int, typer.Option("--ef-search")] = 100,
+) -> None:
+    """Hybrid retrieval p50/p95 and HNSW recall@10 at N chunks (throwaway database)."""
+    from bot.cli import _settings
+    from bot.kb_bench import main
+
+    _settings()
+    typer.echo(main(chunks, queries, ef_search))

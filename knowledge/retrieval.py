@@ -21,10 +21,17 @@ from knowledge.store import vector_literal
 # Small k: the first places of each list decide (tuned on the demo question set).
 RRF_K = 10
 
+# No WHERE on the plain query, so PostgreSQL walks the HNSW index; chunks of another
+# model (only until ``reembed`` ran) are dropped after the fetch.
 _VECTOR_SQL = text(
-    "SELECT id, 1 - (embedding <=> CAST(:q AS vector)) AS similarity FROM kb_chunks "
-    "WHERE model = :model AND (CAST(:kind AS text) IS NULL OR source_kind = :kind) "
+    "SELECT id, model, source_kind, source_id, title, heading, role, text, "
+    "1 - (embedding <=> CAST(:q AS vector)) AS similarity FROM kb_chunks "
     "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
+)
+_VECTOR_KIND_SQL = text(
+    "SELECT id, model, source_kind, source_id, title, heading, role, text, "
+    "1 - (embedding <=> CAST(:q AS vector)) AS similarity FROM kb_chunks "
+    "WHERE source_kind = :kind ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
 )
 # Words of the question that appear nowhere in the knowledge base ("motos").
 _UNKNOWN_SQL = text(
@@ -38,19 +45,20 @@ _TEXT_SQL = text(
     "WITH q AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS query "
     "FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text)))) AS lexeme "
     "WHERE NOT lexeme = ANY(CAST(:common AS text[]))) "
-    "SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('spanish', q.query), 1) AS rank "
-    "FROM kb_chunks c, q WHERE q.query IS NOT NULL AND c.tsv @@ to_tsquery('spanish', q.query) "
-    "AND (CAST(:kind AS text) IS NULL OR c.source_kind = :kind) "
+    ", m AS (SELECT c.id, c.source_kind, c.source_id, c.title, c.heading, c.role, c.text, "
+    "c.tsv, q.query FROM kb_chunks c, q WHERE q.query IS NOT NULL "
+    "AND c.tsv @@ to_tsquery('spanish', q.query) "
+    "AND (CAST(:kind AS text) IS NULL OR c.source_kind = :kind) LIMIT :cap) "
+    "SELECT id, source_kind, source_id, title, heading, role, text, "
+    "ts_rank_cd(tsv, to_tsquery('spanish', query), 1) AS rank FROM m "
     "ORDER BY rank DESC LIMIT :k"
 )
-_CHUNKS_SQL = text(
-    "SELECT id, source_kind, source_id, title, heading, role, text FROM kb_chunks "
-    "WHERE id = ANY(:ids)"
-)
+# At most this many matching chunks are ranked (bounds the cost on a big base).
+TEXT_MATCH_CAP = 250
 _REVISION_SQL = text("SELECT revision FROM kb_state WHERE id = 1")
 # Words in more than COMMON_SHARE of the chunks ("seguro", "poliza") say nothing
 # about which chunk answers; they are left out of the full-text query.
-COMMON_SHARE = 0.2
+COMMON_SHARE = 0.05
 _COMMON_SQL = text(
     "SELECT word FROM ts_stat('SELECT tsv FROM kb_chunks') "
     "WHERE ndoc > GREATEST(3, :share * (SELECT count(*) FROM kb_chunks))"
@@ -106,6 +114,7 @@ class Retriever:
         self._ef_search = ef_search
         self._common: list[str] = []
         self._common_revision = -1
+        self._common_checked = 0.0
         self._lexical_weight = lexical_weight
         self._rrf_k = rrf_k
 
@@ -126,35 +135,36 @@ class Retriever:
         started = time.perf_counter()
         async with self._sessions() as session, session.begin():
             await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(self._ef_search)}"))
-            vector_rows = (
-                await session.execute(
-                    _VECTOR_SQL,
-                    {"q": vector_literal(vector), "model": self._embedder.name,
-                     "k": self._candidates, "kind": kind},
-                )
-            ).all()
+            if kind is not None:
+                await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            vector_rows = [
+                r for r in (
+                    await session.execute(
+                        _VECTOR_KIND_SQL if kind is not None else _VECTOR_SQL,
+                        {"q": vector_literal(vector), "k": self._candidates, "kind": kind},
+                    )
+                ).all()
+                if r.model == self._embedder.name
+            ]
             common = await self._common_terms(session)
             text_rows = (
                 await session.execute(
                     _TEXT_SQL,
-                    {"text": query[:2000], "k": self._candidates, "common": common, "kind": kind},
+                    {"text": query[:2000], "k": self._candidates, "common": common, "kind": kind,
+                     "cap": TEXT_MATCH_CAP},
                 )
             ).all()
             fused = fuse(
                 [r.id for r in vector_rows], [r.id for r in text_rows],
                 weights=(1.0, self._lexical_weight), k=self._rrf_k,
             )[:limit]
-            ids = [chunk_id for chunk_id, _ in fused]
+            details = {r.id: r for r in text_rows} | {r.id: r for r in vector_rows}
             unknown_terms: tuple[str, ...] = ()
             if unknown:
                 unknown_terms = tuple(
                     r.lexeme
                     for r in (await session.execute(_UNKNOWN_SQL, {"text": query[:2000]})).all()
                 )
-            details = {
-                r.id: r
-                for r in (await session.execute(_CHUNKS_SQL, {"ids": ids})).all()
-            } if ids else {}
         similarity = {r.id: float(r.similarity) for r in vector_rows}
         rank = {r.id: float(r.rank) for r in text_rows}
         vector_pos = {r.id: i for i, r in enumerate(vector_rows)}
@@ -175,7 +185,12 @@ class Retriever:
 
 
     async def _common_terms(self, session: AsyncSession) -> list[str]:
-        """Lexemes too frequent to discriminate, recomputed when the revision changes."""
+        """Lexemes too frequent to discriminate, recomputed when the revision changes
+        (the revision is looked at most once a second)."""
+        now = time.monotonic()
+        if now - self._common_checked < 1.0:
+            return self._common
+        self._common_checked = now
         revision = int((await session.scalar(_REVISION_SQL)) or 0)
         if revision != self._common_revision:
             rows = (await session.execute(_COMMON_SQL, {"share": COMMON_SHARE})).all()

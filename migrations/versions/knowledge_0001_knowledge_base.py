@@ -94,7 +94,7 @@ def upgrade() -> None:
     op.create_index("ix_kb_chunks_tsv", "kb_chunks", ["tsv"], postgresql_using="gin")
     op.create_index(
         "ix_kb_chunks_embedding", "kb_chunks", ["embedding"], postgresql_using="hnsw",
-        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_with={"m": 16, "ef_construction": 128},
         postgresql_ops={"embedding": "vector_cosine_ops"},
     )
     op.create_table(

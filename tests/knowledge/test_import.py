@@ -61,7 +61,9 @@ async def test_import_upserts_versions_and_revision(
 
 async def test_replace_soft_deletes_what_is_gone(store: KnowledgeStore) -> None:
     await store.import_files([("a.md", ARTICLE), ("c.csv", CSV)], editor="ana")
-    only_kit = b"sku,name,description,price,currency,stock,category\nKIT-VIAL,Kit vial,x,899,MXN,3,A\n"
+    only_kit = (
+        b"sku,name,description,price,currency,stock,category\nKIT-VIAL,Kit vial,x,899,MXN,3,A\n"
+    )
     report = await store.import_files([("c.csv", only_kit)], editor="ana", replace=True)
     assert report.removed_products == ("AUTO-AMP",)
     assert report.removed_articles == ()  # no Markdown in this import: articles untouched
