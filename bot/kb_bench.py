@@ -36,13 +36,19 @@ from knowledge.usem import UsemEmbedder
 def _sentences() -> list[str]:
     import frontmatter
 
+    from knowledge.intents import seed_examples
+
     out: list[str] = []
     for name, data in demo_files():
         if not name.endswith(".md"):
             continue
-        for chunk in chunk_markdown(frontmatter.loads(data.decode()).content):
-            out += [s.strip() for s in chunk.text.replace("\n", ". ").split(". ") if len(s) > 25]
-    return out
+        post = frontmatter.loads(data.decode())
+        out += [str(q) for q in post.metadata.get("questions", [])]
+        for chunk in chunk_markdown(post.content):
+            for sentence in chunk.text.replace("\n", ". ").split(". "):
+                out += [p.strip() for p in sentence.split(", ") if len(p.strip()) > 15]
+    out += [text for texts in seed_examples().values() for text in texts if len(text) > 10]
+    return list(dict.fromkeys(out))
 
 
 async def run_retrieval_bench(chunks: int = 50_000, queries: int = 200, ef_search: int = 100,
