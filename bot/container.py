@@ -16,7 +16,8 @@ from bot.channels.base import ChannelRegistry
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
-from bot.generation import AnswerGenerator, IntentClassifier
+from bot.generation import AnswerGenerator, IntentClassifier, Summarizer
+from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.intents import IntentRouter
@@ -30,6 +31,8 @@ from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder
 from bot.settings import Settings
 from handoff.auth import AuthService
+from handoff.inbox import InboxQueries
+from handoff.service import HandoffService
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
@@ -57,6 +60,8 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     auth: AuthService
+    handoff: HandoffService
+    inbox: InboxQueries
     clock: Clock
     knowledge: KnowledgeStore
     responder: Responder
@@ -76,6 +81,7 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
         answer_generator: AnswerGenerator | None = None,
         intent_classifier: IntentClassifier | None = None,
@@ -121,6 +127,14 @@ class Runtime:
             persona=persona, router=intent_router, retriever=retriever, store=knowledge,
             config=kcfg, generator=answer_generator,
         )
+        handoff = HandoffService(
+            sessions, config=settings.handoff, publisher=events, outbox=outbox, memory=memory,
+            clock=clock,
+        )
+        inbox = InboxQueries(
+            sessions, config=settings.handoff, clock=clock,
+            summarizer=SummarizerPort(summarizer, clock=clock) if summarizer else None,
+        )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
@@ -131,8 +145,13 @@ class Runtime:
             clock=clock,
             memory_ttl=timedelta(hours=settings.memory_ttl_hours),
             max_attempts=settings.job_max_attempts,
+            handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
+        jobs.register_periodic(
+            "atiende.handoff_idle_timeout", handoff.timeout_idle,
+            every_seconds=settings.handoff.timeout_check_seconds,
+        )
         await jobs.open()
         return cls(
             settings=settings,
@@ -148,7 +167,7 @@ class Runtime:
             channels=channels,
             outbox=outbox,
             pipeline=pipeline,
-            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics),
+            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff),
             reconciler=Reconciler(
                 sessions=sessions,
                 jobs=jobs,
@@ -158,6 +177,8 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
+            handoff=handoff,
+            inbox=inbox,
             clock=clock,
             knowledge=knowledge,
             responder=responder,
@@ -189,8 +210,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=15)
         self._tasks.clear()
 
     async def close(self) -> None:

@@ -43,7 +43,9 @@ def _sentences() -> list[str]:
         if not name.endswith(".md"):
             continue
         post = frontmatter.loads(data.decode())
-        out += [str(q) for q in post.metadata.get("questions", [])]
+        questions = post.metadata.get("questions") or []
+        if isinstance(questions, list):
+            out += [str(q) for q in questions]
         for chunk in chunk_markdown(post.content):
             for sentence in chunk.text.replace("\n", ". ").split(". "):
                 out += [p.strip() for p in sentence.split(", ") if len(p.strip()) > 15]

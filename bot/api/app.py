@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, health, knowledge, media, simulator
+from bot.api.routes import auth, health, inbox, knowledge, media, simulator
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
+from handoff.auth import InvalidUser, UserExists
+from handoff.errors import HandoffError
 from knowledge.errors import DocumentError, EntryNotFound, KnowledgeError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -50,11 +52,30 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(inbox.router)
+    app.include_router(inbox.pages)
     app.include_router(media.router)
     app.include_router(knowledge.router)
     app.include_router(knowledge.pages)
     _install_error_handlers(app)
+    _install_knowledge_handlers(app)
     return app
+
+
+def _install_knowledge_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EntryNotFound)
+    async def kb_not_found(request: Request, exc: EntryNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(DocumentError)
+    async def kb_invalid(request: Request, exc: DocumentError) -> JSONResponse:
+        log.info("http.invalid_kb_entry", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": exc.reason, "line": exc.line}, status_code=422)
+
+    @app.exception_handler(KnowledgeError)
+    async def kb_error(request: Request, exc: KnowledgeError) -> JSONResponse:
+        log.warning("http.kb_error", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -81,24 +102,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(HandoffError)
+    async def handoff_refused(request: Request, exc: HandoffError) -> JSONResponse:
+        log.info("http.handoff_refused", path=request.url.path, code=exc.code, reason=exc.reason)
+        return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=exc.status)
+
+    @app.exception_handler(InvalidUser)
+    async def invalid_user(request: Request, exc: InvalidUser) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(UserExists)
+    async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
         return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
-
-    @app.exception_handler(EntryNotFound)
-    async def kb_not_found(request: Request, exc: EntryNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(DocumentError)
-    async def kb_invalid(request: Request, exc: DocumentError) -> JSONResponse:
-        log.info("http.invalid_kb_entry", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": exc.reason, "line": exc.line}, status_code=422)
-
-    @app.exception_handler(KnowledgeError)
-    async def kb_error(request: Request, exc: KnowledgeError) -> JSONResponse:
-        log.warning("http.kb_error", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
