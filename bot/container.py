@@ -7,11 +7,15 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
 from bot.channels.base import ChannelRegistry
+from bot.channels.cloud_api import CloudApiChannel, GraphApi, ServiceWindow
+from bot.channels.cloud_webhook import CloudWebhook
+from bot.channels.receipts import ReceiptRecorder
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
@@ -47,6 +51,9 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     clock: Clock
+    http: httpx.AsyncClient
+    receipts: ReceiptRecorder
+    cloud_webhook: CloudWebhook
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -77,6 +84,21 @@ class Runtime:
             max_attempts=settings.job_max_attempts,
             retry_base_seconds=settings.job_retry_base_seconds,
         )
+        http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        receipts = ReceiptRecorder(sessions)
+        cloud = settings.whatsapp_cloud
+        graph = GraphApi(
+            base_url=cloud.graph_url,
+            access_token=cloud.access_token.get_secret_value() if cloud.access_token else "",
+            http=http,
+        )
+        if cloud.access_token and cloud.phone_number_id:
+            channels.add(
+                CloudApiChannel(
+                    graph=graph, window=ServiceWindow(sessions, clock),
+                    default_phone_number_id=cloud.phone_number_id,
+                )
+            )
         outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
         pipeline = Pipeline(
             sessions=sessions,
@@ -92,6 +114,13 @@ class Runtime:
         )
         jobs.register(pipeline.process_conversation)
         await jobs.open()
+        ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics)
+        cloud_webhook = CloudWebhook(
+            verify_token=cloud.verify_token.get_secret_value() if cloud.verify_token else None,
+            app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
+            ingestor=ingestor, receipts=receipts, clock=clock,
+            default_region=settings.default_region,
+        )
         return cls(
             settings=settings,
             database_url=database_url,
@@ -106,7 +135,7 @@ class Runtime:
             channels=channels,
             outbox=outbox,
             pipeline=pipeline,
-            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics),
+            ingestor=ingestor,
             reconciler=Reconciler(
                 sessions=sessions,
                 jobs=jobs,
@@ -116,6 +145,9 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             clock=clock,
+            http=http,
+            receipts=receipts,
+            cloud_webhook=cloud_webhook,
         )
 
     def start_worker(self) -> None:
@@ -146,5 +178,6 @@ class Runtime:
     async def close(self) -> None:
         await self.stop_worker()
         await self.jobs.close()
+        await self.http.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelRegistry
-from bot.errors import ChannelError
+from bot.errors import ChannelError, ChannelRefused
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind, OutboundMessage
 from bot.metrics import Metrics
@@ -74,7 +74,7 @@ class OutboxSender:
                     .values(status="sending", attempts=Message.attempts + 1)
                     .returning(
                         Message.id, Message.seq, Message.conversation_id, Message.kind,
-                        Message.text, Message.author, Message.channel,
+                        Message.text, Message.author, Message.channel, Message.raw,
                     )
                 )
             ).all()
@@ -99,6 +99,7 @@ class OutboxSender:
                 outbox_id=r.id, conversation_id=r.conversation_id, channel=r.channel,
                 account=targets[r.conversation_id][0], to_phone=targets[r.conversation_id][1],
                 kind=MessageKind(r.kind), text=r.text, author=Author(r.author),
+                template=(r.raw or {}).get("template"),
             )
             for r in sorted(rows, key=lambda r: r.seq)
         ]
@@ -128,16 +129,21 @@ class OutboxSender:
                     update(Message)
                     .where(Message.id == message.outbox_id)
                     .values(
-                        status=text(
-                            f"CASE WHEN attempts >= {MAX_SEND_ATTEMPTS} THEN 'failed' "
-                            "ELSE 'pending' END"
+                        status=(
+                            "failed"
+                            if isinstance(exc, ChannelRefused)
+                            else text(
+                                f"CASE WHEN attempts >= {MAX_SEND_ATTEMPTS} THEN 'failed' "
+                                "ELSE 'pending' END"
+                            )
                         ),
                         error=str(exc),
                     )
                     .returning(Message.attempts)
                 )
             ).scalar_one()
-        outcome = "failed" if attempts >= MAX_SEND_ATTEMPTS else "retry"
+        permanent = isinstance(exc, ChannelRefused)
+        outcome = "failed" if permanent or attempts >= MAX_SEND_ATTEMPTS else "retry"
         self._metrics.messages_out.labels(message.channel, outcome).inc()
         log.warning(
             "outbox.send_failed", outbox_id=str(message.outbox_id),

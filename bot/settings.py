@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    whatsapp_cloud: WhatsAppCloudSettings = Field(default_factory=WhatsAppCloudSettings)
     load_demo_kb: bool = True
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.api.routes import health, simulator
+from bot.api.routes import health, simulator, whatsapp_cloud
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, NotFound
 from bot.logs import get_logger
@@ -46,6 +46,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(health.router)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(whatsapp_cloud.router)
     _install_error_handlers(app)
     return app
 
