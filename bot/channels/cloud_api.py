@@ -177,7 +177,8 @@ class GraphApi:
             body = {}
         if response.status_code < 400:
             return body
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        found = body.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
         code = error.get("code")
         text = f"Graph {response.status_code} code={code}: {error.get('message', response.text)}"
         retry_after = _retry_after(response)

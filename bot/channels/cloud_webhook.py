@@ -144,7 +144,8 @@ def _message(
 
 def _content(item: dict[str, Any]) -> tuple[MessageKind, str | None, MediaRef | None]:
     kind = str(item.get("type") or "unknown")
-    body = item.get(kind) if isinstance(item.get(kind), dict) else {}
+    found = item.get(kind)
+    body: dict[str, Any] = found if isinstance(found, dict) else {}
     if kind == "text":
         return MessageKind.TEXT, str(body.get("body") or ""), None
     if kind in _MEDIA_KINDS and body.get("id"):
@@ -184,7 +185,8 @@ def _status(item: Any) -> Receipt | None:
         return None  # e.g. "deleted", "warning": nothing to move
     error = None
     if status is DeliveryStatus.FAILED:
-        errors = item.get("errors") if isinstance(item.get("errors"), list) else []
+        found = item.get("errors")
+        errors: list[Any] = found if isinstance(found, list) else []
         error = "; ".join(
             f"{e.get('code')} {e.get('title', '')}: "
             f"{(e.get('error_data') or {}).get('details') or e.get('message', '')}".strip()

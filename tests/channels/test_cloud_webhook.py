@@ -93,7 +93,8 @@ async def test_forged_or_missing_signature_stores_nothing(
     assert garbage.status_code == 403
     # a valid signature of a different body does not cover this one
     tampered = body.replace(b"hola", b"HOLA")
-    replay = await cloud_client.post(URL, content=tampered, headers={"X-Hub-Signature-256": sign(body)})
+    replay = await cloud_client.post(
+        URL, content=tampered, headers={"X-Hub-Signature-256": sign(body)})
     assert replay.status_code == 403
     assert await count_messages(cloud_runtime) == 0
 
@@ -128,8 +129,8 @@ async def test_meta_sample_payload_kinds(
     wa = "5215512345678"
     messages = [
         {"from": wa, "id": "wamid.audio", "timestamp": "1749416383", "type": "audio",
-         "audio": {"mime_type": "audio/ogg; codecs=opus", "sha256": "abc=", "id": "1003383421387256",
-                   "voice": True}},
+         "audio": {"mime_type": "audio/ogg; codecs=opus", "sha256": "abc=",
+                   "id": "1003383421387256", "voice": True}},
         {"from": wa, "id": "wamid.image", "timestamp": "1749416384", "type": "image",
          "image": {"caption": "mi póliza", "mime_type": "image/jpeg", "sha256": "def=",
                    "id": "1479537139650973"}},
