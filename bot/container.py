@@ -24,9 +24,10 @@ from bot.ingest import Ingestor
 from bot.jobs import JobQueue
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
+from bot.pacing import Pacer
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus
+from bot.redis_adapter import ConversationMemory, EventBus, TokenBucket
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
 
@@ -79,11 +80,6 @@ class Runtime:
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
         channels = ChannelRegistry([SimulatorChannel(events)])
-        jobs = JobQueue(
-            database_url,
-            max_attempts=settings.job_max_attempts,
-            retry_base_seconds=settings.job_retry_base_seconds,
-        )
         http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
         receipts = ReceiptRecorder(sessions)
         cloud = settings.whatsapp_cloud
@@ -99,7 +95,18 @@ class Runtime:
                     default_phone_number_id=cloud.phone_number_id,
                 )
             )
-        outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        jobs = JobQueue(
+            database_url,
+            max_attempts=settings.job_max_attempts,
+            retry_base_seconds=settings.job_retry_base_seconds,
+        )
+        pacer = Pacer(
+            settings.channels.pacing, bucket=TokenBucket(redis), clock=clock,
+            timezone=settings.business_timezone,
+        )
+        outbox = OutboxSender(
+            sessions=sessions, channels=channels, metrics=metrics, pacer=pacer, scheduler=jobs
+        )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
@@ -113,6 +120,7 @@ class Runtime:
             max_attempts=settings.job_max_attempts,
         )
         jobs.register(pipeline.process_conversation)
+        jobs.register_send(outbox.drain_number)
         await jobs.open()
         ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics)
         cloud_webhook = CloudWebhook(

@@ -88,6 +88,7 @@ class OutboundMessage:
     # An approved WhatsApp template ({"name", "language", "components"}), for channels
     # that need one outside the 24-hour customer-service window (Cloud API).
     template: dict[str, Any] | None = None
+    reply_to: str | None = None  # provider id of the customer message this answers
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.channels.config import ChannelsConfig
+
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
 
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
 
     llm_config: Path | None = None
     whatsapp_cloud: WhatsAppCloudSettings = Field(default_factory=WhatsAppCloudSettings)
+    channels: ChannelsConfig = ChannelsConfig()
     load_demo_kb: bool = True
 
     @model_validator(mode="after")
