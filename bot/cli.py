@@ -22,6 +22,15 @@ jobs_app = typer.Typer(help="Background jobs: see and replay failures.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
 
+
+def _register_subcommands() -> None:
+    from bot import cli_users
+
+    app.add_typer(cli_users.app, name="users")
+
+
+_register_subcommands()
+
 DEMO_PHONE = "+5215512345678"
 
 

@@ -27,9 +27,10 @@ from bot.outbox import OutboxSender
 from bot.pacing import Pacer
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus, TokenBucket
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
+from handoff.auth import AuthService
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Runtime:
     pipeline: Pipeline
     ingestor: Ingestor
     reconciler: Reconciler
+    auth: AuthService
     clock: Clock
     http: httpx.AsyncClient
     receipts: ReceiptRecorder
@@ -152,6 +154,7 @@ class Runtime:
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
+            auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
             http=http,
             receipts=receipts,
