@@ -17,6 +17,8 @@ from bot.channels.cloud_api import CloudApiChannel, GraphApi, ServiceWindow
 from bot.channels.cloud_webhook import CloudWebhook
 from bot.channels.receipts import ReceiptRecorder
 from bot.channels.simulator import SimulatorChannel
+from bot.channels.supervisor import SessionFactory
+from bot.channels.wiring import WhatsAppNumbers, build_whatsapp, neonize_factory
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
 from bot.history import HistoryLoader
@@ -57,6 +59,7 @@ class Runtime:
     http: httpx.AsyncClient
     receipts: ReceiptRecorder
     cloud_webhook: CloudWebhook
+    whatsapp: WhatsAppNumbers
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -68,6 +71,7 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        whatsapp_sessions: SessionFactory | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -125,6 +129,16 @@ class Runtime:
         jobs.register_send(outbox.drain_number)
         await jobs.open()
         ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics)
+        neonize = settings.channels.neonize
+        if whatsapp_sessions is None and neonize.enabled:
+            whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)
+        whatsapp = build_whatsapp(
+            neonize, sessions=sessions, redis=redis, ingestor=ingestor, receipts=receipts,
+            metrics=metrics, events=events, clock=clock, media=None,
+            factory=whatsapp_sessions,
+        )
+        if whatsapp.pool is not None:
+            channels.add(whatsapp.channel)
         cloud_webhook = CloudWebhook(
             verify_token=cloud.verify_token.get_secret_value() if cloud.verify_token else None,
             app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
@@ -159,6 +173,7 @@ class Runtime:
             http=http,
             receipts=receipts,
             cloud_webhook=cloud_webhook,
+            whatsapp=whatsapp,
         )
 
     def start_worker(self) -> None:
@@ -177,6 +192,10 @@ class Runtime:
         self._tasks.append(
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
+        if self.whatsapp.pool is not None:
+            self._tasks.append(
+                asyncio.create_task(self.whatsapp.pool.run_forever(), name="atiende-whatsapp")
+            )
 
     async def stop_worker(self) -> None:
         for task in self._tasks:

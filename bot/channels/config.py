@@ -42,6 +42,7 @@ class NeonizeConfig(BaseModel):
     backoff_initial_seconds: float = Field(default=2.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     media_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    poll_seconds: float = Field(default=5.0, gt=0, description="how often numbers are checked")
 
 
 class ChannelsConfig(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+import bot.channels.neonize_adapter  # noqa: F401  (imports neonize quietly, first)
 from bot.api import create_app
 from bot.container import Runtime
 from bot.settings import Settings, WhatsAppCloudSettings
