@@ -96,8 +96,8 @@ async def test_events_are_mapped_through_neonize_dispatch() -> None:
     feed(client, pb.LoggedOut(OnConnect=False,
                               Reason=pb.ConnectFailureReason.Value("LOGGED_OUT")))
     feed(client, pb.StreamReplaced())
-    feed(client, pb.TemporaryBan(Code=pb.TemporaryBan.TempBanReason.Value("SEND_TO_TOO_MANY_PEOPLE"),
-                                 Expire=3600))
+    ban_reason = pb.TemporaryBan.TempBanReason.Value("SEND_TO_TOO_MANY_PEOPLE")
+    feed(client, pb.TemporaryBan(Code=ban_reason, Expire=3600))
     events = await drain(session)
     for event in events:
         _no_protobuf(event)
