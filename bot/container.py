@@ -21,9 +21,12 @@ from bot.channels.supervisor import SessionFactory
 from bot.channels.wiring import WhatsAppNumbers, build_whatsapp, neonize_factory
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
+from bot.generation import Summarizer
+from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
+from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pacing import Pacer
@@ -33,6 +36,8 @@ from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, To
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
 from handoff.auth import AuthService
+from handoff.inbox import InboxQueries
+from handoff.service import HandoffService
 
 
 @dataclass
@@ -55,11 +60,15 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     auth: AuthService
+    handoff: HandoffService
+    inbox: InboxQueries
     clock: Clock
     http: httpx.AsyncClient
     receipts: ReceiptRecorder
     cloud_webhook: CloudWebhook
     whatsapp: WhatsAppNumbers
+    media: MediaStore
+    url_signer: UrlSigner
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -72,6 +81,7 @@ class Runtime:
         clock: Clock = system_clock,
         responder: Responder | None = None,
         whatsapp_sessions: SessionFactory | None = None,
+        summarizer: Summarizer | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -101,6 +111,13 @@ class Runtime:
                     default_phone_number_id=cloud.phone_number_id,
                 )
             )
+        url_signer = UrlSigner(settings.secret_key.get_secret_value())
+        media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
+        if settings.media.backend == "s3" and settings.media.s3_create_bucket:
+            from bot.media.s3 import S3MediaStore
+
+            assert isinstance(media, S3MediaStore)
+            await media.ensure_bucket()
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -113,6 +130,14 @@ class Runtime:
         outbox = OutboxSender(
             sessions=sessions, channels=channels, metrics=metrics, pacer=pacer, scheduler=jobs
         )
+        handoff = HandoffService(
+            sessions, config=settings.handoff, publisher=events, outbox=outbox, memory=memory,
+            clock=clock,
+        )
+        inbox = InboxQueries(
+            sessions, config=settings.handoff, clock=clock,
+            summarizer=SummarizerPort(summarizer, clock=clock) if summarizer else None,
+        )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
@@ -124,17 +149,22 @@ class Runtime:
             clock=clock,
             memory_ttl=timedelta(hours=settings.memory_ttl_hours),
             max_attempts=settings.job_max_attempts,
+            handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
         jobs.register_send(outbox.drain_number)
+        jobs.register_periodic(
+            "atiende.handoff_idle_timeout", handoff.timeout_idle,
+            every_seconds=settings.handoff.timeout_check_seconds,
+        )
         await jobs.open()
-        ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics)
+        ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff)
         neonize = settings.channels.neonize
         if whatsapp_sessions is None and neonize.enabled:
             whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)
         whatsapp = build_whatsapp(
             neonize, sessions=sessions, redis=redis, ingestor=ingestor, receipts=receipts,
-            metrics=metrics, events=events, clock=clock, media=None,
+            metrics=metrics, events=events, clock=clock, media=media,
             factory=whatsapp_sessions,
         )
         if whatsapp.pool is not None:
@@ -169,11 +199,15 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
+            handoff=handoff,
+            inbox=inbox,
             clock=clock,
             http=http,
             receipts=receipts,
             cloud_webhook=cloud_webhook,
             whatsapp=whatsapp,
+            media=media,
+            url_signer=url_signer,
         )
 
     def start_worker(self) -> None:
@@ -201,8 +235,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=15)
         self._tasks.clear()
 
     async def close(self) -> None:

@@ -9,7 +9,13 @@
     │   └── ChannelRefused         permanent: retrying the same message cannot succeed
     │       └── OutsideServiceWindow   Cloud API free text after the 24-hour window
     ├── InvalidWebhook             a webhook body that is not what the provider sends (400)
-    └── NotFound                   a conversation or message id that does not exist
+    ├── NotFound                   a conversation or message id that does not exist
+    │   └── MediaNotFound          no stored media under that key
+    ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
+    ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
+    └── TranscriptionError         a voice note could not be turned into text
+        ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
+        └── TranscriberUnavailable a backend is not installed or its provider failed
 """
 
 from __future__ import annotations
@@ -65,3 +71,41 @@ class InvalidWebhook(AtiendeError):
 
 class NotFound(AtiendeError):
     pass
+
+
+class MediaNotFound(NotFound):
+    pass
+
+
+class MediaRejected(AtiendeError):
+    """Media refused before it was stored: too big, wrong or disguised type."""
+
+    def __init__(self, reason: str, *, kind: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+class MediaStoreError(AtiendeError):
+    def __init__(self, message: str, *, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class TranscriptionError(AtiendeError):
+    pass
+
+
+class AudioUnusable(TranscriptionError):
+    """The audio cannot be transcribed whatever the backend: corrupt, empty, too long."""
+
+    def __init__(self, reason: str, *, code: str = "corrupt") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code  # corrupt | empty | too_long
+
+
+class TranscriberUnavailable(TranscriptionError):
+    def __init__(self, message: str, *, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -76,13 +76,59 @@ class OutboxSender:
     ) -> int:
         """Send what is pending (for one conversation, or all); return how many were sent.
 
-        Rows of paced channels are handed to their number's send job instead.
+        Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
+        transaction, so two senders never send one row; if this process dies mid-send
+        the row is still ``pending`` and is sent by the next run. Rows of paced channels
+        are handed to their number's send job instead.
         """
         await self._schedule_paced(conversation_id, older_than)
-        claimed = await self._claim(conversation_id, older_than)
+        conditions = [Message.direction == "out", Message.status == "pending"]
+        if self._paced:
+            conditions.append(Message.channel.not_in(self._paced))
+        if conversation_id is not None:
+            conditions.append(Message.conversation_id == conversation_id)
+        if older_than is not None:
+            conditions.append(Message.created_at < func.now() - older_than)
         sent = 0
-        for message in claimed:
-            sent += await self._send_one(message)
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(
+                        Message.id, Message.conversation_id, Message.kind, Message.text,
+                        Message.author, Message.channel, Message.attempts, Message.raw,
+                        Conversation.account, Contact.phone_e164,
+                    )
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(and_(*conditions))
+                    .order_by(Message.seq)
+                    .limit(100)
+                    .with_for_update(of=Message, skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                message = OutboundMessage(
+                    outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+                    account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
+                    text=row.text, author=Author(row.author),
+                    template=(row.raw or {}).get("template"),
+                )
+                try:
+                    receipt = await self._channels.get(message.channel).send(message)
+                except ChannelError as exc:
+                    await self._failed_attempt(session, message, row.attempts + 1, exc)
+                    continue
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == message.outbox_id)
+                    .values(
+                        status="sent", sent_at=func.clock_timestamp(), error=None,
+                        attempts=Message.attempts + 1,
+                        provider_message_id=receipt.provider_message_id,
+                    )
+                )
+                self._metrics.messages_out.labels(message.channel, "sent").inc()
+                sent += 1
         return sent
 
     async def drain_number(self, channel: str, account: str) -> int:
@@ -219,67 +265,11 @@ class OutboxSender:
                 .values(status="pending", attempts=Message.attempts - 1)
             )
 
-    async def _claim(
-        self, conversation_id: uuid.UUID | None, older_than: timedelta | None
-    ) -> Sequence[OutboundMessage]:
-        conditions = [Message.direction == "out", Message.status == "pending"]
-        if self._paced:
-            conditions.append(Message.channel.not_in(self._paced))
-        if conversation_id is not None:
-            conditions.append(Message.conversation_id == conversation_id)
-        if older_than is not None:
-            conditions.append(Message.created_at < func.now() - older_than)
-        async with self._sessions() as session, session.begin():
-            ids = (
-                select(Message.id)
-                .where(and_(*conditions))
-                .order_by(Message.seq)
-                .limit(100)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            rows = (
-                await session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ids))
-                    .values(status="sending", attempts=Message.attempts + 1)
-                    .returning(
-                        Message.id, Message.seq, Message.conversation_id, Message.kind,
-                        Message.text, Message.author, Message.channel, Message.raw,
-                    )
-                )
-            ).all()
-            if not rows:
-                return []
-            conv_ids = {r.conversation_id for r in rows}
-            targets = {
-                c.id: (c.account, c.phone)
-                for c in (
-                    await session.execute(
-                        select(
-                            Conversation.id, Conversation.account,
-                            Contact.phone_e164.label("phone"),
-                        )
-                        .join(Contact, Contact.id == Conversation.contact_id)
-                        .where(Conversation.id.in_(conv_ids))
-                    )
-                ).all()
-            }
-        return [
-            OutboundMessage(
-                outbox_id=r.id, conversation_id=r.conversation_id, channel=r.channel,
-                account=targets[r.conversation_id][0], to_phone=targets[r.conversation_id][1],
-                kind=MessageKind(r.kind), text=r.text, author=Author(r.author),
-                template=(r.raw or {}).get("template"),
-            )
-            for r in sorted(rows, key=lambda r: r.seq)
-        ]
-
     async def _send_one(self, message: OutboundMessage, *, raise_rate_limit: bool = False) -> int:
         try:
             receipt = await self._channels.get(message.channel).send(message)
         except ChannelError as exc:
-            await self._failed_attempt(message, exc)
+            await self._drain_failed(message, exc)
             if raise_rate_limit and exc.retry_after is not None:
                 raise
             return 0
@@ -295,7 +285,7 @@ class OutboxSender:
         self._metrics.messages_out.labels(message.channel, "sent").inc()
         return 1
 
-    async def _failed_attempt(self, message: OutboundMessage, exc: ChannelError) -> None:
+    async def _drain_failed(self, message: OutboundMessage, exc: ChannelError) -> None:
         async with self._sessions() as session, session.begin():
             attempts = (
                 await session.execute(
@@ -318,6 +308,22 @@ class OutboxSender:
         permanent = isinstance(exc, ChannelRefused)
         outcome = "failed" if permanent or attempts >= MAX_SEND_ATTEMPTS else "retry"
         self._metrics.messages_out.labels(message.channel, outcome).inc()
+        log.warning(
+            "outbox.send_failed", outbox_id=str(message.outbox_id),
+            conversation_id=str(message.conversation_id), channel=message.channel,
+            attempts=attempts, error=str(exc), retry_after=exc.retry_after,
+        )
+
+    async def _failed_attempt(
+        self, session: AsyncSession, message: OutboundMessage, attempts: int, exc: ChannelError
+    ) -> None:
+        final = attempts >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
+        await session.execute(
+            update(Message)
+            .where(Message.id == message.outbox_id)
+            .values(status="failed" if final else "pending", attempts=attempts, error=str(exc))
+        )
+        self._metrics.messages_out.labels(message.channel, "failed" if final else "retry").inc()
         log.warning(
             "outbox.send_failed", outbox_id=str(message.outbox_id),
             conversation_id=str(message.conversation_id), channel=message.channel,

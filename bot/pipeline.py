@@ -9,11 +9,11 @@ processed and does nothing, so a reply is never written twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -27,8 +27,11 @@ from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
+from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
+
+BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,9 @@ class Pipeline:
         clock: Clock,
         memory_ttl: timedelta,
         max_attempts: int,
+        handoff: HandoffService | None = None,
     ) -> None:
+        self._handoff = handoff
         self._sessions = sessions
         self._memory = memory
         self._responder = responder
@@ -78,18 +83,20 @@ class Pipeline:
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many."""
         done = 0
-        while (pending := await self._next(conversation_id)) is not None:
-            with structlog.contextvars.bound_contextvars(
-                conversation_id=str(conversation_id), message_id=str(pending.id)
-            ):
-                await self._process_guarded(pending)
-            done += 1
+        while batch := await self._pending(conversation_id):
+            snapshot = await self._snapshot(conversation_id)
+            for pending in batch:
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ):
+                    snapshot = await self._process_guarded(pending, snapshot)
+                done += 1
         await self._outbox.send_pending(conversation_id)
         return done
 
-    async def _next(self, conversation_id: uuid.UUID) -> _Pending | None:
+    async def _pending(self, conversation_id: uuid.UUID) -> list[_Pending]:
         async with self._sessions() as session:
-            row = (
+            rows = (
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
@@ -101,14 +108,14 @@ class Pipeline:
                         Message.status == "received",
                     )
                     .order_by(Message.seq)
-                    .limit(1)
+                    .limit(BATCH)
                 )
-            ).one_or_none()
-        return _Pending(*row) if row is not None else None
+            ).all()
+        return [_Pending(*row) for row in rows]
 
-    async def _process_guarded(self, pending: _Pending) -> None:
+    async def _process_guarded(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
         try:
-            await self._process(pending)
+            return await self._process(pending, snapshot)
         except Exception as exc:
             # The job boundary: record the attempt, park the message after the last
             # one so the conversation moves on, otherwise let the job retry it.
@@ -117,10 +124,10 @@ class Pipeline:
             log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
             if not parked:
                 raise
+            return await self._snapshot(pending.conversation_id)
 
-    async def _process(self, pending: _Pending) -> None:
+    async def _process(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
         for _ in range(3):
-            snapshot = await self._snapshot(pending.conversation_id)
             now = self._clock()
             fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
             owner = snapshot.owner
@@ -128,9 +135,18 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._decide(pending, snapshot, fresh)
-            if await self._commit(pending, decision, now=now, fresh=fresh):
-                return
+                decision = await self._csat_answer(pending) or await self._decide(
+                    pending, snapshot, fresh
+                )
+            committed = await self._commit(pending, decision, now=now, fresh=fresh)
+            if committed is not None:
+                return replace(
+                    snapshot,
+                    owner=committed,
+                    last_inbound_at=now,
+                    context_started_at=now if fresh else snapshot.context_started_at,
+                )
+            snapshot = await self._snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
 
     async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
@@ -147,12 +163,23 @@ class Pipeline:
             ).one()
         return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
 
+    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+        """The customer's next message after the CSAT question, when it is a 1-5 score."""
+        if self._handoff is None:
+            return None
+        answer = await self._handoff.csat_expected(pending.conversation_id, pending.text)
+        if answer is None:
+            return None
+        score, language = answer
+        return Decision(
+            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
+            csat_score=score,
+        )
+
     async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
         text = pending.text or pending.transcript
         if not text or not text.strip():
-            return Decision(
-                Intent.OTHER.value, 0.0, (t("unsupported"),),
-            )
+            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
         history = (
             []
             if fresh
@@ -169,37 +196,34 @@ class Pipeline:
 
     async def _commit(
         self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool
-    ) -> bool:
-        """Write the outcome atomically; False when the owner changed under us (decide again)."""
+    ) -> Owner | None:
+        """Write the outcome atomically; the new owner, or None when the owner changed
+        under us (decide again)."""
         async with self._sessions() as session, session.begin():
             conversation = (
                 await session.execute(
-                    select(Conversation).where(Conversation.id == pending.conversation_id)
+                    select(Conversation.owner, Conversation.channel, Conversation.contact_id)
+                    .where(Conversation.id == pending.conversation_id)
                     .with_for_update()
                 )
-            ).scalar_one()
-            status = (
-                await session.execute(
-                    select(Message.status).where(Message.id == pending.id).with_for_update()
-                )
-            ).scalar_one()
-            if status != "received":
-                return True  # another run already finished it
+            ).one()
             owner = Owner(conversation.owner)
             if owner is Owner.CLOSED:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             if (decision is not None) != bot_may_reply(owner):
-                return False
-            if fresh:
-                conversation.context_started_at = now
-            conversation.last_inbound_at = now
-            if decision is not None:
-                owner = await self._apply(session, conversation, pending, decision, owner)
-            conversation.owner = owner.value
+                return None
+            if decision is not None and self._handoff is not None:
+                # the customer's next message closes an open CSAT question (nothing is
+                # written yet, so returning None here leaves no trace)
+                answered = await self._handoff.csat_in(
+                    session, pending.conversation_id, decision.csat_score
+                )
+                if decision.csat_score is not None and not answered:
+                    return None  # answered meanwhile by another run: decide again
             latency = (
                 await session.execute(
                     update(Message)
-                    .where(Message.id == pending.id)
+                    .where(Message.id == pending.id, Message.status == "received")
                     .values(
                         status="processed", processed_at=func.clock_timestamp(), error=None,
                         intent=decision.intent if decision else None,
@@ -209,39 +233,88 @@ class Pipeline:
                     )
                     .returning(func.extract("epoch", Message.processed_at - Message.created_at))
                 )
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if latency is None:
+                return owner  # another run already finished it
+            changes: dict[str, object] = {"last_inbound_at": now, "last_message_at": now}
+            if fresh:
+                changes["context_started_at"] = now
+            if decision is not None:
+                owner, sent = await self._apply(
+                    session, conversation.channel, conversation.contact_id, pending, decision,
+                    owner, changes,
+                )
+                decision = replace(decision, replies=sent)
+            elif self._handoff is not None:
+                notices = await self._handoff.silenced_in(session, pending.conversation_id, owner)
+                await self._add_replies(
+                    session, conversation.channel, pending, notices, Author.SYSTEM
+                )
+            changes["owner"] = owner.value
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == pending.conversation_id)
+                .values(**changes)
+            )
         self._metrics.processing_seconds.observe(float(latency))
         await self._after_commit(pending, decision, owner, now=now, fresh=fresh)
-        return True
+        return owner
 
     async def _apply(
         self,
         session: AsyncSession,
-        conversation: Conversation,
+        channel: str,
+        contact_id: uuid.UUID,
         pending: _Pending,
         decision: Decision,
         owner: Owner,
-    ) -> Owner:
-        for position, reply in enumerate(decision.replies):
-            session.add(
-                Message(
-                    id=uuid.uuid4(), conversation_id=pending.conversation_id, direction="out",
-                    author=Author.BOT.value, kind=MessageKind.TEXT.value,
-                    channel=conversation.channel, text=reply, status="pending",
-                    in_reply_to=pending.id, reply_seq=position,
-                )
+        changes: dict[str, object],
+    ) -> tuple[Owner, tuple[str, ...]]:
+        replies = decision.replies
+        if decision.escalate and self._handoff is not None:
+            # the handoff's honest notice (expected wait, or out of office) replaces the
+            # bot's own handoff line: one message, never one on top of the other
+            replies, owner = await self._handoff.escalate_in(
+                session, pending.conversation_id, reason=decision.reason,
+                intent=decision.intent, language=decision.language,
+                text_hint=pending.text or pending.transcript or "",
             )
-        conversation.last_intent = decision.intent
+        elif decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            changes["owner_reason"] = decision.reason
+            changes["owner_changed_at"] = func.now()
+        await self._add_replies(session, channel, pending, replies, Author.BOT)
+        changes["last_intent"] = decision.intent
         if decision.opt_out:
             await session.execute(
-                update(Contact).where(Contact.id == conversation.contact_id).values(opted_out=True)
+                update(Contact).where(Contact.id == contact_id).values(opted_out=True)
             )
-        if decision.escalate:
-            owner = next_owner(owner, OwnerEvent.ESCALATE)
-            conversation.owner_reason = decision.reason
-            conversation.owner_changed_at = func.now()
-        await session.flush()
-        return owner
+        return owner, replies
+
+    @staticmethod
+    async def _add_replies(
+        session: AsyncSession,
+        channel: str,
+        pending: _Pending,
+        replies: tuple[str, ...],
+        author: Author,
+    ) -> None:
+        if not replies:
+            return
+        await session.execute(
+            insert(Message).values(
+                [
+                    {
+                        "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                        "direction": "out", "author": author.value,
+                        "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                        "status": "pending", "in_reply_to": pending.id,
+                        "reply_seq": position,
+                    }
+                    for position, reply in enumerate(replies)
+                ]
+            )
+        )
 
     async def _after_commit(
         self,

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.config import ChannelsConfig
+from bot.media.config import MediaSettings
+from handoff.config import HandoffConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
@@ -70,6 +72,8 @@ class Settings(BaseSettings):
     llm_config: Path | None = None
     whatsapp_cloud: WhatsAppCloudSettings = Field(default_factory=WhatsAppCloudSettings)
     channels: ChannelsConfig = ChannelsConfig()
+    handoff: HandoffConfig = HandoffConfig()
+    media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
 
     @model_validator(mode="after")
