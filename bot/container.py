@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
 from bot.channels.base import ChannelRegistry
-from bot.channels.cloud_api import CloudApiChannel, GraphApi, ServiceWindow
+from bot.channels.cloud_api import CloudApiChannel, CloudMediaFetcher, GraphApi, ServiceWindow
 from bot.channels.cloud_webhook import CloudWebhook
 from bot.channels.receipts import ReceiptRecorder
 from bot.channels.simulator import SimulatorChannel
@@ -174,6 +174,8 @@ class Runtime:
             app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
             ingestor=ingestor, receipts=receipts, clock=clock,
             default_region=settings.default_region,
+            fetch_media=CloudMediaFetcher(graph, media, max_bytes=neonize.media_max_bytes)
+            if cloud.access_token else None,
         )
         return cls(
             settings=settings,

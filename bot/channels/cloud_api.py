@@ -10,12 +10,13 @@ The webhook side lives in ``bot.channels.cloud_webhook``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from tenacity import (
 from bot.clock import Clock
 from bot.errors import ChannelError, ChannelRateLimited, ChannelRefused, OutsideServiceWindow
 from bot.logs import get_logger
-from bot.messages import Author, MessageKind, OutboundMessage, SendReceipt
+from bot.messages import Author, MediaRef, MessageKind, OutboundMessage, SendReceipt
 from handoff.records import Message
 
 CLOUD_CHANNEL = "whatsapp_cloud"
@@ -288,3 +289,29 @@ def _payload(message: OutboundMessage, template: TemplateRef | None) -> dict[str
             channel=CLOUD_CHANNEL,
         )
     return {**base, "type": "text", "text": {"preview_url": False, "body": message.text}}
+
+
+class MediaStoreLike(Protocol):
+    async def save(
+        self, chunks: AsyncIterator[bytes], *, kind: MessageKind, mime_type: str,
+        filename: str | None = None,
+    ) -> MediaRef: ...
+
+
+class CloudMediaFetcher:
+    """Inbound media: Graph media id → URL → bytes (bearer token) → our media store."""
+
+    def __init__(self, graph: GraphApi, store: MediaStoreLike, *, max_bytes: int) -> None:
+        self._graph = graph
+        self._store = store
+        self._max = max_bytes
+
+    async def __call__(self, media: MediaRef, kind: MessageKind) -> MediaRef:
+        if not media.provider_media_id:
+            raise ChannelRefused("media without an id", channel=CLOUD_CHANNEL)
+        info = await self._graph.media_info(media.provider_media_id)
+        saved = await self._store.save(
+            self._graph.download(info.url, max_bytes=self._max), kind=kind,
+            mime_type=info.mime_type or media.mime_type, filename=media.filename,
+        )
+        return dataclasses.replace(saved, provider_media_id=media.provider_media_id)

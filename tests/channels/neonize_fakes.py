@@ -104,8 +104,8 @@ def voice() -> e2e.Message:
         mimetype="audio/ogg; codecs=opus", PTT=True, seconds=4))
 
 
-def image(caption: str) -> e2e.Message:
-    return e2e.Message(imageMessage=e2e.ImageMessage(mimetype="image/jpeg", caption=caption))
+def image(caption: str, mimetype: str = "image/jpeg") -> e2e.Message:
+    return e2e.Message(imageMessage=e2e.ImageMessage(mimetype=mimetype, caption=caption))
 
 
 def receipt(ids: list[str], kind: str) -> pb.Receipt:

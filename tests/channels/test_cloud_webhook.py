@@ -20,6 +20,7 @@ from tests.channels.conftest import (
     text_message,
 )
 from tests.channels.fake_graph import FakeGraph
+from tests.voice.conftest import png
 
 URL = "/webhooks/whatsapp-cloud"
 
@@ -172,3 +173,35 @@ async def test_meta_sample_payload_kinds(
     assert rows["wamid.unsupported"].kind == "unknown"
     assert rows["wamid.unsupported"].raw["cloud"]["errors"][0]["code"] == 131051
     assert rows["wamid.reaction"].kind == "unknown"
+
+
+async def test_media_downloaded_into_the_store_or_kept_with_reason(
+    cloud_client: httpx.AsyncClient, cloud_runtime: Runtime, fake_graph: FakeGraph
+) -> None:
+    picture = png(64, 48)
+    fake_graph.media["1479537139650973"] = ("image/png", picture)
+    wa = "5215512345678"
+    messages = [
+        {"from": wa, "id": "wamid.img-ok", "timestamp": "1749416384", "type": "image",
+         "image": {"caption": "mi póliza", "mime_type": "image/png", "sha256": "x",
+                   "id": "1479537139650973"}},
+        {"from": wa, "id": "wamid.img-gone", "timestamp": "1749416385", "type": "image",
+         "image": {"mime_type": "image/jpeg", "sha256": "y", "id": "999000111"}},
+    ]
+    response = await post_signed(cloud_client, envelope(messages=messages))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"stored": 2, "duplicates": 0, "statuses": 0, "media_failed": 1}
+    async with cloud_runtime.sessions() as s:
+        rows = {m.provider_message_id: m for m in (await s.execute(
+            select(Message).where(Message.direction == "in"))).scalars()}
+    ok = rows["wamid.img-ok"].media
+    assert ok and ok["key"] and ok["provider_media_id"] == "1479537139650973"
+    stored = b"".join([c async for c in cloud_runtime.media.read(ok["key"])])
+    assert stored == picture
+    # the Graph API was asked with our token, for the id, then for the bytes
+    gets = [r for r in fake_graph.requests if r.method == "GET"]
+    assert gets[0].path.endswith("/1479537139650973")
+    assert all(r.headers["Authorization"] == "Bearer EAAG-test-token" for r in gets)
+    gone = rows["wamid.img-gone"]
+    assert gone.kind == "image" and gone.media and gone.media["key"] is None
+    assert gone.raw and "media_error" in gone.raw

@@ -41,6 +41,7 @@ from tests.channels.neonize_fakes import (
     text,
     voice,
 )
+from tests.voice.conftest import png
 
 OTHER = "+525522220000"
 
@@ -316,6 +317,24 @@ async def test_owner_typed_moves_to_human_and_voice_is_kept(
     assert row.raw and "media_error" in row.raw  # kept, with the reason, not dropped
     await asyncio.sleep(0.5)
     assert not [c for c in client.calls if c[0] == "send_message"]  # the bot stays silent
+
+
+async def test_image_downloaded_into_the_media_store(
+    wa_runtime: Runtime, sessions: Sessions
+) -> None:
+    session = await _linked(wa_runtime, sessions)
+    picture = png(32, 32)
+    client_of(session).media = picture
+    feed(session.client, message_event("3EB0FOTO", image("la placa del coche", "image/png")))
+
+    async def stored() -> bool:
+        return bool(await _rows(wa_runtime, provider_message_id="3EB0FOTO"))
+
+    await until(stored)
+    row = (await _rows(wa_runtime, provider_message_id="3EB0FOTO"))[0]
+    assert row.kind == "image" and row.text == "la placa del coche"
+    assert row.media and row.media["key"] and row.media["provider_media_id"] == "3EB0FOTO"
+    assert b"".join([c async for c in wa_runtime.media.read(row.media["key"])]) == picture
 
 
 async def test_lid_sender_mapped_to_known_contact(
