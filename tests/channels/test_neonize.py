@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from google.protobuf.message import Message as ProtoMessage
 from neonize.aioze import events as neonize_events
@@ -17,6 +18,7 @@ from neonize.exc import NeonizeError
 from neonize.proto import Neonize_pb2 as pb
 from sqlalchemy import select
 
+from bot.api import create_app
 from bot.channels.config import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.channels.neonize_adapter import NeonizeSession, store_url
 from bot.channels.numbers import NumberRecord
@@ -492,3 +494,71 @@ async def test_one_node_owns_a_number(redis_url: str, wa_runtime: Runtime) -> No
     assert not await node_a.renew()
     await node_a.release()  # not the holder: changes nothing
     assert await node_b.current_holder() == "node-b"
+
+
+@pytest.fixture
+async def wa_client(wa_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async def factory() -> Runtime:
+        return wa_runtime
+
+    api = create_app(factory, run_worker=False)
+    api.state.runtime = wa_runtime
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                 base_url="http://atiende.test") as c:
+        yield c
+
+
+async def _login(rt: Runtime, client: httpx.AsyncClient, role: str) -> dict[str, str]:
+    from handoff.roles import Role
+
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.mx"
+    await rt.auth.create_user(email=email, name=role, role=Role(role), password="contraseña-123")
+    r = await client.post("/api/v1/auth/login",
+                          json={"email": email, "password": "contraseña-123"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def test_admin_links_a_number_from_the_page(
+    wa_runtime: Runtime, wa_client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    api = "/api/v1/whatsapp/numbers"
+    assert (await wa_client.get(api)).status_code == 401
+    agent = await _login(wa_runtime, wa_client, "agent")
+    assert (await wa_client.get(api, headers=agent)).status_code == 403
+    assert (await wa_client.post(api, json={"account": "+52 55 1111 0000"},
+                                 headers=agent)).status_code == 403
+    admin = await _login(wa_runtime, wa_client, "admin")
+    created = await wa_client.post(api, json={"account": "55 1111 0000", "label": "Ventas"},
+                                   headers=admin)
+    assert created.status_code == 201 and created.json()["account"] == BUSINESS
+    bad = await wa_client.post(api, json={"account": "hola que tal"}, headers=admin)
+    assert bad.status_code == 422
+    path = f"{api}/%2B525511110000"
+    assert (await wa_client.get(f"{path}/qr.svg", headers=admin)).status_code == 404
+    linked = await wa_client.post(f"{path}/link", json={"mode": "qr"}, headers=admin)
+    assert linked.status_code == 202 and linked.json()["state"] == "connecting"
+
+    async def started() -> bool:
+        return bool(sessions.made)
+
+    await until(started)
+    feed_qr(sessions.latest().client, "2@qr-for-the-page")
+
+    async def has_qr() -> bool:
+        listed = (await wa_client.get(api, headers=admin)).json()
+        return bool(listed[0]["has_qr"])
+
+    await until(has_qr)
+    svg = await wa_client.get(f"{path}/qr.svg", headers=admin)
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.content.startswith(b"<?xml") and b"<svg" in svg.content
+    page = await wa_client.get("/admin/whatsapp", headers=admin)
+    assert page.status_code == 200 and "Vincular con QR / Link with QR" in page.text
+    assert (await wa_client.get("/admin/whatsapp", headers=agent)).status_code == 403
+    anonymous = await wa_client.get("/admin/whatsapp", follow_redirects=False)
+    assert anonymous.status_code in (302, 303, 307) and "/login" in anonymous.headers["location"]
+    disabled = await wa_client.post(f"{path}/disable", headers=admin)
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    missing = await wa_client.post(f"{api}/%2B525599990000/link", json={}, headers=admin)
+    assert missing.status_code == 404
