@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.base import ChannelRegistry, Presence
 from bot.errors import ChannelError, ChannelRefused
 from bot.logs import get_logger
-from bot.messages import Author, MessageKind, OutboundMessage
+from bot.messages import Author, MediaRef, MessageKind, OutboundMessage
 from bot.metrics import Metrics
 from bot.pacing import Pacer
 from bot.redis_adapter import CacheUnavailable
@@ -217,7 +217,7 @@ class OutboxSender:
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.author, Message.raw, Message.in_reply_to,
+                        Message.author, Message.raw, Message.in_reply_to, Message.media,
                         Conversation.owner, Contact.phone_e164.label("phone"),
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
@@ -255,7 +255,7 @@ class OutboxSender:
             outbox_id=row.id, conversation_id=row.conversation_id, channel=channel,
             account=account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
             author=Author(row.author), template=(row.raw or {}).get("template"),
-            reply_to=reply_to,
+            reply_to=reply_to, media=_media_ref(row.media),
         ), False
 
     async def _unclaim(self, message: OutboundMessage) -> None:
@@ -344,3 +344,9 @@ class OutboxSender:
                 .returning(Message.id)
             )
             return len(result.all())
+
+
+def _media_ref(stored: dict[str, object] | None) -> MediaRef | None:
+    if not stored or not stored.get("mime_type"):
+        return None
+    return MediaRef(**{k: v for k, v in stored.items() if k in MediaRef.__slots__})  # type: ignore[arg-type]

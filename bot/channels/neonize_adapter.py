@@ -389,6 +389,8 @@ class NeonizeSession:
 
 
 def _phone_jid(phone: str) -> pb.JID:
+    if phone.startswith("lid:"):  # a hidden-number contact we could not map to a phone
+        return _parse_jid(f"{phone.removeprefix('lid:')}@lid")
     return build_jid(phone.lstrip("+"))
 
 

@@ -32,6 +32,8 @@ class MediaSaver(Protocol):
         filename: str | None = None,
     ) -> MediaRef: ...
 
+    def read(self, key: str) -> AsyncIterator[bytes]: ...
+
 
 class WaSession(Protocol):
     """What the channel needs from one live number (``NeonizeSession`` implements it)."""
@@ -39,6 +41,11 @@ class WaSession(Protocol):
     account: str
 
     async def send_text(self, to_phone: str, text: str) -> str: ...
+
+    async def send_media(
+        self, to_phone: str, kind: MessageKind, data: bytes, *, caption: str | None,
+        filename: str | None, mime_type: str | None,
+    ) -> str: ...
 
     async def typing(self, to_phone: str, *, active: bool) -> None: ...
 
@@ -77,21 +84,38 @@ class WhatsAppChannel:
 
     name = WHATSAPP_CHANNEL
 
-    def __init__(self, sessions: LiveSessions) -> None:
+    def __init__(self, sessions: LiveSessions, media: MediaSaver | None = None) -> None:
         self._sessions = sessions
+        self._media = media
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
+        """Text, or a voice note / image / document from the media store (with caption)."""
         session = self._sessions.get(message.account)
-        if message.kind is not MessageKind.TEXT or not message.text:
-            raise ChannelRefused(
-                f"only text replies are sent through WhatsApp numbers; got {message.kind.value}",
-                channel=WHATSAPP_CHANNEL,
-            )
         try:
-            wamid = await session.send_text(message.to_phone, message.text)
+            if message.media is not None and message.media.key:
+                wamid = await self._send_media(session, message)
+            elif message.kind is MessageKind.TEXT and message.text:
+                wamid = await session.send_text(message.to_phone, message.text)
+            else:
+                raise ChannelRefused(f"nothing to send in a {message.kind.value} message",
+                                     channel=WHATSAPP_CHANNEL)
         finally:
             await self._stop_typing(session, message)
         return SendReceipt(provider_message_id=wamid)
+
+    async def _send_media(self, session: WaSession, message: OutboundMessage) -> str:
+        media = message.media
+        assert media is not None and media.key is not None
+        if self._media is None:
+            raise ChannelRefused("no media store to read from", channel=WHATSAPP_CHANNEL)
+        try:
+            data = b"".join([chunk async for chunk in self._media.read(media.key)])
+        except AtiendeError as exc:
+            raise ChannelRefused(f"media {media.key}: {exc}", channel=WHATSAPP_CHANNEL) from exc
+        return await session.send_media(
+            message.to_phone, message.kind, data, caption=message.text,
+            filename=media.filename, mime_type=media.mime_type,
+        )
 
     async def mark_read(self, message: OutboundMessage) -> None:
         if message.reply_to:

@@ -103,5 +103,5 @@ def build_whatsapp(
     pool = (
         NumberPool(book, supervise, interval=config.poll_seconds) if factory is not None else None
     )
-    return WhatsAppNumbers(book=book, live=live, channel=WhatsAppChannel(live), pool=pool,
+    return WhatsAppNumbers(book=book, live=live, channel=WhatsAppChannel(live, media), pool=pool,
                            node_id=me)

@@ -44,6 +44,21 @@ class RecordingClient(NewAClient):
         self.counter += 1
         return pb.SendResponse(ID=f"3EB0OUT{self.counter}")
 
+    async def send_image(self, to: Any, file: Any, caption: Any = None, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+        self._record("send_image", to, file, caption)
+        self.counter += 1
+        return pb.SendResponse(ID=f"3EB0OUT{self.counter}")
+
+    async def send_audio(self, to: Any, file: Any, ptt: bool = False, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+        self._record("send_audio", to, file, ptt)
+        self.counter += 1
+        return pb.SendResponse(ID=f"3EB0OUT{self.counter}")
+
+    async def send_document(self, to: Any, file: Any, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+        self._record("send_document", to, file, **k)
+        self.counter += 1
+        return pb.SendResponse(ID=f"3EB0OUT{self.counter}")
+
     async def send_chat_presence(self, jid: Any, state: Any, media: Any) -> None:  # type: ignore[override]
         self._record("send_chat_presence", jid, state, media)
 

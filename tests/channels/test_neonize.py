@@ -562,3 +562,36 @@ async def test_admin_links_a_number_from_the_page(
     assert disabled.status_code == 200 and disabled.json()["enabled"] is False
     missing = await wa_client.post(f"{api}/%2B525599990000/link", json={}, headers=admin)
     assert missing.status_code == 404
+
+
+async def test_agent_sends_an_image_through_the_number(
+    wa_runtime: Runtime, sessions: Sessions
+) -> None:
+    from tests.voice.conftest import chunks_of
+
+    session = await _linked(wa_runtime, sessions)
+    client = client_of(session)
+    feed(client, message_event("3EB0Q", text("me mandas la póliza?")))
+
+    async def answered() -> bool:
+        return [r.status for r in await _rows(wa_runtime, direction="out")] == ["sent"]
+
+    await until(answered)
+    picture = png(20, 20)
+    ref = await wa_runtime.media.save(chunks_of(picture), kind=MessageKind.IMAGE,
+                                      mime_type="image/png", filename="poliza.png")
+    conversation_id = (await _rows(wa_runtime, direction="in"))[0].conversation_id
+    async with wa_runtime.sessions() as s, s.begin():
+        s.add(Message(id=uuid.uuid4(), conversation_id=conversation_id, direction="out",
+                      author="agent", kind="image", channel="whatsapp", status="pending",
+                      text="Aquí está su póliza", media={
+                          "mime_type": ref.mime_type, "key": ref.key, "size": ref.size,
+                          "filename": "poliza.png"}))
+    await wa_runtime.outbox.send_pending(conversation_id)
+
+    async def image_sent() -> bool:
+        return any(c[0] == "send_image" for c in client.calls)
+
+    await until(image_sent)
+    name, (to, data, caption), _ = next(c for c in client.calls if c[0] == "send_image")
+    assert to.User == "525512345678" and data == picture and caption == "Aquí está su póliza"
