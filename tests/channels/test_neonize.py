@@ -4,6 +4,7 @@ our adapter, supervisor, ingest and outbox; sends asserted at the neonize client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -595,3 +596,45 @@ async def test_agent_sends_an_image_through_the_number(
     await until(image_sent)
     name, (to, data, caption), _ = next(c for c in client.calls if c[0] == "send_image")
     assert to.User == "525512345678" and data == picture and caption == "Aquí está su póliza"
+
+
+async def test_second_node_waits_then_takes_over(
+    wa_runtime: Runtime, sessions: Sessions
+) -> None:
+    from bot.channels.supervisor import Backoff, NumberSupervisor, SupervisorPolicy
+    from bot.channels.whatsapp import LidDirectory, LiveSessions, WhatsAppInbound
+
+    await _linked(wa_runtime, sessions)  # node A (the runtime's pool) owns the number
+    lease = Lease(wa_runtime.redis, f"whatsapp:{BUSINESS}", holder="node-b",
+                  ttl=timedelta(seconds=2))
+    live_b = LiveSessions()
+    node_b = NumberSupervisor(
+        BUSINESS, book=wa_runtime.whatsapp.book, lease=lease, live=live_b,
+        inbound=WhatsAppInbound(ingestor=wa_runtime.ingestor, receipts=wa_runtime.receipts,
+                                lids=LidDirectory(wa_runtime.sessions), media=None),
+        factory=sessions, policy=SupervisorPolicy(Backoff(0.05, 0.3), 2, 5.0, 2.0),
+        metrics=wa_runtime.metrics, events=wa_runtime.events, clock=wa_runtime.clock,
+    )
+    assert await node_b.run() is ConnState.STANDBY
+    made = len(sessions.made)
+    await wa_runtime.stop_worker()  # node A goes away (its lease is released or expires)
+    task = asyncio.create_task(node_b.run())
+
+    async def b_started() -> bool:
+        return len(sessions.made) > made
+
+    await until(b_started)
+    feed(sessions.latest().client, pb.Connected(status=True))
+
+    async def b_connected() -> bool:
+        record = await _state(wa_runtime)
+        return record.state == "connected" and record.owner_node == "node-b"
+
+    await until(b_connected)
+    assert live_b.accounts() == [BUSINESS]
+    args, kwargs = client_of(sessions.latest()).init_args
+    assert kwargs["jid"].Device == 4  # resumed from the stored session, no QR
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await lease.current_holder() is None  # released on the way out
