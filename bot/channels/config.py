@@ -43,6 +43,10 @@ class NeonizeConfig(BaseModel):
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     media_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     poll_seconds: float = Field(default=5.0, gt=0, description="how often numbers are checked")
+    worker_threads: int = Field(
+        default=128, ge=8,
+        description="default-executor threads: each live neonize session holds one for life",
+    )
 
 
 class ChannelsConfig(BaseModel):

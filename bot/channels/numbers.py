@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,14 +120,21 @@ class NumberPool:
     """Starts a supervisor task per enabled number; each competes for the number's lease."""
 
     def __init__(
-        self, book: NumberBook, supervise: Supervise, *, interval: float = 5.0
+        self, book: NumberBook, supervise: Supervise, *, interval: float = 5.0,
+        threads: int | None = None,
     ) -> None:
         self._book = book
         self._supervise = supervise
         self._interval = interval
+        self._threads = threads
         self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     async def run_forever(self) -> None:
+        if self._threads:
+            # neonize runs every Go call through asyncio.to_thread and a live session
+            # keeps one thread for its whole life: the default pool (~cpu+4) is too small.
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="atiende-wa"))
         try:
             while True:
                 try:

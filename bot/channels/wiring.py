@@ -101,7 +101,9 @@ def build_whatsapp(
         ).run()
 
     pool = (
-        NumberPool(book, supervise, interval=config.poll_seconds) if factory is not None else None
+        NumberPool(book, supervise, interval=config.poll_seconds,
+                   threads=config.worker_threads if config.enabled else None)
+        if factory is not None else None
     )
     return WhatsAppNumbers(book=book, live=live, channel=WhatsAppChannel(live, media), pool=pool,
                            node_id=me)
