@@ -6,6 +6,7 @@
     ├── InvalidMessage             an inbound message that breaks our rules (empty, too big)
     ├── ChannelError               a channel could not send (``channel``, ``retry_after``)
     │   ├── ChannelRateLimited     slow down; ``retry_after`` seconds when the provider says
+    │   ├── ChannelUnavailable     not connected here right now (reconnecting, banned, other node)
     │   └── ChannelRefused         permanent: retrying the same message cannot succeed
     │       └── OutsideServiceWindow   Cloud API free text after the 24-hour window
     ├── InvalidWebhook             a webhook body that is not what the provider sends (400)
@@ -49,6 +50,10 @@ class ChannelError(AtiendeError):
 
 class ChannelRateLimited(ChannelError):
     pass
+
+
+class ChannelUnavailable(ChannelError):
+    """The sender is not connected on this node right now; the message waits, uncounted."""
 
 
 class ChannelRefused(ChannelError):

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelRegistry, Presence
-from bot.errors import ChannelError, ChannelRefused
+from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable
 from bot.logs import get_logger
 from bot.messages import Author, MediaRef, MessageKind, OutboundMessage
 from bot.metrics import Metrics
@@ -268,6 +268,11 @@ class OutboxSender:
     async def _send_one(self, message: OutboundMessage, *, raise_rate_limit: bool = False) -> int:
         try:
             receipt = await self._channels.get(message.channel).send(message)
+        except ChannelUnavailable:
+            # The number is reconnecting, banned for a while, or on another node: the row
+            # waits without using up its attempts.
+            await self._unclaim(message)
+            raise
         except ChannelError as exc:
             await self._drain_failed(message, exc)
             if raise_rate_limit and exc.retry_after is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.receipts import Receipt, ReceiptRecorder
 from bot.channels.wa_events import WHATSAPP_CHANNEL, IncomingMessage, IncomingReceipt
-from bot.errors import AtiendeError, ChannelError, ChannelRefused
+from bot.errors import AtiendeError, ChannelError, ChannelRefused, ChannelUnavailable
 from bot.ingest import Accepted, Ingestor
 from bot.logs import get_logger
 from bot.messages import InboundMessage, MediaRef, MessageKind, OutboundMessage, SendReceipt
@@ -70,9 +70,9 @@ class LiveSessions:
             return self._sessions[account]
         except KeyError:
             # Not connected here (reconnecting, or owned by another node): try again soon.
-            raise ChannelError(
+            raise ChannelUnavailable(
                 f"number {account} is not connected on this node", channel=WHATSAPP_CHANNEL,
-                retry_after=5.0,
+                retry_after=15.0,
             ) from None
 
     def accounts(self) -> list[str]:

@@ -212,3 +212,29 @@ async def test_bot_reply_not_sent_after_a_human_took_over(bare_runtime: Runtime)
 async def test_simulator_is_not_paced(tmp_path: Path, bare_runtime: Runtime) -> None:
     assert not bare_runtime.outbox._paced or "simulator" not in bare_runtime.outbox._paced
     assert bare_runtime.settings.channels.pacing.channels == ("whatsapp",)
+
+
+async def test_number_not_connected_keeps_rows_waiting(bare_runtime: Runtime) -> None:
+    from bot.channels.whatsapp import LiveSessions, WhatsAppChannel
+
+    clock = FakeClock(NOON_UTC)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    outbox = OutboxSender(
+        sessions=bare_runtime.sessions,
+        channels=ChannelRegistry([WhatsAppChannel(LiveSessions())]),  # nothing connected
+        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
+        scheduler=bare_runtime.jobs, sleep=sleep,
+    )
+    conversation_id = await _conversation(bare_runtime)
+    for _ in range(10):  # far more tries than MAX_SEND_ATTEMPTS would allow
+        await outbox.drain_number(PACED, NUMBER)
+        clock.advance(seconds=60)
+    async with bare_runtime.sessions() as s:
+        rows = (await s.execute(select(Message.status, Message.attempts).where(
+            Message.conversation_id == conversation_id, Message.direction == "out"))).all()
+    assert [tuple(r) for r in rows] == [("pending", 0)] * 5
+    waiting = [j for j in await bare_runtime.jobs.scheduled_sends() if j["status"] == "todo"]
+    assert waiting and waiting[0]["scheduled_at"] is not None
