@@ -17,7 +17,7 @@ from typing import Any
 
 import procrastinate
 import psycopg
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 
 from bot.db import libpq_url
 
@@ -161,9 +161,17 @@ class JobQueue:
         stalled = list(
             await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
         )
+        retried: list[int] = []
         for job in stalled:
-            await manager.retry_job(job)
-        return [job.id for job in stalled if job.id is not None]
+            try:
+                await manager.retry_job(job)
+            except ConnectorException:
+                # The job finished (or was retried by another node) between the two
+                # queries: procrastinate refuses the retry, which is what we want.
+                continue
+            if job.id is not None:
+                retried.append(job.id)
+        return retried
 
     async def counts(self) -> dict[str, int]:
         rows = await self._app.connector.execute_query_all_async(
