@@ -7,13 +7,19 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
 from bot.answering import KnowledgeResponder
 from bot.channels.base import ChannelRegistry
+from bot.channels.cloud_api import CloudApiChannel, CloudMediaFetcher, GraphApi, ServiceWindow
+from bot.channels.cloud_webhook import CloudWebhook
+from bot.channels.receipts import ReceiptRecorder
 from bot.channels.simulator import SimulatorChannel
+from bot.channels.supervisor import SessionFactory
+from bot.channels.wiring import WhatsAppNumbers, build_whatsapp, neonize_factory
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
 from bot.generation import AnswerGenerator, IntentClassifier, Summarizer
@@ -26,9 +32,10 @@ from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
+from bot.pacing import Pacer
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder
 from bot.settings import Settings
 from handoff.auth import AuthService
@@ -70,6 +77,10 @@ class Runtime:
     retriever: Retriever
     intent_examples: IntentExamples
     intent_router: IntentRouter
+    http: httpx.AsyncClient
+    receipts: ReceiptRecorder
+    cloud_webhook: CloudWebhook
+    whatsapp: WhatsAppNumbers
     media: MediaStore
     url_signer: UrlSigner
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -83,6 +94,7 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        whatsapp_sessions: SessionFactory | None = None,
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
         answer_generator: AnswerGenerator | None = None,
@@ -110,6 +122,21 @@ class Runtime:
         )
         await llm.start()  # builds and warms the chain; unconfigured is fine
         channels = ChannelRegistry([SimulatorChannel(events)])
+        http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        receipts = ReceiptRecorder(sessions)
+        cloud = settings.whatsapp_cloud
+        graph = GraphApi(
+            base_url=cloud.graph_url,
+            access_token=cloud.access_token.get_secret_value() if cloud.access_token else "",
+            http=http,
+        )
+        if cloud.access_token and cloud.phone_number_id:
+            channels.add(
+                CloudApiChannel(
+                    graph=graph, window=ServiceWindow(sessions, clock),
+                    default_phone_number_id=cloud.phone_number_id,
+                )
+            )
         url_signer = UrlSigner(settings.secret_key.get_secret_value())
         media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
         if settings.media.backend == "s3" and settings.media.s3_create_bucket:
@@ -122,7 +149,13 @@ class Runtime:
             max_attempts=settings.job_max_attempts,
             retry_base_seconds=settings.job_retry_base_seconds,
         )
-        outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        pacer = Pacer(
+            settings.channels.pacing, bucket=TokenBucket(redis), clock=clock,
+            timezone=settings.business_timezone,
+        )
+        outbox = OutboxSender(
+            sessions=sessions, channels=channels, metrics=metrics, pacer=pacer, scheduler=jobs
+        )
         kcfg = settings.knowledge
         embedder = embedder or build_embedder(kcfg)
         knowledge = KnowledgeStore(sessions, embedder)
@@ -160,11 +193,31 @@ class Runtime:
             handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
+        jobs.register_send(outbox.drain_number)
         jobs.register_periodic(
             "atiende.handoff_idle_timeout", handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
         )
         await jobs.open()
+        ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff)
+        neonize = settings.channels.neonize
+        if whatsapp_sessions is None and neonize.enabled:
+            whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)
+        whatsapp = build_whatsapp(
+            neonize, sessions=sessions, redis=redis, ingestor=ingestor, receipts=receipts,
+            metrics=metrics, events=events, clock=clock, media=media,
+            factory=whatsapp_sessions,
+        )
+        if whatsapp.pool is not None:
+            channels.add(whatsapp.channel)
+        cloud_webhook = CloudWebhook(
+            verify_token=cloud.verify_token.get_secret_value() if cloud.verify_token else None,
+            app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
+            ingestor=ingestor, receipts=receipts, clock=clock,
+            default_region=settings.default_region,
+            fetch_media=CloudMediaFetcher(graph, media, max_bytes=neonize.media_max_bytes)
+            if cloud.access_token else None,
+        )
         return cls(
             settings=settings,
             database_url=database_url,
@@ -179,7 +232,7 @@ class Runtime:
             channels=channels,
             outbox=outbox,
             pipeline=pipeline,
-            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff),
+            ingestor=ingestor,
             reconciler=Reconciler(
                 sessions=sessions,
                 jobs=jobs,
@@ -198,6 +251,10 @@ class Runtime:
             retriever=retriever,
             intent_examples=intent_examples,
             intent_router=intent_router,
+            http=http,
+            receipts=receipts,
+            cloud_webhook=cloud_webhook,
+            whatsapp=whatsapp,
             media=media,
             url_signer=url_signer,
         )
@@ -219,6 +276,10 @@ class Runtime:
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
         self.llm.start_watching()  # chain edits saved by another process
+        if self.whatsapp.pool is not None:
+            self._tasks.append(
+                asyncio.create_task(self.whatsapp.pool.run_forever(), name="atiende-whatsapp")
+            )
 
     async def stop_worker(self) -> None:
         for task in self._tasks:
@@ -232,6 +293,7 @@ class Runtime:
         await self.stop_worker()
         await self.llm.close()
         await self.jobs.close()
+        await self.http.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
 

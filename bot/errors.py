@@ -5,7 +5,11 @@
     ├── InvalidPhoneNumber         a phone number that cannot be normalized to E.164
     ├── InvalidMessage             an inbound message that breaks our rules (empty, too big)
     ├── ChannelError               a channel could not send (``channel``, ``retry_after``)
-    │   └── ChannelRateLimited
+    │   ├── ChannelRateLimited     slow down; ``retry_after`` seconds when the provider says
+    │   ├── ChannelUnavailable     not connected here right now (reconnecting, banned, other node)
+    │   └── ChannelRefused         permanent: retrying the same message cannot succeed
+    │       └── OutsideServiceWindow   Cloud API free text after the 24-hour window
+    ├── InvalidWebhook             a webhook body that is not what the provider sends (400)
     ├── NotFound                   a conversation or message id that does not exist
     │   └── MediaNotFound          no stored media under that key
     ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
@@ -51,6 +55,28 @@ class ChannelError(AtiendeError):
 
 
 class ChannelRateLimited(ChannelError):
+    pass
+
+
+class ChannelUnavailable(ChannelError):
+    """The sender is not connected on this node right now; the message waits, uncounted."""
+
+
+class ChannelRefused(ChannelError):
+    """The provider refused this message for good (bad recipient, policy, window)."""
+
+    def __init__(
+        self, message: str, *, channel: str, code: int | str | None = None
+    ) -> None:
+        super().__init__(message, channel=channel)
+        self.code = code
+
+
+class OutsideServiceWindow(ChannelRefused):
+    """Free text to a customer who has not written in 24 hours (send a template instead)."""
+
+
+class InvalidWebhook(AtiendeError):
     pass
 
 

@@ -17,11 +17,14 @@ from typing import Any
 
 import procrastinate
 import psycopg
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 
 from bot.db import libpq_url
 
 PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
+SEND_TASK = "atiende.send_number"
+SEND_QUEUE = "outbound"
 PERIODIC_QUEUE = "periodic"
 
 
@@ -62,6 +65,41 @@ class JobQueue:
 
         self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry)(process)
         self._registered = True
+
+    def register_send(self, drain_number: Callable[[str, str], Awaitable[object]]) -> None:
+        """Bind the handler that sends one number's pending messages, paced."""
+
+        async def send(channel: str, account: str) -> None:
+            await drain_number(channel, account)
+
+        self._app.task(name=SEND_TASK, queue=SEND_QUEUE, retry=self._retry)(send)
+
+    async def defer_send(self, channel: str, account: str, *, delay_seconds: float = 0) -> bool:
+        """Queue (or schedule) the send job of one number; False if one is already waiting.
+
+        One lock per number keeps its sends strictly one after another on any node; the
+        queueing lock keeps at most one waiting job per number (it drains everything).
+        """
+        key = f"send:{channel}:{account}"
+        options: dict[str, Any] = {"lock": key, "queueing_lock": key, "queue": SEND_QUEUE}
+        if delay_seconds > 0:
+            options["schedule_in"] = {"seconds": delay_seconds}
+        try:
+            await self._app.configure_task(SEND_TASK, **options).defer_async(
+                channel=channel, account=account
+            )
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def scheduled_sends(self) -> list[dict[str, Any]]:
+        """Waiting send jobs (number, when) — for the admin page and tests."""
+        rows = await self._app.connector.execute_query_all_async(
+            "SELECT args, scheduled_at, status::text AS status FROM procrastinate_jobs "
+            "WHERE task_name = %(task)s AND status IN ('todo', 'doing') ORDER BY id",
+            task=SEND_TASK,
+        )
+        return [dict(r) for r in rows]
 
     def register_periodic(
         self, name: str, handler: Callable[[], Awaitable[object]], *, every_seconds: int
@@ -105,7 +143,7 @@ class JobQueue:
         """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
         aborted; their messages stay stored and are processed again later)."""
         await self._app.run_worker_async(
-            queues=[QUEUE, PERIODIC_QUEUE],
+            queues=[QUEUE, SEND_QUEUE, PERIODIC_QUEUE],
             concurrency=concurrency,
             wait=True,
             install_signal_handlers=False,
@@ -123,9 +161,17 @@ class JobQueue:
         stalled = list(
             await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
         )
+        retried: list[int] = []
         for job in stalled:
-            await manager.retry_job(job)
-        return [job.id for job in stalled if job.id is not None]
+            try:
+                await manager.retry_job(job)
+            except ConnectorException:
+                # The job finished (or was retried by another node) between the two
+                # queries: procrastinate refuses the retry, which is what we want.
+                continue
+            if job.id is not None:
+                retried.append(job.id)
+        return retried
 
     async def counts(self) -> dict[str, int]:
         rows = await self._app.connector.execute_query_all_async(

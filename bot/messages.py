@@ -85,6 +85,10 @@ class OutboundMessage:
     text: str | None = None
     media: MediaRef | None = None
     author: Author = Author.BOT
+    # An approved WhatsApp template ({"name", "language", "components"}), for channels
+    # that need one outside the 24-hour customer-service window (Cloud API).
+    template: dict[str, Any] | None = None
+    reply_to: str | None = None  # provider id of the customer message this answers
 
 
 @dataclass(frozen=True, slots=True)

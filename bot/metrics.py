@@ -53,5 +53,19 @@ class Metrics:
             "atiende_inbound_pending", "Inbound messages not yet processed", registry=r
         )
 
+        self.pacing_waits = Counter(
+            "atiende_pacing_waits_total", "Sends postponed by pacing, by reason",
+            ["channel", "reason"], registry=r,
+        )
+        self.number_health = Gauge(
+            "atiende_whatsapp_number_up",
+            "1 when a WhatsApp number is connected on this node, 0 otherwise",
+            ["account", "state"], registry=r,
+        )
+        self.number_restarts = Counter(
+            "atiende_whatsapp_number_restarts_total", "Reconnects of a WhatsApp number",
+            ["account", "reason"], registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,26 +3,46 @@
 A reply row is unique per (inbound message, position), so a retried job can never
 create a second reply. Sending claims rows (``pending`` → ``sending``) with SKIP
 LOCKED, so two senders never send the same row.
+
+Channels named in the pacing config (real WhatsApp numbers) are never sent inline:
+``send_pending`` queues the number's send job, which drains that number's rows in
+order, one at a time, as the ``Pacer`` allows (read mark, typing, jitter); when it
+may not send yet the row stays pending and the job is scheduled for later. The
+simulator is never paced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import ChannelRegistry
-from bot.errors import ChannelError
+from bot.channels.base import ChannelRegistry, Presence
+from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable
 from bot.logs import get_logger
-from bot.messages import Author, MessageKind, OutboundMessage
+from bot.messages import Author, MediaRef, MessageKind, OutboundMessage
 from bot.metrics import Metrics
+from bot.pacing import Pacer
+from bot.redis_adapter import CacheUnavailable
+from handoff.ownership import Owner
 from handoff.records import Contact, Conversation, Message
 
 log = get_logger("atiende.outbox")
 
 MAX_SEND_ATTEMPTS = 8
+CACHE_DOWN_RETRY_SECONDS = 5.0
+
+
+class SendScheduler(Protocol):
+    """Durable, per-number send jobs (``bot.jobs.JobQueue``)."""
+
+    async def defer_send(self, channel: str, account: str, *, delay_seconds: float = 0) -> bool:
+        ...
 
 
 class OutboxSender:
@@ -34,10 +54,22 @@ class OutboxSender:
         sessions: async_sessionmaker[AsyncSession],
         channels: ChannelRegistry,
         metrics: Metrics,
+        pacer: Pacer | None = None,
+        scheduler: SendScheduler | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._sessions = sessions
         self._channels = channels
         self._metrics = metrics
+        self._pacer = pacer
+        self._scheduler = scheduler
+        self._sleep = sleep
+
+    @property
+    def _paced(self) -> tuple[str, ...]:
+        if self._pacer is None or self._scheduler is None:
+            return ()
+        return self._pacer.config.channels
 
     async def send_pending(
         self, conversation_id: uuid.UUID | None = None, *, older_than: timedelta | None = None
@@ -46,9 +78,13 @@ class OutboxSender:
 
         Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
         transaction, so two senders never send one row; if this process dies mid-send
-        the row is still ``pending`` and is sent by the next run.
+        the row is still ``pending`` and is sent by the next run. Rows of paced channels
+        are handed to their number's send job instead.
         """
+        await self._schedule_paced(conversation_id, older_than)
         conditions = [Message.direction == "out", Message.status == "pending"]
+        if self._paced:
+            conditions.append(Message.channel.not_in(self._paced))
         if conversation_id is not None:
             conditions.append(Message.conversation_id == conversation_id)
         if older_than is not None:
@@ -59,7 +95,7 @@ class OutboxSender:
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.author, Message.channel, Message.attempts,
+                        Message.author, Message.channel, Message.attempts, Message.raw,
                         Conversation.account, Contact.phone_e164,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
@@ -75,6 +111,7 @@ class OutboxSender:
                     outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
                     account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
                     text=row.text, author=Author(row.author),
+                    template=(row.raw or {}).get("template"),
                 )
                 try:
                     receipt = await self._channels.get(message.channel).send(message)
@@ -94,10 +131,198 @@ class OutboxSender:
                 sent += 1
         return sent
 
+    async def drain_number(self, channel: str, account: str) -> int:
+        """Send one number's pending rows in order, paced; reschedule itself when it must wait."""
+        assert self._pacer is not None and self._scheduler is not None
+        sent = 0
+        while (message := await self._claim_next(channel, account)) is not None:
+            try:
+                decision = await self._pacer.reserve(channel, account, len(message.text or ""))
+            except CacheUnavailable as exc:
+                log.warning("outbox.pacing_unavailable", error=str(exc), account=account)
+                await self._unclaim(message)
+                await self._scheduler.defer_send(
+                    channel, account, delay_seconds=CACHE_DOWN_RETRY_SECONDS)
+                return sent
+            if not decision.send:
+                await self._unclaim(message)
+                await self._scheduler.defer_send(channel, account, delay_seconds=decision.delay)
+                self._metrics.pacing_waits.labels(channel, decision.reason).inc()
+                log.info(
+                    "outbox.paced", channel=channel, account=account, reason=decision.reason,
+                    delay=round(decision.delay, 2), outbox_id=str(message.outbox_id),
+                )
+                return sent
+            await self._human_touch(message, decision.pause)
+            try:
+                delivered = await self._send_one(message, raise_rate_limit=True)
+            except ChannelError as exc:
+                await self._scheduler.defer_send(
+                    channel, account, delay_seconds=exc.retry_after or 30.0)
+                return sent
+            sent += delivered
+        return sent
+
+    async def _human_touch(self, message: OutboundMessage, pause: float) -> None:
+        """Read mark, then "typing…" for the paced pause (presence errors never block a send)."""
+        channel = self._channels.get(message.channel)
+        if not isinstance(channel, Presence):
+            await self._sleep(pause)
+            return
+        try:
+            await channel.mark_read(message)
+            await channel.typing(message, active=True)
+        except ChannelError as exc:
+            log.info("outbox.presence_failed", error=str(exc), outbox_id=str(message.outbox_id))
+        await self._sleep(pause)
+
+    async def _schedule_paced(
+        self, conversation_id: uuid.UUID | None, older_than: timedelta | None
+    ) -> None:
+        if not self._paced or self._scheduler is None:
+            return
+        conditions = [
+            Message.direction == "out", Message.status == "pending",
+            Message.channel.in_(self._paced),
+        ]
+        if conversation_id is not None:
+            conditions.append(Message.conversation_id == conversation_id)
+        if older_than is not None:
+            conditions.append(Message.created_at < func.now() - older_than)
+        async with self._sessions() as session:
+            numbers = (
+                await session.execute(
+                    select(Message.channel, Conversation.account)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(and_(*conditions))
+                    .distinct()
+                )
+            ).all()
+        for channel, account in numbers:
+            await self._scheduler.defer_send(channel, account)
+
+    async def _claim_next(self, channel: str, account: str) -> OutboundMessage | None:
+        """The oldest pending row of one number, claimed; bot rows of human-owned chats
+        are cancelled instead (the bot never talks over a human)."""
+        while True:
+            message, cancelled = await self._claim_one(channel, account)
+            if not cancelled:
+                return message
+
+    async def _claim_one(
+        self, channel: str, account: str
+    ) -> tuple[OutboundMessage | None, bool]:
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    select(
+                        Message.id, Message.conversation_id, Message.kind, Message.text,
+                        Message.author, Message.raw, Message.in_reply_to, Message.media,
+                        Conversation.owner, Contact.phone_e164.label("phone"),
+                    )
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(
+                        Message.direction == "out", Message.status == "pending",
+                        Message.channel == channel, Conversation.account == account,
+                    )
+                    .order_by(Message.seq)
+                    .limit(1)
+                    .with_for_update(of=Message, skip_locked=True)
+                )
+            ).one_or_none()
+            if row is None:
+                return None, False
+            if row.author == Author.BOT.value and row.owner == Owner.HUMAN.value:
+                await session.execute(
+                    update(Message).where(Message.id == row.id)
+                    .values(status="cancelled", error="a human took the conversation")
+                )
+                log.info("outbox.cancelled", outbox_id=str(row.id), reason="human_owner")
+                return None, True
+            await session.execute(
+                update(Message).where(Message.id == row.id)
+                .values(status="sending", attempts=Message.attempts + 1)
+            )
+            reply_to = None
+            if row.in_reply_to is not None:
+                reply_to = (
+                    await session.execute(
+                        select(Message.provider_message_id).where(Message.id == row.in_reply_to)
+                    )
+                ).scalar_one_or_none()
+        return OutboundMessage(
+            outbox_id=row.id, conversation_id=row.conversation_id, channel=channel,
+            account=account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
+            author=Author(row.author), template=(row.raw or {}).get("template"),
+            reply_to=reply_to, media=_media_ref(row.media),
+        ), False
+
+    async def _unclaim(self, message: OutboundMessage) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message).where(Message.id == message.outbox_id, Message.status == "sending")
+                .values(status="pending", attempts=Message.attempts - 1)
+            )
+
+    async def _send_one(self, message: OutboundMessage, *, raise_rate_limit: bool = False) -> int:
+        try:
+            receipt = await self._channels.get(message.channel).send(message)
+        except ChannelUnavailable:
+            # The number is reconnecting, banned for a while, or on another node: the row
+            # waits without using up its attempts.
+            await self._unclaim(message)
+            raise
+        except ChannelError as exc:
+            await self._drain_failed(message, exc)
+            if raise_rate_limit and exc.retry_after is not None:
+                raise
+            return 0
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message)
+                .where(Message.id == message.outbox_id)
+                .values(
+                    status="sent", sent_at=func.clock_timestamp(),
+                    provider_message_id=receipt.provider_message_id, error=None,
+                )
+            )
+        self._metrics.messages_out.labels(message.channel, "sent").inc()
+        return 1
+
+    async def _drain_failed(self, message: OutboundMessage, exc: ChannelError) -> None:
+        async with self._sessions() as session, session.begin():
+            attempts = (
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == message.outbox_id)
+                    .values(
+                        status=(
+                            "failed"
+                            if isinstance(exc, ChannelRefused)
+                            else text(
+                                f"CASE WHEN attempts >= {MAX_SEND_ATTEMPTS} THEN 'failed' "
+                                "ELSE 'pending' END"
+                            )
+                        ),
+                        error=str(exc),
+                    )
+                    .returning(Message.attempts)
+                )
+            ).scalar_one()
+        permanent = isinstance(exc, ChannelRefused)
+        outcome = "failed" if permanent or attempts >= MAX_SEND_ATTEMPTS else "retry"
+        self._metrics.messages_out.labels(message.channel, outcome).inc()
+        log.warning(
+            "outbox.send_failed", outbox_id=str(message.outbox_id),
+            conversation_id=str(message.conversation_id), channel=message.channel,
+            attempts=attempts, error=str(exc), retry_after=exc.retry_after,
+        )
+
     async def _failed_attempt(
         self, session: AsyncSession, message: OutboundMessage, attempts: int, exc: ChannelError
     ) -> None:
-        final = attempts >= MAX_SEND_ATTEMPTS
+        final = attempts >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
         await session.execute(
             update(Message)
             .where(Message.id == message.outbox_id)
@@ -124,3 +349,9 @@ class OutboxSender:
                 .returning(Message.id)
             )
             return len(result.all())
+
+
+def _media_ref(stored: dict[str, object] | None) -> MediaRef | None:
+    if not stored or not stored.get("mime_type"):
+        return None
+    return MediaRef(**{k: v for k, v in stored.items() if k in MediaRef.__slots__})  # type: ignore[arg-type]

@@ -167,6 +167,138 @@ class EventBus:
                 pass
 
 
+# --- outbound pacing: a token bucket per sending number, with a daily cap ---------------
+
+_TAKE_TOKEN = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1]) or capacity
+local ts = tonumber(data[2]) or now
+if now > ts then
+  tokens = math.min(capacity, tokens + (now - ts) * rate)
+  ts = now
+end
+if cap > 0 then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used >= cap then
+    return {'cap', '0'}
+  end
+end
+if tokens >= 1 then
+  tokens = tokens - 1
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  if cap > 0 then
+    redis.call('INCR', KEYS[2])
+    redis.call('EXPIRE', KEYS[2], 172800)
+  end
+  return {'ok', '0'}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+redis.call('EXPIRE', KEYS[1], ttl)
+return {'wait', tostring((1 - tokens) / rate)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """``ok`` (send now), ``wait`` (``wait_seconds`` until a token) or ``cap`` (daily cap hit)."""
+
+    outcome: str
+    wait_seconds: float = 0.0
+
+
+class TokenBucket:
+    """An atomic (Lua) token bucket in Redis; time is passed in, so a fake clock drives it."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._script = client.register_script(_TAKE_TOKEN)
+
+    async def take(
+        self,
+        key: str,
+        *,
+        capacity: float,
+        per_second: float,
+        now: float,
+        day: str,
+        daily_cap: int,
+    ) -> TokenGrant:
+        """Take one token from ``key`` (and count it on ``day``) or say how long to wait."""
+        try:
+            outcome, wait = await self._script(
+                keys=[f"atiende:bucket:{key}", f"atiende:daily:{key}:{day}"],
+                args=[capacity, per_second, now, daily_cap, 86400],
+            )
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return TokenGrant(str(outcome), float(wait))
+
+
+# --- ownership of a WhatsApp number: exactly one node at a time --------------------------
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    """A lease on a name (SET NX PX + owner-checked renew/release in Lua).
+
+    Whoever holds it must renew before ``ttl`` passes; if its node dies, the key
+    expires and another node's ``acquire`` succeeds.
+    """
+
+    def __init__(self, client: aioredis.Redis, name: str, *, holder: str, ttl: timedelta) -> None:
+        self._redis = client
+        self._key = f"atiende:lease:{name}"
+        self.holder = holder
+        self._ttl_ms = int(ttl.total_seconds() * 1000)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def acquire(self) -> bool:
+        try:
+            if await self._redis.set(self._key, self.holder, nx=True, px=self._ttl_ms):
+                return True
+            return await self.renew()  # already ours (e.g. after a reconnect)
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def renew(self) -> bool:
+        try:
+            return bool(await self._renew(keys=[self._key], args=[self.holder, self._ttl_ms]))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def release(self) -> None:
+        try:
+            await self._release(keys=[self._key], args=[self.holder])
+        except (RedisError, OSError):
+            pass  # it expires on its own
+
+    async def current_holder(self) -> str | None:
+        try:
+            value = await self._redis.get(self._key)
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return None if value is None else str(value)
+
+
 class RedisRateLimiter:
     """Fixed-window failure counters in Redis (login throttling)."""
 

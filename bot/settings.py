@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.channels.config import ChannelsConfig
 from bot.media.config import MediaSettings
 from handoff.config import HandoffConfig
 from knowledge.config import KnowledgeConfig
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    whatsapp_cloud: WhatsAppCloudSettings = Field(default_factory=WhatsAppCloudSettings)
+    channels: ChannelsConfig = ChannelsConfig()
     handoff: HandoffConfig = HandoffConfig()
     media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True

@@ -7,6 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase

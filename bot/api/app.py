@@ -12,7 +12,17 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, health, inbox, knowledge, llm, media, simulator
+from bot.api.routes import (
+    auth,
+    health,
+    inbox,
+    knowledge,
+    llm,
+    media,
+    simulator,
+    whatsapp_cloud,
+    whatsapp_numbers,
+)
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
@@ -52,6 +62,9 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(whatsapp_cloud.router)
+    app.include_router(whatsapp_numbers.router)
+    app.include_router(whatsapp_numbers.pages)
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
     app.include_router(media.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.errors import ChannelError
 from bot.messages import OutboundMessage, SendReceipt
@@ -15,6 +15,19 @@ class Channel(Protocol):
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         """Deliver one message; raise ChannelError (with ``retry_after``) when it cannot."""
+        ...
+
+
+@runtime_checkable
+class Presence(Protocol):
+    """What a channel that shows a human touch offers: read receipts and typing."""
+
+    async def mark_read(self, message: OutboundMessage) -> None:
+        """Mark the customer message ``message`` answers (``reply_to``) as read."""
+        ...
+
+    async def typing(self, message: OutboundMessage, *, active: bool) -> None:
+        """Show (or stop showing) "typing…" in the customer's chat."""
         ...
 
 

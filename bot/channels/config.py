@@ -1,0 +1,56 @@
+"""Settings of the WhatsApp channels (``ATIENDE_CHANNELS__…``): pacing and neonize numbers."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PacingConfig(BaseModel):
+    """How fast one WhatsApp number may send (per number, across all its conversations)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channels: tuple[str, ...] = Field(
+        default=("whatsapp",), description="channels whose numbers are paced (never simulator)"
+    )
+    messages_per_minute: float = Field(default=8.0, gt=0)
+    burst: float = Field(default=3.0, ge=1)
+    jitter_seconds: float = Field(default=1.5, ge=0)
+    typing_chars_per_second: float = Field(default=18.0, gt=0)
+    typing_min_seconds: float = Field(default=0.8, ge=0)
+    typing_max_seconds: float = Field(default=6.0, ge=0)
+    quiet_start: time | None = Field(default=None, description="local time, e.g. 22:00")
+    quiet_end: time | None = Field(default=None, description="local time, e.g. 08:00")
+    daily_cap: int = Field(default=1000, ge=0, description="0 = no cap")
+
+
+class NeonizeConfig(BaseModel):
+    """The neonize (WhatsApp multi-device) numbers this deployment connects."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = False
+    store_url: str | None = Field(
+        default=None,
+        description="lib/pq URL of the whatsmeow store; empty = the app database",
+    )
+    qr_timeout_seconds: float = Field(default=120.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=1)
+    restart_cap: int = Field(default=8, ge=1)
+    backoff_initial_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    poll_seconds: float = Field(default=5.0, gt=0, description="how often numbers are checked")
+    worker_threads: int = Field(
+        default=128, ge=8,
+        description="default-executor threads: each live neonize session holds one for life",
+    )
+
+
+class ChannelsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pacing: PacingConfig = PacingConfig()
+    neonize: NeonizeConfig = NeonizeConfig()
