@@ -18,6 +18,7 @@ from bot.db import create_engine, session_factory
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
+from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
@@ -49,6 +50,8 @@ class Runtime:
     reconciler: Reconciler
     auth: AuthService
     clock: Clock
+    media: MediaStore
+    url_signer: UrlSigner
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -74,6 +77,13 @@ class Runtime:
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
         channels = ChannelRegistry([SimulatorChannel(events)])
+        url_signer = UrlSigner(settings.secret_key.get_secret_value())
+        media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
+        if settings.media.backend == "s3" and settings.media.s3_create_bucket:
+            from bot.media.s3 import S3MediaStore
+
+            assert isinstance(media, S3MediaStore)
+            await media.ensure_bucket()
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -119,6 +129,8 @@ class Runtime:
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
+            media=media,
+            url_signer=url_signer,
         )
 
     def start_worker(self) -> None:

@@ -6,7 +6,13 @@
     ├── InvalidMessage             an inbound message that breaks our rules (empty, too big)
     ├── ChannelError               a channel could not send (``channel``, ``retry_after``)
     │   └── ChannelRateLimited
-    └── NotFound                   a conversation or message id that does not exist
+    ├── NotFound                   a conversation or message id that does not exist
+    │   └── MediaNotFound          no stored media under that key
+    ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
+    ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
+    └── TranscriptionError         a voice note could not be turned into text
+        ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
+        └── TranscriberUnavailable a backend is not installed or its provider failed
 """
 
 from __future__ import annotations
@@ -44,3 +50,41 @@ class ChannelRateLimited(ChannelError):
 
 class NotFound(AtiendeError):
     pass
+
+
+class MediaNotFound(NotFound):
+    pass
+
+
+class MediaRejected(AtiendeError):
+    """Media refused before it was stored: too big, wrong or disguised type."""
+
+    def __init__(self, reason: str, *, kind: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+class MediaStoreError(AtiendeError):
+    def __init__(self, message: str, *, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class TranscriptionError(AtiendeError):
+    pass
+
+
+class AudioUnusable(TranscriptionError):
+    """The audio cannot be transcribed whatever the backend: corrupt, empty, too long."""
+
+    def __init__(self, reason: str, *, code: str = "corrupt") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code  # corrupt | empty | too_long
+
+
+class TranscriberUnavailable(TranscriptionError):
+    def __init__(self, message: str, *, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend

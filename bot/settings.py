@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.media.config import MediaSettings
+
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
 
@@ -66,6 +68,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
 
     @model_validator(mode="after")

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, health, simulator
+from bot.api.routes import auth, health, media, simulator
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, NotFound
+from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -49,6 +49,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(media.router)
     _install_error_handlers(app)
     return app
 
@@ -76,6 +77,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_message(request: Request, exc: InvalidMessage) -> JSONResponse:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(MediaRejected)
+    async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
+        log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
+        return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
