@@ -71,12 +71,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidPhoneNumber)
     async def invalid_phone(request: Request, exc: InvalidPhoneNumber) -> JSONResponse:
         log.info("http.invalid_phone", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": f"invalid phone number: {exc.reason}"}, status_code=422)
+        return _unprocessable(f"invalid phone number: {exc.reason}", "invalid_phone")
 
     @app.exception_handler(InvalidMessage)
     async def invalid_message(request: Request, exc: InvalidMessage) -> JSONResponse:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _unprocessable(str(exc), "invalid_message")
 
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
@@ -86,3 +86,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+def _unprocessable(reason: str, kind: str) -> JSONResponse:
+    """A 422 in the documented shape (FastAPI's ``HTTPValidationError``), whoever raised it."""
+    return JSONResponse(
+        {"detail": [{"loc": ["body"], "msg": reason, "type": kind}]}, status_code=422
+    )
