@@ -26,6 +26,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
+from handoff.audit import AuditLog
 from handoff.auth import AuthService
 
 
@@ -49,6 +50,7 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     auth: AuthService
+    audit: AuditLog
     clock: Clock
     media: MediaStore
     url_signer: UrlSigner
@@ -128,6 +130,7 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
+            audit=AuditLog(sessions),
             clock=clock,
             media=media,
             url_signer=url_signer,

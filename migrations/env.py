@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, pool
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase
+import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
 
 config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]
