@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import audit, auth, health, media, simulator
+from bot.api.routes import analytics, audit, auth, health, media, simulator
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
@@ -49,6 +49,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(audit.router)
+    app.include_router(analytics.router)
+    app.include_router(analytics.pages)
     app.include_router(simulator.pages)
     app.include_router(media.router)
     _install_error_handlers(app)
