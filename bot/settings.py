@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.media.config import MediaSettings
+from handoff.config import HandoffConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    handoff: HandoffConfig = HandoffConfig()
     media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
 

@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import analytics, audit, auth, health, media, simulator
+from bot.api.routes import analytics, audit, auth, health, inbox, media, simulator
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
+from handoff.auth import InvalidUser, UserExists
+from handoff.errors import HandoffError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 log = get_logger("atiende.api")
@@ -52,6 +54,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(analytics.router)
     app.include_router(analytics.pages)
     app.include_router(simulator.pages)
+    app.include_router(inbox.router)
+    app.include_router(inbox.pages)
     app.include_router(media.router)
     _install_error_handlers(app)
     return app
@@ -81,10 +85,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
         return _unprocessable(str(exc), "invalid_message")
 
+    @app.exception_handler(HandoffError)
+    async def handoff_refused(request: Request, exc: HandoffError) -> JSONResponse:
+        log.info("http.handoff_refused", path=request.url.path, code=exc.code, reason=exc.reason)
+        return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=exc.status)
+
+    @app.exception_handler(InvalidUser)
+    async def invalid_user(request: Request, exc: InvalidUser) -> JSONResponse:
+        return _unprocessable(str(exc), "invalid_user")
+
+    @app.exception_handler(UserExists)
+    async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
-        return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
+        return _unprocessable(f"media rejected: {exc.reason}", "media_rejected")
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
