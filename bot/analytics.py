@@ -96,6 +96,20 @@ class GapCluster:
 
 
 @dataclass(frozen=True, slots=True)
+class HumanStats:
+    """Handoff tickets opened in the period (times in business hours, from the inbox)."""
+
+    tickets: int
+    first_response: Durations
+    resolution: Durations
+    first_response_breaches: int
+    resolution_breaches: int
+    csat_answers: int
+    csat_average: float | None
+    csat_scores: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     period: Period
     active_conversations: int
@@ -110,6 +124,7 @@ class Report:
     hours: list[int]  # inbound messages per hour of day (business time), 0..23
     gaps: list[GapCluster]
     channels: list[str] = field(default_factory=list)
+    human: HumanStats | None = None
 
     @property
     def escalation_rate(self) -> float:
@@ -131,8 +146,12 @@ _SCOPE = """
 class Analytics:
     """Computes reports from the conversation record (read-only)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *,
+        first_response_sla_seconds: float = 15 * 60, resolution_sla_seconds: float = 4 * 3600,
+    ) -> None:
         self._sessions = sessions
+        self._sla = (first_response_sla_seconds, resolution_sla_seconds)
 
     async def report(self, period: Period) -> Report:
         since, until = period.bounds()
@@ -193,12 +212,50 @@ class Analytics:
                 {**params, "gaps": list(UNANSWERED_INTENTS)})).scalars().all()
             channels = list((await s.execute(text(
                 "SELECT DISTINCT channel FROM conversations ORDER BY 1"))).scalars().all())
+            human = await self._human(s, params)
         return Report(
             period=period, active_conversations=int(totals[0]), needed_human=int(totals[1]),
             escalated_conversations=int(totals[2]), inbound=int(totals[3]), days=days,
             intents=intents, reasons=reasons, bot_first_response=bot_first,
             human_first_response=human_first, hours=hours,
-            gaps=cluster_questions(list(unanswered)), channels=channels,
+            gaps=cluster_questions(list(unanswered)), channels=channels, human=human,
+        )
+
+    async def _human(self, s: AsyncSession, params: dict[str, object]) -> HumanStats | None:
+        exists = await s.scalar(text("SELECT to_regclass('handoff_tickets') IS NOT NULL"))
+        if not exists:
+            return None
+        scope = """t.opened_at >= :since AND t.opened_at < :until AND (
+            CAST(:channel AS text) IS NULL OR EXISTS (SELECT 1 FROM conversations c
+            WHERE c.id = t.conversation_id AND c.channel = CAST(:channel AS text)))"""
+        row = (await s.execute(text(f"""
+            SELECT count(*),
+              count(first_response_seconds),
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds),
+              percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds),
+              count(resolution_seconds),
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds),
+              percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds),
+              count(*) FILTER (WHERE first_response_seconds > :frs),
+              count(*) FILTER (WHERE resolution_seconds > :rs),
+              count(csat_score), avg(csat_score)
+            FROM handoff_tickets t WHERE {scope}"""),
+            {**params, "frs": self._sla[0], "rs": self._sla[1]})).one()
+        scores = {
+            int(k): int(v)
+            for k, v in await s.execute(text(f"""
+                SELECT csat_score, count(*) FROM handoff_tickets t
+                WHERE csat_score IS NOT NULL AND {scope} GROUP BY 1 ORDER BY 1"""), params)
+        }
+
+        def f(v: object) -> float | None:
+            return float(v) if v is not None else None  # type: ignore[arg-type]
+
+        return HumanStats(
+            tickets=int(row[0]), first_response=Durations(int(row[1]), f(row[2]), f(row[3])),
+            resolution=Durations(int(row[4]), f(row[5]), f(row[6])),
+            first_response_breaches=int(row[7]), resolution_breaches=int(row[8]),
+            csat_answers=int(row[9]), csat_average=f(row[10]), csat_scores=scores,
         )
 
     async def _days(

@@ -58,8 +58,22 @@ async def test_report_numbers_match_the_history(
     assert report.bot_first_response.count == 7
     assert report.human_first_response.count == 1
     assert 80 < (report.human_first_response.p50_seconds or 0) < 100
+    assert report.human is not None  # handoff tickets: the inbox computes their times
+    assert report.human.tickets == 1 and report.human.csat_answers == 0
     top = report.gaps[0]
     assert top.count == 3 and "cuesta" in top.key and "auto" in top.key
+    # a rated, resolved ticket, as the inbox records it
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE handoff_tickets SET first_response_seconds = 1200, "
+            "resolution_seconds = 3000, csat_score = 4, closed_at = now()"
+        )
+    rated = await Analytics(runtime.sessions, first_response_sla_seconds=900).report(
+        Period(today, today, None, runtime.settings.business_timezone)
+    )
+    assert rated.human is not None
+    assert rated.human.first_response_breaches == 1 and rated.human.resolution_breaches == 0
+    assert rated.human.csat_average == 4.0 and rated.human.csat_scores == {4: 1}
     # another channel: nothing
     other = await Analytics(runtime.sessions).report(
         Period(today, today, "whatsapp-cloud", runtime.settings.business_timezone)

@@ -24,6 +24,15 @@ AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
 MAX_DAYS = 366
 Table = Literal["days", "intents", "reasons", "hours", "gaps"]
 
+
+def _analytics(runtime: Any) -> Analytics:
+    config = runtime.settings.handoff
+    return Analytics(
+        runtime.sessions,
+        first_response_sla_seconds=config.first_response_sla_minutes * 60,
+        resolution_sla_seconds=config.resolution_sla_minutes * 60,
+    )
+
 LABELS: dict[str, dict[str, str]] = {
     "es": {
         "title": "Analítica", "from": "Desde", "to": "Hasta", "channel": "Canal",
@@ -37,6 +46,8 @@ LABELS: dict[str, dict[str, str]] = {
         "gaps": "Preguntas sin respuesta (huecos del conocimiento)", "count": "Veces",
         "examples": "Ejemplos", "export": "Exportar CSV", "none": "Sin datos en este periodo",
         "median": "mediana", "p90": "p90", "answered": "respondidos",
+        "tickets": "Atención humana", "resolution": "Resolución", "breaches": "fuera de SLA",
+        "csat": "Satisfacción (CSAT)", "answers": "respuestas",
     },
     "en": {
         "title": "Analytics", "from": "From", "to": "To", "channel": "Channel",
@@ -50,6 +61,8 @@ LABELS: dict[str, dict[str, str]] = {
         "gaps": "Unanswered questions (knowledge gaps)", "count": "Times",
         "examples": "Examples", "export": "Export CSV", "none": "No data in this period",
         "median": "median", "p90": "p90", "answered": "answered",
+        "tickets": "Human handling", "resolution": "Resolution", "breaches": "SLA breaches",
+        "csat": "Satisfaction (CSAT)", "answers": "answers",
     },
 }
 
@@ -76,7 +89,7 @@ async def report_json(
     channel: ChannelQ = None,
 ) -> dict[str, Any]:
     """The report for a date range and channel (see bot/analytics.py for definitions)."""
-    report = await Analytics(runtime.sessions).report(_period(runtime, start, end, channel))
+    report = await _analytics(runtime).report(_period(runtime, start, end, channel))
     body = asdict(report)
     body["escalation_rate"] = report.escalation_rate
     body["deflection"] = report.deflection
@@ -113,7 +126,7 @@ async def export_csv(
     end: EndQ = None, channel: ChannelQ = None,
 ) -> Response:
     period = _period(runtime, start, end, channel)
-    report = await Analytics(runtime.sessions).report(period)
+    report = await _analytics(runtime).report(period)
     header, rows = _rows(report, table)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -133,7 +146,7 @@ async def dashboard(
     lang: Annotated[Literal["es", "en"], Query()] = "es",
 ) -> HTMLResponse:
     period = _period(runtime, start, end, channel)
-    report = await Analytics(runtime.sessions).report(period)
+    report = await _analytics(runtime).report(period)
     L = LABELS[lang]
     labels = [d.day.strftime("%d/%m") for d in report.days]
     charts = {
@@ -152,6 +165,11 @@ async def dashboard(
             title=L["per_intent"], value_format="{:.0f}%", maximum=100,
         ),
         "reasons": hbar_chart(list(report.reasons.items()), title=L["reasons"]),
+        "csat": hbar_chart(
+            [(f"{k} ★", float(v)) for k, v in sorted(report.human.csat_scores.items())]
+            if report.human else [],
+            title=L["csat"],
+        ),
         "hours": bar_chart(
             [f"{h:02d}" for h in range(24)], [(L["inbound"], report.hours)], title=L["hours"]
         ),
