@@ -7,6 +7,7 @@ LOCKED, so two senders never send the same row.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -76,11 +77,18 @@ class OutboxSender:
                     account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
                     text=row.text, author=Author(row.author),
                 )
+                started = time.perf_counter()
                 try:
                     receipt = await self._channels.get(message.channel).send(message)
                 except ChannelError as exc:
+                    self._metrics.channel_send_seconds.labels(message.channel, "error").observe(
+                        time.perf_counter() - started
+                    )
                     await self._failed_attempt(session, message, row.attempts + 1, exc)
                     continue
+                self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
+                    time.perf_counter() - started
+                )
                 await session.execute(
                     update(Message)
                     .where(Message.id == message.outbox_id)
