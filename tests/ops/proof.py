@@ -169,14 +169,17 @@ async def deliver(
 
 
 async def wait_processed(database_url: str, expected: int, timeout: float) -> int:
-    """Wait until ``expected`` inbound rows exist and none is waiting; return the backlog."""
+    """Wait until ``expected`` inbound rows exist, all processed and their replies sent;
+    return the backlog left at the timeout."""
     deadline = time.monotonic() + timeout
     left = -1
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            # done = every inbound processed AND every reply out of the outbox
             cur = await conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE status = 'received') "
-                "FROM messages WHERE direction = 'in'"
+                "SELECT count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE "
+                "(direction = 'in' AND status = 'received') OR "
+                "(direction = 'out' AND status IN ('pending', 'sending'))) FROM messages"
             )
             row = await cur.fetchone()
             assert row is not None
@@ -227,7 +230,11 @@ def verdict(database_url: str, script: list[list[Delivery]], *, written_order: b
         ).fetchall()
     inbound = [row for row in inbound if row[1] in wanted]
     if not written_order:
-        position = {row[1]: int(row[4]) for row in inbound}
+        # Concurrent deliveries of one conversation have no written order: a row can take
+        # its sequence number before a neighbour and commit after it. What must hold is
+        # that replies follow the order in which the messages were processed.
+        ranked = sorted(inbound, key=lambda row: (row[5] is None, row[5] or 0, row[4]))
+        position = {row[1]: k for k, row in enumerate(ranked)}
     by_uuid = {row[0]: row[1] for row in inbound}
     stored = Counter(row[1] for row in inbound)
     statuses = Counter(row[2] for row in inbound)
