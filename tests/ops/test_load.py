@@ -71,6 +71,29 @@ async def _phase(
     return latencies, replied, counter, rss
 
 
+def _seed_conversations(database_url: str, count: int) -> None:
+    """``count`` customers with a conversation and one answered exchange each, in the
+    record, so the second phase runs against 10,000 real conversations even where the
+    machine answers only a few messages per second."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO contacts (id, phone_e164) SELECT gen_random_uuid(), "
+            "'+5255' || to_char(40000000 + g, 'FM00000000') "
+            "FROM generate_series(0, %s - 1) g "
+            "ON CONFLICT DO NOTHING", (count,),
+        )
+        conn.execute(
+            "INSERT INTO conversations (id, contact_id, channel, account, owner) "
+            "SELECT gen_random_uuid(), id, 'simulator', 'demo', 'bot' FROM contacts "
+            "ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, direction, author, kind, channel, "
+            "text, status, processed_at) SELECT gen_random_uuid(), id, 'in', 'customer', "
+            "'text', 'simulator', 'hola', 'processed', now() FROM conversations"
+        )
+
+
 def _end_to_end(database_url: str, tag: str) -> list[float]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -95,6 +118,8 @@ async def test_sustained_load_memory_flat_100_vs_10000_conversations(
         assert await wait_processed(database_url, 0, timeout=300) == 0
         results = {}
         for conversations, tag in ((100, "c100"), (10_000, "c10000")):
+            if conversations > 100:
+                await asyncio.to_thread(_seed_conversations, database_url, conversations)
             start = time.perf_counter()
             http, replied, sent, rss = await _phase(server, conversations, PHASE_SECONDS, tag)
             assert await wait_processed(database_url, 0, timeout=120) == 0
@@ -116,8 +141,8 @@ async def test_sustained_load_memory_flat_100_vs_10000_conversations(
             f"p95 {_pct(e2e, 95):.0f} p99 {_pct(e2e, 99):.0f} ms; "
             f"RSS MB over time {[round(m) for m in mb]} (mean {statistics.fmean(mb):.0f})"
         )
-    end_small = results[100][2][-1][1] / 2**20
-    end_large = results[10_000][2][-1][1] / 2**20
+    end_small = results[100][3][-1][1] / 2**20
+    end_large = results[10_000][3][-1][1] / 2**20
     figures.append(
         f"memory: RSS at end of 100-conversation phase {end_small:.1f} MB, "
         f"of 10,000-conversation phase {end_large:.1f} MB, difference "
