@@ -14,6 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from bot.kb_cli import bench_retrieval, eval_command, kb_app
 from bot.settings import Settings, load_settings
 
 app = typer.Typer(help="Atiende: WhatsApp customer-service bot.", no_args_is_help=True)
@@ -21,12 +22,17 @@ bench_app = typer.Typer(help="Benchmarks (print figures; see BENCHMARKS.md).")
 jobs_app = typer.Typer(help="Background jobs: see and replay failures.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(kb_app, name="kb")
+app.command("eval")(eval_command)
+bench_app.command("retrieval")(bench_retrieval)
 
 
 def _register_subcommands() -> None:
     from bot import cli_backup, cli_users
+    from bot.llm import cli as cli_llm
 
     app.add_typer(cli_users.app, name="users")
+    app.add_typer(cli_llm.app, name="llm")
     app.add_typer(cli_backup.app, name="backup")
 
 
@@ -74,6 +80,11 @@ def run() -> None:
     backing = backing_services(settings)
     try:
         migrate(backing.database_url)
+        from bot.kb_cli import prepare_knowledge
+
+        notes = asyncio.run(prepare_knowledge(settings, backing.database_url))
+        if notes:
+            typer.echo(notes)
         typer.echo(f"Atiende en http://{settings.host}:{settings.port}  (simulador: /simulator)")
         _serve(settings, backing.database_url, backing.redis_url, run_worker=True)
     finally:

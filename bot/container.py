@@ -11,27 +11,35 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
+from bot.answering import KnowledgeResponder
 from bot.channels.base import ChannelRegistry
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
-from bot.generation import Summarizer
+from bot.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
+from bot.intents import IntentRouter
 from bot.jobs import JobQueue
+from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
-from bot.responder import Persona, Responder, RuleResponder
+from bot.responder import Persona, Responder
 from bot.settings import Settings
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
 from handoff.service import HandoffService
+from knowledge.config import KnowledgeConfig
+from knowledge.embeddings import Embedder, HashingEmbedder
+from knowledge.intents import IntentExamples
+from knowledge.retrieval import Retriever
+from knowledge.store import KnowledgeStore
 
 
 @dataclass
@@ -58,6 +66,12 @@ class Runtime:
     handoff: HandoffService
     inbox: InboxQueries
     clock: Clock
+    llm: LLMService
+    knowledge: KnowledgeStore
+    responder: Responder
+    retriever: Retriever
+    intent_examples: IntentExamples
+    intent_router: IntentRouter
     media: MediaStore
     url_signer: UrlSigner
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -72,6 +86,9 @@ class Runtime:
         clock: Clock = system_clock,
         responder: Responder | None = None,
         summarizer: Summarizer | None = None,
+        embedder: Embedder | None = None,
+        answer_generator: AnswerGenerator | None = None,
+        intent_classifier: IntentClassifier | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -85,6 +102,15 @@ class Runtime:
             clock=clock,
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
+        llm = LLMService(
+            sessions=sessions,
+            metrics=LLMMetrics(metrics.registry),
+            secret_key=settings.secret_key.get_secret_value(),
+            config_file=settings.llm_config,
+            clock=clock,
+            memory_hours=settings.memory_ttl_hours,
+        )
+        await llm.start()  # builds and warms the chain; unconfigured is fine
         channels = ChannelRegistry([SimulatorChannel(events)])
         url_signer = UrlSigner(settings.secret_key.get_secret_value())
         media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
@@ -99,19 +125,34 @@ class Runtime:
             retry_base_seconds=settings.job_retry_base_seconds,
         )
         outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        kcfg = settings.knowledge
+        embedder = embedder or build_embedder(kcfg)
+        knowledge = KnowledgeStore(sessions, embedder)
+        retriever = Retriever(sessions, embedder, candidates=kcfg.candidates,
+                              ef_search=kcfg.ef_search)
+        intent_examples = IntentExamples(sessions, embedder)
+        intent_router = IntentRouter(
+            store=knowledge, examples=intent_examples,
+            classifier=intent_classifier or llm.classifier,
+            confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
+        )
+        persona = Persona(settings.bot_name, settings.business_name, settings.language)
+        responder = responder or KnowledgeResponder(
+            persona=persona, router=intent_router, retriever=retriever, store=knowledge,
+            config=kcfg, generator=answer_generator or llm.generator,
+        )
         handoff = HandoffService(
             sessions, config=settings.handoff, publisher=events, outbox=outbox, memory=memory,
             clock=clock,
         )
         inbox = InboxQueries(
             sessions, config=settings.handoff, clock=clock,
-            summarizer=SummarizerPort(summarizer, clock=clock) if summarizer else None,
+            summarizer=SummarizerPort(summarizer or llm.summarizer, clock=clock),
         )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
-            responder=responder
-            or RuleResponder(Persona(settings.bot_name, settings.business_name, settings.language)),
+            responder=responder,
             outbox=outbox,
             events=events,
             metrics=metrics,
@@ -154,6 +195,12 @@ class Runtime:
             handoff=handoff,
             inbox=inbox,
             clock=clock,
+            llm=llm,
+            knowledge=knowledge,
+            responder=responder,
+            retriever=retriever,
+            intent_examples=intent_examples,
+            intent_router=intent_router,
             media=media,
             url_signer=url_signer,
         )
@@ -174,6 +221,7 @@ class Runtime:
         self._tasks.append(
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
+        self.llm.start_watching()  # chain edits saved by another process
 
     async def stop_worker(self) -> None:
         for task in self._tasks:
@@ -185,6 +233,16 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self.llm.close()
         await self.jobs.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def build_embedder(config: KnowledgeConfig) -> Embedder:
+    """The embedder the settings name (the model loads lazily, on first use)."""
+    if config.embedder == "hashing":
+        return HashingEmbedder()
+    from knowledge.usem import UsemEmbedder
+
+    return UsemEmbedder(threads=config.embedder_threads)

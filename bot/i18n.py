@@ -33,6 +33,59 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "Done, we won't send you promotional messages anymore. If you write to us, "
         "we'll still help you.",
     },
+    "no_answer": {
+        "es": "No encontré información confiable sobre eso en lo que tengo de {business}, "
+        "y prefiero no inventarte nada. Te paso con una persona de nuestro equipo para que "
+        "te ayude. 🙋",
+        "en": "I couldn't find reliable information about that in what I have from {business}, "
+        "and I'd rather not make anything up. I'm passing you to a person on our team. 🙋",
+    },
+    "complaint": {
+        "es": "Lamento mucho la molestia. 😔 Le paso tu mensaje a una persona de nuestro equipo "
+        "para que lo atienda directamente; en un momento te escriben.",
+        "en": "I'm really sorry about this. 😔 I'm passing your message to a person on our team "
+        "so they can take care of it directly; they'll write to you shortly.",
+    },
+    "needs_person": {
+        "es": "Eso lo tiene que revisar una persona de nuestro equipo (necesita validar tus "
+        "datos o tu póliza). Ya te pasé con un asesor; en un momento te escribe.",
+        "en": "A person on our team needs to handle that (it requires checking your details or "
+        "your policy). I've passed you to an agent; they'll write to you shortly.",
+    },
+    "small_talk": {
+        "es": "👍 ¿Te ayudo con algo más? Puedo resolver dudas sobre nuestros seguros, pagos, "
+        "siniestros y horarios.",
+        "en": "👍 Anything else I can help with? I can answer questions about our insurance, "
+        "payments, claims and opening hours.",
+    },
+    "source_line": {
+        "es": "📄 Fuente: {titles}",
+        "en": "📄 Source (in Spanish): {titles}",
+    },
+    "english_intro": {
+        "es": "",
+        "en": "Here is what our information says (in Spanish):",
+    },
+    "price_one": {
+        "es": "*{name}*: {price}{unit}.",
+        "en": "*{name}*: {price}{unit}.",
+    },
+    "price_list_intro": {
+        "es": "Estos son los precios de referencia de nuestro catálogo:",
+        "en": "These are the reference prices in our catalog:",
+    },
+    "price_note": {
+        "es": "Son precios de referencia; la prima final depende de tu cotización.",
+        "en": "These are reference prices; the final premium depends on your quote.",
+    },
+    "stock_some": {
+        "es": "Tenemos {stock} disponibles.",
+        "en": "We have {stock} in stock.",
+    },
+    "stock_none": {
+        "es": "Por ahora está agotado.",
+        "en": "It is out of stock right now.",
+    },
     "unsupported": {
         "es": "Recibí tu mensaje, pero no puedo leer ese tipo de contenido. "
         "¿Me lo puedes escribir?",

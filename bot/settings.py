@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.media.config import MediaSettings
 from handoff.config import HandoffConfig
+from knowledge.config import KnowledgeConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     handoff: HandoffConfig = HandoffConfig()
     media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
+    knowledge: KnowledgeConfig = KnowledgeConfig()
 
     @model_validator(mode="after")
     def _refuse_defaults_outside_development(self) -> Settings:

@@ -1,9 +1,36 @@
-"""Knowledge-base tables (articles, products, chunks). Filled in by the knowledge issue."""
+"""Knowledge-base tables: articles, products, their versions, chunks, intent examples.
+
+Articles and products are soft-deleted (``deleted_at``); every change writes a row
+to ``kb_versions`` with who and when. Chunks are derived data (rebuilt from the
+article or product on every change) and carry the embedding model's name, so a
+model change can find and re-embed them. ``kb_state`` holds one revision counter
+bumped by every write: processes that cache anything derived from the knowledge
+base compare it to notice changes made by another process (``atiende kb import``).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -13,6 +40,136 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+DIMENSIONS = 512  # every embedder must produce vectors of this size
+ARTICLE_KINDS = ("product", "policy", "faq")
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class Article(Base):
+    __tablename__ = "kb_articles"
+    __table_args__ = (
+        CheckConstraint("kind IN ('product','policy','faq')", name="kind_valid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(80)), server_default="{}")
+    body: Mapped[str] = mapped_column(Text)
+    questions: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    updated_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Product(Base):
+    __tablename__ = "kb_products"
+    __table_args__ = (CheckConstraint("price >= 0", name="price_not_negative"),)
+
+    sku: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int | None] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(120), server_default="")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    updated_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Version(Base):
+    """One saved state of an article or product (``data`` is the full record)."""
+
+    __tablename__ = "kb_versions"
+    __table_args__ = (
+        CheckConstraint("entity IN ('article','product')", name="entity_valid"),
+        Index("ix_kb_versions_entity_key", "entity", "key", "version", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # create | update | delete | restore
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    edited_by: Mapped[str] = mapped_column(String(200))
+    edited_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Chunk(Base):
+    """A retrievable passage of an article (or a product's card) with its embedding."""
+
+    __tablename__ = "kb_chunks"
+    __table_args__ = (
+        CheckConstraint("source_kind IN ('article','product')", name="source_kind_valid"),
+        Index("ix_kb_chunks_source", "source_kind", "source_id", "ordinal", unique=True),
+        Index("ix_kb_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_kb_chunks_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 128},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(120))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    heading: Mapped[str] = mapped_column(String(300), server_default="")
+    # passage: part of the body; question: a customer question the article answers
+    role: Mapped[str] = mapped_column(String(16), server_default="passage")
+    text: Mapped[str] = mapped_column(Text)
+    tsv: Mapped[Any] = mapped_column(TSVECTOR)
+    embedding: Mapped[Any] = mapped_column(Vector(DIMENSIONS), nullable=True)
+    model: Mapped[str] = mapped_column(String(120))
+
+
+class IntentExample(Base):
+    """A labelled customer message for the embedding intent classifier."""
+
+    __tablename__ = "kb_intent_examples"
+    __table_args__ = (Index("ix_kb_intent_examples_text", "intent", "text", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    intent: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[Any] = mapped_column(Vector(DIMENSIONS), nullable=True)
+    model: Mapped[str] = mapped_column(String(120), server_default="")
+    created_by: Mapped[str] = mapped_column(String(200), server_default="seed")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class State(Base):
+    """A single row: the knowledge base's revision, bumped by every write."""
+
+    __tablename__ = "kb_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("1"))
+    revision: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

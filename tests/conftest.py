@@ -25,6 +25,7 @@ from bot.container import Runtime  # noqa: E402
 from bot.db import migrate  # noqa: E402
 from bot.embedded import EmbeddedServices  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from knowledge.embeddings import Embedder  # noqa: E402
 
 TEMPLATE = "atiende_template"
 
@@ -96,11 +97,21 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(scope="session")
+def kb_embedder() -> Embedder:
+    """One USE model for the whole session (it loads lazily, ~2 s, on first use)."""
+    from knowledge.usem import UsemEmbedder
+
+    return UsemEmbedder(threads=2)
+
+
 @pytest.fixture
 async def runtime(
-    settings: Settings, database_url: str, redis_url: str
+    settings: Settings, database_url: str, redis_url: str, kb_embedder: Embedder
 ) -> AsyncIterator[Runtime]:
-    rt = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
+    rt = await Runtime.create(
+        settings, database_url=database_url, redis_url=redis_url, embedder=kb_embedder
+    )
     rt.start_worker()
     yield rt
     await rt.close()

@@ -12,12 +12,23 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import analytics, audit, auth, health, inbox, media, simulator
+from bot.api.routes import (
+    analytics,
+    audit,
+    auth,
+    health,
+    inbox,
+    knowledge,
+    llm,
+    media,
+    simulator,
+)
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
+from knowledge.errors import DocumentError, EntryNotFound, KnowledgeError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 log = get_logger("atiende.api")
@@ -57,8 +68,29 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
     app.include_router(media.router)
+    app.include_router(llm.router)
+    app.include_router(llm.pages)
+    app.include_router(knowledge.router)
+    app.include_router(knowledge.pages)
     _install_error_handlers(app)
+    _install_knowledge_handlers(app)
     return app
+
+
+def _install_knowledge_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EntryNotFound)
+    async def kb_not_found(request: Request, exc: EntryNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(DocumentError)
+    async def kb_invalid(request: Request, exc: DocumentError) -> JSONResponse:
+        log.info("http.invalid_kb_entry", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": exc.reason, "line": exc.line}, status_code=422)
+
+    @app.exception_handler(KnowledgeError)
+    async def kb_error(request: Request, exc: KnowledgeError) -> JSONResponse:
+        log.warning("http.kb_error", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -36,6 +36,9 @@ def _worker(database_url: str, redis_url: str, data_dir: Path) -> subprocess.Pop
         "ATIENDE_RECONCILE_INTERVAL_SECONDS": "0.5",
         "ATIENDE_WORKER_CONCURRENCY": "4",
         "ATIENDE_LOG_LEVEL": "WARNING",
+        # this test is about crash recovery: the lexical embedder keeps the worker's
+        # start-up and per-message cost small (no 2 s model load per process)
+        "ATIENDE_KNOWLEDGE__EMBEDDER": "hashing",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "worker"], env=env,

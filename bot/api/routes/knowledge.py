@@ -1,0 +1,330 @@
+"""Admin API for the knowledge base: articles, products, versions, import, try a question."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from bot.api.auth import AdminDep, Principal, require_page_role
+from bot.api.deps import RuntimeDep
+from bot.responder import ResponseRequest
+from handoff.roles import Role
+from knowledge.documents import validate_article, validate_product
+from knowledge.rendering import render_markdown
+from knowledge.store import ArticleView, ProductView, VersionView
+
+router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
+pages = APIRouter(include_in_schema=False)
+
+MAX_UPLOAD_FILES = 200
+
+
+class ArticleWrite(BaseModel):
+    title: str = Field(max_length=300)
+    kind: Literal["product", "policy", "faq"] = "faq"
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    body: str = Field(max_length=100_000)
+    questions: list[str] = Field(default_factory=list, max_length=40)
+
+
+class ArticlePublic(BaseModel):
+    id: str
+    title: str
+    kind: str
+    tags: list[str]
+    body: str
+    questions: list[str]
+    version: int
+    updated_by: str
+    updated_at: datetime
+    deleted: bool
+
+
+class ProductWrite(BaseModel):
+    name: str = Field(max_length=300)
+    description: str = Field(default="", max_length=5000)
+    price: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    currency: str = Field(default="MXN", min_length=3, max_length=3)
+    stock: int | None = Field(default=None, ge=0)
+    category: str = Field(default="", max_length=120)
+
+
+class ProductPublic(BaseModel):
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    stock: int | None
+    category: str
+    version: int
+    updated_by: str
+    updated_at: datetime
+    deleted: bool
+
+
+class VersionPublic(BaseModel):
+    version: int
+    action: str
+    data: dict[str, object]
+    edited_by: str
+    edited_at: datetime
+
+
+class FilePublic(BaseModel):
+    source: str
+    ok: bool
+    articles: int
+    products: int
+    unchanged: int
+    error: str | None
+    line: int | None
+
+
+class ImportPublic(BaseModel):
+    files: list[FilePublic]
+    removed_articles: list[str]
+    removed_products: list[str]
+    summary: str
+
+
+class TryRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class HitPublic(BaseModel):
+    source_id: str
+    source_kind: str
+    title: str
+    heading: str
+    role: str
+    text: str
+    score: float
+    similarity: float
+    text_rank: float
+
+
+class TryPublic(BaseModel):
+    hits: list[HitPublic]
+    retrieval_ms: float
+    intent: str
+    confidence: float
+    escalate: bool
+    reason: str | None
+    replies: list[str]
+    sources: list[str]
+
+
+class PreviewRequest(BaseModel):
+    body: str = Field(max_length=100_000)
+
+
+class ExampleWrite(BaseModel):
+    intent: Literal["greeting", "thanks", "question", "product", "human_request", "complaint",
+                    "opt_out", "other"]
+    text: str = Field(min_length=1, max_length=500)
+
+
+class ExamplePublic(BaseModel):
+    id: int
+    intent: str
+    text: str
+    created_by: str
+
+
+def _article(view: ArticleView) -> ArticlePublic:
+    return ArticlePublic(
+        id=view.id, title=view.title, kind=view.kind, tags=list(view.tags), body=view.body,
+        questions=list(view.questions), version=view.version, updated_by=view.updated_by,
+        updated_at=view.updated_at, deleted=view.deleted,
+    )
+
+
+def _product(view: ProductView) -> ProductPublic:
+    return ProductPublic(
+        sku=view.sku, name=view.name, description=view.description, price=view.price,
+        currency=view.currency, stock=view.stock, category=view.category, version=view.version,
+        updated_by=view.updated_by, updated_at=view.updated_at, deleted=view.deleted,
+    )
+
+
+def _version(view: VersionView) -> VersionPublic:
+    return VersionPublic(version=view.version, action=view.action, data=view.data,
+                         edited_by=view.edited_by, edited_at=view.edited_at)
+
+
+# -- articles ---------------------------------------------------------------------------
+
+
+@router.get("/articles")
+async def list_articles(
+    runtime: RuntimeDep, admin: AdminDep, q: str = Query("", max_length=200),
+    include_deleted: bool = False,
+) -> list[ArticlePublic]:
+    views = await runtime.knowledge.list_articles(query=q, include_deleted=include_deleted)
+    return [_article(v) for v in views]
+
+
+@router.get("/articles/{article_id}")
+async def get_article(article_id: str, runtime: RuntimeDep, admin: AdminDep) -> ArticlePublic:
+    return _article(await runtime.knowledge.get_article(article_id))
+
+
+@router.put("/articles/{article_id}")
+async def save_article(
+    article_id: str, body: ArticleWrite, runtime: RuntimeDep, admin: AdminDep
+) -> ArticlePublic:
+    doc = validate_article(
+        f"article {article_id}", id=article_id, title=body.title, kind=body.kind,
+        tags=body.tags, body=body.body, questions=body.questions,
+    )
+    await runtime.knowledge.save_article(doc, editor=admin.email)
+    return _article(await runtime.knowledge.get_article(article_id))
+
+
+@router.delete("/articles/{article_id}")
+async def delete_article(article_id: str, runtime: RuntimeDep, admin: AdminDep) -> ArticlePublic:
+    return _article(await runtime.knowledge.delete_article(article_id, editor=admin.email))
+
+
+@router.get("/articles/{article_id}/versions")
+async def article_versions(
+    article_id: str, runtime: RuntimeDep, admin: AdminDep
+) -> list[VersionPublic]:
+    return [_version(v) for v in await runtime.knowledge.versions("article", article_id)]
+
+
+@router.post("/articles/{article_id}/versions/{version}/restore")
+async def restore_article(
+    article_id: str, version: int, runtime: RuntimeDep, admin: AdminDep
+) -> ArticlePublic:
+    await runtime.knowledge.restore("article", article_id, version, editor=admin.email)
+    return _article(await runtime.knowledge.get_article(article_id))
+
+
+# -- products ---------------------------------------------------------------------------
+
+
+@router.get("/products")
+async def list_products(
+    runtime: RuntimeDep, admin: AdminDep, q: str = Query("", max_length=200),
+    include_deleted: bool = False,
+) -> list[ProductPublic]:
+    views = await runtime.knowledge.list_products(query=q, include_deleted=include_deleted)
+    return [_product(v) for v in views]
+
+
+@router.get("/products/{sku}")
+async def get_product(sku: str, runtime: RuntimeDep, admin: AdminDep) -> ProductPublic:
+    return _product(await runtime.knowledge.get_product(sku))
+
+
+@router.put("/products/{sku}")
+async def save_product(
+    sku: str, body: ProductWrite, runtime: RuntimeDep, admin: AdminDep
+) -> ProductPublic:
+    doc = validate_product(
+        f"product {sku}", sku=sku, name=body.name, description=body.description,
+        price=body.price, currency=body.currency, stock=body.stock, category=body.category,
+    )
+    await runtime.knowledge.save_product(doc, editor=admin.email)
+    return _product(await runtime.knowledge.get_product(sku))
+
+
+@router.delete("/products/{sku}")
+async def delete_product(sku: str, runtime: RuntimeDep, admin: AdminDep) -> ProductPublic:
+    return _product(await runtime.knowledge.delete_product(sku, editor=admin.email))
+
+
+@router.get("/products/{sku}/versions")
+async def product_versions(sku: str, runtime: RuntimeDep, admin: AdminDep) -> list[VersionPublic]:
+    return [_version(v) for v in await runtime.knowledge.versions("product", sku)]
+
+
+@router.post("/products/{sku}/versions/{version}/restore")
+async def restore_product(
+    sku: str, version: int, runtime: RuntimeDep, admin: AdminDep
+) -> ProductPublic:
+    await runtime.knowledge.restore("product", sku, version, editor=admin.email)
+    return _product(await runtime.knowledge.get_product(sku))
+
+
+# -- import, preview, try, examples -----------------------------------------------------
+
+
+@router.post("/import")
+async def import_files(
+    runtime: RuntimeDep, admin: AdminDep,
+    files: Annotated[list[UploadFile], File(description=".md and .csv files")],
+    replace: Annotated[bool, Form()] = False,
+) -> ImportPublic:
+    loaded = [(f.filename or "upload", await f.read()) for f in files[:MAX_UPLOAD_FILES]]
+    report = await runtime.knowledge.import_files(loaded, editor=admin.email, replace=replace)
+    return ImportPublic(
+        files=[FilePublic(source=f.source, ok=f.ok, articles=f.articles, products=f.products,
+                          unchanged=f.unchanged, error=f.error, line=f.line)
+               for f in report.files],
+        removed_articles=list(report.removed_articles),
+        removed_products=list(report.removed_products),
+        summary=report.summary(),
+    )
+
+
+@router.post("/preview")
+async def preview(body: PreviewRequest, admin: AdminDep) -> dict[str, str]:
+    """Safe HTML of a Markdown body (raw HTML in it is escaped)."""
+    return {"html": render_markdown(body.body)}
+
+
+@router.post("/try")
+async def try_question(body: TryRequest, runtime: RuntimeDep, admin: AdminDep) -> TryPublic:
+    """What the bot would retrieve (with scores) and answer; nothing is sent or stored."""
+    retrieval = await runtime.retriever.search(body.text, limit=runtime.settings.knowledge.top_k)
+    decision = await runtime.responder.respond(
+        ResponseRequest(conversation_id=uuid.uuid4(), message_id=uuid.uuid4(), text=body.text)
+    )
+    return TryPublic(
+        hits=[HitPublic(source_id=h.source_id, source_kind=h.source_kind, title=h.title,
+                        heading=h.heading, role=h.role, text=h.text, score=round(h.score, 4),
+                        similarity=round(h.similarity, 4), text_rank=round(h.text_rank, 4))
+              for h in retrieval.hits],
+        retrieval_ms=round(retrieval.elapsed_ms, 2), intent=decision.intent,
+        confidence=decision.confidence, escalate=decision.escalate, reason=decision.reason,
+        replies=list(decision.replies), sources=list(decision.sources),
+    )
+
+
+@router.get("/intent-examples")
+async def list_examples(runtime: RuntimeDep, admin: AdminDep) -> list[ExamplePublic]:
+    return [ExamplePublic(id=e.id, intent=e.intent, text=e.text, created_by=e.created_by)
+            for e in await runtime.intent_examples.all()]
+
+
+@router.post("/intent-examples", status_code=status.HTTP_201_CREATED)
+async def add_example(body: ExampleWrite, runtime: RuntimeDep, admin: AdminDep) -> ExamplePublic:
+    e = await runtime.intent_examples.add(body.intent, body.text, created_by=admin.email)
+    return ExamplePublic(id=e.id, intent=e.intent, text=e.text, created_by=e.created_by)
+
+
+@router.delete("/intent-examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_example(example_id: int, runtime: RuntimeDep, admin: AdminDep) -> None:
+    await runtime.intent_examples.remove(example_id)
+
+
+# -- pages ------------------------------------------------------------------------------
+
+AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
+
+
+@pages.get("/admin/kb", response_class=HTMLResponse)
+async def kb_page(request: Request, user: AdminPage) -> HTMLResponse:
+    """The editor: list and search, edit with preview, import, try a question."""
+    templates = request.app.state.templates
+    response: HTMLResponse = templates.TemplateResponse(request, "kb.html", {"user": user})
+    return response

@@ -1,0 +1,176 @@
+"""Labelled intent examples (admins can add more) and the nearest-neighbour classifier.
+
+The examples live in ``kb_intent_examples`` with their embeddings; the
+classifier loads them once per knowledge-base revision and scores a message by
+its cosine similarity to the closest examples of each label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import yaml
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from knowledge.embeddings import Embedder, Vector
+from knowledge.errors import DocumentError, EntryNotFound
+from knowledge.models import IntentExample, State
+
+MAX_EXAMPLE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleView:
+    id: int
+    intent: str
+    text: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    label: str
+    confidence: float  # similarity-based, 0..1
+    margin: float  # best label's score minus the runner-up's
+
+
+def seed_examples() -> dict[str, list[str]]:
+    """The labelled examples that ship with Atiende (``knowledge/data/intents.yaml``)."""
+    raw = resources.files("knowledge").joinpath("data/intents.yaml").read_text("utf-8")
+    data = yaml.safe_load(raw)
+    return {str(k): [str(x) for x in v] for k, v in data.items()}
+
+
+class IntentExamples:
+    """Stored examples: seed, add, remove, list, embed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder) -> None:
+        self._sessions = sessions
+        self._embedder = embedder
+
+    async def seed(self) -> int:
+        """Insert the shipped examples that are missing; returns how many were added."""
+        rows = [(label, text) for label, texts in seed_examples().items() for text in texts]
+        return await self._insert(rows, created_by="seed")
+
+    async def add(self, intent: str, text: str, *, created_by: str) -> ExampleView:
+        text = " ".join(text.split())
+        if not text or len(text) > MAX_EXAMPLE_CHARS:
+            raise DocumentError("example", f"text must be 1-{MAX_EXAMPLE_CHARS} characters")
+        await self._insert([(intent, text)], created_by=created_by)
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(IntentExample).where(IntentExample.intent == intent,
+                                            IntentExample.text == text)
+            )
+        assert row is not None
+        return ExampleView(row.id, row.intent, row.text, row.created_by)
+
+    async def remove(self, example_id: int) -> None:
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(IntentExample).where(IntentExample.id == example_id)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise EntryNotFound(f"example {example_id} not found")
+            await _bump(session)
+
+    async def all(self) -> list[ExampleView]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(IntentExample).order_by(IntentExample.intent, IntentExample.id)
+                )
+            ).all()
+        return [ExampleView(r.id, r.intent, r.text, r.created_by) for r in rows]
+
+    async def vectors(self) -> list[tuple[str, Vector]]:
+        """(label, embedding) of every example, re-embedding stale ones first."""
+        name = self._embedder.name
+        async with self._sessions() as session:
+            stale = (
+                await session.execute(
+                    select(IntentExample.id, IntentExample.text).where(
+                        or_(IntentExample.model != name, IntentExample.embedding.is_(None))
+                    )
+                )
+            ).all()
+        if stale:
+            vectors = await self._embedder.embed([r.text for r in stale])
+            async with self._sessions.begin() as session:
+                for row, vector in zip(stale, vectors, strict=True):
+                    await session.execute(
+                        update(IntentExample).where(IntentExample.id == row.id)
+                        .values(embedding=vector, model=name)
+                    )
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(select(IntentExample.intent, IntentExample.embedding))
+            ).all()
+        return [(r.intent, [float(x) for x in r.embedding]) for r in rows]
+
+    async def _insert(self, rows: Sequence[tuple[str, str]], *, created_by: str) -> int:
+        if not rows:
+            return 0
+        vectors = await self._embedder.embed([text for _, text in rows])
+        async with self._sessions.begin() as session:
+            stmt = (
+                insert(IntentExample)
+                .values([
+                    {"intent": label, "text": text, "embedding": vector,
+                     "model": self._embedder.name, "created_by": created_by}
+                    for (label, text), vector in zip(rows, vectors, strict=True)
+                ])
+                .on_conflict_do_nothing(index_elements=["intent", "text"])
+                .returning(IntentExample.id)
+            )
+            added = len((await session.execute(stmt)).all())
+            if added:
+                await _bump(session)
+        return added
+
+
+class NearestExamples:
+    """k-nearest-neighbour classification over labelled example vectors."""
+
+    def __init__(self, examples: Sequence[tuple[str, Vector]], *, k: int = 3) -> None:
+        self._labels = [label for label, _ in examples]
+        self._matrix = np.array([v for _, v in examples], dtype=np.float32).reshape(
+            len(self._labels), -1
+        )
+        self._k = k
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def classify(self, vector: Vector) -> Classified | None:
+        if not self._labels:
+            return None
+        sims = self._matrix @ np.asarray(vector, dtype=np.float32)
+        per_label: dict[str, list[float]] = {}
+        for label, sim in zip(self._labels, sims.tolist(), strict=True):
+            per_label.setdefault(label, []).append(float(sim))
+        scores = {
+            label: _mean(sorted(values, reverse=True)[: self._k])
+            for label, values in per_label.items()
+        }
+        best = sorted(scores.items(), key=lambda kv: -kv[1])
+        top_label, top = best[0]
+        runner = best[1][1] if len(best) > 1 else 0.0
+        return Classified(top_label, max(0.0, min(1.0, top)), top - runner)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+async def _bump(session: AsyncSession) -> None:
+    await session.execute(
+        update(State).where(State.id == 1).values(revision=State.revision + 1,
+                                                  updated_at=func.now())
+    )
