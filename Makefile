@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run stop test install install-test system-deps lint unit bench clean
+.PHONY: run stop test install install-test system-deps lint unit bench reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ unit: install-test
 ## make test: lint gates, then the whole suite on real PostgreSQL and Redis it starts itself.
 test: install-test lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## make reliability: the whole proof suite at full size (duplicates, kill -9 of the API and the
+## worker, Redis loss, fuzzing, several minutes of load); prints the figures (RELIABILITY.md).
+reliability: install-test
+	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops
 
 bench: install
 	$(BIN)/atiende bench pipeline

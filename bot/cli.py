@@ -28,11 +28,12 @@ bench_app.command("retrieval")(bench_retrieval)
 
 
 def _register_subcommands() -> None:
-    from bot import cli_users
+    from bot import cli_backup, cli_users
     from bot.llm import cli as cli_llm
 
     app.add_typer(cli_users.app, name="users")
     app.add_typer(cli_llm.app, name="llm")
+    app.add_typer(cli_backup.app, name="backup")
 
 
 _register_subcommands()

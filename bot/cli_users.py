@@ -25,6 +25,7 @@ def create(
     from bot.db import migrate
     from bot.logs import configure_logging
     from bot.settings import load_settings
+    from handoff.audit import Actor
     from handoff.auth import InvalidUser, UserExists
 
     settings = load_settings()
@@ -39,6 +40,10 @@ def create(
         try:
             user = await runtime.auth.create_user(
                 email=email, name=name, role=role, password=password
+            )
+            await runtime.audit.record(
+                Actor.cli(), "users.create", f"user:{user.id}",
+                {"email": user.email, "role": user.role.value},
             )
         finally:
             await runtime.close()

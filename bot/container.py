@@ -38,6 +38,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder
 from bot.settings import Settings
+from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
 from handoff.service import HandoffService
@@ -68,6 +69,7 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     auth: AuthService
+    audit: AuditLog
     handoff: HandoffService
     inbox: InboxQueries
     clock: Clock
@@ -242,6 +244,7 @@ class Runtime:
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
+            audit=AuditLog(sessions),
             handoff=handoff,
             inbox=inbox,
             clock=clock,

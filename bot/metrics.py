@@ -66,6 +66,16 @@ class Metrics:
             "atiende_whatsapp_number_restarts_total", "Reconnects of a WhatsApp number",
             ["account", "reason"], registry=r,
         )
+        self.stage_seconds = Histogram(
+            "atiende_stage_seconds", "Time spent per pipeline stage (decide, commit, send)",
+            ["stage"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.channel_send_seconds = Histogram(
+            "atiende_channel_send_seconds", "One send through a channel, by channel and outcome",
+            ["channel", "outcome"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,6 +14,7 @@ simulator is never paced.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -113,11 +114,18 @@ class OutboxSender:
                     text=row.text, author=Author(row.author),
                     template=(row.raw or {}).get("template"),
                 )
+                started = time.perf_counter()
                 try:
                     receipt = await self._channels.get(message.channel).send(message)
                 except ChannelError as exc:
+                    self._metrics.channel_send_seconds.labels(message.channel, "error").observe(
+                        time.perf_counter() - started
+                    )
                     await self._failed_attempt(session, message, row.attempts + 1, exc)
                     continue
+                self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
+                    time.perf_counter() - started
+                )
                 await session.execute(
                     update(Message)
                     .where(Message.id == message.outbox_id)

@@ -187,12 +187,13 @@ class Pipeline:
                 pending.conversation_id, since=snapshot.context_started_at
             )
         )
-        return await self._responder.respond(
-            ResponseRequest(
-                conversation_id=pending.conversation_id, message_id=pending.id, text=text,
-                history=history, contact_name=snapshot.contact_name,
+        with self._metrics.stage_seconds.labels("decide").time():
+            return await self._responder.respond(
+                ResponseRequest(
+                    conversation_id=pending.conversation_id, message_id=pending.id, text=text,
+                    history=history, contact_name=snapshot.contact_name,
+                )
             )
-        )
 
     async def _commit(
         self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool

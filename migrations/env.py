@@ -11,6 +11,7 @@ import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records meta
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase
+import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
 import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 
 config = context.config

@@ -13,6 +13,8 @@ from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
 from bot.api.routes import (
+    analytics,
+    audit,
     auth,
     health,
     inbox,
@@ -61,6 +63,9 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.router)
     app.include_router(auth.pages)
     app.include_router(simulator.router)
+    app.include_router(audit.router)
+    app.include_router(analytics.router)
+    app.include_router(analytics.pages)
     app.include_router(simulator.pages)
     app.include_router(whatsapp_cloud.router)
     app.include_router(whatsapp_numbers.router)
@@ -110,21 +115,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidPhoneNumber)
     async def invalid_phone(request: Request, exc: InvalidPhoneNumber) -> JSONResponse:
         log.info("http.invalid_phone", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": f"invalid phone number: {exc.reason}"}, status_code=422)
+        return _unprocessable(f"invalid phone number: {exc.reason}", "invalid_phone")
 
     @app.exception_handler(InvalidMessage)
     async def invalid_message(request: Request, exc: InvalidMessage) -> JSONResponse:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _unprocessable(str(exc), "invalid_message")
 
     @app.exception_handler(HandoffError)
     async def handoff_refused(request: Request, exc: HandoffError) -> JSONResponse:
         log.info("http.handoff_refused", path=request.url.path, code=exc.code, reason=exc.reason)
+        if exc.status == 422:  # the documented shape of a 422 (found by schemathesis)
+            return _unprocessable(exc.reason, exc.code)
         return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=exc.status)
 
     @app.exception_handler(InvalidUser)
     async def invalid_user(request: Request, exc: InvalidUser) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _unprocessable(str(exc), "invalid_user")
 
     @app.exception_handler(UserExists)
     async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
@@ -132,8 +139,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
-        return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
+        return _unprocessable(f"media rejected: {exc.reason}", "media_rejected")
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+def _unprocessable(reason: str, kind: str) -> JSONResponse:
+    """A 422 in the documented shape (FastAPI's ``HTTPValidationError``), whoever raised it."""
+    return JSONResponse(
+        {"detail": [{"loc": ["body"], "msg": reason, "type": kind}]}, status_code=422
+    )

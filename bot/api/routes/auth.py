@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import SESSION_COOKIE, StaffDep
 from bot.api.deps import RuntimeDep
+from bot.container import Runtime
+from handoff.audit import Actor
 from handoff.auth import AuthError, IssuedToken, LoginThrottled
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -51,12 +53,26 @@ def _throttled(exc: LoginThrottled) -> HTTPException:
 async def login(body: LoginRequest, request: Request, runtime: RuntimeDep) -> LoginResponse:
     """Email and password → a bearer token (failed attempts are rate-limited)."""
     try:
-        issued = await runtime.auth.login(body.email, body.password, client=_client(request))
+        issued = await _audited_login(runtime, body.email, body.password, _client(request))
     except LoginThrottled as exc:
         raise _throttled(exc) from exc
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
     return _login_response(issued)
+
+
+async def _audited_login(runtime: Runtime, email: str, password: str, client: str) -> IssuedToken:
+    """Log in and record the attempt in the audit log (success, failure, throttled)."""
+    try:
+        issued = await runtime.auth.login(email, password, client=client)
+    except AuthError as exc:
+        action = "auth.login_throttled" if isinstance(exc, LoginThrottled) else "auth.login_failed"
+        actor = Actor.anonymous(email=email.strip().lower()[:254], client=client)
+        await runtime.audit.record(actor, action)
+        raise
+    p = issued.principal
+    await runtime.audit.record(Actor.of(p, client=client), "auth.login", f"user:{p.id}")
+    return issued
 
 
 def _login_response(issued: IssuedToken) -> LoginResponse:
@@ -79,6 +95,9 @@ async def logout(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
     token = request.headers.get("authorization", "")[7:] or request.cookies.get(SESSION_COOKIE)
     if token:
         await runtime.auth.logout(token)
+    await runtime.audit.record(
+        Actor.of(principal, client=_client(request)), "auth.logout", f"user:{principal.id}"
+    )
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -100,7 +119,7 @@ async def login_form(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     try:
-        issued = await runtime.auth.login(email, password, client=_client(request))
+        issued = await _audited_login(runtime, email, password, _client(request))
     except AuthError as exc:
         code = 429 if isinstance(exc, LoginThrottled) else 401
         return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
