@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.api.auth import LoginRequired
 from bot.api.routes import (
@@ -78,6 +80,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(knowledge.router)
     app.include_router(knowledge.pages)
     _install_error_handlers(app)
+    _install_http_handlers(app)
     _install_knowledge_handlers(app)
     return app
 
@@ -90,12 +93,24 @@ def _install_knowledge_handlers(app: FastAPI) -> None:
     @app.exception_handler(DocumentError)
     async def kb_invalid(request: Request, exc: DocumentError) -> JSONResponse:
         log.info("http.invalid_kb_entry", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": exc.reason, "line": exc.line}, status_code=422)
+        where = ["body", "line", exc.line] if exc.line else ["body"]
+        return JSONResponse(
+            {"detail": [{"loc": where, "msg": exc.reason, "type": "invalid_entry"}]},
+            status_code=422,
+        )
 
     @app.exception_handler(KnowledgeError)
     async def kb_error(request: Request, exc: KnowledgeError) -> JSONResponse:
         log.warning("http.kb_error", path=request.url.path, error=str(exc))
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _unprocessable(str(exc), "knowledge_error")
+
+
+def _install_http_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 422 and isinstance(exc.detail, str):
+            return _unprocessable(exc.detail, "invalid")  # the documented 422 shape
+        return await http_exception_handler(request, exc)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -45,7 +45,7 @@ async def test_crud_versions_restore_and_search(
     assert bad.status_code == 422
     empty = await client.put("/api/v1/kb/articles/vacio", json={**article, "body": "  "},
                              headers=admin)
-    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"][0]["msg"]
 
     product = {"name": "Kit vial", "price": "899.00", "currency": "MXN", "stock": 4}
     r = await client.put("/api/v1/kb/products/KIT-VIAL", json=product, headers=admin)

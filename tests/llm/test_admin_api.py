@@ -80,10 +80,10 @@ async def test_edit_test_and_watch_the_chain(
     bad = await client.put("/api/v1/llm/chain", json={"yaml": "model_list: [{model_name: a, "
                            "litellm_params: {model: openai/x}}]\natiende: {answer_model: zzz}"},
                            headers=admin)
-    assert bad.status_code == 422 and "zzz" in bad.json()["detail"]
+    assert bad.status_code == 422 and "zzz" in bad.json()["detail"][0]["msg"]
     wrong_mask = await client.put("/api/v1/llm/chain", json={
         "yaml": chain["yaml"].replace("••••9876", "••••0000")}, headers=admin)
-    assert wrong_mask.status_code == 422 and "masked" in wrong_mask.json()["detail"]
+    assert wrong_mask.status_code == 422 and "masked" in wrong_mask.json()["detail"][0]["msg"]
 
 
 async def test_admin_page_is_bilingual_and_never_uses_inner_html(
