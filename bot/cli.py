@@ -15,12 +15,15 @@ import httpx
 import typer
 
 from bot.settings import Settings, load_settings
+from bot.speech import cli as speech_cli
 
 app = typer.Typer(help="Atiende: WhatsApp customer-service bot.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print figures; see BENCHMARKS.md).")
 jobs_app = typer.Typer(help="Background jobs: see and replay failures.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(speech_cli.models_app, name="models")
+bench_app.command("speech")(speech_cli.bench_speech)
 
 DEMO_PHONE = "+5215512345678"
 

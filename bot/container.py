@@ -26,6 +26,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
+from bot.speech.service import SpeechService, build_speech
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Runtime:
     clock: Clock
     media: MediaStore
     url_signer: UrlSigner
+    speech: SpeechService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -61,6 +63,7 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        speech: SpeechService | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -82,6 +85,7 @@ class Runtime:
 
             assert isinstance(media, S3MediaStore)
             await media.ensure_bucket()
+        speech = speech or build_speech(settings.speech)
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -99,6 +103,8 @@ class Runtime:
             clock=clock,
             memory_ttl=timedelta(hours=settings.memory_ttl_hours),
             max_attempts=settings.job_max_attempts,
+            media=media,
+            speech=speech,
         )
         jobs.register(pipeline.process_conversation)
         await jobs.open()
@@ -128,6 +134,7 @@ class Runtime:
             clock=clock,
             media=media,
             url_signer=url_signer,
+            speech=speech,
         )
 
     def start_worker(self) -> None:
@@ -146,6 +153,18 @@ class Runtime:
         self._tasks.append(
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
+        if self.settings.speech.warm_at_start:
+            self._tasks.append(asyncio.create_task(self._warm_speech(), name="atiende-speech-warm"))
+
+    async def _warm_speech(self) -> None:
+        """Load the Whisper model now, so the first voice note does not wait for it."""
+        from bot.errors import TranscriptionError
+        from bot.logs import get_logger
+
+        try:
+            await self.speech.warm()
+        except TranscriptionError as exc:
+            get_logger("atiende.speech").warning("speech.warm_failed", error=str(exc))
 
     async def stop_worker(self) -> None:
         for task in self._tasks:

@@ -9,22 +9,26 @@ processed and does nothing, so a reply is never written twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.i18n import t
+from bot.errors import AudioUnusable, TranscriberUnavailable
+from bot.i18n import detect_language, t
 from bot.logs import get_logger
-from bot.messages import Author, MessageKind
+from bot.media import MediaStore
+from bot.messages import Author, MediaRef, MessageKind
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.redis_adapter import ConversationMemory, EventBus, Turn
 from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent
+from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
 
@@ -39,6 +43,14 @@ class _Pending:
     text: str | None
     transcript: str | None
     attempts: int
+    media: dict[str, Any] | None = None
+    voice_problem: str | None = None  # AudioUnusable.code, or "failed" (no transcriber worked)
+
+    @property
+    def media_ref(self) -> MediaRef | None:
+        if not self.media or not self.media.get("mime_type"):
+            return None
+        return MediaRef(**{k: v for k, v in self.media.items() if k in MediaRef.__slots__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,8 @@ class Pipeline:
         clock: Clock,
         memory_ttl: timedelta,
         max_attempts: int,
+        media: MediaStore | None = None,
+        speech: SpeechService | None = None,
     ) -> None:
         self._sessions = sessions
         self._memory = memory
@@ -74,6 +88,8 @@ class Pipeline:
         self._clock = clock
         self._ttl = memory_ttl
         self._max_attempts = max_attempts
+        self._media = media
+        self._speech = speech
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many."""
@@ -93,7 +109,7 @@ class Pipeline:
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.transcript, Message.attempts,
+                        Message.transcript, Message.attempts, Message.media,
                     )
                     .where(
                         Message.conversation_id == conversation_id,
@@ -119,6 +135,8 @@ class Pipeline:
                 raise
 
     async def _process(self, pending: _Pending) -> None:
+        if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
+            pending = await self._transcribe(pending)
         for _ in range(3):
             snapshot = await self._snapshot(pending.conversation_id)
             now = self._clock()
@@ -147,12 +165,30 @@ class Pipeline:
             ).one()
         return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
 
-    async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
-        text = pending.text or pending.transcript
-        if not text or not text.strip():
-            return Decision(
-                Intent.OTHER.value, 0.0, (t("unsupported"),),
+    async def _transcribe(self, pending: _Pending) -> _Pending:
+        """Transcribe a voice note and store the text in its own transaction, before deciding:
+        a retried job finds the transcript and never transcribes twice."""
+        ref = pending.media_ref
+        if self._speech is None or self._media is None or ref is None:
+            return replace(pending, voice_problem="corrupt" if ref is None else "failed")
+        try:
+            transcript = await self._speech.transcribe_media(self._media, ref)
+        except AudioUnusable as exc:
+            log.warning("voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key)
+            self._metrics.failures.inc()
+            return replace(pending, voice_problem=exc.code)
+        except TranscriberUnavailable as exc:
+            log.error("voice.transcriber_unavailable", backend=exc.backend, error=str(exc))
+            return replace(pending, voice_problem="failed")
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message)
+                .where(Message.id == pending.id, Message.transcript.is_(None))
+                .values(transcript=transcript.text)
             )
+        return replace(pending, transcript=transcript.text)
+
+    async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
         history = (
             []
             if fresh
@@ -160,6 +196,15 @@ class Pipeline:
                 pending.conversation_id, since=snapshot.context_started_at
             )
         )
+        text = pending.text or pending.transcript
+        if pending.kind in (MessageKind.IMAGE.value, MessageKind.DOCUMENT.value):
+            return _media_decision(pending, history)
+        if pending.kind == MessageKind.VOICE.value and not text:
+            return _voice_problem_decision(pending, history)
+        if not text or not text.strip():
+            return Decision(
+                Intent.OTHER.value, 0.0, (t("unsupported"),),
+            )
         return await self._responder.respond(
             ResponseRequest(
                 conversation_id=pending.conversation_id, message_id=pending.id, text=text,
@@ -292,3 +337,32 @@ class Pipeline:
             )
         self._metrics.parked.inc()
         return True
+
+
+def _language(texts: list[str]) -> str:
+    return detect_language(" ".join(texts), "es")
+
+
+def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A photo or document: the bot cannot act on it, so acknowledge and queue for a person."""
+    language = _language(
+        [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
+    )
+    return Decision(
+        Intent.OTHER.value, 1.0, (t(f"media_received_{pending.kind}", language),),
+        escalate=True, reason="media_needs_person", language=language,
+    )
+
+
+def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A voice note we could not understand: say so plainly; a failing transcriber escalates."""
+    language = _language([turn.text for turn in history if turn.role == "customer"])
+    problem = pending.voice_problem or "corrupt"
+    if problem == "failed":
+        return Decision(
+            Intent.OTHER.value, 0.0, (t("voice_failed", language),), escalate=True,
+            reason="transcription_failed", language=language,
+        )
+    return Decision(
+        Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
+    )

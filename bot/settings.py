@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.media.config import MediaSettings
+from bot.speech.config import SpeechSettings
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
 
     llm_config: Path | None = None
     media: MediaSettings = MediaSettings()
+    speech: SpeechSettings = SpeechSettings()
     load_demo_kb: bool = True
 
     @model_validator(mode="after")
