@@ -11,6 +11,7 @@ import asyncio
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,13 @@ class OpenAIWhisperTranscriber:
                     )
                 torch.set_num_threads(self._threads)
                 self._model = whisper.load_model(str(self._checkpoint.resolve()), device="cpu")
+                # openai-whisper reads its tokenizer file without closing it (a ResourceWarning);
+                # load the cached encoding once here, with that one warning silenced.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    whisper.tokenizer.get_encoding(
+                        name="multilingual", num_languages=self._model.num_languages
+                    )
             return self._model
 
     async def warm(self) -> None:
