@@ -22,6 +22,15 @@ def _litellm() -> Any:
     return litellm
 
 
+def _provider_errors() -> tuple[type[Exception], ...]:
+    # Every litellm error derives from openai.OpenAIError (``litellm.OpenAIError`` is a
+    # different class); httpx errors and timeouts can come through unwrapped.
+    import httpx
+    from openai import OpenAIError
+
+    return (OpenAIError, httpx.HTTPError, TimeoutError, ConnectionError)
+
+
 class LiteLLMTranscriber:
     """``litellm.atranscription`` with an explicit language, timeout and no hidden retries."""
 
@@ -51,7 +60,7 @@ class LiteLLMTranscriber:
                 timeout=self._timeout,
                 max_retries=0,
             )
-        except litellm.OpenAIError as exc:
+        except _provider_errors() as exc:
             raise TranscriberUnavailable(
                 f"{self._model}: {type(exc).__name__}: {exc}"[:500], backend=self.name
             ) from exc
