@@ -49,6 +49,7 @@ class ChatLine:
     author: str
     text: str | None
     status: str
+    kind: str = "text"
 
 
 class SimulatorService:
@@ -195,6 +196,6 @@ class SimulatorService:
                 )
             ).scalars().all()
         return [
-            (m.seq, ChatLine(m.id, m.direction, m.author, m.text or m.transcript, m.status))
+            (m.seq, ChatLine(m.id, m.direction, m.author, m.text or m.transcript, m.status, m.kind))
             for m in rows
         ]

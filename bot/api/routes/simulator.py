@@ -58,6 +58,7 @@ class ChatLinePublic(BaseModel):
     author: str
     text: str | None
     status: str
+    kind: str = "text"
 
 
 def get_simulator(runtime: RuntimeDep) -> SimulatorService:
