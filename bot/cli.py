@@ -25,6 +25,15 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(speech_cli.models_app, name="models")
 bench_app.command("speech")(speech_cli.bench_speech)
 
+
+def _register_subcommands() -> None:
+    from bot import cli_users
+
+    app.add_typer(cli_users.app, name="users")
+
+
+_register_subcommands()
+
 DEMO_PHONE = "+5215512345678"
 
 

@@ -23,10 +23,11 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pipeline import Pipeline
 from bot.reconciler import Reconciler
-from bot.redis_adapter import ConversationMemory, EventBus
+from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
 from bot.speech.service import SpeechService, build_speech
+from handoff.auth import AuthService
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Runtime:
     pipeline: Pipeline
     ingestor: Ingestor
     reconciler: Reconciler
+    auth: AuthService
     clock: Clock
     media: MediaStore
     url_signer: UrlSigner
@@ -131,6 +133,7 @@ class Runtime:
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
+            auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
             media=media,
             url_signer=url_signer,

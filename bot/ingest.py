@@ -68,11 +68,6 @@ class Ingestor:
                     provider_message_id=message.provider_message_id,
                 )
                 return Accepted(existing.id, existing.conversation_id, duplicate=True)
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(last_message_at=message.received_at)
-            )
             if message.from_owner:
                 await self._owner_typed(session, conversation_id)
             else:

@@ -8,10 +8,9 @@ LOCKED, so two senders never send the same row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelRegistry
@@ -43,102 +42,68 @@ class OutboxSender:
     async def send_pending(
         self, conversation_id: uuid.UUID | None = None, *, older_than: timedelta | None = None
     ) -> int:
-        """Send what is pending (for one conversation, or all); return how many were sent."""
-        claimed = await self._claim(conversation_id, older_than)
-        sent = 0
-        for message in claimed:
-            sent += await self._send_one(message)
-        return sent
+        """Send what is pending (for one conversation, or all); return how many were sent.
 
-    async def _claim(
-        self, conversation_id: uuid.UUID | None, older_than: timedelta | None
-    ) -> Sequence[OutboundMessage]:
+        Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
+        transaction, so two senders never send one row; if this process dies mid-send
+        the row is still ``pending`` and is sent by the next run.
+        """
         conditions = [Message.direction == "out", Message.status == "pending"]
         if conversation_id is not None:
             conditions.append(Message.conversation_id == conversation_id)
         if older_than is not None:
             conditions.append(Message.created_at < func.now() - older_than)
+        sent = 0
         async with self._sessions() as session, session.begin():
-            ids = (
-                select(Message.id)
-                .where(and_(*conditions))
-                .order_by(Message.seq)
-                .limit(100)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
             rows = (
                 await session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ids))
-                    .values(status="sending", attempts=Message.attempts + 1)
-                    .returning(
-                        Message.id, Message.seq, Message.conversation_id, Message.kind,
-                        Message.text, Message.author, Message.channel,
+                    select(
+                        Message.id, Message.conversation_id, Message.kind, Message.text,
+                        Message.author, Message.channel, Message.attempts,
+                        Conversation.account, Contact.phone_e164,
                     )
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(and_(*conditions))
+                    .order_by(Message.seq)
+                    .limit(100)
+                    .with_for_update(of=Message, skip_locked=True)
                 )
             ).all()
-            if not rows:
-                return []
-            conv_ids = {r.conversation_id for r in rows}
-            targets = {
-                c.id: (c.account, c.phone)
-                for c in (
-                    await session.execute(
-                        select(
-                            Conversation.id, Conversation.account,
-                            Contact.phone_e164.label("phone"),
-                        )
-                        .join(Contact, Contact.id == Conversation.contact_id)
-                        .where(Conversation.id.in_(conv_ids))
-                    )
-                ).all()
-            }
-        return [
-            OutboundMessage(
-                outbox_id=r.id, conversation_id=r.conversation_id, channel=r.channel,
-                account=targets[r.conversation_id][0], to_phone=targets[r.conversation_id][1],
-                kind=MessageKind(r.kind), text=r.text, author=Author(r.author),
-            )
-            for r in sorted(rows, key=lambda r: r.seq)
-        ]
-
-    async def _send_one(self, message: OutboundMessage) -> int:
-        try:
-            receipt = await self._channels.get(message.channel).send(message)
-        except ChannelError as exc:
-            await self._failed_attempt(message, exc)
-            return 0
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(Message)
-                .where(Message.id == message.outbox_id)
-                .values(
-                    status="sent", sent_at=func.clock_timestamp(),
-                    provider_message_id=receipt.provider_message_id, error=None,
+            for row in rows:
+                message = OutboundMessage(
+                    outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+                    account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
+                    text=row.text, author=Author(row.author),
                 )
-            )
-        self._metrics.messages_out.labels(message.channel, "sent").inc()
-        return 1
-
-    async def _failed_attempt(self, message: OutboundMessage, exc: ChannelError) -> None:
-        async with self._sessions() as session, session.begin():
-            attempts = (
+                try:
+                    receipt = await self._channels.get(message.channel).send(message)
+                except ChannelError as exc:
+                    await self._failed_attempt(session, message, row.attempts + 1, exc)
+                    continue
                 await session.execute(
                     update(Message)
                     .where(Message.id == message.outbox_id)
                     .values(
-                        status=text(
-                            f"CASE WHEN attempts >= {MAX_SEND_ATTEMPTS} THEN 'failed' "
-                            "ELSE 'pending' END"
-                        ),
-                        error=str(exc),
+                        status="sent", sent_at=func.clock_timestamp(), error=None,
+                        attempts=Message.attempts + 1,
+                        provider_message_id=receipt.provider_message_id,
                     )
-                    .returning(Message.attempts)
                 )
-            ).scalar_one()
-        outcome = "failed" if attempts >= MAX_SEND_ATTEMPTS else "retry"
-        self._metrics.messages_out.labels(message.channel, outcome).inc()
+                self._metrics.messages_out.labels(message.channel, "sent").inc()
+                sent += 1
+        return sent
+
+    async def _failed_attempt(
+        self, session: AsyncSession, message: OutboundMessage, attempts: int, exc: ChannelError
+    ) -> None:
+        final = attempts >= MAX_SEND_ATTEMPTS
+        await session.execute(
+            update(Message)
+            .where(Message.id == message.outbox_id)
+            .values(status="failed" if final else "pending", attempts=attempts, error=str(exc))
+        )
+        self._metrics.messages_out.labels(message.channel, "failed" if final else "retry").inc()
         log.warning(
             "outbox.send_failed", outbox_id=str(message.outbox_id),
             conversation_id=str(message.conversation_id), channel=message.channel,

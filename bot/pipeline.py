@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -33,6 +33,8 @@ from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
 
 log = get_logger("atiende.pipeline")
+
+BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +96,20 @@ class Pipeline:
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many."""
         done = 0
-        while (pending := await self._next(conversation_id)) is not None:
-            with structlog.contextvars.bound_contextvars(
-                conversation_id=str(conversation_id), message_id=str(pending.id)
-            ):
-                await self._process_guarded(pending)
-            done += 1
+        while batch := await self._pending(conversation_id):
+            snapshot = await self._snapshot(conversation_id)
+            for pending in batch:
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ):
+                    snapshot = await self._process_guarded(pending, snapshot)
+                done += 1
         await self._outbox.send_pending(conversation_id)
         return done
 
-    async def _next(self, conversation_id: uuid.UUID) -> _Pending | None:
+    async def _pending(self, conversation_id: uuid.UUID) -> list[_Pending]:
         async with self._sessions() as session:
-            row = (
+            rows = (
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
@@ -117,14 +121,14 @@ class Pipeline:
                         Message.status == "received",
                     )
                     .order_by(Message.seq)
-                    .limit(1)
+                    .limit(BATCH)
                 )
-            ).one_or_none()
-        return _Pending(*row) if row is not None else None
+            ).all()
+        return [_Pending(*row) for row in rows]
 
-    async def _process_guarded(self, pending: _Pending) -> None:
+    async def _process_guarded(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
         try:
-            await self._process(pending)
+            return await self._process(pending, snapshot)
         except Exception as exc:
             # The job boundary: record the attempt, park the message after the last
             # one so the conversation moves on, otherwise let the job retry it.
@@ -133,12 +137,12 @@ class Pipeline:
             log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
             if not parked:
                 raise
+            return await self._snapshot(pending.conversation_id)
 
-    async def _process(self, pending: _Pending) -> None:
+    async def _process(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
         if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
             pending = await self._transcribe(pending)
         for _ in range(3):
-            snapshot = await self._snapshot(pending.conversation_id)
             now = self._clock()
             fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
             owner = snapshot.owner
@@ -147,8 +151,15 @@ class Pipeline:
             decision = None
             if bot_may_reply(owner):
                 decision = await self._decide(pending, snapshot, fresh)
-            if await self._commit(pending, decision, now=now, fresh=fresh):
-                return
+            committed = await self._commit(pending, decision, now=now, fresh=fresh)
+            if committed is not None:
+                return replace(
+                    snapshot,
+                    owner=committed,
+                    last_inbound_at=now,
+                    context_started_at=now if fresh else snapshot.context_started_at,
+                )
+            snapshot = await self._snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
 
     async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
@@ -175,7 +186,6 @@ class Pipeline:
             transcript = await self._speech.transcribe_media(self._media, ref)
         except AudioUnusable as exc:
             log.warning("voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key)
-            self._metrics.failures.inc()
             return replace(pending, voice_problem=exc.code)
         except TranscriberUnavailable as exc:
             log.error("voice.transcriber_unavailable", backend=exc.backend, error=str(exc))
@@ -202,9 +212,7 @@ class Pipeline:
         if pending.kind == MessageKind.VOICE.value and not text:
             return _voice_problem_decision(pending, history)
         if not text or not text.strip():
-            return Decision(
-                Intent.OTHER.value, 0.0, (t("unsupported"),),
-            )
+            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
         return await self._responder.respond(
             ResponseRequest(
                 conversation_id=pending.conversation_id, message_id=pending.id, text=text,
@@ -214,37 +222,26 @@ class Pipeline:
 
     async def _commit(
         self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool
-    ) -> bool:
-        """Write the outcome atomically; False when the owner changed under us (decide again)."""
+    ) -> Owner | None:
+        """Write the outcome atomically; the new owner, or None when the owner changed
+        under us (decide again)."""
         async with self._sessions() as session, session.begin():
             conversation = (
                 await session.execute(
-                    select(Conversation).where(Conversation.id == pending.conversation_id)
+                    select(Conversation.owner, Conversation.channel, Conversation.contact_id)
+                    .where(Conversation.id == pending.conversation_id)
                     .with_for_update()
                 )
-            ).scalar_one()
-            status = (
-                await session.execute(
-                    select(Message.status).where(Message.id == pending.id).with_for_update()
-                )
-            ).scalar_one()
-            if status != "received":
-                return True  # another run already finished it
+            ).one()
             owner = Owner(conversation.owner)
             if owner is Owner.CLOSED:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             if (decision is not None) != bot_may_reply(owner):
-                return False
-            if fresh:
-                conversation.context_started_at = now
-            conversation.last_inbound_at = now
-            if decision is not None:
-                owner = await self._apply(session, conversation, pending, decision, owner)
-            conversation.owner = owner.value
+                return None
             latency = (
                 await session.execute(
                     update(Message)
-                    .where(Message.id == pending.id)
+                    .where(Message.id == pending.id, Message.status == "received")
                     .values(
                         status="processed", processed_at=func.clock_timestamp(), error=None,
                         intent=decision.intent if decision else None,
@@ -254,38 +251,61 @@ class Pipeline:
                     )
                     .returning(func.extract("epoch", Message.processed_at - Message.created_at))
                 )
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if latency is None:
+                return owner  # another run already finished it
+            changes: dict[str, object] = {"last_inbound_at": now, "last_message_at": now}
+            if fresh:
+                changes["context_started_at"] = now
+            if decision is not None:
+                owner = await self._apply(
+                    session, conversation.channel, conversation.contact_id, pending, decision,
+                    owner, changes,
+                )
+            changes["owner"] = owner.value
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == pending.conversation_id)
+                .values(**changes)
+            )
         self._metrics.processing_seconds.observe(float(latency))
         await self._after_commit(pending, decision, owner, now=now, fresh=fresh)
-        return True
+        return owner
 
     async def _apply(
         self,
         session: AsyncSession,
-        conversation: Conversation,
+        channel: str,
+        contact_id: uuid.UUID,
         pending: _Pending,
         decision: Decision,
         owner: Owner,
+        changes: dict[str, object],
     ) -> Owner:
-        for position, reply in enumerate(decision.replies):
-            session.add(
-                Message(
-                    id=uuid.uuid4(), conversation_id=pending.conversation_id, direction="out",
-                    author=Author.BOT.value, kind=MessageKind.TEXT.value,
-                    channel=conversation.channel, text=reply, status="pending",
-                    in_reply_to=pending.id, reply_seq=position,
+        if decision.replies:
+            await session.execute(
+                insert(Message).values(
+                    [
+                        {
+                            "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                            "direction": "out", "author": Author.BOT.value,
+                            "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                            "status": "pending", "in_reply_to": pending.id,
+                            "reply_seq": position,
+                        }
+                        for position, reply in enumerate(decision.replies)
+                    ]
                 )
             )
-        conversation.last_intent = decision.intent
+        changes["last_intent"] = decision.intent
         if decision.opt_out:
             await session.execute(
-                update(Contact).where(Contact.id == conversation.contact_id).values(opted_out=True)
+                update(Contact).where(Contact.id == contact_id).values(opted_out=True)
             )
         if decision.escalate:
             owner = next_owner(owner, OwnerEvent.ESCALATE)
-            conversation.owner_reason = decision.reason
-            conversation.owner_changed_at = func.now()
-        await session.flush()
+            changes["owner_reason"] = decision.reason
+            changes["owner_changed_at"] = func.now()
         return owner
 
     async def _after_commit(

@@ -165,3 +165,27 @@ class EventBus:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             except (RedisError, OSError):
                 pass
+
+
+class RedisRateLimiter:
+    """Fixed-window failure counters in Redis (login throttling)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def blocked(self, key: str, *, limit: int) -> int | None:
+        count = await self._redis.get(f"atiende:rl:{key}")
+        if count is None or int(count) < limit:
+            return None
+        ttl = int(await self._redis.ttl(f"atiende:rl:{key}"))
+        return max(ttl, 1)
+
+    async def hit(self, key: str, *, window_seconds: int) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"atiende:rl:{key}")
+            pipe.expire(f"atiende:rl:{key}", window_seconds, nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(f"atiende:rl:{key}")

@@ -40,12 +40,12 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", squeezed).strip()
 
 
-_GREETING = re.compile(
-    r"^(hola+s?|ola|holi|buen(os|as)? (dia|dias|tardes|noches)|buenas|que onda|quiubo|"
-    r"q onda|hey|hi|hello|good (morning|afternoon|evening)|saludos|oye)"
-    r"( (que tal|como estas|como esta|buen dia|buenas tardes|buenas noches|there|"
-    r"amigo|joven|senorita))?[ .!¡?¿,]*$"
+_GREETING_WORD = (
+    r"(hola+s?|ola|holi|buen(os|as)? (dia|dias|tardes|noches)|buenas|que onda|quiubo|"
+    r"q onda|hey|hi|hello|good (morning|afternoon|evening)|saludos|oye|que tal|como estas|"
+    r"como esta|como le va|there|amigo|amiga|joven|senorita|disculpe|disculpa)"
 )
+_GREETING = re.compile(rf"^{_GREETING_WORD}([ ,.!¡?¿]+{_GREETING_WORD}){{0,3}}[ .!¡?¿,]*$")
 _THANKS = re.compile(
     r"^(muchas |mil |muchisimas )?(gracias|grax|grcs|thx|thanks|thank you|ty|gracias+)"
     r"( (por todo|por la info|por la informacion|muy amable|bye|adios|so much))?[ .!,]*$"

@@ -15,6 +15,11 @@ config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave procrastinate's own schema to procrastinate."""
+    return not (name or "").startswith("procrastinate")
+
+
 def _url() -> str:
     url = config.attributes.get("url") or os.environ.get("ATIENDE_DATABASE_URL")
     if not url:
@@ -27,13 +32,17 @@ def _url() -> str:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, include_name=include_name
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata)
+        context.configure(
+            connection=conn, target_metadata=target_metadata, include_name=include_name
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -139,3 +139,22 @@ async def ask(
     data: dict[str, object] = outcome.json()
     data["duplicate"] = accepted.json()["duplicate"]
     return data
+
+
+@pytest.fixture
+async def auth_headers(runtime: Runtime, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    """``await auth_headers("admin")`` → headers with a bearer token of a new user."""
+    from handoff.roles import Role
+
+    async def make(role: str = "admin", *, email: str | None = None) -> dict[str, str]:
+        address = email or f"{role}-{uuid.uuid4().hex[:8]}@example.mx"
+        await runtime.auth.create_user(
+            email=address, name=f"Test {role}", role=Role(role), password="contraseña-segura"
+        )
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": address, "password": "contraseña-segura"}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return make

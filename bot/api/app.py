@@ -8,10 +8,11 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.api.routes import health, media, simulator
+from bot.api.auth import LoginRequired
+from bot.api.routes import auth, health, media, simulator
 from bot.container import Runtime
 from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
 from bot.logs import get_logger
@@ -44,6 +45,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     )
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
     app.include_router(media.router)
@@ -52,6 +55,10 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [

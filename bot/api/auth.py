@@ -1,0 +1,98 @@
+"""Authentication at the HTTP edge: bearer tokens for the API, a session cookie for pages.
+
+``require_role(*roles)`` is the one dependency every protected endpoint uses:
+401 without a valid token, 403 when the role is not allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request, status
+
+from bot.api.deps import RuntimeDep
+from handoff.auth import Principal
+from handoff.roles import Role
+
+SESSION_COOKIE = "atiende_session"
+
+__all__ = [
+    "SESSION_COOKIE",
+    "AdminDep",
+    "LoginRequired",
+    "PageUser",
+    "Principal",
+    "Role",
+    "StaffDep",
+    "SupervisorDep",
+    "require_page_role",
+    "require_role",
+]
+
+
+class LoginRequired(Exception):
+    """A page needs a login; the app answers with a redirect to /login."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def current_principal(request: Request, runtime: RuntimeDep) -> Principal | None:
+    token = _token(request)
+    if not token:
+        return None
+    return await runtime.auth.resolve(token)
+
+
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller, who must be logged in with one of ``roles`` (any if none)."""
+
+    async def dependency(
+        principal: Annotated[Principal | None, Depends(current_principal)],
+    ) -> Principal:
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "login required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if roles and principal.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {principal.role.value} may not do this",
+            )
+        return principal
+
+    return dependency
+
+
+def require_page_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """Like ``require_role`` for HTML pages: redirects to /login instead of 401."""
+
+    async def dependency(
+        request: Request,
+        principal: Annotated[Principal | None, Depends(current_principal)],
+    ) -> Principal:
+        if principal is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise LoginRequired(quote(target, safe="/?=&"))
+        if roles and principal.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed for your role")
+        return principal
+
+    return dependency
+
+
+AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+SupervisorDep = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SUPERVISOR))]
+StaffDep = Annotated[Principal, Depends(require_role())]
+PageUser = Annotated[Principal, Depends(require_page_role())]

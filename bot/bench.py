@@ -1,0 +1,155 @@
+"""``atiende bench pipeline``: throughput and latency of the real pipeline (responder only).
+
+Runs on its own throwaway embedded PostgreSQL and Redis so it never touches real data.
+Latency is measured inside the database: inbound accepted (row committed) → reply row
+in the outbox, both stamped with clock_timestamp().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from bot.container import Runtime
+from bot.db import migrate
+from bot.embedded import EmbeddedServices
+from bot.logs import configure_logging
+from bot.settings import Settings
+from bot.simulation import SimulatorService
+
+GREETINGS = ["hola", "buenas tardes", "gracias!!", "holaa qué tal", "tengo una duda", "hi"]
+
+
+async def _insert_rate(database_url: str, seconds: float = 2.0) -> float:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial, v text)")
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            await conn.execute("INSERT INTO bench_insert (v) VALUES (%s)", ("x",))
+            n += 1
+        rate = n / (time.perf_counter() - start)
+        await conn.execute("DROP TABLE bench_insert")
+    return rate
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def run_pipeline_bench(
+    settings: Settings, *, messages: int, conversations: int, concurrency: int
+) -> str:
+    services = EmbeddedServices(Path(tempfile.mkdtemp(prefix="atiende-bench-")), ephemeral=True)
+    database_url, redis_url = services.start()
+    try:
+        migrate(database_url)
+        configure_logging("WARNING", json=True)
+        bench_settings = settings.model_copy(
+            update={"worker_concurrency": concurrency, "log_level": "WARNING"}
+        )
+        runtime = await Runtime.create(
+            bench_settings, database_url=database_url, redis_url=redis_url
+        )
+        try:
+            return await _measure(runtime, database_url, messages, conversations)
+        finally:
+            await runtime.close()
+    finally:
+        services.stop()
+
+
+async def _wait_all_replied(database_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        while True:
+            cur = await conn.execute(
+                "SELECT count(*) FROM messages WHERE direction='in' AND status='received'"
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] == 0:
+                return
+            await asyncio.sleep(0.005)
+
+
+async def _latencies(database_url: str, prefix: str) -> list[float]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT extract(epoch FROM min(r.created_at) - m.created_at) * 1000 "
+            "FROM messages m JOIN messages r ON r.in_reply_to = m.id "
+            "WHERE m.direction = 'in' AND m.provider_message_id LIKE %s "
+            "GROUP BY m.id, m.created_at",
+            (prefix + "%",),
+        )
+        return [float(r[0]) for r in await cur.fetchall()]
+
+
+def _summary(values: list[float]) -> str:
+    return (
+        f"p50 {_pct(values, 50):.1f}  p95 {_pct(values, 95):.1f}  p99 {_pct(values, 99):.1f}"
+        f"  (mean {statistics.fmean(values):.1f}, n={len(values)})"
+    )
+
+
+async def _measure(runtime: Runtime, database_url: str, messages: int, conversations: int) -> str:
+    insert_rate = await _insert_rate(database_url)
+    sim = SimulatorService(
+        sessions=runtime.sessions, ingestor=runtime.ingestor, events=runtime.events,
+        clock=runtime.clock, default_region="MX",
+    )
+    runtime.start_worker()
+
+    async def send(i: int, prefix: str) -> None:
+        await sim.send(
+            phone=f"+52155{50000000 + i % conversations:08d}",
+            text=GREETINGS[i % len(GREETINGS)], name=None, message_id=f"{prefix}{i}",
+        )
+
+    # Phase 1: saturation. Everything offered at once; time until every reply is written.
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(messages):
+        queue.put_nowait(i)
+
+    async def producer() -> None:
+        while not queue.empty():
+            await send(queue.get_nowait(), "sat-")
+
+    start = time.perf_counter()
+    await asyncio.gather(*[producer() for _ in range(8)])
+    accepted = time.perf_counter() - start
+    await _wait_all_replied(database_url)
+    elapsed = time.perf_counter() - start
+    throughput = messages / elapsed
+    saturated = await _latencies(database_url, "sat-")
+
+    # Phase 2: a steady offered load at half the measured capacity; latency without backlog.
+    rate = max(1.0, throughput / 2)
+    paced_n = max(50, messages // 3)
+    tasks = []
+    begin = time.perf_counter()
+    for i in range(paced_n):
+        delay = begin + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i, "paced-")))
+    await asyncio.gather(*tasks)
+    await _wait_all_replied(database_url)
+    paced = await _latencies(database_url, "paced-")
+    return "\n".join(
+        [
+            f"pipeline: {messages} messages, {conversations} conversations, "
+            f"worker concurrency {runtime.settings.worker_concurrency}",
+            f"  saturation: accepted in {accepted:.2f}s ({messages / accepted:.0f}/s), "
+            f"all replied in {elapsed:.2f}s",
+            f"  throughput: {throughput:.0f} messages/s",
+            f"  latency accepted->reply in outbox at saturation (ms): {_summary(saturated)}",
+            f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
+            f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
+            f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
+        ]
+    )

@@ -1,0 +1,177 @@
+"""Staff accounts and logins: users, argon2 passwords, opaque expiring tokens.
+
+The same token works as an API bearer token and as the pages' session cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff.models import AuthToken, User
+from handoff.passwords import Passwords
+from handoff.roles import Role
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+class AuthError(Exception):
+    """Login refused (the message is safe to show)."""
+
+
+class LoginThrottled(AuthError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins; try again later")
+        self.retry_after = retry_after
+
+
+class UserExists(Exception):
+    pass
+
+
+class InvalidUser(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a logged-in staff member."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    principal: Principal
+
+
+class RateLimiter(Protocol):
+    """Counts failures per key in a window."""
+
+    async def blocked(self, key: str, *, limit: int) -> int | None:
+        """Seconds to wait when ``key`` has reached ``limit`` events, else None."""
+        ...
+
+    async def hit(self, key: str, *, window_seconds: int) -> int:
+        """Record one event; return the count in the current window."""
+        ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class AuthService:
+    """Creates users, logs them in, and resolves tokens to principals."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        limiter: RateLimiter,
+        clock: Callable[[], datetime],
+        token_ttl: timedelta = timedelta(hours=12),
+        max_failures: int = 5,
+        failure_window_seconds: int = 900,
+    ) -> None:
+        self._sessions = sessions
+        self._limiter = limiter
+        self._clock = clock
+        self._ttl = token_ttl
+        self._max_failures = max_failures
+        self._window = failure_window_seconds
+        self._passwords = Passwords()
+
+    async def create_user(self, *, email: str, name: str, role: Role, password: str) -> Principal:
+        email = email.strip().lower()
+        if not _EMAIL.match(email):
+            raise InvalidUser(f"invalid email: {email!r}")
+        if not name.strip():
+            raise InvalidUser("name must not be empty")
+        if len(password) < MIN_PASSWORD:
+            raise InvalidUser(f"password must have at least {MIN_PASSWORD} characters")
+        user = User(
+            id=uuid.uuid4(), email=email, name=name.strip(), role=role.value,
+            password_hash=self._passwords.hash(password),
+        )
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(user)
+        except IntegrityError as exc:
+            raise UserExists(f"a user with email {email} already exists") from exc
+        return Principal(user.id, user.email, user.name, role)
+
+    async def login(self, email: str, password: str, *, client: str) -> IssuedToken:
+        """Check the password (failures rate-limited per email and client); issue a token."""
+        email = email.strip().lower()
+        key = f"login:{email}:{client}"
+        wait = await self._limiter.blocked(key, limit=self._max_failures)
+        if wait is not None:
+            raise LoginThrottled(wait)
+        async with self._sessions() as session:
+            user = (
+                await session.execute(select(User).where(User.email == email, User.active))
+            ).scalar_one_or_none()
+        if user is None or not self._passwords.verify(user.password_hash, password):
+            await self._limiter.hit(key, window_seconds=self._window)
+            raise AuthError("wrong email or password")
+        await self._limiter.reset(key)
+        return await self._issue(user)
+
+    async def _issue(self, user: User) -> IssuedToken:
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        expires = now + self._ttl
+        async with self._sessions() as session, session.begin():
+            session.add(AuthToken(token_hash=_digest(token), user_id=user.id, expires_at=expires))
+            await session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
+        return IssuedToken(token, expires, _principal(user))
+
+    async def resolve(self, token: str) -> Principal | None:
+        """The principal behind a token, or None if unknown, expired, revoked or inactive."""
+        if not token or len(token) > 200:
+            return None
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(User)
+                    .join(AuthToken, AuthToken.user_id == User.id)
+                    .where(
+                        AuthToken.token_hash == _digest(token),
+                        AuthToken.revoked_at.is_(None),
+                        AuthToken.expires_at > self._clock(),
+                        User.active,
+                    )
+                )
+            ).scalar_one_or_none()
+        return _principal(row) if row is not None else None
+
+    async def logout(self, token: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(AuthToken)
+                .where(AuthToken.token_hash == _digest(token))
+                .values(revoked_at=self._clock())
+            )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _principal(user: User) -> Principal:
+    return Principal(user.id, user.email, user.name, Role(user.role))

@@ -1,0 +1,109 @@
+"""Pure units: phone normalization, rules, ownership, settings, i18n, compose file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from bot.errors import InvalidPhoneNumber
+from bot.i18n import TEXTS, detect_language
+from bot.phones import normalize_phone
+from bot.router import Intent, fold, route_rules
+from bot.settings import Settings
+from handoff.ownership import Owner, OwnerEvent, TransitionRefused, bot_may_reply, next_owner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["+5215512345678", "+52 55 1234 5678", "5215512345678", "525512345678",
+     "5215512345678@s.whatsapp.net", "5512345678", "(55) 1234-5678", "0052 1 55 1234 5678",
+     "5215512345678:12@s.whatsapp.net"],
+)
+def test_mexican_forms_are_one_number(raw: str) -> None:
+    assert normalize_phone(raw) == "+525512345678"
+
+
+def test_other_countries_and_bad_numbers() -> None:
+    assert normalize_phone("+57 300 123 4567") == "+573001234567"
+    assert normalize_phone("+1 (415) 555-2671") == "+14155552671"
+    for bad in ["", "abc", "123", "+52 1"]:
+        with pytest.raises(InvalidPhoneNumber):
+            normalize_phone(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("holaaaa", Intent.GREETING), ("Buenas tardes!!", Intent.GREETING),
+        ("qué onda", Intent.GREETING), ("hello", Intent.GREETING),
+        ("grax 🙏", Intent.THANKS), ("muchas gracias!", Intent.THANKS), ("thx", Intent.THANKS),
+        ("quiero hablar con un asesor", Intent.HUMAN), ("me pasas con un humano?", Intent.HUMAN),
+        ("I need to talk to a person", Intent.HUMAN), ("BAJA", Intent.OPT_OUT),
+        ("stop", Intent.OPT_OUT), ("ya no me manden mensajes", Intent.OPT_OUT),
+    ],
+)
+def test_rules(text: str, intent: Intent) -> None:
+    routed = route_rules(text)
+    assert routed is not None and routed.intent is intent
+
+
+@pytest.mark.parametrize(
+    "text", ["cuánto cuesta el seguro de auto", "hola quiero cotizar", "mi póliza venció", ""]
+)
+def test_rules_leave_questions_to_later_stages(text: str) -> None:
+    assert route_rules(text) is None
+
+
+def test_fold() -> None:
+    assert fold("¡¡HOLAAAA!! ¿Cómo estás? 😀") == "¡¡hola!! ¿como estas?"
+
+
+def test_ownership_transitions() -> None:
+    assert next_owner(Owner.BOT, OwnerEvent.ESCALATE) is Owner.QUEUED
+    assert next_owner(Owner.QUEUED, OwnerEvent.CLAIM) is Owner.HUMAN
+    assert next_owner(Owner.HUMAN, OwnerEvent.RESOLVE) is Owner.BOT
+    assert next_owner(Owner.BOT, OwnerEvent.TAKEOVER) is Owner.HUMAN
+    assert next_owner(Owner.CLOSED, OwnerEvent.CUSTOMER_WRITES) is Owner.BOT
+    for current, event in [
+        (Owner.BOT, OwnerEvent.CLAIM), (Owner.HUMAN, OwnerEvent.ESCALATE),
+        (Owner.CLOSED, OwnerEvent.RESOLVE), (Owner.BOT, OwnerEvent.RESOLVE),
+    ]:
+        with pytest.raises(TransitionRefused):
+            next_owner(current, event)
+    assert [o for o in Owner if bot_may_reply(o)] == [Owner.BOT]
+
+
+def test_production_refuses_default_secrets() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(env="production", database_url="postgresql://x/y", redis_url="redis://x")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(env="production", secret_key="k" * 40)
+    ok = Settings(
+        env="production", secret_key="k" * 40, database_url="postgresql://x/y",
+        redis_url="redis://x",
+    )
+    assert ok.env == "production"
+
+
+def test_every_text_has_spanish_and_english() -> None:
+    for key, entry in TEXTS.items():
+        assert set(entry) >= {"es", "en"}, key
+    assert detect_language("what is the price of the car insurance?") == "en"
+    assert detect_language("cuánto cuesta el seguro de mi carro?") == "es"
+
+
+def test_compose_is_the_production_shape() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"app", "worker", "postgres", "redis", "minio", "migrate"} <= set(services)
+    assert services["postgres"]["image"].startswith("pgvector/pgvector")
+    fields = set(Settings.model_fields)
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in set(re.findall(r"ATIENDE_([A-Z_]+?)(?:__[A-Z_]+)?:", text)):
+        assert name.lower() in fields, f"compose sets ATIENDE_{name}, unknown to Settings"
