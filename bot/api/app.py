@@ -14,7 +14,13 @@ from fastapi.templating import Jinja2Templates
 from bot.api.auth import LoginRequired
 from bot.api.routes import auth, health, media, simulator
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
+from bot.errors import (
+    InvalidMessage,
+    InvalidPhoneNumber,
+    MediaRejected,
+    MediaStoreError,
+    NotFound,
+)
 from bot.logs import get_logger
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -82,6 +88,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
         return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
+
+    @app.exception_handler(MediaStoreError)
+    async def media_store_down(request: Request, exc: MediaStoreError) -> JSONResponse:
+        log.error("http.media_store_error", path=request.url.path, backend=exc.backend,
+                  error=str(exc))
+        return JSONResponse({"detail": f"media store unavailable ({exc.backend})"},
+                            status_code=503)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
