@@ -53,9 +53,9 @@ async def test_attach_voice_note_in_the_web_simulator(
             await page.fill("#phone", "+5215599990000")
             await page.set_input_files("#audio", str(clips["human"]))
             voice_line = page.locator(".msg.in", has_text="asesor")
-            await voice_line.wait_for(timeout=60_000)
+            await voice_line.wait_for(timeout=120_000)
             assert (await voice_line.inner_text()).startswith("🎤")
             reply = page.locator(".msg.out", has_text="persona")
-            await reply.wait_for(timeout=15_000)
+            await reply.wait_for(timeout=45_000)
         finally:
             await browser.close()
