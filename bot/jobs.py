@@ -22,6 +22,7 @@ from bot.db import libpq_url
 
 PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
+PERIODIC_QUEUE = "periodic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,19 @@ class JobQueue:
         self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry)(process)
         self._registered = True
 
+    def register_periodic(
+        self, name: str, handler: Callable[[], Awaitable[object]], *, every_seconds: int
+    ) -> None:
+        """Run ``handler`` every ``every_seconds`` (1-59) on one worker of the cluster."""
+        if not 1 <= every_seconds <= 59:
+            raise ValueError("every_seconds must be between 1 and 59")
+
+        async def tick(timestamp: int) -> None:
+            await handler()
+
+        task = self._app.task(name=name, queue=PERIODIC_QUEUE, pass_context=False)(tick)
+        self._app.periodic(cron=f"* * * * * */{every_seconds}", periodic_id=name)(task)
+
     async def open(self) -> None:
         await self._app.open_async()
 
@@ -86,10 +100,12 @@ class JobQueue:
         concurrency: int,
         heartbeat_seconds: float = 2.0,
         stalled_seconds: float = 30.0,
+        shutdown_seconds: float = 10.0,
     ) -> None:
-        """Run a worker until cancelled."""
+        """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
+        aborted; their messages stay stored and are processed again later)."""
         await self._app.run_worker_async(
-            queues=[QUEUE],
+            queues=[QUEUE, PERIODIC_QUEUE],
             concurrency=concurrency,
             wait=True,
             install_signal_handlers=False,
@@ -98,6 +114,7 @@ class JobQueue:
             update_heartbeat_interval=heartbeat_seconds,
             stalled_worker_timeout=stalled_seconds,
             delete_jobs="successful",
+            shutdown_graceful_timeout=shutdown_seconds,
         )
 
     async def retry_stalled(self, *, seconds_since_heartbeat: float) -> list[int]:

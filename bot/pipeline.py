@@ -31,6 +31,7 @@ from bot.router import Intent
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
+from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
 
@@ -80,7 +81,9 @@ class Pipeline:
         max_attempts: int,
         media: MediaStore | None = None,
         speech: SpeechService | None = None,
+        handoff: HandoffService | None = None,
     ) -> None:
+        self._handoff = handoff
         self._sessions = sessions
         self._memory = memory
         self._responder = responder
@@ -150,7 +153,9 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._decide(pending, snapshot, fresh)
+                decision = await self._csat_answer(pending) or await self._decide(
+                    pending, snapshot, fresh
+                )
             committed = await self._commit(pending, decision, now=now, fresh=fresh)
             if committed is not None:
                 return replace(
@@ -198,6 +203,21 @@ class Pipeline:
             )
         return replace(pending, transcript=transcript.text)
 
+    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+        """The customer's next message after the CSAT question, when it is a 1-5 score."""
+        if self._handoff is None:
+            return None
+        answer = await self._handoff.csat_expected(
+            pending.conversation_id, pending.text or pending.transcript
+        )
+        if answer is None:
+            return None
+        score, language = answer
+        return Decision(
+            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
+            csat_score=score,
+        )
+
     async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
         history = (
             []
@@ -238,6 +258,14 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             if (decision is not None) != bot_may_reply(owner):
                 return None
+            if decision is not None and self._handoff is not None:
+                # the customer's next message closes an open CSAT question (nothing is
+                # written yet, so returning None here leaves no trace)
+                answered = await self._handoff.csat_in(
+                    session, pending.conversation_id, decision.csat_score
+                )
+                if decision.csat_score is not None and not answered:
+                    return None  # answered meanwhile by another run: decide again
             latency = (
                 await session.execute(
                     update(Message)
@@ -258,9 +286,15 @@ class Pipeline:
             if fresh:
                 changes["context_started_at"] = now
             if decision is not None:
-                owner = await self._apply(
+                owner, sent = await self._apply(
                     session, conversation.channel, conversation.contact_id, pending, decision,
                     owner, changes,
+                )
+                decision = replace(decision, replies=sent)
+            elif self._handoff is not None:
+                notices = await self._handoff.silenced_in(session, pending.conversation_id, owner)
+                await self._add_replies(
+                    session, conversation.channel, pending, notices, Author.SYSTEM
                 )
             changes["owner"] = owner.value
             await session.execute(
@@ -281,32 +315,52 @@ class Pipeline:
         decision: Decision,
         owner: Owner,
         changes: dict[str, object],
-    ) -> Owner:
-        if decision.replies:
-            await session.execute(
-                insert(Message).values(
-                    [
-                        {
-                            "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
-                            "direction": "out", "author": Author.BOT.value,
-                            "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
-                            "status": "pending", "in_reply_to": pending.id,
-                            "reply_seq": position,
-                        }
-                        for position, reply in enumerate(decision.replies)
-                    ]
-                )
+    ) -> tuple[Owner, tuple[str, ...]]:
+        replies = decision.replies
+        if decision.escalate and self._handoff is not None:
+            # the handoff's honest notice (expected wait, or out of office) replaces the
+            # bot's own handoff line: one message, never one on top of the other
+            replies, owner = await self._handoff.escalate_in(
+                session, pending.conversation_id, reason=decision.reason,
+                intent=decision.intent, language=decision.language,
+                text_hint=pending.text or pending.transcript or "",
             )
+        elif decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            changes["owner_reason"] = decision.reason
+            changes["owner_changed_at"] = func.now()
+        await self._add_replies(session, channel, pending, replies, Author.BOT)
         changes["last_intent"] = decision.intent
         if decision.opt_out:
             await session.execute(
                 update(Contact).where(Contact.id == contact_id).values(opted_out=True)
             )
-        if decision.escalate:
-            owner = next_owner(owner, OwnerEvent.ESCALATE)
-            changes["owner_reason"] = decision.reason
-            changes["owner_changed_at"] = func.now()
-        return owner
+        return owner, replies
+
+    @staticmethod
+    async def _add_replies(
+        session: AsyncSession,
+        channel: str,
+        pending: _Pending,
+        replies: tuple[str, ...],
+        author: Author,
+    ) -> None:
+        if not replies:
+            return
+        await session.execute(
+            insert(Message).values(
+                [
+                    {
+                        "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                        "direction": "out", "author": author.value,
+                        "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                        "status": "pending", "in_reply_to": pending.id,
+                        "reply_seq": position,
+                    }
+                    for position, reply in enumerate(replies)
+                ]
+            )
+        )
 
     async def _after_commit(
         self,
