@@ -61,9 +61,12 @@ def _table(results: dict[str, dict[str, Any]], clips: list[Path], threads: int) 
             continue
         audio = sum(c["audio"] for c in result["clips"])
         spent = sum(c["elapsed"] for c in result["clips"])
+        cpu = sum(c["cpu"] for c in result["clips"])
         lines.append(
-            f"{name}: total {audio:.1f} s audio in {spent:.2f} s = {audio / spent:.1f}x real "
-            f"time; model load {result['load']:.2f} s; peak RSS {result['peak_mb']:.0f} MB"
+            f"{name}: total {audio:.1f} s audio in {spent:.2f} s wall = {audio / spent:.1f}x real "
+            f"time; {cpu:.1f} CPU-s = {audio / cpu * threads:.1f}x real time on {threads} "
+            f"uncontended cores; model load {result['load']:.2f} s; "
+            f"peak RSS {result['peak_mb']:.0f} MB; load average {result['loadavg']:.1f}"
         )
         for c in result["clips"]:
             lines.append(f"  {name} {c['name']}: {c['text']}")
@@ -84,11 +87,17 @@ async def _measure(backend: str, threads: int, clips: list[Path]) -> dict[str, A
     await transcriber.transcribe(decoded[0], language="es")  # first-call warm-up, not timed
     rows = []
     for clip, audio in zip(clips, decoded, strict=True):
+        cpu_before = _cpu_seconds()
         result = await transcriber.transcribe(audio, language="es")
         rows.append({"name": clip.name, "audio": audio.duration, "elapsed": result.elapsed,
-                     "text": result.text})
+                     "cpu": _cpu_seconds() - cpu_before, "text": result.text})
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"load": load, "clips": rows, "peak_mb": peak_mb}
+    return {"load": load, "clips": rows, "peak_mb": peak_mb, "loadavg": os.getloadavg()[0]}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
