@@ -40,16 +40,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "Could you type it for me?",
     },
     "media_received_image": {
-        "es": "¡Gracias! Recibí tu imagen 📷. Una persona de nuestro equipo la va a revisar "
-        "y te contesta aquí mismo en cuanto pueda.",
-        "en": "Thanks! I got your image 📷. A person on our team will review it "
-        "and reply right here as soon as they can.",
+        "es": "¡Gracias! Recibí tu imagen 📷.", "en": "Thanks! I got your image 📷.",
     },
     "media_received_document": {
-        "es": "¡Gracias! Recibí tu documento 📄. Una persona de nuestro equipo lo va a revisar "
-        "y te contesta aquí mismo en cuanto pueda.",
-        "en": "Thanks! I got your document 📄. A person on our team will review it "
-        "and reply right here as soon as they can.",
+        "es": "¡Gracias! Recibí tu documento 📄.", "en": "Thanks! I got your document 📄.",
+    },
+    "media_review": {
+        "es": "Una persona de nuestro equipo lo va a revisar y te contesta aquí mismo "
+        "en cuanto pueda.",
+        "en": "A person on our team will review it and reply right here as soon as they can.",
     },
     "voice_corrupt": {
         "es": "Recibí tu nota de voz, pero no la pude reproducir (parece dañada). "

@@ -35,6 +35,8 @@ from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
 
+MEDIA_NEEDS_PERSON = "media_needs_person"
+
 BATCH = 50
 
 
@@ -325,6 +327,10 @@ class Pipeline:
                 intent=decision.intent, language=decision.language,
                 text_hint=pending.text or pending.transcript or "",
             )
+            if decision.reason == MEDIA_NEEDS_PERSON and replies:
+                # still one message: say the photo/document arrived, then the notice
+                ack = t(f"media_received_{pending.kind}", decision.language)
+                replies = (f"{ack}\n\n{replies[0]}", *replies[1:])
         elif decision.escalate:
             owner = next_owner(owner, OwnerEvent.ESCALATE)
             changes["owner_reason"] = decision.reason
@@ -422,9 +428,10 @@ def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
     language = _language(
         [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
     )
+    ack = t(f"media_received_{pending.kind}", language)
     return Decision(
-        Intent.OTHER.value, 1.0, (t(f"media_received_{pending.kind}", language),),
-        escalate=True, reason="media_needs_person", language=language,
+        Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),
+        escalate=True, reason=MEDIA_NEEDS_PERSON, language=language,
     )
 
 

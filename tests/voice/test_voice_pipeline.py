@@ -154,7 +154,8 @@ async def test_photo_is_stored_acknowledged_and_escalated(
         f"/api/v1/simulator/messages/{accepted.message_id}", params={"wait": 20}
     )).json()
     assert outcome["escalated"] is True and outcome["owner"] == "queued"
-    assert "imagen" in outcome["replies"][0]
+    assert len(outcome["replies"]) == 1  # one message: the photo arrived + the handoff notice
+    assert outcome["replies"][0].startswith("¡Gracias! Recibí tu imagen")
     async with voice_runtime.sessions() as session:
         conversation = (await session.execute(
             select(Conversation).where(Conversation.id == accepted.conversation_id)
