@@ -28,8 +28,10 @@ bench_app.command("speech")(speech_cli.bench_speech)
 
 def _register_subcommands() -> None:
     from bot import cli_users
+    from bot.llm import cli as cli_llm
 
     app.add_typer(cli_users.app, name="users")
+    app.add_typer(cli_llm.app, name="llm")
 
 
 _register_subcommands()

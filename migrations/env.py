@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, pool
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase
+import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 
 config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]
