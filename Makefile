@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run stop test install install-test system-deps lint unit bench reliability clean
+.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,21 @@ $(BIN)/python:
 # Reinstall when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/atiende models install
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed $(VENV)/.installed-reference
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+## The openai-whisper reference transcriber (optional; the tests use it): CPU torch, no triton.
+$(VENV)/.installed-reference: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[reference]'
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	$(BIN)/atiende models convert-whisper
+	touch $@
+
+install-reference: $(VENV)/.installed-reference
 
 install: $(VENV)/.installed
 
@@ -63,6 +73,7 @@ reliability: install-test
 
 bench: install
 	$(BIN)/atiende bench pipeline
+	$(BIN)/atiende bench speech
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

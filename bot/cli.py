@@ -16,6 +16,7 @@ import typer
 
 from bot.kb_cli import bench_retrieval, eval_command, kb_app
 from bot.settings import Settings, load_settings
+from bot.speech import cli as speech_cli
 
 app = typer.Typer(help="Atiende: WhatsApp customer-service bot.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print figures; see BENCHMARKS.md).")
@@ -25,6 +26,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(kb_app, name="kb")
 app.command("eval")(eval_command)
 bench_app.command("retrieval")(bench_retrieval)
+app.add_typer(speech_cli.models_app, name="models")
+bench_app.command("speech")(speech_cli.bench_speech)
 
 
 def _register_subcommands() -> None:

@@ -38,6 +38,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder
 from bot.settings import Settings
+from bot.speech.service import SpeechService, build_speech
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
@@ -85,6 +86,7 @@ class Runtime:
     whatsapp: WhatsAppNumbers
     media: MediaStore
     url_signer: UrlSigner
+    speech: SpeechService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -97,6 +99,7 @@ class Runtime:
         clock: Clock = system_clock,
         responder: Responder | None = None,
         whatsapp_sessions: SessionFactory | None = None,
+        speech: SpeechService | None = None,
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
         answer_generator: AnswerGenerator | None = None,
@@ -146,6 +149,7 @@ class Runtime:
 
             assert isinstance(media, S3MediaStore)
             await media.ensure_bucket()
+        speech = speech or build_speech(settings.speech)
         jobs = JobQueue(
             database_url,
             max_attempts=settings.job_max_attempts,
@@ -192,6 +196,8 @@ class Runtime:
             clock=clock,
             memory_ttl=timedelta(hours=settings.memory_ttl_hours),
             max_attempts=settings.job_max_attempts,
+            media=media,
+            speech=speech,
             handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
@@ -260,6 +266,7 @@ class Runtime:
             whatsapp=whatsapp,
             media=media,
             url_signer=url_signer,
+            speech=speech,
         )
 
     def start_worker(self) -> None:
@@ -283,6 +290,18 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self.whatsapp.pool.run_forever(), name="atiende-whatsapp")
             )
+        if self.settings.speech.warm_at_start:
+            self._tasks.append(asyncio.create_task(self._warm_speech(), name="atiende-speech-warm"))
+
+    async def _warm_speech(self) -> None:
+        """Load the Whisper model now, so the first voice note does not wait for it."""
+        from bot.errors import TranscriptionError
+        from bot.logs import get_logger
+
+        try:
+            await self.speech.warm()
+        except TranscriptionError as exc:
+            get_logger("atiende.speech").warning("speech.warm_failed", error=str(exc))
 
     async def stop_worker(self) -> None:
         for task in self._tasks:

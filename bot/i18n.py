@@ -92,6 +92,41 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "I got your message, but I can't read that kind of content. "
         "Could you type it for me?",
     },
+    "media_received_image": {
+        "es": "¡Gracias! Recibí tu imagen 📷.", "en": "Thanks! I got your image 📷.",
+    },
+    "media_received_document": {
+        "es": "¡Gracias! Recibí tu documento 📄.", "en": "Thanks! I got your document 📄.",
+    },
+    "media_review": {
+        "es": "Una persona de nuestro equipo lo va a revisar y te contesta aquí mismo "
+        "en cuanto pueda.",
+        "en": "A person on our team will review it and reply right here as soon as they can.",
+    },
+    "voice_corrupt": {
+        "es": "Recibí tu nota de voz, pero no la pude reproducir (parece dañada). "
+        "¿Me la vuelves a enviar o me lo escribes?",
+        "en": "I got your voice note, but I couldn't play it (it seems damaged). "
+        "Could you send it again or type it?",
+    },
+    "voice_empty": {
+        "es": "Recibí tu nota de voz, pero no se escucha nada. ¿Me la vuelves a grabar "
+        "o me lo escribes?",
+        "en": "I got your voice note, but I can't hear anything in it. Could you record it "
+        "again or type it?",
+    },
+    "voice_too_long": {
+        "es": "Tu nota de voz es demasiado larga para mí. ¿Me mandas una más corta "
+        "o me escribes lo que necesitas?",
+        "en": "Your voice note is too long for me. Could you send a shorter one "
+        "or type what you need?",
+    },
+    "voice_failed": {
+        "es": "Recibí tu nota de voz, pero ahorita no la puedo escuchar. Te paso con una persona "
+        "de nuestro equipo para que te atienda.",
+        "en": "I got your voice note, but I can't listen to it right now. I'm passing you to "
+        "a person on our team.",
+    },
 }
 
 _ENGLISH_HINTS = re.compile(

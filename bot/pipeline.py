@@ -11,25 +11,31 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.i18n import t
+from bot.errors import AudioUnusable, TranscriberUnavailable
+from bot.i18n import detect_language, t
 from bot.logs import get_logger
-from bot.messages import Author, MessageKind
+from bot.media import MediaStore
+from bot.messages import Author, MediaRef, MessageKind
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.redis_adapter import ConversationMemory, EventBus, Turn
 from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent
+from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
 from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
+
+MEDIA_NEEDS_PERSON = "media_needs_person"
 
 BATCH = 50
 
@@ -42,6 +48,14 @@ class _Pending:
     text: str | None
     transcript: str | None
     attempts: int
+    media: dict[str, Any] | None = None
+    voice_problem: str | None = None  # AudioUnusable.code, or "failed" (no transcriber worked)
+
+    @property
+    def media_ref(self) -> MediaRef | None:
+        if not self.media or not self.media.get("mime_type"):
+            return None
+        return MediaRef(**{k: v for k, v in self.media.items() if k in MediaRef.__slots__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,8 @@ class Pipeline:
         clock: Clock,
         memory_ttl: timedelta,
         max_attempts: int,
+        media: MediaStore | None = None,
+        speech: SpeechService | None = None,
         handoff: HandoffService | None = None,
     ) -> None:
         self._handoff = handoff
@@ -79,6 +95,8 @@ class Pipeline:
         self._clock = clock
         self._ttl = memory_ttl
         self._max_attempts = max_attempts
+        self._media = media
+        self._speech = speech
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many."""
@@ -100,7 +118,7 @@ class Pipeline:
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.transcript, Message.attempts,
+                        Message.transcript, Message.attempts, Message.media,
                     )
                     .where(
                         Message.conversation_id == conversation_id,
@@ -127,6 +145,8 @@ class Pipeline:
             return await self._snapshot(pending.conversation_id)
 
     async def _process(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
+        if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
+            pending = await self._transcribe(pending)
         for _ in range(3):
             now = self._clock()
             fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
@@ -163,11 +183,35 @@ class Pipeline:
             ).one()
         return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
 
+    async def _transcribe(self, pending: _Pending) -> _Pending:
+        """Transcribe a voice note and store the text in its own transaction, before deciding:
+        a retried job finds the transcript and never transcribes twice."""
+        ref = pending.media_ref
+        if self._speech is None or self._media is None or ref is None:
+            return replace(pending, voice_problem="corrupt" if ref is None else "failed")
+        try:
+            transcript = await self._speech.transcribe_media(self._media, ref)
+        except AudioUnusable as exc:
+            log.warning("voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key)
+            return replace(pending, voice_problem=exc.code)
+        except TranscriberUnavailable as exc:
+            log.error("voice.transcriber_unavailable", backend=exc.backend, error=str(exc))
+            return replace(pending, voice_problem="failed")
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message)
+                .where(Message.id == pending.id, Message.transcript.is_(None))
+                .values(transcript=transcript.text)
+            )
+        return replace(pending, transcript=transcript.text)
+
     async def _csat_answer(self, pending: _Pending) -> Decision | None:
         """The customer's next message after the CSAT question, when it is a 1-5 score."""
         if self._handoff is None:
             return None
-        answer = await self._handoff.csat_expected(pending.conversation_id, pending.text)
+        answer = await self._handoff.csat_expected(
+            pending.conversation_id, pending.text or pending.transcript
+        )
         if answer is None:
             return None
         score, language = answer
@@ -177,9 +221,6 @@ class Pipeline:
         )
 
     async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
-        text = pending.text or pending.transcript
-        if not text or not text.strip():
-            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
         history = (
             []
             if fresh
@@ -187,6 +228,13 @@ class Pipeline:
                 pending.conversation_id, since=snapshot.context_started_at
             )
         )
+        text = pending.text or pending.transcript
+        if pending.kind in (MessageKind.IMAGE.value, MessageKind.DOCUMENT.value):
+            return _media_decision(pending, history)
+        if pending.kind == MessageKind.VOICE.value and not text:
+            return _voice_problem_decision(pending, history)
+        if not text or not text.strip():
+            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
         with self._metrics.stage_seconds.labels("decide").time():
             return await self._responder.respond(
                 ResponseRequest(
@@ -280,6 +328,10 @@ class Pipeline:
                 intent=decision.intent, language=decision.language,
                 text_hint=pending.text or pending.transcript or "",
             )
+            if decision.reason == MEDIA_NEEDS_PERSON and replies:
+                # still one message: say the photo/document arrived, then the notice
+                ack = t(f"media_received_{pending.kind}", decision.language)
+                replies = (f"{ack}\n\n{replies[0]}", *replies[1:])
         elif decision.escalate:
             owner = next_owner(owner, OwnerEvent.ESCALATE)
             changes["owner_reason"] = decision.reason
@@ -366,3 +418,33 @@ class Pipeline:
             )
         self._metrics.parked.inc()
         return True
+
+
+def _language(texts: list[str]) -> str:
+    return detect_language(" ".join(texts), "es")
+
+
+def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A photo or document: the bot cannot act on it, so acknowledge and queue for a person."""
+    language = _language(
+        [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
+    )
+    ack = t(f"media_received_{pending.kind}", language)
+    return Decision(
+        Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),
+        escalate=True, reason=MEDIA_NEEDS_PERSON, language=language,
+    )
+
+
+def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A voice note we could not understand: say so plainly; a failing transcriber escalates."""
+    language = _language([turn.text for turn in history if turn.role == "customer"])
+    problem = pending.voice_problem or "corrupt"
+    if problem == "failed":
+        return Decision(
+            Intent.OTHER.value, 0.0, (t("voice_failed", language),), escalate=True,
+            reason="transcription_failed", language=language,
+        )
+    return Decision(
+        Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
+    )

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.config import ChannelsConfig
 from bot.media.config import MediaSettings
+from bot.speech.config import SpeechSettings
 from handoff.config import HandoffConfig
 from knowledge.config import KnowledgeConfig
 
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     channels: ChannelsConfig = ChannelsConfig()
     handoff: HandoffConfig = HandoffConfig()
     media: MediaSettings = MediaSettings()
+    speech: SpeechSettings = SpeechSettings()
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -14,12 +15,15 @@ from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.clock import Clock
 from bot.errors import InvalidMessage, NotFound
 from bot.ingest import Accepted, Ingestor
+from bot.logs import get_logger
+from bot.media import MediaStore
 from bot.messages import InboundMessage, MessageKind
 from bot.phones import normalize_phone
 from bot.redis_adapter import EventBus
 from handoff.records import Contact, Conversation, Message
 
 MAX_TEXT = 4096
+log = get_logger("atiende.simulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class ChatLine:
     author: str
     text: str | None
     status: str
+    kind: str = "text"
 
 
 class SimulatorService:
@@ -56,7 +61,9 @@ class SimulatorService:
         events: EventBus,
         clock: Clock,
         default_region: str,
+        media: MediaStore | None = None,
     ) -> None:
+        self._media = media
         self._sessions = sessions
         self._ingestor = ingestor
         self._events = events
@@ -82,6 +89,45 @@ class SimulatorService:
             received_at=self._clock(),
         )
         return await self._ingestor.accept(message)
+
+    async def send_voice(
+        self,
+        *,
+        phone: str,
+        audio: AsyncIterator[bytes],
+        mime_type: str,
+        filename: str | None,
+        name: str | None,
+        message_id: str | None,
+    ) -> Accepted:
+        """Accept a customer voice note: stored (checked) first, then delivered like text."""
+        if self._media is None:
+            raise InvalidMessage("this server has no media store")
+        sender = normalize_phone(phone, self._region)  # refuse a bad number before storing
+        ref = await self._media.save(
+            audio, kind=MessageKind.VOICE, mime_type=mime_type, filename=filename
+        )
+        message = InboundMessage(
+            channel=SIMULATOR,
+            account=SIMULATOR_ACCOUNT,
+            provider_message_id=message_id or f"sim-{uuid.uuid4()}",
+            sender_phone=sender,
+            sender_name=name,
+            kind=MessageKind.VOICE,
+            media=ref,
+            received_at=self._clock(),
+        )
+        assert ref.key is not None
+        try:
+            accepted = await self._ingestor.accept(message)
+        except BaseException:
+            await self._media.delete(ref.key)  # nothing stored half-way
+            raise
+        if accepted.duplicate:
+            await self._media.delete(ref.key)  # the first delivery's copy is the one kept
+        log.info("simulator.voice", message_id=str(accepted.message_id), media_key=ref.key,
+                 size=ref.size, mime_type=ref.mime_type)
+        return accepted
 
     async def outcome(self, message_id: uuid.UUID, *, wait: float = 0.0) -> Outcome:
         """The outcome; with ``wait``, block up to that many seconds for processing."""
@@ -150,6 +196,6 @@ class SimulatorService:
                 )
             ).scalars().all()
         return [
-            (m.seq, ChatLine(m.id, m.direction, m.author, m.text or m.transcript, m.status))
+            (m.seq, ChatLine(m.id, m.direction, m.author, m.text or m.transcript, m.status, m.kind))
             for m in rows
         ]

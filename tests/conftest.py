@@ -18,6 +18,8 @@ import psycopg
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Every test builds a Runtime: loading Whisper in each would cost seconds; voice tests share one.
+os.environ.setdefault("ATIENDE_SPEECH__WARM_AT_START", "false")
 
 from bot.api import create_app  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402

@@ -28,7 +28,13 @@ from bot.api.routes import (
     whatsapp_numbers,
 )
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
+from bot.errors import (
+    InvalidMessage,
+    InvalidPhoneNumber,
+    MediaRejected,
+    MediaStoreError,
+    NotFound,
+)
 from bot.logs import get_logger
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
@@ -155,6 +161,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
         return _unprocessable(f"media rejected: {exc.reason}", "media_rejected")
+
+    @app.exception_handler(MediaStoreError)
+    async def media_store_down(request: Request, exc: MediaStoreError) -> JSONResponse:
+        log.error("http.media_store_error", path=request.url.path, backend=exc.backend,
+                  error=str(exc))
+        return JSONResponse({"detail": f"media store unavailable ({exc.backend})"},
+                            status_code=503)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:

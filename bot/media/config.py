@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from bot.messages import MessageKind
 
@@ -57,6 +57,14 @@ class MediaSettings(BaseModel):
     url_ttl_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="decompression bombs")
     limits: dict[MessageKind, KindLimits] = Field(default_factory=_default_limits)
+
+    @field_validator("limits", mode="after")
+    @classmethod
+    def _keep_defaults_for_unnamed_kinds(
+        cls, value: dict[MessageKind, KindLimits]
+    ) -> dict[MessageKind, KindLimits]:
+        # ATIENDE_MEDIA__LIMITS='{"image": {...}}' changes images only, not every kind.
+        return {**_default_limits(), **value}
 
     def limits_for(self, kind: MessageKind) -> KindLimits | None:
         return self.limits.get(kind)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+
+from bot.container import Runtime
+from bot.settings import Settings
+from bot.speech.base import AudioClip, Transcript
+from bot.speech.faster import FasterWhisperTranscriber
+from bot.speech.models import default_models_dir, install_whisper_base
+from bot.speech.service import FASTER_WHISPER_DIR, OPENAI_WHISPER_CHECKPOINT, SpeechService
+from bot.speech.synth import synthesize_voice_note
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +48,109 @@ def png(width: int, height: int) -> bytes:
 async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start:start + size]
+
+
+# --- speech: real models, real synthesized Spanish voice notes, one loaded model per session ---
+
+
+
+
+QUOTE_TEXT = "Hola, buenas tardes. Quiero saber cuánto cuesta el seguro de auto."
+HUMAN_TEXT = "Buenos días. Por favor quiero hablar con un asesor."
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    root = default_models_dir()
+    install_whisper_base(root / FASTER_WHISPER_DIR)
+    return root
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    return {
+        "quote": synthesize_voice_note(QUOTE_TEXT, root / "quote.ogg"),
+        "human": synthesize_voice_note(HUMAN_TEXT, root / "human.ogg"),
+    }
+
+
+@pytest.fixture(scope="session")
+def faster(models_dir: Path) -> FasterWhisperTranscriber:
+    # Greedy decoding in tests: the same model, half the time of beam 5.
+    return FasterWhisperTranscriber(models_dir / FASTER_WHISPER_DIR, threads=2, beam_size=1)
+
+
+@pytest.fixture(scope="session")
+def openai_checkpoint(models_dir: Path) -> Path:
+    from bot.speech.reference import convert_checkpoint
+
+    target = models_dir / OPENAI_WHISPER_CHECKPOINT
+    if not target.is_file():
+        convert_checkpoint(models_dir / FASTER_WHISPER_DIR, target)
+    return target
+
+
+class CountingTranscriber:
+    """Wraps a real transcriber and counts calls (to prove a retry does not transcribe twice)."""
+
+    def __init__(self, inner: FasterWhisperTranscriber) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls = 0
+
+    async def warm(self) -> None:
+        await self.inner.warm()
+
+    async def transcribe(self, clip: AudioClip, *, language: str) -> Transcript:
+        self.calls += 1
+        return await self.inner.transcribe(clip, language=language)
+
+
+@pytest.fixture
+def counting(faster: FasterWhisperTranscriber) -> CountingTranscriber:
+    return CountingTranscriber(faster)
+
+
+@pytest.fixture
+async def voice_runtime(
+    settings: Settings, database_url: str, redis_url: str, counting: CountingTranscriber
+) -> AsyncIterator[Runtime]:
+    speech = SpeechService(local=counting, language="es", max_duration_seconds=600)
+    rt = await Runtime.create(
+        settings, database_url=database_url, redis_url=redis_url, speech=speech
+    )
+    rt.start_worker()
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def voice_client(voice_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    from bot.api import create_app
+
+    async def factory() -> Runtime:
+        return voice_runtime
+
+    api = create_app(factory, run_worker=False)
+    api.state.runtime = voice_runtime
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
+        yield c
+
+
+async def send_voice(
+    client: httpx.AsyncClient, data: bytes, *, filename: str = "nota.ogg",
+    mime_type: str = "audio/ogg", phone: str = "+5215512345678", wait: float = 60,
+) -> tuple[httpx.Response, dict[str, object] | None]:
+    accepted = await client.post(
+        "/api/v1/simulator/voice", data={"from": phone},
+        files={"audio": (filename, data, mime_type)},
+    )
+    if accepted.status_code != 202:
+        return accepted, None
+    outcome = await client.get(
+        f"/api/v1/simulator/messages/{accepted.json()['message_id']}", params={"wait": wait}
+    )
+    assert outcome.status_code == 200, outcome.text
+    return accepted, outcome.json()

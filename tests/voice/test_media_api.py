@@ -32,3 +32,38 @@ async def test_signed_route_serves_only_valid_links(
 
     await runtime.media.delete(ref.key)
     assert (await client.get(url)).status_code == 404
+
+
+async def test_staff_get_a_message_media_link_and_content(
+    runtime: Runtime, client: httpx.AsyncClient, auth_headers  # type: ignore[no-untyped-def]
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from bot.messages import InboundMessage
+
+    image = png(640, 480)
+    ref = await runtime.media.save(chunks_of(image), kind=MessageKind.IMAGE,
+                                   mime_type="image/png", filename="choque.png")
+    accepted = await runtime.ingestor.accept(InboundMessage(
+        channel="simulator", account="demo", provider_message_id=f"img-{uuid.uuid4()}",
+        sender_phone="+5215511112222", kind=MessageKind.IMAGE, received_at=datetime.now(UTC),
+        media=ref,
+    ))
+    path = f"/api/v1/media/messages/{accepted.message_id}"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(f"{path}/content")).status_code == 401
+
+    headers = await auth_headers("agent")
+    link = await client.get(path, headers=headers)
+    assert link.status_code == 200, link.text
+    body = link.json()
+    assert body["mime_type"] == "image/png" and body["filename"] == "choque.png"
+    assert body["size"] == len(image) and body["kind"] == "image"
+    fetched = await client.get(body["url"])  # the signed link itself needs no login
+    assert fetched.status_code == 200 and fetched.content == image
+
+    content = await client.get(f"{path}/content", headers=headers)
+    assert content.status_code == 200 and content.content == image
+    missing = await client.get(f"/api/v1/media/messages/{uuid.uuid4()}", headers=headers)
+    assert missing.status_code == 404

@@ -167,3 +167,20 @@ def test_signed_links_expire_and_resist_tampering() -> None:
     )
     now[0] += 301
     assert not signer.verify("image/2024/01/a.png", expires, sig)
+
+
+def test_limits_from_the_environment_change_only_the_kinds_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.settings import Settings
+
+    monkeypatch.setenv(
+        "ATIENDE_MEDIA__LIMITS", '{"image": {"max_bytes": 8000000, "types": ["image/jpeg"]}}'
+    )
+    monkeypatch.setenv("ATIENDE_MEDIA__BACKEND", "s3")
+    media = Settings().media
+    assert media.backend == "s3"
+    image = media.limits_for(MessageKind.IMAGE)
+    assert image is not None and image.max_bytes == 8_000_000 and image.types == ("image/jpeg",)
+    voice = media.limits_for(MessageKind.VOICE)
+    assert voice is not None and "audio/ogg" in voice.types  # untouched default

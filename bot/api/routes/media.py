@@ -1,16 +1,21 @@
-"""Media for agents: bytes behind short-lived signed links (no login needed for those)."""
+"""Media for agents: staff get a message's media (or a short-lived link to it); signed
+links themselves need no login, which is what lets S3 and our own store work alike."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
+from bot.api.auth import StaffDep
 from bot.api.deps import RuntimeDep
 from bot.logs import get_logger
 from bot.media import MediaStore
+from bot.media.access import MediaAccess
 from bot.media.sniff import mime_for_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -46,3 +51,50 @@ async def stream_media(store: MediaStore, key: str) -> StreamingResponse:
         body(), media_type=mime_for_key(key),
         headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
     )
+
+
+class MediaLinkPublic(BaseModel):
+    message_id: uuid.UUID
+    kind: str
+    url: str
+    expires_in: int
+    mime_type: str
+    size: int | None
+    sha256: str | None
+    filename: str | None
+    transcript: str | None
+
+
+def get_media_access(runtime: RuntimeDep) -> MediaAccess:
+    return MediaAccess(
+        sessions=runtime.sessions, store=runtime.media,
+        ttl=runtime.settings.media.url_ttl_seconds,
+    )
+
+
+MediaAccessDep = Annotated[MediaAccess, Depends(get_media_access)]
+
+
+@router.get("/messages/{message_id}", response_model=MediaLinkPublic)
+async def message_media_link(
+    message_id: uuid.UUID, access: MediaAccessDep, user: StaffDep
+) -> MediaLinkPublic:
+    """A short-lived link to a message's photo, document or voice note (with its transcript)."""
+    link = await access.link(message_id)
+    media = link.item.media
+    log.info("media.link", message_id=str(message_id), user_id=str(user.id))
+    return MediaLinkPublic(
+        message_id=message_id, kind=link.item.kind, url=link.url, expires_in=link.expires_in,
+        mime_type=media.mime_type, size=media.size, sha256=media.sha256,
+        filename=media.filename, transcript=link.item.transcript,
+    )
+
+
+@router.get("/messages/{message_id}/content")
+async def message_media_content(
+    message_id: uuid.UUID, access: MediaAccessDep, runtime: RuntimeDep, user: StaffDep
+) -> StreamingResponse:
+    """The media bytes themselves, streamed, for signed-in staff."""
+    item = await access.of_message(message_id)
+    assert item.media.key is not None
+    return await stream_media(runtime.media, item.media.key)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +58,7 @@ class ChatLinePublic(BaseModel):
     author: str
     text: str | None
     status: str
+    kind: str = "text"
 
 
 def get_simulator(runtime: RuntimeDep) -> SimulatorService:
@@ -67,6 +69,7 @@ def simulator_service(runtime: Runtime) -> SimulatorService:
     return SimulatorService(
         sessions=runtime.sessions, ingestor=runtime.ingestor, events=runtime.events,
         clock=runtime.clock, default_region=runtime.settings.default_region,
+        media=runtime.media,
     )
 
 
@@ -83,6 +86,30 @@ async def post_message(body: SimulatorMessageCreate, sim: SimulatorDep) -> Simul
         conversation_id=accepted.conversation_id, message_id=accepted.message_id,
         duplicate=accepted.duplicate,
     )
+
+
+@router.post("/voice", status_code=202, response_model=SimulatorAccepted)
+async def post_voice(
+    sim: SimulatorDep,
+    audio: Annotated[UploadFile, File(description="the voice note (ogg/opus, mp3, m4a, wav…)")],
+    from_: Annotated[str, Form(alias="from", min_length=3, max_length=40)] = DEMO_PHONE,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    message_id: Annotated[str | None, Form(min_length=1, max_length=128)] = None,
+) -> SimulatorAccepted:
+    """Deliver one customer voice note; its transcript shows in the message's outcome."""
+    accepted = await sim.send_voice(
+        phone=from_, audio=_chunks(audio), mime_type=audio.content_type or "",
+        filename=audio.filename, name=name, message_id=message_id,
+    )
+    return SimulatorAccepted(
+        conversation_id=accepted.conversation_id, message_id=accepted.message_id,
+        duplicate=accepted.duplicate,
+    )
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(256 * 1024):
+        yield chunk
 
 
 @router.get("/messages/{message_id}", response_model=SimulatorOutcome)

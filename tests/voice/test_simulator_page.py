@@ -1,0 +1,61 @@
+"""The web simulator in a real headless Chromium: attach a voice note, see its transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.container import Runtime
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@pytest.fixture
+async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
+    import uvicorn
+
+    from bot.api import create_app
+
+    async def factory() -> Runtime:
+        return voice_runtime
+
+    api = create_app(factory, run_worker=False)
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is a test system tool")
+async def test_attach_voice_note_in_the_web_simulator(
+    live_url: str, clips: dict[str, Path]
+) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{live_url}/simulator")
+            await page.fill("#phone", "+5215599990000")
+            await page.set_input_files("#audio", str(clips["human"]))
+            voice_line = page.locator(".msg.in", has_text="asesor")
+            await voice_line.wait_for(timeout=120_000)
+            assert (await voice_line.inner_text()).startswith("🎤")
+            reply = page.locator(".msg.out", has_text="persona")
+            await reply.wait_for(timeout=45_000)
+        finally:
+            await browser.close()
