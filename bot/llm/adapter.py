@@ -327,3 +327,39 @@ def provider_of(deployment: Deployment) -> str:
         return str(litellm.get_llm_provider(deployment.litellm_params["model"])[1])
     except Exception:  # noqa: BLE001 - unknown provider: show what was written
         return deployment.provider
+
+
+async def transcribe_audio(
+    *,
+    model: str,
+    filename: str,
+    data: bytes,
+    mime_type: str,
+    language: str,
+    api_base: str | None,
+    api_key: str | None,
+    timeout: float,
+) -> str:
+    """A provider's transcription API through ``litellm.atranscription`` (no hidden retries).
+
+    Every litellm error derives from ``openai.OpenAIError``; those, and transport errors
+    that come through unwrapped, become ``LLMUnavailable``.
+    """
+    import httpx
+    from openai import OpenAIError
+
+    try:
+        response = await litellm.atranscription(
+            model=model,
+            file=(filename, data, mime_type),
+            language=language,
+            api_base=api_base,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=0,
+        )
+    except (OpenAIError, httpx.HTTPError, TimeoutError, ConnectionError) as exc:
+        raise LLMUnavailable(
+            f"{model}: {type(exc).__name__}: {exc}"[:500], model=model
+        ) from exc
+    return str(getattr(response, "text", "") or "").strip()
