@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
+from bot.campaigns import CampaignScheduler, CampaignService
 from bot.channels.base import ChannelRegistry
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
@@ -52,6 +53,8 @@ class Runtime:
     clock: Clock
     media: MediaStore
     url_signer: UrlSigner
+    campaigns: CampaignService
+    campaign_scheduler: CampaignScheduler
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -103,6 +106,12 @@ class Runtime:
             max_attempts=settings.job_max_attempts,
         )
         jobs.register(pipeline.process_conversation)
+        campaign_scheduler = CampaignScheduler(
+            sessions=sessions, outbox=outbox, clock=clock,
+            short_wait_seconds=settings.campaigns.short_wait_seconds,
+            run_budget_seconds=settings.campaigns.run_budget_seconds,
+        )
+        jobs.register_campaigns(campaign_scheduler.run)
         await jobs.open()
         return cls(
             settings=settings,
@@ -126,11 +135,18 @@ class Runtime:
                 metrics=metrics,
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
+                campaigns=campaign_scheduler,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             clock=clock,
             media=media,
             url_signer=url_signer,
+            campaigns=CampaignService(
+                sessions=sessions, ticks=jobs, clock=clock,
+                default_region=settings.default_region,
+                max_csv_rows=settings.campaigns.max_csv_rows,
+            ),
+            campaign_scheduler=campaign_scheduler,
         )
 
     def start_worker(self) -> None:

@@ -8,6 +8,8 @@
     │   └── ChannelRateLimited
     ├── NotFound                   a conversation or message id that does not exist
     │   └── MediaNotFound          no stored media under that key
+    ├── CampaignRejected           a contact list or campaign that breaks the rules (``details``)
+    ├── CampaignStateError         start/pause/resume/cancel not allowed in the current state
     ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
     ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
     └── TranscriptionError         a voice note could not be turned into text
@@ -88,3 +90,16 @@ class TranscriberUnavailable(TranscriptionError):
     def __init__(self, message: str, *, backend: str) -> None:
         super().__init__(message)
         self.backend = backend
+
+
+class CampaignRejected(AtiendeError):
+    """A contact list or campaign that breaks the rules (bad CSV, unknown variable…)."""
+
+    def __init__(self, reason: str, *, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or []
+
+
+class CampaignStateError(AtiendeError):
+    """A campaign action that its current state does not allow (resume a cancelled one…)."""

@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.redis_adapter import ConversationMemory, EventBus, Turn
 from bot.responder import Decision, Responder, ResponseRequest
-from bot.router import Intent
+from bot.router import Intent, route_rules
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
 
@@ -218,6 +218,13 @@ class Pipeline:
                     session, conversation.channel, conversation.contact_id, pending, decision,
                     owner, changes,
                 )
+            elif _asks_opt_out(pending):
+                # A human owns the chat, so the bot stays silent (the agent sees the
+                # message), but "BAJA" still stops every campaign message from now on.
+                await session.execute(
+                    update(Contact).where(Contact.id == conversation.contact_id)
+                    .values(opted_out=True)
+                )
             changes["owner"] = owner.value
             await session.execute(
                 update(Conversation)
@@ -313,3 +320,8 @@ class Pipeline:
             )
         self._metrics.parked.inc()
         return True
+
+
+def _asks_opt_out(pending: _Pending) -> bool:
+    routed = route_rules(pending.text or pending.transcript or "")
+    return routed is not None and routed.intent is Intent.OPT_OUT

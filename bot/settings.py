@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.campaigns.config import CampaignsConfig
 from bot.media.config import MediaSettings
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     llm_config: Path | None = None
     media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
+    campaigns: CampaignsConfig = CampaignsConfig()
 
     @model_validator(mode="after")
     def _refuse_defaults_outside_development(self) -> Settings:

@@ -12,9 +12,16 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, health, media, simulator
+from bot.api.routes import auth, campaigns, health, media, simulator
 from bot.container import Runtime
-from bot.errors import InvalidMessage, InvalidPhoneNumber, MediaRejected, NotFound
+from bot.errors import (
+    CampaignRejected,
+    CampaignStateError,
+    InvalidMessage,
+    InvalidPhoneNumber,
+    MediaRejected,
+    NotFound,
+)
 from bot.logs import get_logger
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -50,6 +57,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
     app.include_router(media.router)
+    app.include_router(campaigns.router)
+    app.include_router(campaigns.pages)
     _install_error_handlers(app)
     return app
 
@@ -82,6 +91,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
         return JSONResponse({"detail": f"media rejected: {exc.reason}"}, status_code=422)
+
+    @app.exception_handler(CampaignRejected)
+    async def campaign_rejected(request: Request, exc: CampaignRejected) -> JSONResponse:
+        log.info("http.campaign_rejected", path=request.url.path, reason=exc.reason)
+        return JSONResponse({"detail": exc.reason, "rows": exc.details}, status_code=422)
+
+    @app.exception_handler(CampaignStateError)
+    async def campaign_state(request: Request, exc: CampaignStateError) -> JSONResponse:
+        log.info("http.campaign_state", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
