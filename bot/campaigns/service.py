@@ -23,6 +23,7 @@ from bot.campaigns.csvlist import CsvListError, parse_contacts_csv
 from bot.campaigns.models import Campaign, CampaignRecipient, ContactList, ContactListEntry
 from bot.campaigns.schedule import Pacing, Window, WindowError
 from bot.campaigns.templating import TemplateError, render, validate_variants, values_for
+from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.clock import Clock
 from bot.errors import CampaignRejected, CampaignStateError, NotFound
 from bot.logs import get_logger
@@ -79,8 +80,8 @@ class CampaignDraft:
     name: str
     list_id: uuid.UUID
     variants: list[str]
-    channel: str = "simulator"
-    account: str = "simulator"
+    channel: str = SIMULATOR
+    account: str = SIMULATOR_ACCOUNT
     window: Window = field(default_factory=Window)
     pacing: Pacing = field(default_factory=Pacing)
     template_name: str | None = None

@@ -18,6 +18,7 @@ from bot.api.auth import Principal, Role, SupervisorDep, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.campaigns import CampaignDraft, CampaignService, CampaignView, ListView, Pacing, Window
 from bot.campaigns.schedule import WindowError
+from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.errors import CampaignRejected
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
@@ -80,8 +81,10 @@ class CampaignCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     list_id: uuid.UUID
     variants: list[str] = Field(min_length=1, max_length=20)
-    channel: str = Field(default="simulator", min_length=1, max_length=32)
-    account: str = Field(default="simulator", min_length=1, max_length=64)
+    channel: str = Field(default=SIMULATOR, min_length=1, max_length=32,
+                         description="simulator, whatsapp (neonize) or whatsapp_cloud")
+    account: str = Field(default=SIMULATOR_ACCOUNT, min_length=1, max_length=64,
+                         description="the business number sending it (its channel account)")
     window: WindowIn = WindowIn()
     pacing: PacingIn = PacingIn()
     template_name: str | None = Field(default=None, max_length=200)
