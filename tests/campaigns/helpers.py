@@ -30,7 +30,7 @@ def other_day_window() -> tuple[Window, datetime]:
     it closed, and a moment inside it for a fake clock."""
     today = datetime.now(MX).date()
     day = today + timedelta(days=3)
-    window = Window(days=(day.weekday(),), start=time(9), end=time(18), timezone="America/Mexico_City")
+    window = Window(days=(day.weekday(),), start=time(9), end=time(18))
     return window, datetime.combine(day, time(10), tzinfo=MX).astimezone(UTC)
 
 

@@ -122,10 +122,13 @@ async def test_send_time_recheck_cancels_rows_of_opted_out_contacts(runtime: Run
     conversation = await release(sched, clock, cid)
     assert conversation is not None
     # a writer that bypasses the trigger (e.g. a bulk restore) still cannot get it sent
+    trigger = "contacts_opt_out_cancels_campaigns"
     async with runtime.sessions() as s, s.begin():
-        await s.execute(text("ALTER TABLE contacts DISABLE TRIGGER contacts_opt_out_cancels_campaigns"))
-        await s.execute(update(Contact).where(Contact.phone_e164 == phone(0)).values(opted_out=True))
-        await s.execute(text("ALTER TABLE contacts ENABLE TRIGGER contacts_opt_out_cancels_campaigns"))
+        await s.execute(text(f"ALTER TABLE contacts DISABLE TRIGGER {trigger}"))
+        await s.execute(
+            update(Contact).where(Contact.phone_e164 == phone(0)).values(opted_out=True)
+        )
+        await s.execute(text(f"ALTER TABLE contacts ENABLE TRIGGER {trigger}"))
     assert await runtime.outbox.send_pending(conversation) == 0
     assert await campaign_texts(runtime, phone(0)) == [
         ("Hola Cliente 0, tu pago de $100 vence pronto.", "cancelled")
