@@ -24,9 +24,10 @@ app.add_typer(jobs_app, name="jobs")
 
 
 def _register_subcommands() -> None:
-    from bot import cli_users
+    from bot import cli_campaigns, cli_users
 
     app.add_typer(cli_users.app, name="users")
+    app.add_typer(cli_campaigns.app, name="campaigns")
 
 
 _register_subcommands()
