@@ -28,6 +28,7 @@ from bot.clock import Clock
 from bot.errors import CampaignRejected, CampaignStateError, NotFound
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
+from handoff.models import User
 from handoff.ownership import Owner
 from handoff.records import Contact, Conversation, Message
 
@@ -214,6 +215,10 @@ class CampaignService:
         except CsvListError as exc:
             raise CampaignRejected(f"CSV not usable: {exc}") from exc
         async with self._sessions() as session, session.begin():
+            if assigned_agent_id is not None:
+                agent = await session.get(User, assigned_agent_id)
+                if agent is None or not agent.active:
+                    raise CampaignRejected(f"no active staff user {assigned_agent_id}")
             opted_out = set(
                 (
                     await session.execute(
@@ -261,12 +266,13 @@ class CampaignService:
                 raise NotFound(f"contact list {list_id} not found")
             return _list_view(row)
 
-    async def lists(self) -> list[ListView]:
+    async def lists(self, *, assigned_to: uuid.UUID | None = None) -> list[ListView]:
+        """Every cartera, or only those assigned to one agent."""
+        query = select(ContactList).order_by(ContactList.created_at.desc())
+        if assigned_to is not None:
+            query = query.where(ContactList.assigned_agent_id == assigned_to)
         async with self._sessions() as session:
-            rows = (
-                await session.execute(select(ContactList).order_by(ContactList.created_at.desc()))
-            ).scalars()
-            return [_list_view(r) for r in rows]
+            return [_list_view(r) for r in (await session.execute(query)).scalars()]
 
     # -- campaigns -----------------------------------------------------------------
     async def create(self, draft: CampaignDraft, *, created_by: uuid.UUID | None) -> CampaignView:

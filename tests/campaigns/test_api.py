@@ -111,3 +111,29 @@ async def test_roles_upload_report_validation_lifecycle_and_progress(
     listing = await client.get("/admin/campaigns", headers=admin)
     assert listing.status_code == 200 and "Renovación" in listing.text
     assert (await client.get("/admin/campaigns")).status_code in (303, 307)
+
+
+async def test_lists_assigned_to_an_agent(
+    runtime: Runtime, client: httpx.AsyncClient, auth_headers  # type: ignore[no-untyped-def]
+) -> None:
+    admin = await auth_headers("admin")
+    agent = await auth_headers("agent", email="lupita@example.mx")
+    me = await client.get("/api/v1/auth/me", headers=agent)
+    assert me.status_code == 200
+    agent_id = me.json()["id"]
+    nobody = await client.post(
+        "/api/v1/contact-lists", headers=admin,
+        data={"name": "x", "assigned_agent_id": str(uuid.uuid4())},
+        files={"file": ("c.csv", CSV, "text/csv")},
+    )
+    assert nobody.status_code == 422 and "no active staff user" in nobody.json()["detail"]
+    mine = await client.post(
+        "/api/v1/contact-lists", headers=admin,
+        data={"name": "Cartera de Lupita", "assigned_agent_id": agent_id},
+        files={"file": ("c.csv", CSV, "text/csv")},
+    )
+    assert mine.status_code == 201 and mine.json()["assigned_agent_id"] == agent_id
+    await upload(client, admin)  # not assigned to anyone
+    seen_by_agent = (await client.get("/api/v1/contact-lists", headers=agent)).json()
+    assert [x["name"] for x in seen_by_agent] == ["Cartera de Lupita"]
+    assert len((await client.get("/api/v1/contact-lists", headers=admin)).json()) == 2

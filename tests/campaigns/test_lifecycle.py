@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, text, update
 
-from bot.campaigns import CampaignScheduler
+from bot.campaigns import CampaignDraft, CampaignScheduler
 from bot.campaigns.models import CampaignRecipient
 from bot.clock import FakeClock
 from bot.container import Runtime
@@ -193,3 +194,41 @@ async def test_pause_withdraws_unsent_rows_resume_continues_cancel_stops(
     assert await runtime.campaigns.campaign_of_conversation(
         uuid.UUID(str(outcome["conversation_id"]))
     ) == cid
+
+
+async def test_cloud_numbers_send_the_approved_template_outside_the_24h_window(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    window, _ = other_day_window()
+    cartera = await runtime.campaigns.import_list(name="c", data=csv_of(2), created_by=None)
+    draft = CampaignDraft(
+        name="cloud", list_id=cartera.id, channel="whatsapp_cloud", account="1234567890",
+        variants=["Hola {nombre}, tu pago de {monto} vence pronto."], window=window,
+        template_name="recordatorio_pago", template_params=["nombre", "monto"],
+    )
+    campaign = await runtime.campaigns.create(draft, created_by=None)
+    await runtime.campaigns.launch(campaign.id, by=None)
+    sched, clock = fake_scheduler(runtime)
+    # customer 1 wrote to this number an hour ago (fake time): inside the window
+    async with runtime.sessions() as s, s.begin():
+        contact = uuid.uuid4()
+        s.add(Contact(id=contact, phone_e164=phone(1), name="Cliente 1"))
+        await s.flush()
+        s.add(Conversation(id=uuid.uuid4(), contact_id=contact, channel="whatsapp_cloud",
+                           account="1234567890", last_inbound_at=clock() - timedelta(hours=1)))
+    for _ in range(2):
+        assert await release(sched, clock, campaign.id) is not None
+    async with runtime.sessions() as s:
+        rows = (await s.execute(
+            select(Contact.phone_e164, Message.text, Message.raw)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Message.author == "campaign").order_by(Contact.phone_e164)
+        )).all()
+    assert rows[0].raw == {"template": {
+        "name": "recordatorio_pago", "language": "es_MX",
+        "components": [{"type": "body", "parameters": [
+            {"type": "text", "text": "Cliente 0"}, {"type": "text", "text": "$100"}]}],
+    }}
+    assert rows[1].raw is None
+    assert rows[1].text == "Hola Cliente 1, tu pago de $101 vence pronto."

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import Principal, Role, SupervisorDep, require_page_role
+from bot.api.auth import Principal, Role, StaffDep, SupervisorDep, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.campaigns import CampaignDraft, CampaignService, CampaignView, ListView, Pacing, Window
 from bot.campaigns.schedule import WindowError
@@ -168,8 +168,10 @@ async def upload_list(
 
 
 @router.get("/contact-lists", response_model=list[ContactListPublic])
-async def list_lists(_: SupervisorDep, campaigns: CampaignsDep) -> list[ContactListPublic]:
-    return [_list_public(v) for v in await campaigns.lists()]
+async def list_lists(principal: StaffDep, campaigns: CampaignsDep) -> list[ContactListPublic]:
+    """Admins and supervisors see every cartera; an agent sees the ones assigned to them."""
+    mine = principal.id if principal.role is Role.AGENT else None
+    return [_list_public(v) for v in await campaigns.lists(assigned_to=mine)]
 
 
 @router.get("/contact-lists/{list_id}", response_model=ContactListPublic)
