@@ -131,6 +131,9 @@ class JobQueue:
             update_heartbeat_interval=heartbeat_seconds,
             stalled_worker_timeout=stalled_seconds,
             delete_jobs="successful",
+            # never hang a shutdown on a stuck job: after this it is aborted, and the
+            # stalled-job recovery runs it again (every job here is idempotent)
+            shutdown_graceful_timeout=15.0,
         )
 
     async def retry_stalled(self, *, seconds_since_heartbeat: float) -> list[int]:

@@ -7,7 +7,7 @@ so tests drive days of sending with a fake clock.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,7 +103,6 @@ class Pacing:
     gap_max_seconds: float = 25.0
     pause_min_seconds: float = 120.0
     pause_max_seconds: float = 420.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.per_hour < 1 or self.per_day < 1:
@@ -125,9 +124,7 @@ class Pacing:
         return timedelta(seconds=rng.uniform(self.pause_min_seconds, self.pause_max_seconds))
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("extra")
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Pacing:

@@ -8,6 +8,7 @@ campaign's row lock, so a crash at any point resumes without sending anyone twic
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.campaigns.csvlist import CsvListError, parse_contacts_csv
 from bot.campaigns.models import Campaign, CampaignRecipient, ContactList, ContactListEntry
-from bot.campaigns.schedule import Pacing, Window, WindowError
+from bot.campaigns.schedule import Pacing, Window
 from bot.campaigns.templating import TemplateError, render, validate_variants, values_for
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.clock import Clock
@@ -561,8 +562,6 @@ class CampaignScheduler:
         run_budget_seconds: float = 50.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        import asyncio
-
         self._sessions = sessions
         self._outbox = outbox
         self._clock = clock
@@ -798,9 +797,3 @@ def _skip(recipient: CampaignRecipient, reason: str) -> None:
     recipient.reason = reason
     log.info("campaigns.skipped", recipient_id=str(recipient.id), reason=reason)
 
-
-def parse_window(data: dict[str, Any]) -> Window:
-    try:
-        return Window.from_json(data)
-    except (KeyError, ValueError, WindowError) as exc:
-        raise CampaignRejected(f"invalid schedule window: {exc}") from exc
