@@ -16,6 +16,8 @@ from bot.channels.base import ChannelRegistry
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, system_clock
 from bot.db import create_engine, session_factory
+from bot.generation import Summarizer
+from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
@@ -28,6 +30,8 @@ from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter
 from bot.responder import Persona, Responder, RuleResponder
 from bot.settings import Settings
 from handoff.auth import AuthService
+from handoff.inbox import InboxQueries
+from handoff.service import HandoffService
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Runtime:
     ingestor: Ingestor
     reconciler: Reconciler
     auth: AuthService
+    handoff: HandoffService
+    inbox: InboxQueries
     clock: Clock
     media: MediaStore
     url_signer: UrlSigner
@@ -66,6 +72,7 @@ class Runtime:
         redis_url: str,
         clock: Clock = system_clock,
         responder: Responder | None = None,
+        summarizer: Summarizer | None = None,
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
@@ -93,6 +100,14 @@ class Runtime:
             retry_base_seconds=settings.job_retry_base_seconds,
         )
         outbox = OutboxSender(sessions=sessions, channels=channels, metrics=metrics)
+        handoff = HandoffService(
+            sessions, config=settings.handoff, publisher=events, outbox=outbox, memory=memory,
+            clock=clock,
+        )
+        inbox = InboxQueries(
+            sessions, config=settings.handoff, clock=clock,
+            summarizer=SummarizerPort(summarizer, clock=clock) if summarizer else None,
+        )
         pipeline = Pipeline(
             sessions=sessions,
             memory=memory,
@@ -104,6 +119,7 @@ class Runtime:
             clock=clock,
             memory_ttl=timedelta(hours=settings.memory_ttl_hours),
             max_attempts=settings.job_max_attempts,
+            handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
         campaign_scheduler = CampaignScheduler(
@@ -112,6 +128,10 @@ class Runtime:
             run_budget_seconds=settings.campaigns.run_budget_seconds,
         )
         jobs.register_campaigns(campaign_scheduler.run)
+        jobs.register_periodic(
+            "atiende.handoff_idle_timeout", handoff.timeout_idle,
+            every_seconds=settings.handoff.timeout_check_seconds,
+        )
         await jobs.open()
         return cls(
             settings=settings,
@@ -127,7 +147,7 @@ class Runtime:
             channels=channels,
             outbox=outbox,
             pipeline=pipeline,
-            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics),
+            ingestor=Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff),
             reconciler=Reconciler(
                 sessions=sessions,
                 jobs=jobs,
@@ -138,6 +158,8 @@ class Runtime:
                 campaigns=campaign_scheduler,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
+            handoff=handoff,
+            inbox=inbox,
             clock=clock,
             media=media,
             url_signer=url_signer,
@@ -170,8 +192,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=15)
         self._tasks.clear()
 
     async def close(self) -> None:

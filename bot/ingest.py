@@ -16,6 +16,7 @@ from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
 from handoff.ownership import Owner, OwnerEvent, next_owner
 from handoff.records import Contact, Conversation, Message
+from handoff.service import HandoffService
 
 log = get_logger("atiende.ingest")
 
@@ -31,8 +32,14 @@ class Ingestor:
     """Stores each inbound message once and queues its processing."""
 
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], jobs: JobQueue, metrics: Metrics
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        jobs: JobQueue,
+        metrics: Metrics,
+        handoff: HandoffService | None = None,
     ) -> None:
+        self._handoff = handoff
         self._sessions = sessions
         self._jobs = jobs
         self._metrics = metrics
@@ -75,6 +82,8 @@ class Ingestor:
                 raw = await connection.get_raw_connection()
                 await self._jobs.defer_process(conversation_id, connection=raw.driver_connection)
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
+        if message.from_owner and self._handoff is not None:
+            await self._handoff.notify(conversation_id)  # no job runs for it: tell the inbox
         log.info(
             "inbound.accepted", message_id=str(inserted), conversation_id=str(conversation_id),
             channel=message.channel, kind=message.kind.value, from_owner=message.from_owner,
@@ -132,6 +141,9 @@ class Ingestor:
 
     async def _owner_typed(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
         """A message typed on the business phone: a human has taken the conversation."""
+        if self._handoff is not None:
+            await self._handoff.takeover_in(session, conversation_id)
+            return
         current = (
             await session.execute(
                 select(Conversation.owner)

@@ -24,6 +24,7 @@ PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
 CAMPAIGN_TASK = "atiende.campaign_tick"
 CAMPAIGN_QUEUE = "campaigns"
+PERIODIC_QUEUE = "periodic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,18 @@ class JobQueue:
         except procrastinate.exceptions.AlreadyEnqueued:
             return False
         return True
+    def register_periodic(
+        self, name: str, handler: Callable[[], Awaitable[object]], *, every_seconds: int
+    ) -> None:
+        """Run ``handler`` every ``every_seconds`` (1-59) on one worker of the cluster."""
+        if not 1 <= every_seconds <= 59:
+            raise ValueError("every_seconds must be between 1 and 59")
+
+        async def tick(timestamp: int) -> None:
+            await handler()
+
+        task = self._app.task(name=name, queue=PERIODIC_QUEUE, pass_context=False)(tick)
+        self._app.periodic(cron=f"* * * * * */{every_seconds}", periodic_id=name)(task)
 
     async def open(self) -> None:
         await self._app.open_async()
@@ -119,10 +132,12 @@ class JobQueue:
         concurrency: int,
         heartbeat_seconds: float = 2.0,
         stalled_seconds: float = 30.0,
+        shutdown_seconds: float = 10.0,
     ) -> None:
-        """Run a worker until cancelled."""
+        """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
+        aborted; their messages stay stored and are processed again later)."""
         await self._app.run_worker_async(
-            queues=[QUEUE, CAMPAIGN_QUEUE],
+            queues=[QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE],
             concurrency=concurrency,
             wait=True,
             install_signal_handlers=False,
@@ -131,9 +146,7 @@ class JobQueue:
             update_heartbeat_interval=heartbeat_seconds,
             stalled_worker_timeout=stalled_seconds,
             delete_jobs="successful",
-            # never hang a shutdown on a stuck job: after this it is aborted, and the
-            # stalled-job recovery runs it again (every job here is idempotent)
-            shutdown_graceful_timeout=15.0,
+            shutdown_graceful_timeout=shutdown_seconds,
         )
 
     async def retry_stalled(self, *, seconds_since_heartbeat: float) -> list[int]:

@@ -27,6 +27,7 @@ from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent, route_rules
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
+from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
 
@@ -66,7 +67,9 @@ class Pipeline:
         clock: Clock,
         memory_ttl: timedelta,
         max_attempts: int,
+        handoff: HandoffService | None = None,
     ) -> None:
+        self._handoff = handoff
         self._sessions = sessions
         self._memory = memory
         self._responder = responder
@@ -132,7 +135,9 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._decide(pending, snapshot, fresh)
+                decision = await self._csat_answer(pending) or await self._decide(
+                    pending, snapshot, fresh
+                )
             committed = await self._commit(pending, decision, now=now, fresh=fresh)
             if committed is not None:
                 return replace(
@@ -157,6 +162,19 @@ class Pipeline:
                 )
             ).one()
         return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
+
+    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+        """The customer's next message after the CSAT question, when it is a 1-5 score."""
+        if self._handoff is None:
+            return None
+        answer = await self._handoff.csat_expected(pending.conversation_id, pending.text)
+        if answer is None:
+            return None
+        score, language = answer
+        return Decision(
+            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
+            csat_score=score,
+        )
 
     async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
         text = pending.text or pending.transcript
@@ -194,6 +212,14 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             if (decision is not None) != bot_may_reply(owner):
                 return None
+            if decision is not None and self._handoff is not None:
+                # the customer's next message closes an open CSAT question (nothing is
+                # written yet, so returning None here leaves no trace)
+                answered = await self._handoff.csat_in(
+                    session, pending.conversation_id, decision.csat_score
+                )
+                if decision.csat_score is not None and not answered:
+                    return None  # answered meanwhile by another run: decide again
             latency = (
                 await session.execute(
                     update(Message)
@@ -214,17 +240,26 @@ class Pipeline:
             if fresh:
                 changes["context_started_at"] = now
             if decision is not None:
-                owner = await self._apply(
+                owner, sent = await self._apply(
                     session, conversation.channel, conversation.contact_id, pending, decision,
                     owner, changes,
                 )
-            elif _asks_opt_out(pending):
-                # A human owns the chat, so the bot stays silent (the agent sees the
-                # message), but "BAJA" still stops every campaign message from now on.
-                await session.execute(
-                    update(Contact).where(Contact.id == conversation.contact_id)
-                    .values(opted_out=True)
-                )
+                decision = replace(decision, replies=sent)
+            else:
+                if _asks_opt_out(pending):
+                    # A human owns the chat, so the bot stays silent (the agent sees the
+                    # message), but "BAJA" still stops every campaign message from now on.
+                    await session.execute(
+                        update(Contact).where(Contact.id == conversation.contact_id)
+                        .values(opted_out=True)
+                    )
+                if self._handoff is not None:
+                    notices = await self._handoff.silenced_in(
+                        session, pending.conversation_id, owner
+                    )
+                    await self._add_replies(
+                        session, conversation.channel, pending, notices, Author.SYSTEM
+                    )
             changes["owner"] = owner.value
             await session.execute(
                 update(Conversation)
@@ -244,32 +279,52 @@ class Pipeline:
         decision: Decision,
         owner: Owner,
         changes: dict[str, object],
-    ) -> Owner:
-        if decision.replies:
-            await session.execute(
-                insert(Message).values(
-                    [
-                        {
-                            "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
-                            "direction": "out", "author": Author.BOT.value,
-                            "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
-                            "status": "pending", "in_reply_to": pending.id,
-                            "reply_seq": position,
-                        }
-                        for position, reply in enumerate(decision.replies)
-                    ]
-                )
+    ) -> tuple[Owner, tuple[str, ...]]:
+        replies = decision.replies
+        if decision.escalate and self._handoff is not None:
+            # the handoff's honest notice (expected wait, or out of office) replaces the
+            # bot's own handoff line: one message, never one on top of the other
+            replies, owner = await self._handoff.escalate_in(
+                session, pending.conversation_id, reason=decision.reason,
+                intent=decision.intent, language=decision.language,
+                text_hint=pending.text or pending.transcript or "",
             )
+        elif decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            changes["owner_reason"] = decision.reason
+            changes["owner_changed_at"] = func.now()
+        await self._add_replies(session, channel, pending, replies, Author.BOT)
         changes["last_intent"] = decision.intent
         if decision.opt_out:
             await session.execute(
                 update(Contact).where(Contact.id == contact_id).values(opted_out=True)
             )
-        if decision.escalate:
-            owner = next_owner(owner, OwnerEvent.ESCALATE)
-            changes["owner_reason"] = decision.reason
-            changes["owner_changed_at"] = func.now()
-        return owner
+        return owner, replies
+
+    @staticmethod
+    async def _add_replies(
+        session: AsyncSession,
+        channel: str,
+        pending: _Pending,
+        replies: tuple[str, ...],
+        author: Author,
+    ) -> None:
+        if not replies:
+            return
+        await session.execute(
+            insert(Message).values(
+                [
+                    {
+                        "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                        "direction": "out", "author": author.value,
+                        "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                        "status": "pending", "in_reply_to": pending.id,
+                        "reply_seq": position,
+                    }
+                    for position, reply in enumerate(replies)
+                ]
+            )
+        )
 
     async def _after_commit(
         self,

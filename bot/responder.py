@@ -32,6 +32,7 @@ class Decision:
     sources: tuple[str, ...] = ()
     opt_out: bool = False
     language: str = "es"
+    csat_score: int | None = None  # the message answered the satisfaction question
 
 
 class Responder(Protocol):

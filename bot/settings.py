@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.campaigns.config import CampaignsConfig
 from bot.media.config import MediaSettings
+from handoff.config import HandoffConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     llm_config: Path | None = None
+    handoff: HandoffConfig = HandoffConfig()
     media: MediaSettings = MediaSettings()
     load_demo_kb: bool = True
     campaigns: CampaignsConfig = CampaignsConfig()

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, campaigns, health, media, simulator
+from bot.api.routes import auth, campaigns, health, inbox, media, simulator
 from bot.container import Runtime
 from bot.errors import (
     CampaignRejected,
@@ -23,6 +23,8 @@ from bot.errors import (
     NotFound,
 )
 from bot.logs import get_logger
+from handoff.auth import InvalidUser, UserExists
+from handoff.errors import HandoffError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 log = get_logger("atiende.api")
@@ -56,6 +58,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(simulator.pages)
+    app.include_router(inbox.router)
+    app.include_router(inbox.pages)
     app.include_router(media.router)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
@@ -87,6 +91,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.info("http.invalid_message", path=request.url.path, error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(HandoffError)
+    async def handoff_refused(request: Request, exc: HandoffError) -> JSONResponse:
+        log.info("http.handoff_refused", path=request.url.path, code=exc.code, reason=exc.reason)
+        return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=exc.status)
+
+    @app.exception_handler(InvalidUser)
+    async def invalid_user(request: Request, exc: InvalidUser) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(UserExists)
+    async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)

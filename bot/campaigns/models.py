@@ -42,8 +42,8 @@ class ContactList(Base):
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     accepted: Mapped[int] = mapped_column(Integer, default=0)
     report: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)  # rejected rows
-    # users.id (handoff.models) and a handoff team id: no FK across the two MetaData;
-    # the team column stays a plain nullable id until teams land on main.
+    # users.id and teams.id (handoff.models, another MetaData: checked by the service,
+    # no FK).
     assigned_agent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     assigned_team_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

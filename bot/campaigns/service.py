@@ -29,7 +29,7 @@ from bot.clock import Clock
 from bot.errors import CampaignRejected, CampaignStateError, NotFound
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
-from handoff.models import User
+from handoff.models import Team, TeamMember, User
 from handoff.ownership import Owner
 from handoff.records import Contact, Conversation, Message
 
@@ -220,6 +220,8 @@ class CampaignService:
                 agent = await session.get(User, assigned_agent_id)
                 if agent is None or not agent.active:
                     raise CampaignRejected(f"no active staff user {assigned_agent_id}")
+            if assigned_team_id is not None and await session.get(Team, assigned_team_id) is None:
+                raise CampaignRejected(f"no team {assigned_team_id}")
             opted_out = set(
                 (
                     await session.execute(
@@ -268,10 +270,14 @@ class CampaignService:
             return _list_view(row)
 
     async def lists(self, *, assigned_to: uuid.UUID | None = None) -> list[ListView]:
-        """Every cartera, or only those assigned to one agent."""
+        """Every cartera, or only those assigned to one agent (directly or via a team)."""
         query = select(ContactList).order_by(ContactList.created_at.desc())
         if assigned_to is not None:
-            query = query.where(ContactList.assigned_agent_id == assigned_to)
+            teams = select(TeamMember.team_id).where(TeamMember.user_id == assigned_to)
+            query = query.where(
+                (ContactList.assigned_agent_id == assigned_to)
+                | ContactList.assigned_team_id.in_(teams)
+            )
         async with self._sessions() as session:
             return [_list_view(r) for r in (await session.execute(query)).scalars()]
 

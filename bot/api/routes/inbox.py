@@ -1,0 +1,488 @@
+"""The agent inbox API: conversations, claim, reply, transfer, resolve, notes, labels, live events.
+
+Agents see their teams' conversations; supervisors see all and reassign; admins
+manage users, teams and settings. Every handler: parse, call one service, return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.api.auth import AdminDep, PageUser, StaffDep, SupervisorDep
+from bot.api.deps import RuntimeDep
+from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
+from bot.errors import AtiendeError
+from bot.logs import get_logger
+from bot.phones import normalize_phone
+from handoff.inbox import ConversationItem, ConversationView
+from handoff.ownership import Owner
+from handoff.roles import Role
+from handoff.service import Outcome
+
+router = APIRouter(prefix="/api/v1", tags=["inbox"])
+pages = APIRouter(include_in_schema=False)
+
+KEEPALIVE_SECONDS = 15.0
+MEDIA_LINK_SECONDS = 900
+log = get_logger("atiende.api.inbox")
+
+
+class TextBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class StartConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=3, max_length=40)
+    text: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(default=None, max_length=200)
+    channel: str = Field(default=SIMULATOR, max_length=32)
+    account: str = Field(default=SIMULATOR_ACCOUNT, max_length=64)
+
+
+class TransferBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: uuid.UUID
+
+
+class LabelsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labels: list[str] = Field(max_length=20)
+
+
+class PresenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    online: bool
+    capacity: int | None = Field(default=None, ge=1, le=100)
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    skills: list[str] = Field(default_factory=list, max_length=50)
+
+
+class MembersBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_ids: list[uuid.UUID] = Field(max_length=500)
+
+
+class CannedCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shortcut: str = Field(min_length=1, max_length=40)
+    text: str = Field(min_length=1, max_length=4096)
+    language: str = Field(default="es", pattern="^(es|en)$")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=254)
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    password: str = Field(min_length=8, max_length=200)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool | None = None
+    role: Role | None = None
+
+
+class OutcomePublic(BaseModel):
+    conversation_id: uuid.UUID
+    owner: str
+    assigned_agent_id: uuid.UUID | None
+    message_id: uuid.UUID | None = None
+
+
+class SlaPublic(BaseModel):
+    target_seconds: float
+    elapsed_seconds: float
+    done: bool
+    breached: bool
+    paused: bool
+
+
+class ConversationPublic(BaseModel):
+    id: uuid.UUID
+    owner: str
+    owner_reason: str | None
+    escalation_reason: str | None
+    contact_name: str | None
+    contact_phone: str | None
+    channel: str
+    last_intent: str | None
+    assigned_agent_id: uuid.UUID | None
+    assigned_agent_name: str | None
+    team_id: uuid.UUID | None
+    team_name: str | None
+    ticket_opened_at: datetime | None
+    last_message_at: datetime | None
+    preview: str | None
+    labels: list[str]
+    first_response: SlaPublic | None
+
+
+class MessagePublic(BaseModel):
+    id: uuid.UUID
+    seq: int
+    direction: str
+    author: str
+    author_name: str | None
+    kind: str
+    text: str | None
+    transcript: str | None
+    media: dict[str, Any] | None
+    status: str
+    created_at: datetime
+
+
+class NotePublic(BaseModel):
+    id: uuid.UUID
+    author_name: str
+    text: str
+    created_at: datetime
+
+
+class TicketPublic(BaseModel):
+    id: uuid.UUID
+    team_name: str | None
+    reason: str | None
+    intent: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    csat_score: int | None
+    first_response: SlaPublic
+    resolution: SlaPublic
+
+
+class ConversationDetail(BaseModel):
+    conversation: ConversationPublic
+    summary: str
+    summary_source: str
+    messages: list[MessagePublic]
+    notes: list[NotePublic]
+    ticket: TicketPublic | None
+    history: list[TicketPublic]
+    context_started_at: datetime | None
+
+
+class TeamPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    skills: list[str]
+    members: list[uuid.UUID]
+
+
+class AgentPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    online: bool
+    capacity: int
+    load: int
+    active: bool
+
+
+class CannedPublic(BaseModel):
+    id: uuid.UUID
+    shortcut: str
+    text: str
+    language: str
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    active: bool = True
+
+
+def _outcome(outcome: Outcome) -> OutcomePublic:
+    return OutcomePublic(
+        conversation_id=outcome.conversation_id, owner=outcome.owner.value,
+        assigned_agent_id=outcome.assigned_agent_id, message_id=outcome.message_id,
+    )
+
+
+def _item(item: ConversationItem) -> ConversationPublic:
+    return ConversationPublic.model_validate(asdict(item))
+
+
+def _detail(view: ConversationView) -> ConversationDetail:
+    data = asdict(view)
+    data["conversation"] = data.pop("item")
+    return ConversationDetail.model_validate(data)
+
+
+# ---------------------------------------------------------------- conversations
+
+
+@router.get("/conversations", response_model=list[ConversationPublic])
+async def list_conversations(
+    runtime: RuntimeDep,
+    principal: StaffDep,
+    owner: Owner | None = None,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[ConversationPublic]:
+    """Conversations the caller may see; ``owner=queued`` is the queue, ``mine=true`` theirs."""
+    items = await runtime.inbox.conversations(principal, owner=owner, mine=mine, limit=limit)
+    return [_item(i) for i in items]
+
+
+@router.post("/conversations", status_code=201, response_model=OutcomePublic)
+async def start_conversation(
+    body: StartConversation, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """An agent writes first to a customer; the conversation is theirs and the bot stays out."""
+    phone = normalize_phone(body.phone, runtime.settings.default_region)
+    outcome = await runtime.handoff.start(
+        principal, phone=phone, body=body.text, channel=body.channel, account=body.account,
+        name=body.name,
+    )
+    return _outcome(outcome)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+async def get_conversation(
+    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+) -> ConversationDetail:
+    """Transcript, summary, intent, escalation reason, customer history, notes, SLA; media
+    come with short-lived signed links."""
+    detail = _detail(await runtime.inbox.view(principal, conversation_id))
+    for message in detail.messages:
+        key = (message.media or {}).get("key")
+        if message.media is not None and isinstance(key, str):
+            try:
+                message.media["url"] = await runtime.media.url(key, expires_in=MEDIA_LINK_SECONDS)
+            except AtiendeError as exc:  # a bad stored key must not break the whole view
+                log.warning("inbox.media_link_failed", message_id=str(message.id), error=str(exc))
+    return detail
+
+
+@router.post("/conversations/{conversation_id}/claim", response_model=OutcomePublic)
+async def claim(
+    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """Take a queued conversation (409 with the reason when someone else was first)."""
+    return _outcome(await runtime.handoff.claim(principal, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/messages", response_model=OutcomePublic)
+async def send_message(
+    conversation_id: uuid.UUID, body: TextBody, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """Send a message to the customer as the agent (through the outbox)."""
+    return _outcome(await runtime.handoff.reply(principal, conversation_id, body.text))
+
+
+@router.post("/conversations/{conversation_id}/resolve", response_model=OutcomePublic)
+async def resolve(
+    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """Done: the conversation returns to the bot with a fresh context."""
+    return _outcome(await runtime.handoff.resolve(principal, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/release", response_model=OutcomePublic)
+async def release(
+    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """Give a claimed conversation back to the queue."""
+    return _outcome(await runtime.handoff.release(principal, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/transfer", response_model=OutcomePublic)
+async def transfer(
+    conversation_id: uuid.UUID, body: TransferBody, runtime: RuntimeDep, principal: StaffDep
+) -> OutcomePublic:
+    """Hand the conversation to another agent or another team's queue."""
+    outcome = await runtime.handoff.transfer(
+        principal, conversation_id, agent_id=body.agent_id, team_id=body.team_id
+    )
+    return _outcome(outcome)
+
+
+@router.post("/conversations/{conversation_id}/assign", response_model=OutcomePublic)
+async def assign(
+    conversation_id: uuid.UUID, body: AssignBody, runtime: RuntimeDep, principal: SupervisorDep
+) -> OutcomePublic:
+    """Supervisors: reassign a queued or claimed conversation to an agent."""
+    return _outcome(await runtime.handoff.reassign(principal, conversation_id, body.agent_id))
+
+
+@router.post("/conversations/{conversation_id}/notes", status_code=201)
+async def add_note(
+    conversation_id: uuid.UUID, body: TextBody, runtime: RuntimeDep, principal: StaffDep
+) -> dict[str, uuid.UUID]:
+    """An internal note (never sent to the customer)."""
+    return {"id": await runtime.handoff.add_note(principal, conversation_id, body.text)}
+
+
+@router.put("/conversations/{conversation_id}/labels")
+async def set_labels(
+    conversation_id: uuid.UUID, body: LabelsBody, runtime: RuntimeDep, principal: StaffDep
+) -> dict[str, list[str]]:
+    return {"labels": await runtime.handoff.set_labels(principal, conversation_id, body.labels)}
+
+
+@router.get("/inbox/stream")
+async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> Response:
+    """Server-sent events: ids of conversations that changed (the page re-reads them).
+
+    Events travel over Redis pub/sub, so every app process sees every change.
+    """
+
+    async def events() -> AsyncIterator[str]:
+        async with runtime.events.subscribe("conversations", "agents") as queue:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                kind = "agents" if "online" in event else "conversation"
+                safe = {k: v for k, v in event.items() if k in _EVENT_KEYS}
+                yield f"event: {kind}\ndata: {json.dumps(safe)}\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+_EVENT_KEYS = {"conversation_id", "owner", "kind", "message_id", "agent_id", "online"}
+
+
+# ---------------------------------------------------------------- agents, teams, canned
+
+
+@router.post("/agents/me/presence", status_code=204)
+async def set_presence(body: PresenceBody, runtime: RuntimeDep, principal: StaffDep) -> Response:
+    """Go online (the unassigned backlog is swept to you) or offline."""
+    await runtime.handoff.set_presence(principal, online=body.online, capacity=body.capacity)
+    return Response(status_code=204)
+
+
+@router.get("/agents", response_model=list[AgentPublic])
+async def list_agents(runtime: RuntimeDep, principal: StaffDep) -> list[AgentPublic]:
+    """Staff with presence and current load (agents use it to pick a transfer target)."""
+    return [AgentPublic.model_validate(asdict(a)) for a in await runtime.inbox.agents()]
+
+
+@router.get("/teams", response_model=list[TeamPublic])
+async def list_teams(runtime: RuntimeDep, principal: StaffDep) -> list[TeamPublic]:
+    return [TeamPublic.model_validate(asdict(t)) for t in await runtime.inbox.teams()]
+
+
+@router.post("/teams", status_code=201, response_model=TeamPublic)
+async def create_team(body: TeamCreate, runtime: RuntimeDep, principal: AdminDep) -> TeamPublic:
+    """Admins: a team/queue with skills (e.g. siniestros, ventas, cobranza)."""
+    team = await runtime.inbox.create_team(body.name, body.skills)
+    return TeamPublic.model_validate(asdict(team))
+
+
+@router.put("/teams/{team_id}/members", status_code=204)
+async def set_members(
+    team_id: uuid.UUID, body: MembersBody, runtime: RuntimeDep, principal: AdminDep
+) -> Response:
+    await runtime.inbox.set_members(team_id, body.user_ids)
+    await runtime.handoff.sweep()
+    return Response(status_code=204)
+
+
+@router.get("/canned-responses", response_model=list[CannedPublic])
+async def list_canned(runtime: RuntimeDep, principal: StaffDep) -> list[CannedPublic]:
+    return [CannedPublic.model_validate(asdict(c)) for c in await runtime.inbox.canned()]
+
+
+@router.post("/canned-responses", status_code=201, response_model=CannedPublic)
+async def add_canned(
+    body: CannedCreate, runtime: RuntimeDep, principal: SupervisorDep
+) -> CannedPublic:
+    canned = await runtime.inbox.add_canned(body.shortcut, body.text, body.language)
+    return CannedPublic.model_validate(asdict(canned))
+
+
+@router.delete("/canned-responses/{canned_id}", status_code=204)
+async def delete_canned(
+    canned_id: uuid.UUID, runtime: RuntimeDep, principal: SupervisorDep
+) -> Response:
+    if not await runtime.inbox.delete_canned(canned_id):
+        return Response(status_code=404)
+    return Response(status_code=204)
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(runtime: RuntimeDep, principal: AdminDep) -> list[UserPublic]:
+    """Admins: every staff account."""
+    return [
+        UserPublic(id=a.id, email=a.email, name=a.name, role=a.role, active=a.active)
+        for a in await runtime.inbox.agents(include_inactive=True)
+    ]
+
+
+@router.post("/users", status_code=201, response_model=UserPublic)
+async def create_user(body: UserCreate, runtime: RuntimeDep, principal: AdminDep) -> UserPublic:
+    """Admins: create a staff account (same rules as ``atiende users create``)."""
+    user = await runtime.auth.create_user(
+        email=body.email, name=body.name, role=body.role, password=body.password
+    )
+    return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role.value)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+async def update_user(
+    user_id: uuid.UUID, body: UserUpdate, runtime: RuntimeDep, principal: AdminDep
+) -> UserPublic:
+    """Admins: deactivate a staff account (its logins stop at once) or change its role."""
+    user = await runtime.inbox.update_user(user_id, active=body.active, role=body.role)
+    return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role,
+                      active=user.active)
+
+
+@router.get("/handoff/settings")
+async def handoff_settings(runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Admins: the handoff configuration in force (set through ``ATIENDE_HANDOFF__*``)."""
+    return runtime.settings.handoff.model_dump()
+
+
+# ---------------------------------------------------------------- pages
+
+
+@pages.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(request: Request, principal: PageUser) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, "inbox.html", {"user": principal, "conversation_id": None}
+    )
+
+
+@pages.get("/inbox/conversations/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(
+    request: Request, conversation_id: uuid.UUID, principal: PageUser
+) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, "inbox.html", {"user": principal, "conversation_id": str(conversation_id)}
+    )

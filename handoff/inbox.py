@@ -1,0 +1,489 @@
+"""What the inbox reads: conversation lists and views, summaries, SLA, teams, canned responses.
+
+Read-only queries (plus small admin writes for teams and canned responses); the
+ownership changes live in ``handoff.service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff.auth import Principal
+from handoff.config import HandoffConfig
+from handoff.errors import ConversationNotFound, InvalidInput
+from handoff.hours import BusinessHours
+from handoff.models import (
+    AgentPresence,
+    CannedResponse,
+    Label,
+    Note,
+    Team,
+    TeamMember,
+    Ticket,
+    User,
+)
+from handoff.ownership import Owner
+from handoff.ports import Clock, ConversationSummarizer
+from handoff.records import Contact, Conversation, Message
+from handoff.roles import Role
+from handoff.service import visible_to_agent
+
+SUMMARY_TURNS = 12
+SUMMARY_TIMEOUT = 4.0
+_ROLES = {"customer": "customer", "bot": "bot", "agent": "agent", "owner_phone": "agent"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sla:
+    target_seconds: float
+    elapsed_seconds: float  # business time only
+    done: bool
+    breached: bool
+    paused: bool  # outside business hours now
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationItem:
+    id: uuid.UUID
+    owner: str
+    owner_reason: str | None
+    escalation_reason: str | None  # of the latest handoff (kept after it is resolved)
+    contact_name: str | None
+    contact_phone: str | None
+    channel: str
+    last_intent: str | None
+    assigned_agent_id: uuid.UUID | None
+    assigned_agent_name: str | None
+    team_id: uuid.UUID | None
+    team_name: str | None
+    ticket_opened_at: datetime | None
+    last_message_at: datetime | None
+    preview: str | None
+    labels: tuple[str, ...]
+    first_response: Sla | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    id: uuid.UUID
+    seq: int
+    direction: str
+    author: str
+    author_name: str | None
+    kind: str
+    text: str | None
+    transcript: str | None
+    media: dict[str, Any] | None
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NoteView:
+    id: uuid.UUID
+    author_name: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    id: uuid.UUID
+    team_name: str | None
+    reason: str | None
+    intent: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    csat_score: int | None
+    first_response: Sla
+    resolution: Sla
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    item: ConversationItem
+    summary: str
+    summary_source: str  # llm | extractive
+    messages: tuple[MessageView, ...]
+    notes: tuple[NoteView, ...]
+    ticket: TicketView | None
+    history: tuple[TicketView, ...]
+    context_started_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamView:
+    id: uuid.UUID
+    name: str
+    skills: tuple[str, ...]
+    members: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    online: bool
+    capacity: int
+    load: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CannedView:
+    id: uuid.UUID
+    shortcut: str
+    text: str
+    language: str
+
+
+class InboxQueries:
+    """Reads for the inbox, filtered by what the caller's role may see."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        config: HandoffConfig,
+        clock: Clock,
+        summarizer: ConversationSummarizer | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self._hours = BusinessHours.parse(config.hours, config.timezone, config.holidays)
+        self._clock = clock
+        self._summarizer = summarizer
+
+    async def conversations(
+        self,
+        actor: Principal,
+        *,
+        owner: Owner | None = None,
+        mine: bool = False,
+        limit: int = 200,
+    ) -> list[ConversationItem]:
+        async with self._sessions() as session:
+            query = select(Conversation.id)
+            if owner is not None:
+                query = query.where(Conversation.owner == owner.value)
+            if mine:
+                query = query.where(Conversation.assigned_agent_id == actor.id)
+            if actor.role is Role.AGENT:
+                query = query.where(visible_to_agent(actor.id))
+            ids = (
+                await session.execute(
+                    query.order_by(Conversation.last_message_at.desc().nulls_last()).limit(limit)
+                )
+            ).scalars().all()
+            return [await self._item(session, cid) for cid in ids]
+
+    async def view(self, actor: Principal, conversation_id: uuid.UUID) -> ConversationView:
+        async with self._sessions() as session:
+            query = select(Conversation.id).where(Conversation.id == conversation_id)
+            if actor.role is Role.AGENT:
+                query = query.where(visible_to_agent(actor.id))
+            if (await session.execute(query)).scalar_one_or_none() is None:
+                # invisible and missing look the same: no probing of other teams' ids
+                raise ConversationNotFound()
+            item = await self._item(session, conversation_id)
+            conv = await session.get(Conversation, conversation_id)
+            assert conv is not None
+            names = {u.id: u.name for u in (await session.execute(select(User))).scalars()}
+            rows = (
+                await session.execute(
+                    select(Message).where(Message.conversation_id == conversation_id)
+                    .order_by(Message.seq.desc()).limit(300)
+                )
+            ).scalars().all()
+            messages = tuple(
+                MessageView(
+                    m.id, m.seq, m.direction, m.author,
+                    names.get(m.author_id) if m.author_id else None, m.kind, m.text,
+                    m.transcript, m.media, m.status, m.created_at,
+                )
+                for m in reversed(rows)
+            )
+            notes = tuple(
+                NoteView(n.id, names.get(n.author_id, "?"), n.text, n.created_at)
+                for n in (
+                    await session.execute(
+                        select(Note).where(Note.conversation_id == conversation_id)
+                        .order_by(Note.created_at)
+                    )
+                ).scalars()
+            )
+            tickets = await self._tickets(session, conv.contact_id)
+        current = next((t for t in tickets if t[0].conversation_id == conversation_id
+                        and t[0].closed_at is None), None)
+        summary, source = await self._summary(messages, conv.context_started_at, item)
+        return ConversationView(
+            item=item, summary=summary, summary_source=source, messages=messages, notes=notes,
+            ticket=self._ticket_view(*current) if current else None,
+            history=tuple(self._ticket_view(*t) for t in tickets if t is not current),
+            context_started_at=conv.context_started_at,
+        )
+
+    async def _item(self, session: AsyncSession, conversation_id: uuid.UUID) -> ConversationItem:
+        row = (
+            await session.execute(
+                select(Conversation, Contact.name, Contact.phone_e164)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Conversation.id == conversation_id)
+            )
+        ).one()
+        conv: Conversation = row[0]
+        ticket = (
+            await session.execute(
+                select(Ticket).where(Ticket.conversation_id == conv.id)
+                .order_by(Ticket.opened_at.desc()).limit(1)
+            )
+        ).scalar_one_or_none()
+        team_name = (
+            (await session.execute(select(Team.name).where(Team.id == ticket.team_id)))
+            .scalar_one_or_none()
+            if ticket and ticket.team_id else None
+        )
+        agent_name = (
+            (await session.execute(select(User.name).where(User.id == conv.assigned_agent_id)))
+            .scalar_one_or_none()
+            if conv.assigned_agent_id else None
+        )
+        preview = (
+            await session.execute(
+                select(func.coalesce(Message.text, Message.transcript))
+                .where(Message.conversation_id == conv.id)
+                .order_by(Message.seq.desc()).limit(1)
+            )
+        ).scalar_one_or_none()
+        labels = tuple(
+            (
+                await session.execute(
+                    select(Label.label).where(Label.conversation_id == conv.id)
+                    .order_by(Label.label)
+                )
+            ).scalars()
+        )
+        open_ticket = ticket if ticket and ticket.closed_at is None else None
+        return ConversationItem(
+            id=conv.id, owner=conv.owner, owner_reason=conv.owner_reason,
+            escalation_reason=ticket.reason if ticket else None,
+            contact_name=row[1], contact_phone=row[2], channel=conv.channel,
+            last_intent=conv.last_intent, assigned_agent_id=conv.assigned_agent_id,
+            assigned_agent_name=agent_name, team_id=open_ticket.team_id if open_ticket else None,
+            team_name=team_name if open_ticket else None,
+            ticket_opened_at=open_ticket.opened_at if open_ticket else None,
+            last_message_at=conv.last_message_at, preview=(preview or "")[:160] or None,
+            labels=labels,
+            first_response=self._sla(
+                open_ticket.opened_at, open_ticket.first_response_at,
+                self._config.first_response_sla_minutes,
+            ) if open_ticket else None,
+        )
+
+    async def _tickets(
+        self, session: AsyncSession, contact_id: uuid.UUID
+    ) -> list[tuple[Ticket, str | None]]:
+        rows = (
+            await session.execute(
+                select(Ticket, Team.name)
+                .join(Conversation, Conversation.id == Ticket.conversation_id)
+                .outerjoin(Team, Team.id == Ticket.team_id)
+                .where(Conversation.contact_id == contact_id)
+                .order_by(Ticket.opened_at.desc()).limit(50)
+            )
+        ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def _ticket_view(self, ticket: Ticket, team_name: str | None) -> TicketView:
+        return TicketView(
+            id=ticket.id, team_name=team_name, reason=ticket.reason, intent=ticket.intent,
+            opened_at=ticket.opened_at, closed_at=ticket.closed_at, outcome=ticket.outcome,
+            csat_score=ticket.csat_score,
+            first_response=self._sla(ticket.opened_at, ticket.first_response_at,
+                                     self._config.first_response_sla_minutes),
+            resolution=self._sla(ticket.opened_at, ticket.closed_at,
+                                 self._config.resolution_sla_minutes),
+        )
+
+    def _sla(self, start: datetime, done_at: datetime | None, minutes: float) -> Sla:
+        now = self._clock()
+        end = done_at or now
+        elapsed = self._hours.business_seconds(start, end)
+        target = minutes * 60
+        return Sla(
+            target_seconds=target, elapsed_seconds=elapsed, done=done_at is not None,
+            breached=elapsed > target, paused=done_at is None and not self._hours.is_open(now),
+        )
+
+    async def _summary(
+        self,
+        messages: Sequence[MessageView],
+        context_started_at: datetime | None,
+        item: ConversationItem,
+    ) -> tuple[str, str]:
+        turns = [
+            (_ROLES[m.author], (m.text or m.transcript or "").strip())
+            for m in messages
+            if m.author in _ROLES and (m.text or m.transcript)
+        ][-SUMMARY_TURNS:]
+        if self._summarizer is not None and turns:
+            try:
+                llm = await asyncio.wait_for(
+                    self._summarizer.summarize(turns, language="es"), SUMMARY_TIMEOUT
+                )
+            except TimeoutError:
+                llm = None
+            if llm:
+                return llm.strip(), "llm"
+        reason = item.escalation_reason or item.owner_reason
+        return extractive_summary(turns, item.last_intent, reason), "extractive"
+
+    # ------------------------------------------------------------------ teams and agents
+
+    async def teams(self) -> list[TeamView]:
+        async with self._sessions() as session:
+            teams = (await session.execute(select(Team).order_by(Team.name))).scalars().all()
+            members = (await session.execute(select(TeamMember))).scalars().all()
+        return [
+            TeamView(t.id, t.name, tuple(t.skills or ()),
+                     tuple(m.user_id for m in members if m.team_id == t.id))
+            for t in teams
+        ]
+
+    async def create_team(self, name: str, skills: Sequence[str]) -> TeamView:
+        name = name.strip()
+        if not name:
+            raise InvalidInput("empty", "a team needs a name")
+        team = Team(id=uuid.uuid4(), name=name,
+                    skills=sorted({s.strip().lower() for s in skills if s.strip()}))
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(team)
+        except IntegrityError as exc:
+            raise InvalidInput("team_exists", f"a team named {name!r} already exists") from exc
+        return TeamView(team.id, team.name, tuple(team.skills), ())
+
+    async def set_members(self, team_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> None:
+        async with self._sessions() as session, session.begin():
+            if await session.get(Team, team_id) is None:
+                raise InvalidInput("unknown_team", "no such team")
+            found = set(
+                (await session.execute(select(User.id).where(User.id.in_(list(user_ids)))))
+                .scalars()
+            )
+            if missing := set(user_ids) - found:
+                raise InvalidInput("unknown_user", f"no such users: {sorted(map(str, missing))}")
+            await session.execute(delete(TeamMember).where(TeamMember.team_id == team_id))
+            session.add_all(TeamMember(team_id=team_id, user_id=u) for u in found)
+
+    async def agents(self, *, include_inactive: bool = False) -> list[AgentView]:
+        load = (
+            select(func.count()).select_from(Conversation)
+            .where(Conversation.assigned_agent_id == User.id,
+                   Conversation.owner.in_([Owner.QUEUED.value, Owner.HUMAN.value]))
+            .scalar_subquery()
+        )
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(User, AgentPresence, load.label("load"))
+                    .outerjoin(AgentPresence, AgentPresence.user_id == User.id)
+                    .where(User.active | include_inactive).order_by(User.name)
+                )
+            ).all()
+        return [
+            AgentView(u.id, u.name, u.email, u.role, bool(p and p.online),
+                      p.capacity if p else self._config.default_capacity, int(n), u.active)
+            for u, p, n in rows
+        ]
+
+    async def update_user(
+        self, user_id: uuid.UUID, *, active: bool | None = None, role: Role | None = None
+    ) -> AgentView:
+        """Admins: deactivate (their logins stop working at once) or change a role.
+        A deactivated agent's open conversations go back to the queue, unassigned."""
+        async with self._sessions() as session, session.begin():
+            user = await session.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise InvalidInput("unknown_user", "no such user")
+            if active is not None:
+                user.active = active
+            if role is not None:
+                user.role = role.value
+            if active is False:
+                await session.execute(
+                    update(AgentPresence).where(AgentPresence.user_id == user_id)
+                    .values(online=False)
+                )
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.assigned_agent_id == user_id,
+                           Conversation.owner == Owner.QUEUED.value)
+                    .values(assigned_agent_id=None)
+                )
+        return next(a for a in await self.agents(include_inactive=True) if a.id == user_id)
+
+    # ------------------------------------------------------------------ canned responses
+
+    async def canned(self) -> list[CannedView]:
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(select(CannedResponse).order_by(CannedResponse.shortcut))
+            ).scalars().all()
+        return [CannedView(r.id, r.shortcut, r.text, r.language) for r in rows]
+
+    async def add_canned(self, shortcut: str, body: str, language: str) -> CannedView:
+        shortcut, body = shortcut.strip().lower(), body.strip()
+        if not shortcut or not body:
+            raise InvalidInput("empty", "shortcut and text are required")
+        row = CannedResponse(id=uuid.uuid4(), shortcut=shortcut, text=body, language=language)
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+        except IntegrityError as exc:
+            raise InvalidInput("exists", f"shortcut {shortcut!r} already exists") from exc
+        return CannedView(row.id, row.shortcut, row.text, row.language)
+
+    async def delete_canned(self, canned_id: uuid.UUID) -> bool:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(CannedResponse).where(CannedResponse.id == canned_id)
+                .returning(CannedResponse.id)
+            )
+            return result.first() is not None
+
+
+def extractive_summary(
+    turns: Sequence[tuple[str, str]], intent: str | None, reason: str | None
+) -> str:
+    """A deterministic summary: what the customer said last, the bot's last answer."""
+    customer = [text for role, text in turns if role == "customer"][-3:]
+    bot = [text for role, text in turns if role == "bot"][-1:]
+    lines = [f"Cliente / Customer: «{_clip(t)}»" for t in customer]
+    if bot:
+        lines.append(f"Bot: «{_clip(bot[0])}»")
+    if intent:
+        lines.append(f"Intención / Intent: {intent}")
+    if reason:
+        lines.append(f"Motivo / Reason: {reason}")
+    return "\n".join(lines) if lines else "—"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+__all__ = ["InboxQueries", "extractive_summary"]
