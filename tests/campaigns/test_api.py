@@ -137,3 +137,33 @@ async def test_lists_assigned_to_an_agent(
     seen_by_agent = (await client.get("/api/v1/contact-lists", headers=agent)).json()
     assert [x["name"] for x in seen_by_agent] == ["Cartera de Lupita"]
     assert len((await client.get("/api/v1/contact-lists", headers=admin)).json()) == 2
+
+
+async def test_lists_assigned_to_a_team_reach_its_agents(
+    runtime: Runtime, client: httpx.AsyncClient, auth_headers  # type: ignore[no-untyped-def]
+) -> None:
+    admin = await auth_headers("admin")
+    agent = await auth_headers("agent")
+    outsider = await auth_headers("agent")
+    agent_id = (await client.get("/api/v1/auth/me", headers=agent)).json()["id"]
+    team = await client.post("/api/v1/teams", headers=admin, json={"name": "Cobranza"})
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    members = await client.put(f"/api/v1/teams/{team_id}/members", headers=admin,
+                               json={"user_ids": [agent_id]})
+    assert members.status_code == 204, members.text
+    nowhere = await client.post(
+        "/api/v1/contact-lists", headers=admin,
+        data={"name": "x", "assigned_team_id": str(uuid.uuid4())},
+        files={"file": ("c.csv", CSV, "text/csv")},
+    )
+    assert nowhere.status_code == 422 and "no team" in nowhere.json()["detail"]
+    created = await client.post(
+        "/api/v1/contact-lists", headers=admin,
+        data={"name": "Cartera de cobranza", "assigned_team_id": team_id},
+        files={"file": ("c.csv", CSV, "text/csv")},
+    )
+    assert created.status_code == 201
+    assert [x["name"] for x in (await client.get("/api/v1/contact-lists", headers=agent)).json()
+            ] == ["Cartera de cobranza"]
+    assert (await client.get("/api/v1/contact-lists", headers=outsider)).json() == []
