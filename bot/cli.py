@@ -25,8 +25,10 @@ app.add_typer(jobs_app, name="jobs")
 
 def _register_subcommands() -> None:
     from bot import cli_campaigns, cli_users
+    from bot.llm import cli as cli_llm
 
     app.add_typer(cli_users.app, name="users")
+    app.add_typer(cli_llm.app, name="llm")
     app.add_typer(cli_campaigns.app, name="campaigns")
 
 

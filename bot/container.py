@@ -21,6 +21,7 @@ from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
 from bot.ingest import Ingestor
 from bot.jobs import JobQueue
+from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
@@ -57,6 +58,7 @@ class Runtime:
     handoff: HandoffService
     inbox: InboxQueries
     clock: Clock
+    llm: LLMService
     media: MediaStore
     url_signer: UrlSigner
     campaigns: CampaignService
@@ -86,6 +88,15 @@ class Runtime:
             clock=clock,
             loader=HistoryLoader(sessions, limit=settings.memory_max_turns),
         )
+        llm = LLMService(
+            sessions=sessions,
+            metrics=LLMMetrics(metrics.registry),
+            secret_key=settings.secret_key.get_secret_value(),
+            config_file=settings.llm_config,
+            clock=clock,
+            memory_hours=settings.memory_ttl_hours,
+        )
+        await llm.start()  # builds and warms the chain; unconfigured is fine
         channels = ChannelRegistry([SimulatorChannel(events)])
         url_signer = UrlSigner(settings.secret_key.get_secret_value())
         media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
@@ -161,6 +172,7 @@ class Runtime:
             handoff=handoff,
             inbox=inbox,
             clock=clock,
+            llm=llm,
             media=media,
             url_signer=url_signer,
             campaigns=CampaignService(
@@ -187,6 +199,7 @@ class Runtime:
         self._tasks.append(
             asyncio.create_task(self.reconciler.run_forever(), name="atiende-reconciler")
         )
+        self.llm.start_watching()  # chain edits saved by another process
 
     async def stop_worker(self) -> None:
         for task in self._tasks:
@@ -198,6 +211,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self.llm.close()
         await self.jobs.close()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -12,9 +12,15 @@
     ├── CampaignStateError         start/pause/resume/cancel not allowed in the current state
     ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
     ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
-    └── TranscriptionError         a voice note could not be turned into text
-        ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
-        └── TranscriberUnavailable a backend is not installed or its provider failed
+    ├── TranscriptionError         a voice note could not be turned into text
+    │   ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
+    │   └── TranscriberUnavailable a backend is not installed or its provider failed
+    ├── LLMConfigError             the LLM chain configuration is invalid (``ATIENDE_LLM_CONFIG``)
+    └── LLMError                   an LLM chain call gave no usable answer (``provider``, ``model``)
+        ├── LLMUnavailable         not configured, or no provider reachable / all cooling down
+        ├── LLMTimeout             a provider timeout or the message's time budget ran out
+        ├── LLMRateLimited         the provider said 429 (``retry_after``)
+        └── LLMBadResponse         an answer that is not valid (malformed, empty, refused)
 """
 
 from __future__ import annotations
@@ -103,3 +109,39 @@ class CampaignRejected(AtiendeError):
 
 class CampaignStateError(AtiendeError):
     """A campaign action that its current state does not allow (resume a cancelled one…)."""
+class LLMConfigError(AtiendeError):
+    pass
+
+
+class LLMError(AtiendeError):
+    def __init__(
+        self, message: str, *, provider: str | None = None, model: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+
+
+class LLMUnavailable(LLMError):
+    pass
+
+
+class LLMTimeout(LLMError):
+    pass
+
+
+class LLMRateLimited(LLMError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, model=model)
+        self.retry_after = retry_after
+
+
+class LLMBadResponse(LLMError):
+    pass

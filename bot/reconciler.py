@@ -48,6 +48,11 @@ class Reconciler:
                 await self.run_once()
             except (OSError, ConnectionError, SQLAlchemyError) as exc:
                 log.warning("reconciler.unavailable", error=str(exc))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (used by drivers) can swallow a cancellation
+                # that races a result: stop anyway, as asked, instead of looping forever
+                raise asyncio.CancelledError
             await asyncio.sleep(self._interval)
 
     async def run_once(self) -> None:

@@ -8,9 +8,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import bot.campaigns.models  # noqa: F401  (campaign tables on the records MetaData)
-from handoff.models import Base as HandoffBase
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
+from handoff.models import Base as HandoffBase
+import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 
 config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bot.api.auth import LoginRequired
-from bot.api.routes import auth, campaigns, health, inbox, media, simulator
+from bot.api.routes import auth, campaigns, health, inbox, llm, media, simulator
 from bot.container import Runtime
 from bot.errors import (
     CampaignRejected,
@@ -63,6 +63,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(media.router)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
+    app.include_router(llm.router)
+    app.include_router(llm.pages)
     _install_error_handlers(app)
     return app
 
