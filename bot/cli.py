@@ -31,12 +31,13 @@ bench_app.command("speech")(speech_cli.bench_speech)
 
 
 def _register_subcommands() -> None:
-    from bot import cli_backup, cli_users
+    from bot import cli_backup, cli_campaigns, cli_users
     from bot.llm import cli as cli_llm
 
     app.add_typer(cli_users.app, name="users")
     app.add_typer(cli_llm.app, name="llm")
     app.add_typer(cli_backup.app, name="backup")
+    app.add_typer(cli_campaigns.app, name="campaigns")
 
 
 _register_subcommands()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import redis_adapter
 from bot.answering import KnowledgeResponder
+from bot.campaigns import CampaignScheduler, CampaignService
 from bot.channels.base import ChannelRegistry
 from bot.channels.cloud_api import CloudApiChannel, CloudMediaFetcher, GraphApi, ServiceWindow
 from bot.channels.cloud_webhook import CloudWebhook
@@ -87,6 +88,8 @@ class Runtime:
     media: MediaStore
     url_signer: UrlSigner
     speech: SpeechService
+    campaigns: CampaignService
+    campaign_scheduler: CampaignScheduler
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -202,6 +205,12 @@ class Runtime:
         )
         jobs.register(pipeline.process_conversation)
         jobs.register_send(outbox.drain_number)
+        campaign_scheduler = CampaignScheduler(
+            sessions=sessions, outbox=outbox, clock=clock,
+            short_wait_seconds=settings.campaigns.short_wait_seconds,
+            run_budget_seconds=settings.campaigns.run_budget_seconds,
+        )
+        jobs.register_campaigns(campaign_scheduler.run)
         jobs.register_periodic(
             "atiende.handoff_idle_timeout", handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
@@ -248,6 +257,7 @@ class Runtime:
                 metrics=metrics,
                 stalled_seconds=settings.stalled_job_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
+                campaigns=campaign_scheduler,
             ),
             auth=AuthService(sessions, limiter=RedisRateLimiter(redis), clock=clock),
             audit=AuditLog(sessions),
@@ -267,6 +277,12 @@ class Runtime:
             media=media,
             url_signer=url_signer,
             speech=speech,
+            campaigns=CampaignService(
+                sessions=sessions, ticks=jobs, clock=clock,
+                default_region=settings.default_region,
+                max_csv_rows=settings.campaigns.max_csv_rows,
+            ),
+            campaign_scheduler=campaign_scheduler,
         )
 
     def start_worker(self) -> None:

@@ -12,6 +12,8 @@
     ├── InvalidWebhook             a webhook body that is not what the provider sends (400)
     ├── NotFound                   a conversation or message id that does not exist
     │   └── MediaNotFound          no stored media under that key
+    ├── CampaignRejected           a contact list or campaign that breaks the rules (``details``)
+    ├── CampaignStateError         start/pause/resume/cancel not allowed in the current state
     ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
     ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
     ├── TranscriptionError         a voice note could not be turned into text
@@ -122,6 +124,17 @@ class TranscriberUnavailable(TranscriptionError):
         self.backend = backend
 
 
+class CampaignRejected(AtiendeError):
+    """A contact list or campaign that breaks the rules (bad CSV, unknown variable…)."""
+
+    def __init__(self, reason: str, *, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or []
+
+
+class CampaignStateError(AtiendeError):
+    """A campaign action that its current state does not allow (resume a cancelled one…)."""
 class LLMConfigError(AtiendeError):
     pass
 

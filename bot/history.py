@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.redis_adapter import Turn
 from handoff.records import Conversation, Message
 
-_ROLE = {"customer": "customer", "bot": "bot", "agent": "agent", "owner_phone": "agent"}
+_ROLE = {
+    "customer": "customer", "bot": "bot", "agent": "agent", "owner_phone": "agent",
+    "campaign": "bot",  # the campaign message the customer may be answering
+}
 
 
 class HistoryLoader:

@@ -25,6 +25,8 @@ PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
 SEND_TASK = "atiende.send_number"
 SEND_QUEUE = "outbound"
+CAMPAIGN_TASK = "atiende.campaign_tick"
+CAMPAIGN_QUEUE = "campaigns"
 PERIODIC_QUEUE = "periodic"
 
 
@@ -101,6 +103,36 @@ class JobQueue:
         )
         return [dict(r) for r in rows]
 
+    def register_campaigns(
+        self, tick: Callable[[uuid.UUID], Awaitable[float | None]]
+    ) -> None:
+        """Bind the campaign tick: it releases what is due and says when to come back."""
+
+        async def campaign_tick(campaign_id: str) -> None:
+            delay = await tick(uuid.UUID(campaign_id))
+            if delay is not None:
+                await self.defer_campaign(uuid.UUID(campaign_id), delay_seconds=delay)
+
+        self._app.task(name=CAMPAIGN_TASK, queue=CAMPAIGN_QUEUE, retry=self._retry)(
+            campaign_tick
+        )
+
+    async def defer_campaign(self, campaign_id: uuid.UUID, *, delay_seconds: float = 0) -> bool:
+        """Queue a campaign tick (at most one waiting per campaign); False if one waits."""
+        options: dict[str, Any] = {
+            "lock": f"campaign:{campaign_id}",
+            "queueing_lock": f"campaign:{campaign_id}",
+            "queue": CAMPAIGN_QUEUE,
+        }
+        if delay_seconds > 0:
+            options["schedule_in"] = {"seconds": int(delay_seconds) + 1}
+        try:
+            await self._app.configure_task(CAMPAIGN_TASK, **options).defer_async(
+                campaign_id=str(campaign_id)
+            )
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return False
+        return True
     def register_periodic(
         self, name: str, handler: Callable[[], Awaitable[object]], *, every_seconds: int
     ) -> None:
@@ -143,7 +175,7 @@ class JobQueue:
         """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
         aborted; their messages stay stored and are processed again later)."""
         await self._app.run_worker_async(
-            queues=[QUEUE, SEND_QUEUE, PERIODIC_QUEUE],
+            queues=[QUEUE, SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE],
             concurrency=concurrency,
             wait=True,
             install_signal_handlers=False,

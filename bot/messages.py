@@ -28,6 +28,7 @@ class Author(enum.StrEnum):
     AGENT = "agent"
     OWNER_PHONE = "owner_phone"  # typed on the business phone itself
     SYSTEM = "system"
+    CAMPAIGN = "campaign"  # an outbound campaign message (bot.campaigns)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,7 @@ class OutboxSender:
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
                         Message.author, Message.channel, Message.attempts, Message.raw,
-                        Conversation.account, Contact.phone_e164,
+                        Conversation.account, Contact.phone_e164, Contact.opted_out,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
                     .join(Contact, Contact.id == Conversation.contact_id)
@@ -108,6 +108,14 @@ class OutboxSender:
                 )
             ).all()
             for row in rows:
+                if row.author == Author.CAMPAIGN.value and row.opted_out:
+                    # re-checked at send time: an opt-out beats a message already queued
+                    await session.execute(
+                        update(Message).where(Message.id == row.id)
+                        .values(status="cancelled", error="opted_out")
+                    )
+                    log.info("outbox.cancelled", outbox_id=str(row.id), reason="opted_out")
+                    continue
                 message = OutboundMessage(
                     outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
                     account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
@@ -227,6 +235,7 @@ class OutboxSender:
                         Message.id, Message.conversation_id, Message.kind, Message.text,
                         Message.author, Message.raw, Message.in_reply_to, Message.media,
                         Conversation.owner, Contact.phone_e164.label("phone"),
+                        Contact.opted_out,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
                     .join(Contact, Contact.id == Conversation.contact_id)
@@ -247,6 +256,13 @@ class OutboxSender:
                     .values(status="cancelled", error="a human took the conversation")
                 )
                 log.info("outbox.cancelled", outbox_id=str(row.id), reason="human_owner")
+                return None, True
+            if row.author == Author.CAMPAIGN.value and row.opted_out:
+                await session.execute(
+                    update(Message).where(Message.id == row.id)
+                    .values(status="cancelled", error="opted_out")
+                )
+                log.info("outbox.cancelled", outbox_id=str(row.id), reason="opted_out")
                 return None, True
             await session.execute(
                 update(Message).where(Message.id == row.id)

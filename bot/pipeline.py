@@ -27,7 +27,7 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.redis_adapter import ConversationMemory, EventBus, Turn
 from bot.responder import Decision, Responder, ResponseRequest
-from bot.router import Intent
+from bot.router import Intent, route_rules
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import Contact, Conversation, Message
@@ -294,11 +294,21 @@ class Pipeline:
                     owner, changes,
                 )
                 decision = replace(decision, replies=sent)
-            elif self._handoff is not None:
-                notices = await self._handoff.silenced_in(session, pending.conversation_id, owner)
-                await self._add_replies(
-                    session, conversation.channel, pending, notices, Author.SYSTEM
-                )
+            else:
+                if _asks_opt_out(pending):
+                    # A human owns the chat, so the bot stays silent (the agent sees the
+                    # message), but "BAJA" still stops every campaign message from now on.
+                    await session.execute(
+                        update(Contact).where(Contact.id == conversation.contact_id)
+                        .values(opted_out=True)
+                    )
+                if self._handoff is not None:
+                    notices = await self._handoff.silenced_in(
+                        session, pending.conversation_id, owner
+                    )
+                    await self._add_replies(
+                        session, conversation.channel, pending, notices, Author.SYSTEM
+                    )
             changes["owner"] = owner.value
             await session.execute(
                 update(Conversation)
@@ -448,3 +458,6 @@ def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
     return Decision(
         Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
     )
+def _asks_opt_out(pending: _Pending) -> bool:
+    routed = route_rules(pending.text or pending.transcript or "")
+    return routed is not None and routed.intent is Intent.OPT_OUT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,6 +15,9 @@ from bot.logs import get_logger
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from handoff.records import Message
+
+if TYPE_CHECKING:
+    from bot.campaigns import CampaignScheduler
 
 log = get_logger("atiende.reconciler")
 
@@ -28,6 +32,7 @@ class Reconciler:
         metrics: Metrics,
         stalled_seconds: float,
         interval_seconds: float,
+        campaigns: CampaignScheduler | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
@@ -35,6 +40,7 @@ class Reconciler:
         self._metrics = metrics
         self._stalled = stalled_seconds
         self._interval = interval_seconds
+        self._campaigns = campaigns
 
     async def run_forever(self) -> None:
         while True:
@@ -56,9 +62,22 @@ class Reconciler:
         requeued = await self._requeue_orphans()
         recovered = await self._outbox.recover_stuck(older_than=timedelta(seconds=120))
         sent = await self._outbox.send_pending(older_than=timedelta(seconds=5))
-        if requeued or recovered or sent:
-            log.info("reconciler.recovered", requeued=requeued, outbox_reset=recovered, sent=sent)
+        ticks = await self._reschedule_campaigns()
+        if requeued or recovered or sent or ticks:
+            log.info(
+                "reconciler.recovered", requeued=requeued, outbox_reset=recovered, sent=sent,
+                campaign_ticks=ticks,
+            )
         await self.refresh_gauges()
+
+    async def _reschedule_campaigns(self) -> int:
+        """Running campaigns whose tick job is gone (it gave up, or was lost) get one."""
+        if self._campaigns is None:
+            return 0
+        deferred = 0
+        for campaign_id, delay in await self._campaigns.running_without_tick():
+            deferred += await self._jobs.defer_campaign(campaign_id, delay_seconds=delay)
+        return deferred
 
     async def _requeue_orphans(self) -> int:
         """Conversations with stored, unprocessed messages and no live job get one."""

@@ -57,8 +57,15 @@ _HUMAN = re.compile(
     r"human|representative)\b"
 )
 _OPT_OUT = re.compile(
-    r"^(baja|stop|alto|unsubscribe|darme de baja|dame de baja|ya no me (manden|envien|escriban)"
-    r".*|no me (manden|envien|escriban) mas.*|cancelar suscripcion)[ .!]*$"
+    r"^((por favor |porfa |x favor )?(baja|stop|alto|unsubscribe|darme de baja|dame de baja|"
+    r"denme de baja|de baja|quiero darme de baja|ya no me (manden|envien|escriban|mandes|"
+    r"envies|escribas).*|no me (manden|envien|escriban|mandes|envies|escribas) mas.*|"
+    r"ya no quiero (recibir )?(mensajes|promociones|publicidad).*|"
+    r"no quiero recibir (mensajes|promociones|publicidad).*|"
+    r"(dejen|deja) de (escribirme|mandarme mensajes|enviarme mensajes).*|"
+    r"(borrame|borrenme|quitame|quitenme|sacame|saquenme) de (su|tu|la) lista.*|"
+    r"cancelar suscripcion|stop (please|pls)|please stop.*|remove me.*)"
+    r"( por favor| porfa| plis| pls| please| gracias)?)[ .!,]*$"
 )
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.campaigns.config import CampaignsConfig
 from bot.channels.config import ChannelsConfig
 from bot.media.config import MediaSettings
 from bot.speech.config import SpeechSettings
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = SpeechSettings()
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    campaigns: CampaignsConfig = CampaignsConfig()
 
     @model_validator(mode="after")
     def _refuse_defaults_outside_development(self) -> Settings:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
+import bot.campaigns.models  # noqa: F401  (campaign tables on the records MetaData)
 from handoff.records import Base as RecordsBase
 from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase

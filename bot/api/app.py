@@ -18,6 +18,7 @@ from bot.api.routes import (
     analytics,
     audit,
     auth,
+    campaigns,
     health,
     inbox,
     knowledge,
@@ -29,6 +30,8 @@ from bot.api.routes import (
 )
 from bot.container import Runtime
 from bot.errors import (
+    CampaignRejected,
+    CampaignStateError,
     InvalidMessage,
     InvalidPhoneNumber,
     MediaRejected,
@@ -81,6 +84,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
     app.include_router(media.router)
+    app.include_router(campaigns.router)
+    app.include_router(campaigns.pages)
     app.include_router(llm.router)
     app.include_router(llm.pages)
     app.include_router(knowledge.router)
@@ -88,6 +93,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     _install_error_handlers(app)
     _install_http_handlers(app)
     _install_knowledge_handlers(app)
+    _install_campaign_handlers(app)
     return app
 
 
@@ -172,6 +178,24 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+def _install_campaign_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CampaignRejected)
+    async def campaign_rejected(request: Request, exc: CampaignRejected) -> JSONResponse:
+        log.info("http.campaign_rejected", path=request.url.path, reason=exc.reason)
+        return JSONResponse(
+            {
+                "detail": [{"loc": ["body"], "msg": exc.reason, "type": "campaign_rejected"}],
+                "rows": exc.details,
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(CampaignStateError)
+    async def campaign_state(request: Request, exc: CampaignStateError) -> JSONResponse:
+        log.info("http.campaign_state", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 def _unprocessable(reason: str, kind: str) -> JSONResponse:

@@ -1,0 +1,25 @@
+"""Outbound campaigns: contact lists from CSV, templated variants, paced release."""
+
+from bot.campaigns.config import CampaignsConfig
+from bot.campaigns.schedule import Pacing, Window, WindowError
+from bot.campaigns.service import (
+    CampaignDraft,
+    CampaignScheduler,
+    CampaignService,
+    CampaignView,
+    ListView,
+    Progress,
+)
+
+__all__ = [
+    "CampaignDraft",
+    "CampaignScheduler",
+    "CampaignService",
+    "CampaignView",
+    "CampaignsConfig",
+    "ListView",
+    "Pacing",
+    "Progress",
+    "Window",
+    "WindowError",
+]
