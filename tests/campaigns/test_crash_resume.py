@@ -17,7 +17,7 @@ from bot.container import Runtime
 from bot.settings import Settings
 from handoff.records import Message
 from tests.campaigns.helpers import csv_of, launched
-from tests.test_crash import _worker
+from tests.ops.test_crash import _worker
 
 N = 150
 

@@ -5,14 +5,35 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
+import pytest
 
 from bot.analytics import Analytics, Period, cluster_questions
 from bot.container import Runtime
+from bot.responder import Persona, RuleResponder
+from bot.settings import Settings
+from knowledge.embeddings import Embedder
 from tests.conftest import ask
+
+
+@pytest.fixture
+async def runtime(
+    settings: Settings, database_url: str, redis_url: str, kb_embedder: Embedder
+) -> AsyncIterator[Runtime]:
+    """The history below is written for the rules-only responder (greetings, thanks, human
+    requests, an honest holding reply), so its numbers can be checked by hand; the
+    analytics only read the record and do not depend on which responder wrote it."""
+    rt = await Runtime.create(
+        settings, database_url=database_url, redis_url=redis_url, embedder=kb_embedder,
+        responder=RuleResponder(Persona("Atiende", "Seguros Atiende")),
+    )
+    rt.start_worker()
+    yield rt
+    await rt.close()
 
 
 async def _history(client: httpx.AsyncClient, database_url: str) -> None:
