@@ -31,6 +31,8 @@ class Window:
     def __post_init__(self) -> None:
         if not self.days or any(d < 0 or d > 6 for d in self.days):
             raise WindowError("days must be a non-empty list of 0 (Monday) … 6 (Sunday)")
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise WindowError("start and end are local times of the window's time zone: no offset")
         if self.start >= self.end:
             raise WindowError("the window's start must be before its end (same day)")
         try:

@@ -23,10 +23,12 @@ import psycopg
 
 FULL = os.environ.get("ATIENDE_RELIABILITY") == "full"
 
+# Messages the rules answer on their own (greetings, thanks): with an empty knowledge base a
+# question would rightly hand the conversation to a person and silence the bot, and these
+# proofs are about every message being stored once and answered once, in order.
 TEXTS = [
-    "hola", "holaa buenas tardes", "gracias!!", "oye cuanto cuesta el seguro de auto",
-    "tengo una duda con mi póliza 🙏", "hi", "muchas graciaaas", "buenas noches, una pregunta",
-    "q onda, me pasan info del crédito?", "ya pagué pero no me llega el recibo",
+    "hola", "holaa buenas tardes", "gracias!!", "buenos días", "hi", "muchas graciaaas",
+    "buenas noches", "q onda", "thanks!", "mil gracias 🙏",
 ]
 
 

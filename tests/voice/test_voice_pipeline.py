@@ -119,7 +119,7 @@ async def test_wrong_uploads_are_refused_with_a_reason_and_store_nothing(
     mime_type: str, reason: str,
 ) -> None:
     accepted, _ = await send_voice(voice_client, payload, filename=filename, mime_type=mime_type)
-    assert accepted.status_code == 422 and reason in accepted.json()["detail"]
+    assert accepted.status_code == 422 and reason in accepted.json()["detail"][0]["msg"]
     assert await _stored_media(voice_runtime) == []
     async with voice_runtime.sessions() as session:
         assert (await session.execute(select(Message.id))).first() is None
