@@ -126,7 +126,7 @@ def conversations_script(conversations: int, per_conversation: int, prefix: str)
     """Per conversation, its messages in the order the customer wrote them."""
     return [
         [
-            Delivery(phone(c), f"{TEXTS[(c + k) % len(TEXTS)]} #{k}", f"{prefix}-{c}-{k}")
+            Delivery(phone(c), TEXTS[(c + k) % len(TEXTS)], f"{prefix}-{c}-{k}")
             for k in range(per_conversation)
         ]
         for c in range(conversations)
