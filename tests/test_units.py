@@ -105,5 +105,8 @@ def test_compose_is_the_production_shape() -> None:
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
     fields = set(Settings.model_fields)
     text = (ROOT / "docker-compose.yml").read_text()
-    for name in set(re.findall(r"ATIENDE_([A-Z_]+?)(?:__[A-Z_]+)?:", text)):
+    for name, nested in set(re.findall(r"ATIENDE_([A-Z_]+?)(?:__([A-Z_0-9]+))?:", text)):
         assert name.lower() in fields, f"compose sets ATIENDE_{name}, unknown to Settings"
+        if nested:
+            sub = Settings.model_fields[name.lower()].annotation
+            assert nested.lower() in sub.model_fields, f"ATIENDE_{name}__{nested} is unknown"  # type: ignore[union-attr]
