@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db import driver_connection
 from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
@@ -78,9 +79,9 @@ class Ingestor:
             if message.from_owner:
                 await self._owner_typed(session, conversation_id)
             else:
-                connection = await session.connection()
-                raw = await connection.get_raw_connection()
-                await self._jobs.defer_process(conversation_id, connection=raw.driver_connection)
+                await self._jobs.defer_process(
+                    conversation_id, connection=await driver_connection(session)
+                )
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
         if message.from_owner and self._handoff is not None:
             await self._handoff.notify(conversation_id)  # no job runs for it: tell the inbox

@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from bot.backing import backing_services
 from bot.container import Runtime
+from bot.db import driver_connection
 from bot.settings import Settings
 from handoff.records import Message
 
@@ -61,9 +62,9 @@ async def replay(settings: Settings, *, job_id: int | None, message_id: str | No
             ).scalar_one_or_none()
             if conversation_id is None:
                 return f"message {message_id} is not parked"
-            connection = await session.connection()
-            raw = await connection.get_raw_connection()
-            await runtime.jobs.defer_process(conversation_id, connection=raw.driver_connection)
+            await runtime.jobs.defer_process(
+                conversation_id, connection=await driver_connection(session)
+            )
         return f"message {message_id} queued again"
     finally:
         await runtime.close()

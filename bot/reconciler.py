@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db import driver_connection
 from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.metrics import Metrics
@@ -99,11 +100,10 @@ class Reconciler:
                 )
             ).scalars().all()
             if rows:
-                connection = await session.connection()
-                raw = await connection.get_raw_connection()
+                connection = await driver_connection(session)
                 for conversation_id in rows:
                     await self._jobs.defer_process(
-                        conversation_id, connection=raw.driver_connection
+                        conversation_id, connection=connection
                     )
         return len(rows)
 
