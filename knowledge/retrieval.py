@@ -17,22 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.embeddings import Embedder, Vector
 from knowledge.store import vector_literal
+from knowledge.vectors import nearest_sql
 
 # Small k: the first places of each list decide (tuned on the demo question set).
 RRF_K = 10
 
-# No WHERE on the plain query, so PostgreSQL walks the HNSW index; chunks of another
-# model (only until ``reembed`` ran) are dropped after the fetch.
-_VECTOR_SQL = text(
-    "SELECT id, model, source_kind, source_id, title, heading, role, text, "
-    "1 - (embedding <=> CAST(:q AS vector)) AS similarity FROM kb_chunks "
-    "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
-)
-_VECTOR_KIND_SQL = text(
-    "SELECT id, model, source_kind, source_id, title, heading, role, text, "
-    "1 - (embedding <=> CAST(:q AS vector)) AS similarity FROM kb_chunks "
-    "WHERE source_kind = :kind ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
-)
+# The vector query names the model and its dimension literally, so PostgreSQL walks
+# that model's partial HNSW index (knowledge/vectors.py).
 # Words of the question that appear nowhere in the knowledge base ("motos").
 _UNKNOWN_SQL = text(
     "SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text)))) "
@@ -144,7 +135,7 @@ class Retriever:
             vector_rows = [
                 r for r in (
                     await session.execute(
-                        _VECTOR_KIND_SQL if kind is not None else _VECTOR_SQL,
+                        nearest_sql(self._embedder.name, len(vector), by_kind=kind is not None),
                         {"q": vector_literal(vector), "k": self._candidates, "kind": kind},
                     )
                 ).all()

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +23,8 @@ from knowledge.chunking import chunk_markdown
 from knowledge.documents import ArticleDoc, ProductDoc, parse_csv, parse_markdown
 from knowledge.embeddings import Embedder, Vector
 from knowledge.errors import DocumentError, EntryNotFound, KnowledgeError
-from knowledge.models import Article, Chunk, Product, State, Version
+from knowledge.models import Article, Chunk, EmbeddingStaging, Product, State, Version
+from knowledge.vectors import drop_other_indexes, ensure_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ _INSERT_CHUNK = text(
     "to_tsvector('spanish', kb_fold(CAST(:text AS text))))"
 )
 
+_SWAP_STAGED = text(
+    "UPDATE kb_chunks c SET embedding = s.embedding, model = s.model "
+    "FROM kb_embedding_staging s WHERE s.chunk_id = c.id AND s.model = :model"
+)
+
 
 def vector_literal(vector: Vector) -> str:
     return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
@@ -174,6 +181,7 @@ class KnowledgeStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder) -> None:
         self._sessions = sessions
         self._embedder = embedder
+        self._indexed: set[tuple[str, int]] = set()
 
     @property
     def embedder(self) -> Embedder:
@@ -384,35 +392,69 @@ class KnowledgeStore:
         return report
 
     async def reembed(self, *, batch: int = 64) -> int:
-        """Re-embed every chunk (and intent example) not made by the current embedder."""
+        """Re-embed every chunk not made by the current embedder; returns how many.
+
+        New vectors go to ``kb_embedding_staging`` batch by batch (a failed run keeps
+        its progress and resumes), then replace the live ones in one transaction. If
+        the embedding model fails, the error is raised and the live vectors are
+        untouched: retrieval never sees a half re-embedded base.
+        """
         name = self._embedder.name
-        done = 0
+        swapped = 0
+        for _ in range(5):  # chunks written meanwhile by an older process: go again
+            await self._stage_stale(name, batch)
+            async with self._sessions.begin() as session:
+                result = await session.execute(_SWAP_STAGED, {"model": name})
+                count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                await session.execute(delete(EmbeddingStaging))
+                if count:
+                    await drop_other_indexes(session, keep=name)
+                    await _bump(session)
+                stale = await session.scalar(
+                    select(func.count()).select_from(Chunk)
+                    .where(or_(Chunk.model != name, Chunk.embedding.is_(None)))
+                )
+            swapped += count
+            if not stale:
+                break
+        return swapped
+
+    async def _stage_stale(self, name: str, batch: int) -> None:
         while True:
             async with self._sessions() as session:
+                staged = select(EmbeddingStaging.chunk_id).where(
+                    EmbeddingStaging.chunk_id == Chunk.id, EmbeddingStaging.model == name
+                )
                 rows = (
                     await session.execute(
                         select(Chunk.id, Chunk.title, Chunk.heading, Chunk.text, Chunk.role)
-                        .where(or_(Chunk.model != name, Chunk.embedding.is_(None)))
+                        .where(or_(Chunk.model != name, Chunk.embedding.is_(None)),
+                               ~staged.exists())
                         .order_by(Chunk.id)
                         .limit(batch)
                     )
                 ).all()
             if not rows:
-                break
-            vectors = await self._embedder.embed(
-                [embedding_input(_ChunkRow(0, r.title, r.heading, r.text, "", r.role))
-                 for r in rows]
+                return
+            vectors = await self._embed(
+                [_ChunkRow(0, r.title, r.heading, r.text, "", r.role) for r in rows]
             )
             async with self._sessions.begin() as session:
-                for row, vector in zip(rows, vectors, strict=True):
-                    await session.execute(
-                        update(Chunk)
-                        .where(Chunk.id == row.id)
-                        .values(embedding=vector, model=name)
-                    )
-                await _bump(session)
-            done += len(rows)
-        return done
+                await session.execute(
+                    insert(EmbeddingStaging)
+                    .values([{"chunk_id": r.id, "model": name, "embedding": v}
+                             for r, v in zip(rows, vectors, strict=True)])
+                    .on_conflict_do_nothing()
+                )
+
+    async def ensure_index(self, dimensions: int) -> None:
+        """The current model's HNSW index exists (created once, on first use)."""
+        key = (self._embedder.name, dimensions)
+        if key in self._indexed:
+            return
+        async with self._sessions.begin() as session:
+            await ensure_index(session, key[0], dimensions)
+        self._indexed.add(key)
 
     # -- internals -------------------------------------------------------------------
 
@@ -424,6 +466,7 @@ class KnowledgeStore:
             len(v) != self._embedder.dimensions for v in vectors
         ):
             raise KnowledgeError(f"embedder {self._embedder.name} returned malformed vectors")
+        await self.ensure_index(len(vectors[0]))
         return vectors
 
     async def _import_one(self, item: _Parsed, *, editor: str) -> FileResult:

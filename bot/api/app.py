@@ -41,7 +41,7 @@ from bot.errors import (
 from bot.logs import get_logger
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
-from knowledge.errors import DocumentError, EntryNotFound, KnowledgeError
+from knowledge.errors import DocumentError, EmbeddingError, EntryNotFound, KnowledgeError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 log = get_logger("atiende.api")
@@ -110,6 +110,12 @@ def _install_knowledge_handlers(app: FastAPI) -> None:
             {"detail": [{"loc": where, "msg": exc.reason, "type": "invalid_entry"}]},
             status_code=422,
         )
+
+    @app.exception_handler(EmbeddingError)
+    async def kb_embedding_error(request: Request, exc: EmbeddingError) -> JSONResponse:
+        # the embedding provider is down or misbehaves: nothing was saved, try again later
+        log.warning("http.embedding_failed", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(KnowledgeError)
     async def kb_error(request: Request, exc: KnowledgeError) -> JSONResponse:

@@ -363,3 +363,109 @@ async def transcribe_audio(
             f"{model}: {type(exc).__name__}: {exc}"[:500], model=model
         ) from exc
     return str(getattr(response, "text", "") or "").strip()
+
+
+class EmbeddingClient:
+    """A provider's embedding model through ``litellm.aembedding`` (vectors in input order).
+
+    litellm turns ``max_retries=0`` into its default of 2 on the OpenAI path and then
+    writes that onto any client it is given, so for OpenAI-compatible models we hand
+    it our own client whose retry bound cannot be overwritten. Any litellm error
+    becomes an ``LLMError`` (timeout, 429, unavailable); an answer without one list
+    of numbers per input is ``LLMBadResponse``.
+    """
+
+    def __init__(
+        self, *, model: str, api_base: str | None, dimensions: int | None, timeout: float,
+        max_retries: int,
+    ) -> None:
+        _quiet_litellm()
+        self._model = model
+        self._api_base = api_base
+        self._dimensions = dimensions
+        self._timeout = timeout
+        self._retries = max_retries
+        try:
+            self._provider = str(litellm.get_llm_provider(model)[1])
+        except Exception:  # noqa: BLE001 - litellm decides at call time and says why
+            self._provider = model.split("/", 1)[0]
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, api_key: str | None) -> Any:
+        if self._provider != "openai":
+            return None
+        key = api_key or "none"
+        client = self._clients.get(key)
+        if client is None:
+            client = _bounded_openai_client(
+                api_key=key, base_url=self._api_base, timeout=self._timeout,
+                max_retries=self._retries,
+            )
+            self._clients[key] = client
+        return client
+
+    async def embed(self, texts: list[str], *, api_key: str | None) -> list[list[float]]:
+        extra: dict[str, Any] = {}
+        if self._dimensions is not None:
+            extra["dimensions"] = self._dimensions
+        try:
+            response = await litellm.aembedding(
+                model=self._model,
+                input=texts,
+                api_base=self._api_base,
+                api_key=api_key,
+                timeout=self._timeout,
+                max_retries=self._retries,
+                client=self._client(api_key),
+                encoding_format="float",
+                **extra,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the vendor boundary: every litellm error
+            raise _translate(exc, self._model) from exc
+        try:
+            items = sorted(response.data, key=lambda item: int(_field(item, "index")))
+            vectors = [[float(x) for x in _field(item, "embedding")] for item in items]
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise LLMBadResponse(f"{self._model}: embeddings in an unexpected shape ({exc})",
+                                 model=self._model) from exc
+        if len(vectors) != len(texts):
+            raise LLMBadResponse(
+                f"{self._model}: {len(vectors)} embeddings for {len(texts)} texts",
+                model=self._model,
+            )
+        return vectors
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def _bounded_openai_client(
+    *, api_key: str, base_url: str | None, timeout: float, max_retries: int
+) -> Any:
+    from openai import AsyncOpenAI
+
+    bound = max_retries
+
+    class BoundedRetries(AsyncOpenAI):
+        """``max_retries`` stays what we configured (litellm assigns its own)."""
+
+        _bound = bound
+
+        @property
+        def max_retries(self) -> int:
+            return self._bound
+
+        @max_retries.setter
+        def max_retries(self, value: int) -> None:
+            pass
+
+    return BoundedRetries(api_key=api_key, base_url=base_url, timeout=timeout,
+                          max_retries=max_retries)
+
+
+def _field(item: Any, name: str) -> Any:
+    return item[name] if isinstance(item, dict) else getattr(item, name)

@@ -1,5 +1,9 @@
 """A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (tests, bench, demos).
 
+It also answers ``/embeddings`` with deterministic vectors (hashed bag of words,
+``embedding_dimensions`` or the request's ``dimensions``), so a provider's
+embedding model can be exercised the same way.
+
 It is real HTTP (a threaded stdlib server), so the chain is exercised through
 litellm and httpx exactly as with a provider. Each request is answered by the
 next scripted :class:`Behaviour` (or the default one): an answer, an HTTP error,
@@ -9,9 +13,12 @@ a 429 with ``Retry-After``, a hang, malformed JSON, or a function of the request
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +74,7 @@ class ScriptedServer:
 
     default: Behaviour = field(default_factory=lambda: Behaviour.answer("ok"))
     by_key: dict[str, Behaviour] = field(default_factory=dict)
+    embedding_dimensions: int = 64
     received: list[Received] = field(default_factory=list)
     _script: deque[Behaviour] = field(default_factory=deque)
     _server: ThreadingHTTPServer | None = None
@@ -143,6 +151,33 @@ def completion_body(text: str, model: str) -> dict[str, Any]:
     }
 
 
+def bag_of_words(text: str, dimensions: int) -> list[float]:
+    """Words hashed into ``dimensions`` buckets, unit length (deterministic, no model)."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", unicodedata.normalize("NFKD", text.lower())):
+        word = "".join(c for c in word if not unicodedata.combining(c))
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimensions] += 1.0
+    if not any(vector):  # no words ("?", an emoji): still a direction, as real models give
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimensions] = 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in vector]
+
+
+def embeddings_body(inputs: object, dimensions: int, model: str) -> dict[str, Any]:
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or [])  # type: ignore[call-overload]
+    return {
+        "object": "list",
+        "model": model,
+        "data": [
+            {"object": "embedding", "index": i, "embedding": bag_of_words(str(t), dimensions)}
+            for i, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: ScriptedServer
     protocol_version = "HTTP/1.1"
@@ -192,6 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"error": {"message": f"scripted {behaviour.status}", "type": "scripted",
                                "code": behaviour.status}}
             self._send(behaviour.status, json.dumps(error).encode(), headers)
+            return
+        if self.path.rstrip("/").endswith("/embeddings"):
+            dims = int(body.get("dimensions") or self.owner.embedding_dimensions)
+            data = json.dumps(embeddings_body(body.get("input"), dims,
+                                              str(body.get("model", "scripted")))).encode()
+            received.handled_seconds = time.perf_counter() - started
+            self._send(200, data)
             return
         text = behaviour.text(body) if callable(behaviour.text) else behaviour.text
         data = json.dumps(completion_body(text, str(body.get("model", "scripted")))).encode()
