@@ -80,13 +80,16 @@ class IntentExamples:
                 raise EntryNotFound(f"example {example_id} not found")
             await _bump(session)
 
-    async def all(self) -> list[ExampleView]:
+    async def all(self, *, intent: str | None = None, query: str = "") -> list[ExampleView]:
+        """Every example (of ``intent``, containing ``query`` with accents ignored)."""
+        stmt = select(IntentExample).order_by(IntentExample.intent, IntentExample.id)
+        if intent:
+            stmt = stmt.where(IntentExample.intent == intent)
+        if query.strip():
+            like = "%" + query.strip().replace("\\", "").replace("%", "").replace("_", "") + "%"
+            stmt = stmt.where(func.kb_fold(IntentExample.text).like(func.kb_fold(like)))
         async with self._sessions() as session:
-            rows = (
-                await session.scalars(
-                    select(IntentExample).order_by(IntentExample.intent, IntentExample.id)
-                )
-            ).all()
+            rows = (await session.scalars(stmt)).all()
         return [ExampleView(r.id, r.intent, r.text, r.created_by) for r in rows]
 
     async def vectors(self) -> list[tuple[str, Vector]]:

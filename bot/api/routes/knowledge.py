@@ -125,9 +125,12 @@ class PreviewRequest(BaseModel):
     body: str = Field(max_length=100_000)
 
 
+IntentName = Literal["greeting", "thanks", "question", "product", "human_request", "complaint",
+                     "opt_out", "other"]  # the values of bot.router.Intent
+
+
 class ExampleWrite(BaseModel):
-    intent: Literal["greeting", "thanks", "question", "product", "human_request", "complaint",
-                    "opt_out", "other"]
+    intent: IntentName
     text: str = Field(min_length=1, max_length=500)
 
 
@@ -301,9 +304,14 @@ async def try_question(body: TryRequest, runtime: RuntimeDep, admin: AdminDep) -
 
 
 @router.get("/intent-examples")
-async def list_examples(runtime: RuntimeDep, admin: AdminDep) -> list[ExamplePublic]:
+async def list_examples(
+    runtime: RuntimeDep, admin: AdminDep, intent: IntentName | Literal[""] = "",
+    q: str = Query("", max_length=200),
+) -> list[ExamplePublic]:
+    """Labelled examples, optionally of one intent and containing ``q`` (accents ignored)."""
+    examples = await runtime.intent_examples.all(intent=intent or None, query=q)
     return [ExamplePublic(id=e.id, intent=e.intent, text=e.text, created_by=e.created_by)
-            for e in await runtime.intent_examples.all()]
+            for e in examples]
 
 
 @router.post("/intent-examples", status_code=status.HTTP_201_CREATED)
@@ -324,7 +332,26 @@ AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
 
 @pages.get("/admin/kb", response_class=HTMLResponse)
 async def kb_page(request: Request, user: AdminPage) -> HTMLResponse:
-    """The editor: list and search, edit with preview, import, try a question."""
+    """The editor: articles (list, search, edit with preview), catalog, intent examples,
+    import upload, try a question."""
+    return _editor(request, user, "list")
+
+
+@pages.get("/admin/kb/catalog", response_class=HTMLResponse)
+async def catalog_page(request: Request, user: AdminPage) -> HTMLResponse:
+    """The editor opened on the product catalog."""
+    return _editor(request, user, "catalog")
+
+
+@pages.get("/admin/kb/intents", response_class=HTMLResponse)
+async def intents_page(request: Request, user: AdminPage) -> HTMLResponse:
+    """The editor opened on the intent classifier's labelled examples."""
+    return _editor(request, user, "intents")
+
+
+def _editor(request: Request, user: Principal, tab: str) -> HTMLResponse:
     templates = request.app.state.templates
-    response: HTMLResponse = templates.TemplateResponse(request, "kb.html", {"user": user})
+    response: HTMLResponse = templates.TemplateResponse(
+        request, "kb.html", {"user": user, "tab": tab}
+    )
     return response
