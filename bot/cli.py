@@ -232,6 +232,9 @@ def bench_pipeline(
     responder: Annotated[
         str, typer.Option("--responder", help="rules (the first responder) or knowledge")
     ] = "rules",
+    workers: Annotated[
+        int, typer.Option("--workers", help="worker processes (0: inside the bench process)")
+    ] = 1,
 ) -> None:
     """N inbound messages across M conversations through the real pipeline (responder only)."""
     from bot.bench import run_pipeline_bench
@@ -241,7 +244,7 @@ def bench_pipeline(
     settings = _settings()
     report = asyncio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
-                           concurrency=concurrency, responder=responder)
+                           concurrency=concurrency, responder=responder, workers=workers)
     )
     typer.echo(report)
 
