@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from bot.settings import Settings
+from knowledge.errors import EmbeddingError
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
@@ -63,18 +64,32 @@ async def prepare_knowledge(settings: Settings, url: str) -> str:
 
     async with knowledge_services(settings, url) as kb:
         notes = []
-        if settings.load_demo_kb:
-            report = await load_demo_if_empty(kb.store)
-            if report is not None:
-                notes.append(f"demo knowledge base loaded ({report.summary()})")
-        redone = await kb.store.reembed()
-        if redone:
-            notes.append(f"re-embedded {redone} chunks with {kb.store.embedder.name}")
-        seeded = await kb.examples.seed()
-        if seeded:
-            notes.append(f"{seeded} intent examples seeded")
-        await kb.examples.vectors()
+        try:
+            if settings.load_demo_kb:
+                report = await load_demo_if_empty(kb.store)
+                if report is not None:
+                    notes.append(f"demo knowledge base loaded ({report.summary()})")
+            redone = await kb.store.reembed()
+            if redone:
+                notes.append(f"re-embedded {redone} chunks with {kb.store.embedder.name}")
+            seeded = await kb.examples.seed()
+            if seeded:
+                notes.append(f"{seeded} intent examples seeded")
+            await kb.examples.vectors()
+        except EmbeddingError as exc:
+            # A provider's embedding model that is down must not keep the bot from
+            # starting: the old vectors keep serving; the re-embed resumes next time.
+            notes.append(f"embedding model unavailable ({exc}); run `atiende kb reembed` "
+                         "when it is back")
+        finally:
+            await _close(kb.store.embedder)
     return "; ".join(notes)
+
+
+async def _close(embedder: object) -> None:
+    closer = getattr(embedder, "aclose", None)  # provider embedders hold HTTP clients
+    if closer is not None:
+        await closer()
 
 
 def collect_files(paths: list[Path]) -> tuple[list[tuple[str, bytes]], list[str]]:
@@ -155,9 +170,17 @@ def kb_reembed() -> None:
 
     async def main() -> int:
         async with knowledge_services(settings, url) as kb:
-            return await kb.store.reembed()
+            try:
+                return await kb.store.reembed()
+            finally:
+                await _close(kb.store.embedder)
 
-    typer.echo(f"re-embedded {asyncio.run(main())} chunks")
+    try:
+        done = asyncio.run(main())
+    except EmbeddingError as exc:
+        typer.echo(f"error: {exc} (nothing replaced; run it again to resume)", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"re-embedded {done} chunks")
 
 
 def eval_command(
