@@ -28,9 +28,11 @@ from bot.embedded import EmbeddedPostgres
 from bot.evaluation import load_questions
 from knowledge.chunking import chunk_markdown
 from knowledge.demo import demo_files
+from knowledge.models import DIMENSIONS
 from knowledge.retrieval import Retriever
 from knowledge.store import vector_literal
-from knowledge.usem import UsemEmbedder
+from knowledge.usem import MODEL_NAME, UsemEmbedder
+from knowledge.vectors import index_name, index_sql, nearest_sql
 
 
 def _sentences() -> list[str]:
@@ -114,7 +116,7 @@ def _load(url: str, chunks: int, sentences: list[str], base: np.ndarray, rng: ra
           nrng: np.random.Generator) -> tuple[float, float]:
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP INDEX IF EXISTS ix_kb_chunks_embedding")
+        conn.execute(f"DROP INDEX IF EXISTS {index_name(MODEL_NAME)}")
         with conn.cursor().copy(
             "COPY kb_chunks (source_kind, source_id, ordinal, title, heading, role, text, "
             "tsv, embedding, model) FROM STDIN"
@@ -130,17 +132,16 @@ def _load(url: str, chunks: int, sentences: list[str], base: np.ndarray, rng: ra
                 body = " ".join(sentences[p] for p in picks)
                 copy.write_row(("article", f"doc-{i // 8}", i % 8, f"Documento {i // 8}", "",
                                 "passage", body, "", vector_literal(mix.tolist()),
-                                "usem3-multilingual-v3"))
+                                MODEL_NAME))
         conn.execute("UPDATE kb_chunks SET tsv = to_tsvector('spanish', kb_fold(text))")
         conn.execute("UPDATE kb_state SET revision = revision + 1")
         loaded = time.perf_counter() - started
         started = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("SET max_parallel_maintenance_workers = 1")
-        conn.execute(
-            "CREATE INDEX ix_kb_chunks_embedding ON kb_chunks USING hnsw "
-            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128)"
-        )
+        ddl = index_sql(MODEL_NAME, DIMENSIONS)  # the model's partial index, as in use
+        assert ddl is not None
+        conn.execute(ddl)
         conn.execute("VACUUM ANALYZE kb_chunks")
     return loaded, time.perf_counter() - started
 
@@ -149,8 +150,8 @@ async def _recall(session: object, vector: list[float], ef_search: int) -> tuple
     from sqlalchemy.ext.asyncio import AsyncSession
 
     assert isinstance(session, AsyncSession)
-    q = {"q": vector_literal(vector)}
-    sql = text("SELECT id FROM kb_chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT 10")
+    q: dict[str, object] = {"q": vector_literal(vector), "k": 10}
+    sql = text(f"SELECT id FROM ({nearest_sql(MODEL_NAME, DIMENSIONS, by_kind=False)}) AS n")
     async with session.begin():
         await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
         started = time.perf_counter()
