@@ -20,8 +20,9 @@ target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.met
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Leave procrastinate's own schema to procrastinate."""
-    return not (name or "").startswith("procrastinate")
+    """Leave procrastinate's own schema to procrastinate, and the per-model vector indexes
+    (created at run time by ``knowledge.vectors.ensure_index``) to the knowledge store."""
+    return not (name or "").startswith(("procrastinate", "ix_kb_chunks_vec_"))
 
 
 def _url() -> str:
