@@ -385,10 +385,8 @@ class EmbeddingClient:
         self._dimensions = dimensions
         self._timeout = timeout
         self._retries = max_retries
-        try:
-            self._provider = str(litellm.get_llm_provider(model)[1])
-        except Exception:  # noqa: BLE001 - litellm decides at call time and says why
-            self._provider = model.split("/", 1)[0]
+        # litellm's own routing is "<provider>/<model>", a bare name being OpenAI's
+        self._provider = model.split("/", 1)[0] if "/" in model else "openai"
         self._clients: dict[str, Any] = {}
 
     def _client(self, api_key: str | None) -> Any:
