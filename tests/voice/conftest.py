@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -12,11 +13,12 @@ import pytest
 
 from bot.container import Runtime
 from bot.settings import Settings
-from bot.speech.base import AudioClip, Transcript
+from bot.speech.base import AudioClip, Transcriber, Transcript
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.models import default_models_dir, install_whisper_base
 from bot.speech.service import FASTER_WHISPER_DIR, OPENAI_WHISPER_CHECKPOINT, SpeechService
 from bot.speech.synth import synthesize_voice_note
+from knowledge.embeddings import Embedder
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +53,6 @@ async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 
 # --- speech: real models, real synthesized Spanish voice notes, one loaded model per session ---
-
-
-
 
 QUOTE_TEXT = "Hola, buenas tardes. Quiero saber cuánto cuesta el seguro de auto."
 HUMAN_TEXT = "Buenos días. Por favor quiero hablar con un asesor."
@@ -91,10 +90,19 @@ def openai_checkpoint(models_dir: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def reference(openai_checkpoint: Path) -> Transcriber:
+    """openai-whisper on the converted checkpoint, loaded once for the session."""
+    pytest.importorskip("whisper", reason="the 'reference' extra (openai-whisper) is installed")
+    from bot.speech.reference import OpenAIWhisperTranscriber
+
+    return OpenAIWhisperTranscriber(openai_checkpoint, threads=2, beam_size=1)
+
+
 class CountingTranscriber:
     """Wraps a real transcriber and counts calls (to prove a retry does not transcribe twice)."""
 
-    def __init__(self, inner: FasterWhisperTranscriber) -> None:
+    def __init__(self, inner: Transcriber) -> None:
         self.inner = inner
         self.name = inner.name
         self.calls = 0
@@ -108,17 +116,25 @@ class CountingTranscriber:
 
 
 @pytest.fixture
-def counting(faster: FasterWhisperTranscriber) -> CountingTranscriber:
-    return CountingTranscriber(faster)
+def local_backend(faster: FasterWhisperTranscriber) -> Transcriber:
+    """The local Whisper backend the voice runtime uses (a module may parametrize it)."""
+    return faster
+
+
+@pytest.fixture
+def counting(local_backend: Transcriber) -> CountingTranscriber:
+    return CountingTranscriber(local_backend)
 
 
 @pytest.fixture
 async def voice_runtime(
-    settings: Settings, database_url: str, redis_url: str, counting: CountingTranscriber
+    settings: Settings, database_url: str, redis_url: str, counting: CountingTranscriber,
+    kb_embedder: Embedder,
 ) -> AsyncIterator[Runtime]:
     speech = SpeechService(local=counting, language="es", max_duration_seconds=600)
     rt = await Runtime.create(
-        settings, database_url=database_url, redis_url=redis_url, speech=speech
+        settings, database_url=database_url, redis_url=redis_url, speech=speech,
+        embedder=kb_embedder,
     )
     rt.start_worker()
     yield rt
@@ -137,6 +153,32 @@ async def voice_client(voice_runtime: Runtime) -> AsyncIterator[httpx.AsyncClien
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
         yield c
+
+
+@pytest.fixture
+async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
+    import uvicorn
+
+    from bot.api import create_app
+
+    async def factory() -> Runtime:
+        return voice_runtime
+
+    api = create_app(factory, run_worker=False)
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
 
 
 async def send_voice(
