@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -72,6 +73,25 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "quote": synthesize_voice_note(QUOTE_TEXT, root / "quote.ogg"),
         "human": synthesize_voice_note(HUMAN_TEXT, root / "human.ogg"),
     }
+
+
+@pytest.fixture(scope="session")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real three-hour recording (silence, 8 kbps MP3: ~10.8 MB, under the 16 MB cap).
+
+    An MP3 stream is a plain sequence of frames, so one encoded minute (no Xing header)
+    repeated 180 times is a valid three-hour file, made in a fraction of the encoding time.
+    """
+    root = tmp_path_factory.mktemp("long")
+    minute = root / "minute.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+         "-t", "60", "-c:a", "libmp3lame", "-b:a", "8k", "-write_xing", "0", "-id3v2_version",
+         "0", str(minute)], check=True,
+    )
+    target = root / "three-hours.mp3"
+    target.write_bytes(minute.read_bytes() * 180)
+    return target
 
 
 @pytest.fixture(scope="session")
