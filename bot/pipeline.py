@@ -192,10 +192,16 @@ class Pipeline:
         try:
             transcript = await self._speech.transcribe_media(self._media, ref)
         except AudioUnusable as exc:
-            log.warning("voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key)
+            log.warning(
+                "voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key,
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
             return replace(pending, voice_problem=exc.code)
         except TranscriberUnavailable as exc:
-            log.error("voice.transcriber_unavailable", backend=exc.backend, error=str(exc))
+            log.error(
+                "voice.transcriber_unavailable", backend=exc.backend, error=str(exc),
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
             return replace(pending, voice_problem="failed")
         async with self._sessions() as session, session.begin():
             await session.execute(

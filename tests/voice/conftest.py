@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import subprocess
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -175,14 +180,15 @@ async def voice_client(voice_runtime: Runtime) -> AsyncIterator[httpx.AsyncClien
         yield c
 
 
-@pytest.fixture
-async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
+@asynccontextmanager
+async def serve(runtime: Runtime) -> AsyncIterator[str]:
+    """The app on a free 127.0.0.1 port under uvicorn (for browsers and the CLI)."""
     import uvicorn
 
     from bot.api import create_app
 
     async def factory() -> Runtime:
-        return voice_runtime
+        return runtime
 
     api = create_app(factory, run_worker=False)
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
@@ -190,9 +196,64 @@ async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
     while not server.started:
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
+    async with serve(voice_runtime) as url:
+        yield url
+
+
+PROVIDER_TEXT = "Quiero hablar con un asesor, por favor."
+
+
+@dataclass
+class ScriptedProvider:
+    """An OpenAI-compatible ``/v1/audio/transcriptions`` endpoint: answers or fails on cue."""
+
+    url: str
+    fail: bool = False
+    text: str = PROVIDER_TEXT
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def provider() -> Iterator[ScriptedProvider]:
+    state = ScriptedProvider(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            state.requests.append(
+                (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+            if state.fail:
+                payload, status = {"error": {"message": "overloaded"}}, 500
+            else:
+                payload, status = {"text": state.text}, 200
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 CHROMIUM_ARGS = [
