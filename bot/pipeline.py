@@ -49,7 +49,7 @@ class _Pending:
     transcript: str | None
     attempts: int
     media: dict[str, Any] | None = None
-    voice_problem: str | None = None  # AudioUnusable.code, or "failed" (no transcriber worked)
+    voice_problem: str | None = None  # AudioUnusable.code, "refused" (not stored), or "failed"
 
     @property
     def media_ref(self) -> MediaRef | None:
@@ -189,6 +189,12 @@ class Pipeline:
         ref = pending.media_ref
         if self._speech is None or self._media is None or ref is None:
             return replace(pending, voice_problem="corrupt" if ref is None else "failed")
+        if ref.key is None:  # refused by the media checks, or the download failed
+            log.warning(
+                "voice.not_stored", message_id=str(pending.id),
+                conversation_id=str(pending.conversation_id),
+            )
+            return replace(pending, voice_problem="refused")
         try:
             transcript = await self._speech.transcribe_media(self._media, ref)
         except AudioUnusable as exc:
@@ -445,6 +451,13 @@ def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
     language = _language(
         [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
     )
+    if not (pending.media or {}).get("key"):
+        # Refused (too big, not what it claimed, a decompression bomb) or never downloaded:
+        # nothing to show a person, so ask the customer to send it again.
+        return Decision(
+            Intent.OTHER.value, 1.0, (t(f"media_refused_{pending.kind}", language),),
+            language=language,
+        )
     ack = t(f"media_received_{pending.kind}", language)
     return Decision(
         Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),
