@@ -1,10 +1,12 @@
 """The inbox in a real headless Chromium: a voice note's transcript beside a player, a photo
-shown as a photo, a document as a download, all from the authenticated media route."""
+shown as a photo, a document as a download, all from the authenticated media route; the
+agent answers with a voice note of their own."""
 
 from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bot.container import Runtime
 from bot.messages import InboundMessage, MediaRef, MessageKind
@@ -20,6 +23,7 @@ from bot.settings import Settings
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.litellm_transcriber import LiteLLMTranscriber
 from bot.speech.service import SpeechService
+from handoff.records import Message
 from handoff.roles import Role
 from knowledge.embeddings import Embedder
 from tests.voice.conftest import CHROMIUM_ARGS, ScriptedProvider, chunks_of, serve
@@ -83,10 +87,13 @@ async def _deliver(
 
 
 async def test_inbox_plays_voice_notes_beside_their_transcript(
-    media_runtime: Runtime, clips: dict[str, Path]
+    media_runtime: Runtime, clips: dict[str, Path], tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
+    agent_wav = tmp_path / "respuesta.wav"
+    subprocess.run(["espeak-ng", "-v", "es-419", "-w", str(agent_wav),
+                    "Claro, ya reviso su póliza."], check=True)
     await media_runtime.auth.create_user(email="ana@seguros.mx", name="Ana", role=Role.AGENT,
                                          password=PASSWORD)
     async with serve(media_runtime) as base, httpx.AsyncClient(base_url=base, timeout=70) as http:
@@ -151,6 +158,17 @@ async def test_inbox_plays_voice_notes_beside_their_transcript(
                     href)
                 assert (status, content_type) == (200, "application/pdf")
                 assert await page.evaluate("window.__xss") is None
+
+                # Ana answers with a voice note recorded as WAV: it leaves as OGG/Opus.
+                await page.set_input_files("#voice-file", str(agent_wav))
+                await page.get_by_test_id("send-voice").click()
+                await expect(player).to_have_count(2, timeout=20_000)
+                async with media_runtime.sessions() as session:
+                    sent = (await session.execute(
+                        select(Message).where(Message.direction == "out",
+                                              Message.kind == "voice"))).scalar_one()
+                assert sent.author == "agent" and sent.status == "sent"
+                assert sent.media is not None and sent.media["mime_type"] == "audio/ogg"
 
                 # Another browser, not signed in: the same source is refused.
                 anonymous = await (await browser.new_context()).new_page()
