@@ -347,7 +347,21 @@ async def set_labels(
     return {"labels": await runtime.handoff.set_labels(principal, conversation_id, body.labels)}
 
 
-@router.get("/inbox/stream")
+class EventStreamResponse(StreamingResponse):
+    """A server-sent-events stream (declared as ``text/event-stream`` in the schema)."""
+
+    media_type = "text/event-stream"
+
+
+_EVENT_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `event: conversation|agents`, JSON `data`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
+
+
+@router.get("/inbox/stream", response_class=EventStreamResponse, responses=_EVENT_STREAM_DOC)
 async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> Response:
     """Server-sent events: ids of conversations that changed (the page re-reads them).
 
@@ -367,8 +381,8 @@ async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
                 safe = {k: v for k, v in event.items() if k in _EVENT_KEYS}
                 yield f"event: {kind}\ndata: {json.dumps(safe)}\n\n"
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream",
+    return EventStreamResponse(
+        events(),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
