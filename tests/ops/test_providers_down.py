@@ -82,6 +82,8 @@ def _config(tmp_path: Path, providers: dict[str, ScriptedServer]) -> Path:
         ],
         "router_settings": {
             "fallbacks": [{"primary": ["backup", "spare"]}], "num_retries": 0,
+            # short cooldowns: the failing providers are asked again and again in a run
+            "cooldown_time": 3,
         },
         "atiende": {
             "answer_model": "primary", "intent_model": "primary", "summary_model": "primary",
