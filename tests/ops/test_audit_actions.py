@@ -13,6 +13,7 @@ import yaml
 from bot.backup import create_backup, restore_backup
 from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
+from handoff.audit import Actor
 from tests.conftest import ask
 
 ARTICLE = {"title": "Horario", "kind": "faq", "body": "Atendemos de 9 a 18 h de lunes a viernes."}
@@ -207,3 +208,22 @@ async def test_llm_channel_and_backup_actions_are_audited(
     await runtime.engine.dispose()
     restore_backup(database_url, backup, media_root=None, force=True)
     await trail.find("backup.restore", f"backup:{backup.name}", None)
+
+
+async def test_audit_page_lists_filters_escapes_and_is_for_admins_only(
+    client: httpx.AsyncClient, runtime: Runtime, auth_headers  # type: ignore[no-untyped-def]
+) -> None:
+    admin = await auth_headers("admin")
+    agent = await auth_headers("agent")
+    await runtime.audit.record(Actor.cli(), "kb.import", None, {"files": ["<script>x</script>.md"]})
+    await runtime.audit.record(Actor.cli(), "backup.create", "backup:respaldo.tar.gz")
+    page = await client.get("/admin/audit", headers=admin, params={"action": "kb.*"})
+    assert page.status_code == 200
+    assert "kb.import" in page.text and "backup.create" not in page.text
+    assert "<script>x" not in page.text and "Registro de auditoría" in page.text
+    english = await client.get("/admin/audit", headers=admin, params={"lang": "en"})
+    assert "Audit log" in english.text and "backup:respaldo.tar.gz" in english.text
+    refused = await client.get("/admin/audit", headers=agent, follow_redirects=False)
+    assert refused.status_code in (303, 403), refused.status_code
+    anonymous = await client.get("/admin/audit", follow_redirects=False)
+    assert anonymous.status_code in (302, 303, 307) and "/login" in anonymous.headers["location"]
