@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 import yaml
+from typer.testing import CliRunner
 
 from bot.backup import create_backup, restore_backup
+from bot.cli import app
 from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
 from handoff.audit import Actor
@@ -227,3 +231,21 @@ async def test_audit_page_lists_filters_escapes_and_is_for_admins_only(
     assert refused.status_code in (303, 403), refused.status_code
     anonymous = await client.get("/admin/audit", follow_redirects=False)
     assert anonymous.status_code in (302, 303, 307) and "/login" in anonymous.headers["location"]
+
+
+def test_kb_import_command_is_audited_as_the_command_line(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATIENDE_DATABASE_URL", database_url)
+    monkeypatch.setenv("ATIENDE_KNOWLEDGE__EMBEDDER", "hashing")
+    monkeypatch.setenv("ATIENDE_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("ATIENDE_DATA_DIR", str(tmp_path))
+    article = tmp_path / "pagos.md"
+    article.write_text("---\nid: pagos\ntitle: Pagos\n---\nAceptamos OXXO y tarjeta.\n", "utf-8")
+    done = CliRunner().invoke(app, ["kb", "import", str(article), "--editor", "lupita"])
+    assert done.exit_code == 0, done.output
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT actor_kind, details FROM audit_log WHERE action = 'kb.import'").fetchone()
+    assert row is not None and row[0] == "cli", row
+    assert row[1]["editor"] == "lupita" and row[1]["files"] == [str(article)], row
