@@ -76,6 +76,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(audit.router)
+    app.include_router(audit.pages)
     app.include_router(analytics.router)
     app.include_router(analytics.pages)
     app.include_router(simulator.pages)
