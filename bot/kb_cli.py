@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from bot.settings import Settings
+from handoff.audit import Actor, AuditLog
 from knowledge.errors import EmbeddingError
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
@@ -36,6 +37,7 @@ class KnowledgeServices:
     store: KnowledgeStore
     retriever: Retriever
     examples: IntentExamples
+    audit: AuditLog
 
 
 @asynccontextmanager
@@ -53,6 +55,7 @@ async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[Know
             retriever=Retriever(sessions, embedder, candidates=settings.knowledge.candidates,
                                 ef_search=settings.knowledge.ef_search),
             examples=IntentExamples(sessions, embedder),
+            audit=AuditLog(sessions),
         )
     finally:
         await engine.dispose()
@@ -152,6 +155,9 @@ def kb_import(
 
                 report = await kb.store.import_files(files, editor=editor, replace=replace,
                                                      on_file=on_file)
+            await kb.audit.record(Actor.cli(), "kb.import", None, {
+                "files": [name for name, _ in files], "replace": replace, "editor": editor,
+                "summary": report.summary()})
             typer.echo(report.summary())
             return 1 if report.failed or missing else 0
 

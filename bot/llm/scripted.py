@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (tests, bench, demos).
 
-It also answers ``/embeddings`` with deterministic vectors (hashed bag of words,
+It also answers OpenAI's ``/audio/transcriptions`` (the scripted text is the transcript)
+and ``/embeddings`` with deterministic vectors (hashed bag of words,
 ``embedding_dimensions`` or the request's ``dimensions``), so a provider's
 embedding model can be exercised the same way.
 
@@ -236,7 +237,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, data)
             return
         text = behaviour.text(body) if callable(behaviour.text) else behaviour.text
-        data = json.dumps(completion_body(text, str(body.get("model", "scripted")))).encode()
+        if self.path.endswith("/audio/transcriptions"):  # multipart in, {"text"} out
+            data = json.dumps({"text": text}).encode()
+        else:
+            data = json.dumps(completion_body(text, str(body.get("model", "scripted")))).encode()
         received.handled_seconds = time.perf_counter() - started  # before the client sees it
         self._send(200, data)
 
