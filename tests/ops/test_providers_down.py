@@ -33,8 +33,9 @@ from tests.ops.proof import FULL, phone
 BUDGET_SECONDS = 1.5  # atiende.budget_seconds: the most one chain call may take
 # A message may make two chain calls (the intent classifier, then the answer), each
 # capped at the budget; the rest (retrieval, the database, the outbox) takes well under
-# a second on an idle machine; 2 s leaves room for a 2-core machine shared by test suites.
-MESSAGE_BUDGET_SECONDS = 2 * BUDGET_SECONDS + 2.0
+# a second on an idle machine; 3 s leaves room for a 2-core machine shared by several test
+# suites (the whole suite once measured 5.3 s for one message at load average ~10).
+MESSAGE_BUDGET_SECONDS = 2 * BUDGET_SECONDS + 3.0
 
 QUESTIONS = [
     "oye cuanto es el deducible si me roban el carro??",
