@@ -40,7 +40,7 @@ class KnowledgeServices:
 @asynccontextmanager
 async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[KnowledgeServices]:
     """The knowledge services on their own small engine (for CLI commands)."""
-    from bot.container import build_embedder
+    from bot.container import build_embedder, build_retriever
     from bot.db import create_engine, session_factory
 
     engine = create_engine(url, pool_size=2)
@@ -49,8 +49,7 @@ async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[Know
         embedder = build_embedder(settings.knowledge)
         yield KnowledgeServices(
             store=KnowledgeStore(sessions, embedder),
-            retriever=Retriever(sessions, embedder, candidates=settings.knowledge.candidates,
-                                ef_search=settings.knowledge.ef_search),
+            retriever=build_retriever(sessions, embedder, settings.knowledge),
             examples=IntentExamples(sessions, embedder),
         )
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,3 +29,6 @@ class KnowledgeConfig(BaseModel):
     classifier_confident: float = 0.62
     answer_max_chars: int = 420
     revision_poll_seconds: float = 1.0
+    # The business's own query synonyms (YAML ``word: [synonym, ...]``), added to the
+    # shipped ``knowledge/data/synonyms.yaml``.
+    synonyms_file: Path | None = None
