@@ -169,7 +169,7 @@ class Retriever:
         params = {
             "q": vector_literal(vector), "model": self._embedder.name, "k": self._candidates,
             "text": self._synonyms.expand(query[:2000]), "kind": kind, "cap": TEXT_MATCH_CAP,
-            "raw": query[:2000],
+            "raw": self._synonyms.canonical(query[:2000]),
         }
         async with self._sessions() as session, session.begin():
             await session.execute(_SETTINGS_SQL, {"ef": str(int(self._ef_search))})

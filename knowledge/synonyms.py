@@ -22,6 +22,8 @@ from knowledge.embeddings import fold
 from knowledge.errors import DocumentError
 
 _WORDS = re.compile(r"\w+")
+# The key whose words mean nothing for search ("oye", "porfa"): dropped, not expanded.
+FILLER = "_filler"
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -42,8 +44,8 @@ class Synonyms:
     def from_mapping(cls, groups: Mapping[str, Iterable[str]]) -> Synonyms:
         table: dict[tuple[str, ...], list[str]] = {}
         for canonical, variants in groups.items():
-            target = " ".join(_words(canonical))
-            if not target:
+            target = "" if canonical == FILLER else " ".join(_words(canonical))
+            if not target and canonical != FILLER:
                 continue
             for variant in variants:
                 key = _words(variant)
@@ -70,9 +72,28 @@ class Synonyms:
         for start in range(len(words)):
             for size in range(1, min(longest, len(words) - start) + 1):
                 for target in self.table.get(words[start:start + size], ()):
-                    if target not in found and not set(target.split()) <= present:
+                    if target and target not in found and not set(target.split()) <= present:
                         found.append(target)
         return tuple(found)
+
+    def canonical(self, text: str) -> str:
+        """``text`` (folded) with every synonym replaced by the knowledge base's word:
+        what is left over is what the knowledge base may really not know."""
+        words = _words(text)
+        longest = max((len(k) for k in self.table), default=0)
+        out: list[str] = []
+        start = 0
+        while start < len(words):
+            for size in range(min(longest, len(words) - start), 0, -1):
+                targets = self.table.get(words[start:start + size])
+                if targets:
+                    out += [t for t in targets if t]
+                    start += size
+                    break
+            else:
+                out.append(words[start])
+                start += 1
+        return " ".join(out)
 
     def expand(self, text: str) -> str:
         """``text`` plus the canonical terms of the synonyms it holds."""
