@@ -182,7 +182,7 @@ def eval_command(
 def bench_retrieval(
     chunks: Annotated[int, typer.Option("--chunks")] = 50_000,
     queries: Annotated[int, typer.Option("--queries")] = 200,
-    ef_search: Annotated[int, typer.Option("--ef-search")] = 100,
+    ef_search: Annotated[int, typer.Option("--ef-search")] = 40,
 ) -> None:
     """Hybrid retrieval p50/p95 and HNSW recall@10 at N chunks (throwaway database)."""
     from bot.cli import _settings

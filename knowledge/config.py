@@ -19,7 +19,7 @@ class KnowledgeConfig(BaseModel):
     embedder_threads: int = 2
     top_k: int = 6
     candidates: int = 30
-    ef_search: int = 100
+    ef_search: int = 40
     # An answer needs this much cosine similarity between question and best passage
     # (or a strong full-text match with some similarity); below it the bot says it
     # does not know and hands over.

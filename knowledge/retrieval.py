@@ -135,7 +135,7 @@ class Retriever:
         embedder: Embedder,
         *,
         candidates: int = 30,
-        ef_search: int = 100,
+        ef_search: int = 40,
         lexical_weight: float = 1.0,
         rrf_k: int = RRF_K,
         synonyms: Synonyms | None = None,
@@ -143,7 +143,8 @@ class Retriever:
         self._sessions = sessions
         self._embedder = embedder
         self._candidates = candidates
-        self._ef_search = ef_search
+        # the index must look at least as far as the candidates asked for
+        self._ef_search = max(ef_search, candidates)
         self._common: list[str] = []
         self._common_revision = -1
         self._common_checked = 0.0
