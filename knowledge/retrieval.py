@@ -28,7 +28,8 @@ RRF_K = 10
 # uses every word an article uses, and ts_rank_cd rewards the chunks that match more
 # of them; the tsquery is built once, not per row; at most ``cap`` matching chunks are
 # ranked, which bounds the cost on a big base), the question's words that appear
-# nowhere in the knowledge base ("motos") when asked for, and the chunks' fields.
+# the question's own words when asked for (those the cached vocabulary lacks, "motos",
+# are the unknown terms), and the chunks' fields.
 _HYBRID_SQL = """
 WITH words AS (
   SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text))))
@@ -55,10 +56,8 @@ FROM hits h JOIN kb_chunks c ON c.id = h.id
 {unknown}
 """
 _UNKNOWN_PART = """UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, w.lexeme
-FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:raw)))) AS w(lexeme)
-WHERE NOT EXISTS (
-  SELECT 1 FROM kb_chunks WHERE tsv @@ CAST(quote_literal(w.lexeme) AS tsquery))
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme
+FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:raw)))) AS lexeme
 """
 _KIND = "AND source_kind = :kind"
 
@@ -85,14 +84,16 @@ _SETTINGS_SQL = text(
     "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
 )
 # At most this many matching chunks are ranked (bounds the cost on a big base).
-TEXT_MATCH_CAP = 250
+TEXT_MATCH_CAP = 100
 _REVISION_SQL = text("SELECT revision FROM kb_state WHERE id = 1")
 # Words in more than COMMON_SHARE of the chunks ("seguro", "poliza") say nothing
 # about which chunk answers; they are left out of the full-text query.
 COMMON_SHARE = 0.2
-_COMMON_SQL = text(
-    "SELECT word FROM ts_stat('SELECT tsv FROM kb_chunks') "
-    "WHERE ndoc > GREATEST(3, :share * (SELECT count(*) FROM kb_chunks))"
+# Every lexeme of the knowledge base with the number of chunks that use it: read once
+# per revision (the common words above, and the question words the base never uses).
+_VOCABULARY_SQL = text(
+    "SELECT word, ndoc, (SELECT count(*) FROM kb_chunks) AS chunks "
+    "FROM ts_stat('SELECT tsv FROM kb_chunks')"
 )
 
 
@@ -146,6 +147,7 @@ class Retriever:
         # the index must look at least as far as the candidates asked for
         self._ef_search = max(ef_search, candidates)
         self._common: list[str] = []
+        self._vocabulary: frozenset[str] = frozenset()
         self._common_revision = -1
         self._common_checked = 0.0
         self._lexical_weight = lexical_weight
@@ -179,7 +181,9 @@ class Retriever:
         vector_rows = sorted((r for r in rows if r.distance is not None),
                              key=lambda r: (r.distance, r.id))
         text_rows = sorted((r for r in rows if r.rank is not None), key=lambda r: (-r.rank, r.id))
-        unknown_terms = tuple(r.lexeme for r in rows if r.lexeme is not None)
+        unknown_terms = tuple(
+            r.lexeme for r in rows if r.lexeme is not None and r.lexeme not in self._vocabulary
+        )
         fused = fuse(
             [r.id for r in vector_rows], [r.id for r in text_rows],
             weights=(1.0, self._lexical_weight), k=self._rrf_k,
@@ -217,16 +221,18 @@ class Retriever:
             return list(found.all())
 
     async def _common_terms(self, session: AsyncSession) -> list[str]:
-        """Lexemes too frequent to discriminate, recomputed when the revision changes
-        (the revision is looked at most once a second)."""
+        """Lexemes too frequent to discriminate (and the vocabulary), recomputed when the
+        revision changes (the revision is looked at most once a second)."""
         now = time.monotonic()
         if now - self._common_checked < 1.0:
             return self._common
         self._common_checked = now
         revision = int((await session.scalar(_REVISION_SQL)) or 0)
         if revision != self._common_revision:
-            rows = (await session.execute(_COMMON_SQL, {"share": COMMON_SHARE})).all()
-            self._common = sorted(r.word for r in rows)
+            rows = (await session.execute(_VOCABULARY_SQL)).all()
+            limit = max(3.0, COMMON_SHARE * (rows[0].chunks if rows else 0))
+            self._common = sorted(r.word for r in rows if r.ndoc > limit)
+            self._vocabulary = frozenset(r.word for r in rows)
             self._common_revision = revision
         return self._common
 
