@@ -27,7 +27,7 @@ RRF_K = 10
 # the full-text half (the question's stemmed words OR-ed together: a customer rarely
 # uses every word an article uses, and ts_rank_cd rewards the chunks that match more
 # of them; the tsquery is built once, not per row; at most ``cap`` matching chunks are
-# ranked, which bounds the cost on a big base), the question's words that appear
+# ranked, which bounds the cost on a big base),
 # the question's own words when asked for (those the cached vocabulary lacks, "motos",
 # are the unknown terms), and the chunks' fields.
 _HYBRID_SQL = """
