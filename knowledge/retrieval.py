@@ -23,7 +23,8 @@ from knowledge.synonyms import Synonyms
 RRF_K = 10
 
 # One statement, one round trip: the HNSW half (only vectors of the current model; an
-# iterative scan keeps k results while a re-embed leaves other models' rows behind),
+# iterative scan in strict order keeps k results, nearest first, while a re-embed leaves
+# rows of another model behind),
 # the full-text half (the question's stemmed words OR-ed together: a customer rarely
 # uses every word an article uses, and ts_rank_cd rewards the chunks that match more
 # of them; the tsquery is built once, not per row; at most ``cap`` matching chunks are
@@ -81,7 +82,7 @@ _NEAREST_SQL = text(
 )
 _SETTINGS_SQL = text(
     "SELECT set_config('hnsw.ef_search', :ef, true), "
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    "set_config('hnsw.iterative_scan', 'strict_order', true)"
 )
 # At most this many matching chunks are ranked (bounds the cost on a big base).
 TEXT_MATCH_CAP = 100
