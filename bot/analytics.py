@@ -4,8 +4,9 @@ One service, ``Analytics.report(Period)``, computes for a date range (business t
 zone) and an optional channel: conversations and messages per day, deflection per
 intent (share of the bot's answers whose conversation never needed a human),
 escalation rate and reasons, first-response times (bot, and human after an
-escalation), busiest hours, and the top unanswered questions clustered by their
-folded words.
+escalation), busiest hours, the top unanswered questions clustered by their
+folded words, LLM usage and cost per provider/model (``llm_calls``), and the
+transcription volume per backend (``transcriptions``).
 
 Definitions (so the numbers can be checked by hand):
 - a conversation is *active* in the period when it has an inbound message in it;
@@ -16,6 +17,11 @@ Definitions (so the numbers can be checked by hand):
 - *first response* = first outbound message after a customer message that followed a
   silence of the business (bot: author bot; human: first agent/owner message after an
   escalation).
+- LLM usage: a call *answered* when a deployment gave text (its provider/model, tokens and
+  litellm's cost are recorded); each deployment that failed on the way (timeout, 429,
+  error) is a *failed attempt* of that provider/model; a call is *unanswered* when the
+  chain gave nothing. With a channel filter, only calls made while answering a
+  conversation of that channel count.
 """
 
 from __future__ import annotations
@@ -110,6 +116,48 @@ class HumanStats:
 
 
 @dataclass(frozen=True, slots=True)
+class LLMUsageRow:
+    """One provider/model: answers with their tokens and cost, and its failed attempts."""
+
+    provider: str
+    model: str
+    answered: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    p50_latency_ms: float | None
+    timeouts: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+
+    @property
+    def failed_attempts(self) -> int:
+        return self.timeouts + self.rate_limited + self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class LLMUsage:
+    calls: int
+    answered: int
+    unanswered: int  # the chain gave nothing: every provider failed, or the time budget ran out
+    rejected: int  # answers our checks refused (they were paid for all the same)
+    cost_usd: float
+    by_purpose: dict[str, int]
+    models: list[LLMUsageRow]
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRow:
+    """Voice notes per backend: how many, how many failed, minutes of audio."""
+
+    backend: str
+    notes: int
+    failed: int
+    audio_minutes: float
+    p50_elapsed_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     period: Period
     active_conversations: int
@@ -125,6 +173,8 @@ class Report:
     gaps: list[GapCluster]
     channels: list[str] = field(default_factory=list)
     human: HumanStats | None = None
+    llm: LLMUsage | None = None
+    transcriptions: list[TranscriptionRow] = field(default_factory=list)
 
     @property
     def escalation_rate(self) -> float:
@@ -213,13 +263,83 @@ class Analytics:
             channels = list((await s.execute(text(
                 "SELECT DISTINCT channel FROM conversations ORDER BY 1"))).scalars().all())
             human = await self._human(s, params)
+            llm = await self._llm(s, params)
+            transcriptions = await self._transcriptions(s, params)
         return Report(
             period=period, active_conversations=int(totals[0]), needed_human=int(totals[1]),
             escalated_conversations=int(totals[2]), inbound=int(totals[3]), days=days,
             intents=intents, reasons=reasons, bot_first_response=bot_first,
             human_first_response=human_first, hours=hours,
             gaps=cluster_questions(list(unanswered)), channels=channels, human=human,
+            llm=llm, transcriptions=transcriptions,
         )
+
+    async def _llm(self, s: AsyncSession, params: dict[str, object]) -> LLMUsage:
+        scope = """l.created_at >= :since AND l.created_at < :until AND (
+            CAST(:channel AS text) IS NULL OR EXISTS (SELECT 1 FROM conversations c
+            WHERE c.id = l.conversation_id AND c.channel = CAST(:channel AS text)))"""
+        totals = (await s.execute(text(f"""
+            SELECT count(*), count(*) FILTER (WHERE l.model IS NOT NULL),
+                   count(*) FILTER (WHERE l.model IS NULL), count(l.rejected),
+                   coalesce(sum(l.cost_usd), 0)
+            FROM llm_calls l WHERE {scope}"""), params)).one()
+        purposes = {
+            str(k): int(v) for k, v in await s.execute(text(f"""
+                SELECT l.purpose, count(*) FROM llm_calls l WHERE {scope}
+                GROUP BY 1 ORDER BY 2 DESC"""), params)
+        }
+        rows: dict[tuple[str, str], dict[str, object]] = {}
+        for r in await s.execute(text(f"""
+                SELECT l.provider, l.model, count(*), sum(l.prompt_tokens),
+                       sum(l.completion_tokens), coalesce(sum(l.cost_usd), 0),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms)
+                FROM llm_calls l WHERE l.model IS NOT NULL AND {scope}
+                GROUP BY 1, 2"""), params):
+            rows[(str(r[0] or "?"), str(r[1]))] = {
+                "answered": int(r[2]), "prompt_tokens": int(r[3] or 0),
+                "completion_tokens": int(r[4] or 0), "cost_usd": float(r[5]),
+                "p50_latency_ms": float(r[6]) if r[6] is not None else None,
+            }
+        kinds = {"timeout": "timeouts", "rate_limited": "rate_limited"}
+        for provider, model, outcome, n in await s.execute(text(f"""
+                SELECT a->>'provider', a->>'model', a->>'outcome', count(*)
+                FROM llm_calls l,
+                     jsonb_array_elements(coalesce(l.attempts, '[]'::jsonb)) AS a
+                WHERE jsonb_typeof(a) = 'object' AND {scope} GROUP BY 1, 2, 3"""), params):
+            row = rows.setdefault((str(provider or "?"), str(model or "?")), {
+                "answered": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0,
+                "p50_latency_ms": None,
+            })
+            key = kinds.get(str(outcome), "errors")
+            row[key] = int(row.get(key, 0)) + int(n)  # type: ignore[call-overload]
+        models = sorted(
+            (LLMUsageRow(provider, model, **values) for (provider, model), values in rows.items()),  # type: ignore[arg-type]
+            key=lambda m: (-m.answered, -m.failed_attempts, m.provider, m.model),
+        )
+        return LLMUsage(
+            calls=int(totals[0]), answered=int(totals[1]), unanswered=int(totals[2]),
+            rejected=int(totals[3]), cost_usd=float(totals[4]), by_purpose=purposes,
+            models=models,
+        )
+
+    async def _transcriptions(
+        self, s: AsyncSession, params: dict[str, object]
+    ) -> list[TranscriptionRow]:
+        return [
+            TranscriptionRow(
+                str(r[0]), int(r[1]), int(r[2]), round(float(r[3] or 0) / 60, 3),
+                float(r[4]) if r[4] is not None else None,
+            )
+            for r in await s.execute(text("""
+                SELECT t.backend, count(*), count(*) FILTER (WHERE t.outcome <> 'ok'),
+                       sum(t.audio_seconds) FILTER (WHERE t.outcome = 'ok'),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY t.elapsed_seconds)
+                FROM transcriptions t
+                WHERE t.created_at >= :since AND t.created_at < :until AND (
+                  CAST(:channel AS text) IS NULL OR EXISTS (SELECT 1 FROM conversations c
+                  WHERE c.id = t.conversation_id AND c.channel = CAST(:channel AS text)))
+                GROUP BY 1 ORDER BY 2 DESC"""), params)
+        ]
 
     async def _human(self, s: AsyncSession, params: dict[str, object]) -> HumanStats | None:
         exists = await s.scalar(text("SELECT to_regclass('handoff_tickets') IS NOT NULL"))

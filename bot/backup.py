@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from bot.db import libpq_url
 from bot.errors import AtiendeError
@@ -128,7 +129,9 @@ def create_backup(database_url: str, target: Path, *, media_root: Path | None) -
             data.write_text(json.dumps(manifest, indent=2))
             tar.add(data, arcname=MANIFEST)
         partial.replace(target)  # a crash mid-write never leaves a half file under the name
-    return BackupSummary(target, created_at, revisions, counts, media_files)
+    summary = BackupSummary(target, created_at, revisions, counts, media_files)
+    _audit(database_url, "backup.create", summary)
+    return summary
 
 
 def read_manifest(source: Path) -> dict[str, object]:
@@ -199,4 +202,20 @@ def restore_backup(
                     shutil.copy2(path, dest)
                     media_files += 1
     revisions, counts = _facts(database_url)
-    return BackupSummary(source, str(manifest["created_at"]), revisions, counts, media_files)
+    summary = BackupSummary(source, str(manifest["created_at"]), revisions, counts, media_files)
+    _audit(database_url, "backup.restore", summary)  # after: the restore replaced the log
+    return summary
+
+
+def _audit(database_url: str, action: str, summary: BackupSummary) -> None:
+    """One audit entry (``handoff.audit``'s table) for a backup or restore from the CLI."""
+    details = {"created_at": summary.created_at, "media_files": summary.media_files,
+               "rows": sum(summary.counts.values())}
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('audit_log')").fetchone() == (None,):
+            return  # a database from before the audit log
+        conn.execute(
+            "INSERT INTO audit_log (actor_kind, action, target, details) "
+            "VALUES ('cli', %s, %s, %s)",
+            (action, f"backup:{summary.path.name}"[:200], Jsonb(details)),
+        )

@@ -31,6 +31,7 @@ from bot.intents import IntentRouter
 from bot.jobs import JobQueue
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner, build_media_store
+from bot.messages import MessageKind
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.pacing import Pacer
@@ -39,6 +40,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder
 from bot.settings import Settings
+from bot.speech.agent_notes import AgentVoiceNotes
 from bot.speech.service import SpeechService, build_speech
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
@@ -89,6 +91,7 @@ class Runtime:
     media: MediaStore
     url_signer: UrlSigner
     speech: SpeechService
+    agent_voice: AgentVoiceNotes
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -185,6 +188,7 @@ class Runtime:
             sessions, config=settings.handoff, publisher=events, outbox=outbox, memory=memory,
             clock=clock,
         )
+        voice_limits = settings.media.limits_for(MessageKind.VOICE)
         inbox = InboxQueries(
             sessions, config=settings.handoff, clock=clock,
             summarizer=SummarizerPort(summarizer or llm.summarizer, clock=clock),
@@ -277,6 +281,11 @@ class Runtime:
             media=media,
             url_signer=url_signer,
             speech=speech,
+            agent_voice=AgentVoiceNotes(
+                media=media, handoff=handoff,
+                max_bytes=voice_limits.max_bytes if voice_limits else 16 * 1024 * 1024,
+                max_seconds=settings.speech.max_duration_seconds,
+            ),
             campaigns=CampaignService(
                 sessions=sessions, ticks=jobs, clock=clock,
                 default_region=settings.default_region,

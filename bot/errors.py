@@ -146,6 +146,8 @@ class LLMError(AtiendeError):
         super().__init__(message)
         self.provider = provider
         self.model = model
+        # the deployments tried before giving up (adapter's ``Attempt``s; may grow a moment)
+        self.attempts: list[object] = []
 
 
 class LLMUnavailable(LLMError):

@@ -98,6 +98,18 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "media_received_document": {
         "es": "¡Gracias! Recibí tu documento 📄.", "en": "Thanks! I got your document 📄.",
     },
+    "media_refused_image": {
+        "es": "Recibí tu imagen, pero no la pude abrir: el archivo es demasiado grande o no es "
+        "una foto válida. ¿Me la mandas de nuevo como foto (JPG o PNG)?",
+        "en": "I got your image, but I couldn't open it: the file is too large or not a valid "
+        "picture. Could you send it again as a photo (JPG or PNG)?",
+    },
+    "media_refused_document": {
+        "es": "Recibí tu documento, pero no lo pude abrir: el archivo es demasiado grande o de "
+        "un tipo que no acepto. ¿Me lo mandas de nuevo en PDF?",
+        "en": "I got your document, but I couldn't open it: the file is too large or of a type "
+        "I don't accept. Could you send it again as a PDF?",
+    },
     "media_review": {
         "es": "Una persona de nuestro equipo lo va a revisar y te contesta aquí mismo "
         "en cuanto pueda.",
@@ -120,6 +132,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "o me escribes lo que necesitas?",
         "en": "Your voice note is too long for me. Could you send a shorter one "
         "or type what you need?",
+    },
+    "voice_refused": {
+        "es": "Recibí tu nota de voz, pero no la pude recibir: es demasiado grande o no es "
+        "audio. ¿Me mandas una más corta o me escribes lo que necesitas?",
+        "en": "I got your voice note, but I couldn't receive it: it is too large or not "
+        "audio. Could you send a shorter one or type what you need?",
     },
     "voice_failed": {
         "es": "Recibí tu nota de voz, pero ahorita no la puedo escuchar. Te paso con una persona "

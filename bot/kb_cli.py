@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from bot.settings import Settings
+from handoff.audit import Actor, AuditLog
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
@@ -35,6 +36,7 @@ class KnowledgeServices:
     store: KnowledgeStore
     retriever: Retriever
     examples: IntentExamples
+    audit: AuditLog
 
 
 @asynccontextmanager
@@ -51,6 +53,7 @@ async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[Know
             store=KnowledgeStore(sessions, embedder),
             retriever=build_retriever(sessions, embedder, settings.knowledge),
             examples=IntentExamples(sessions, embedder),
+            audit=AuditLog(sessions),
         )
     finally:
         await engine.dispose()
@@ -136,6 +139,9 @@ def kb_import(
 
                 report = await kb.store.import_files(files, editor=editor, replace=replace,
                                                      on_file=on_file)
+            await kb.audit.record(Actor.cli(), "kb.import", None, {
+                "files": [name for name, _ in files], "replace": replace, "editor": editor,
+                "summary": report.summary()})
             typer.echo(report.summary())
             return 1 if report.failed or missing else 0
 

@@ -34,5 +34,11 @@ class _StderrLoggerFactory:
         return structlog.PrintLogger(sys.stderr)
 
 
+def correlation_id(key: str) -> str | None:
+    """An id bound for the task at hand (``conversation_id``, ``message_id``), if any."""
+    value = structlog.contextvars.get_contextvars().get(key)
+    return str(value) if value is not None else None
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)  # type: ignore[no-any-return]

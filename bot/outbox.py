@@ -106,7 +106,7 @@ class OutboxSender:
                     select(
                         MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
                         MESSAGES.c.text, MESSAGES.c.author, MESSAGES.c.channel,
-                        MESSAGES.c.attempts, MESSAGES.c.raw,
+                        MESSAGES.c.attempts, MESSAGES.c.raw, MESSAGES.c.media,
                         CONVERSATIONS.c.account, CONTACTS.c.phone_e164, CONTACTS.c.opted_out,
                     )
                     .join(CONVERSATIONS, CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
@@ -130,7 +130,7 @@ class OutboxSender:
                     outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
                     account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
                     text=row.text, author=Author(row.author),
-                    template=(row.raw or {}).get("template"),
+                    template=(row.raw or {}).get("template"), media=_media_ref(row.media),
                 )
                 started = time.perf_counter()
                 try:

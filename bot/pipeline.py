@@ -28,6 +28,7 @@ from bot.outbox import OutboxSender
 from bot.redis_adapter import ConversationMemory, EventBus, Turn
 from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent, route_rules
+from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
@@ -50,7 +51,7 @@ class _Pending:
     transcript: str | None
     attempts: int
     media: dict[str, Any] | None = None
-    voice_problem: str | None = None  # AudioUnusable.code, or "failed" (no transcriber worked)
+    voice_problem: str | None = None  # AudioUnusable.code, "refused" (not stored), or "failed"
 
     @property
     def media_ref(self) -> MediaRef | None:
@@ -212,21 +213,50 @@ class Pipeline:
         ref = pending.media_ref
         if self._speech is None or self._media is None or ref is None:
             return replace(pending, voice_problem="corrupt" if ref is None else "failed")
+        if ref.key is None:  # refused by the media checks, or the download failed
+            log.warning(
+                "voice.not_stored", message_id=str(pending.id),
+                conversation_id=str(pending.conversation_id),
+            )
+            return replace(pending, voice_problem="refused")
+        usage = {"message_id": pending.id, "conversation_id": pending.conversation_id}
         try:
             transcript = await self._speech.transcribe_media(self._media, ref)
         except AudioUnusable as exc:
-            log.warning("voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key)
+            log.warning(
+                "voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key,
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
+            await self._record_transcription(
+                **usage, backend="none", outcome="unusable", error=f"{exc.code}: {exc.reason}"
+            )
             return replace(pending, voice_problem=exc.code)
         except TranscriberUnavailable as exc:
-            log.error("voice.transcriber_unavailable", backend=exc.backend, error=str(exc))
+            log.error(
+                "voice.transcriber_unavailable", backend=exc.backend, error=str(exc),
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
+            await self._record_transcription(
+                **usage, backend=exc.backend, outcome="failed", error=str(exc)[:500]
+            )
             return replace(pending, voice_problem="failed")
         async with self._sessions() as session, session.begin():
-            await session.execute(
+            done = await session.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == pending.id, MESSAGES.c.transcript.is_(None))
                 .values(transcript=transcript.text)
             )
+            if done.rowcount:  # type: ignore[attr-defined]  # once per voice note
+                await session.execute(insert(TranscriptionRecord).values(
+                    **usage, backend=transcript.backend[:100], outcome="ok",
+                    audio_seconds=transcript.duration, elapsed_seconds=transcript.elapsed,
+                ))
         return replace(pending, transcript=transcript.text)
+
+    async def _record_transcription(self, **values: object) -> None:
+        """The transcription log (analytics: volume and audio minutes per backend)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(insert(TranscriptionRecord).values(**values))
 
     async def _csat_answer(self, pending: _Pending) -> Decision | None:
         """The customer's next message after the CSAT question, when it is a 1-5 score."""
@@ -465,6 +495,13 @@ def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
     language = _language(
         [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
     )
+    if not (pending.media or {}).get("key"):
+        # Refused (too big, not what it claimed, a decompression bomb) or never downloaded:
+        # nothing to show a person, so ask the customer to send it again.
+        return Decision(
+            Intent.OTHER.value, 1.0, (t(f"media_refused_{pending.kind}", language),),
+            language=language,
+        )
     ack = t(f"media_received_{pending.kind}", language)
     return Decision(
         Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),

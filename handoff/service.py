@@ -35,6 +35,7 @@ from handoff.texts import text as say
 _CSAT = re.compile(r"^\s*([1-5])\s*(?:/\s*5)?\s*[.!⭐️👍🙂😊]*\s*$")
 _ASSIGN_LOCK = 0x61746E64  # pg advisory lock key: assignments are serialized
 MAX_TEXT = 4096
+_MEDIA_KINDS = frozenset({"voice", "image", "document"})
 MAX_LABEL = 40
 
 
@@ -103,14 +104,38 @@ class HandoffService:
         await self._after(after)
         return outcome
 
-    async def reply(self, actor: Principal, conversation_id: uuid.UUID, body: str) -> Outcome:
-        """Send ``body`` to the customer as the agent, through the outbox."""
-        return await self._reply(actor, conversation_id, body, check_visible=True)
+    async def reply(
+        self,
+        actor: Principal,
+        conversation_id: uuid.UUID,
+        body: str | None,
+        *,
+        kind: str = "text",
+        media: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Send ``body`` to the customer as the agent, through the outbox; or stored media
+        (``kind`` voice, image or document, ``media`` its stored reference) with an optional
+        caption."""
+        return await self._reply(
+            actor, conversation_id, body, check_visible=True, kind=kind, media=media
+        )
 
     async def _reply(
-        self, actor: Principal, conversation_id: uuid.UUID, body: str, *, check_visible: bool
+        self,
+        actor: Principal,
+        conversation_id: uuid.UUID,
+        body: str | None,
+        *,
+        check_visible: bool,
+        kind: str = "text",
+        media: dict[str, Any] | None = None,
     ) -> Outcome:
-        body = _clean_text(body)
+        if media is None:
+            body = _clean_text(body or "")
+        elif kind not in _MEDIA_KINDS or not media.get("key"):
+            raise InvalidInput("media", "media must be a stored voice note, image or document")
+        else:
+            body = _clean_text(body) if body and body.strip() else None
         after = _After()
         async with self._sessions() as session, session.begin():
             conv = await self._lock(session, conversation_id)
@@ -129,7 +154,9 @@ class HandoffService:
                 self._move(conv, OwnerEvent.TAKEOVER, reason="agent_takeover")
             conv.assigned_agent_id = actor.id
             ticket = await self._ticket(session, conv, reason=conv.owner_reason)
-            message_id = self._enqueue(session, conv, body, author="agent", author_id=actor.id)
+            message_id = self._enqueue(
+                session, conv, body, author="agent", author_id=actor.id, kind=kind, media=media
+            )
             now = self._clock()
             ticket.claimed_at = ticket.claimed_at or now
             if ticket.first_response_at is None:
@@ -602,17 +629,19 @@ class HandoffService:
         self,
         session: AsyncSession,
         conv: Conversation,
-        body: str,
+        body: str | None,
         *,
         author: str,
         author_id: uuid.UUID | None = None,
+        kind: str = "text",
+        media: dict[str, Any] | None = None,
     ) -> uuid.UUID:
         message_id = uuid.uuid4()
         session.add(
             Message(
                 id=message_id, conversation_id=conv.id, direction="out", author=author,
-                kind="text", channel=conv.channel, text=body, status="pending",
-                author_id=author_id,
+                kind=kind, channel=conv.channel, text=body, status="pending",
+                author_id=author_id, media=media,
             )
         )
         return message_id

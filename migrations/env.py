@@ -14,6 +14,7 @@ from knowledge.models import Base as KnowledgeBase
 from handoff.models import Base as HandoffBase
 import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
 import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
+import bot.speech.records  # noqa: F401  (transcriptions on the records metadata)
 
 config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]

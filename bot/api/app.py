@@ -30,6 +30,7 @@ from bot.api.routes import (
 )
 from bot.container import Runtime
 from bot.errors import (
+    AudioUnusable,
     CampaignRejected,
     CampaignStateError,
     InvalidMessage,
@@ -75,6 +76,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(auth.pages)
     app.include_router(simulator.router)
     app.include_router(audit.router)
+    app.include_router(audit.pages)
     app.include_router(analytics.router)
     app.include_router(analytics.pages)
     app.include_router(simulator.pages)
@@ -84,6 +86,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
     app.include_router(media.router)
+    app.include_router(media.outgoing)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
     app.include_router(llm.router)
@@ -93,6 +96,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     _install_error_handlers(app)
     _install_http_handlers(app)
     _install_knowledge_handlers(app)
+    _install_media_handlers(app)
     _install_campaign_handlers(app)
     return app
 
@@ -163,10 +167,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserExists)
     async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+def _install_media_handlers(app: FastAPI) -> None:
     @app.exception_handler(MediaRejected)
     async def media_rejected(request: Request, exc: MediaRejected) -> JSONResponse:
         log.info("http.media_rejected", path=request.url.path, kind=exc.kind, reason=exc.reason)
         return _unprocessable(f"media rejected: {exc.reason}", "media_rejected")
+
+    @app.exception_handler(AudioUnusable)
+    async def audio_unusable(request: Request, exc: AudioUnusable) -> JSONResponse:
+        log.info("http.audio_unusable", path=request.url.path, code=exc.code, reason=exc.reason)
+        return _unprocessable(f"audio unusable: {exc.reason}", f"audio_{exc.code}")
 
     @app.exception_handler(MediaStoreError)
     async def media_store_down(request: Request, exc: MediaStoreError) -> JSONResponse:
@@ -174,10 +189,6 @@ def _install_error_handlers(app: FastAPI) -> None:
                   error=str(exc))
         return JSONResponse({"detail": f"media store unavailable ({exc.backend})"},
                             status_code=503)
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
 def _install_campaign_handlers(app: FastAPI) -> None:

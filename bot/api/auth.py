@@ -7,14 +7,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, status
 
 from bot.api.deps import RuntimeDep
+from handoff.audit import Actor
 from handoff.auth import Principal
 from handoff.roles import Role
+
+if TYPE_CHECKING:
+    from bot.container import Runtime
 
 SESSION_COOKIE = "atiende_session"
 
@@ -96,3 +100,10 @@ AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 SupervisorDep = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SUPERVISOR))]
 StaffDep = Annotated[Principal, Depends(require_role())]
 PageUser = Annotated[Principal, Depends(require_page_role())]
+
+
+async def audit(
+    runtime: Runtime, who: Principal, action: str, target: str | None = None, **details: Any
+) -> None:
+    """Record an admin or agent action that has just succeeded (``handoff.audit``)."""
+    await runtime.audit.record(Actor.of(who), action, target, details)

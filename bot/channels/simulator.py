@@ -20,8 +20,15 @@ class SimulatorChannel:
         self._events = events
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
-        await self._events.publish(
-            f"sim:{message.to_phone}",
-            {"outbox_id": str(message.outbox_id), "text": message.text, "author": message.author},
-        )
+        event: dict[str, object] = {
+            "outbox_id": str(message.outbox_id), "text": message.text, "author": message.author,
+            "kind": message.kind.value,
+        }
+        if message.media is not None:
+            # What a phone would receive: the file's reference (the bytes stay in the store).
+            event["media"] = {
+                "key": message.media.key, "mime_type": message.media.mime_type,
+                "size": message.media.size, "sha256": message.media.sha256,
+            }
+        await self._events.publish(f"sim:{message.to_phone}", event)
         return SendReceipt(provider_message_id=f"sim-{message.outbox_id}")

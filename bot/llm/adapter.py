@@ -78,6 +78,7 @@ class _AttemptLogger(CustomLogger):
     def __init__(self, on_attempt: AttemptHook | None) -> None:
         super().__init__()
         self.calls: dict[str, list[Attempt]] = {}
+        self.models: dict[str, str] = {}  # deployment id -> model as configured
         self._on_attempt = on_attempt
 
     async def async_log_failure_event(
@@ -93,9 +94,14 @@ class _AttemptLogger(CustomLogger):
             latency = (end_time - start_time).total_seconds() * 1000
         except (TypeError, AttributeError):
             latency = 0.0
+        provider = str(kwargs.get("custom_llm_provider") or "unknown")
+        info = (kwargs.get("litellm_params") or {}).get("model_info") or {}
+        # the model as configured ("openai/gpt-4o"), as answers record it, not litellm's
+        # stripped name ("gpt-4o")
+        model = self.models.get(str(info.get("id"))) or str(kwargs.get("model") or "unknown")
         attempt = Attempt(
-            provider=str(kwargs.get("custom_llm_provider") or "unknown"),
-            model=str(kwargs.get("model") or "unknown"),
+            provider=provider,
+            model=model,
             latency_ms=round(latency, 2),
             outcome=_outcome_of(exc),
             error=type(exc).__name__ if exc is not None else "unknown",
@@ -156,6 +162,9 @@ class LiteLLMChain:
         self._by_id = {
             str(d.get("model_info", {}).get("id")): d for d in self._router.model_list
         }
+        self._logger.models = {
+            k: str(d.get("litellm_params", {}).get("model")) for k, d in self._by_id.items()
+        }
 
     def close(self) -> None:
         """Unhook this router from litellm's process-wide callback lists."""
@@ -191,7 +200,9 @@ class LiteLLMChain:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the vendor boundary: every litellm error
-            raise _translate(exc, model_name) from exc
+            error = _translate(exc, model_name)
+            error.attempts = attempts  # type: ignore[assignment]  # recorded with the call
+            raise error from exc
         finally:
             asyncio.get_running_loop().call_later(5, self._logger.calls.pop, call_id, None)
         return self._completion(response, model_name, attempts)

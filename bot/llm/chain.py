@@ -19,7 +19,7 @@ from bot.errors import LLMError, LLMTimeout, LLMUnavailable
 from bot.llm.config import ChainConfig
 from bot.llm.metrics import LLMMetrics
 from bot.llm.store import CallLog, CallRecord
-from bot.logs import get_logger
+from bot.logs import correlation_id, get_logger
 
 if TYPE_CHECKING:
     from bot.llm.adapter import Attempt, Completion, LiteLLMChain
@@ -134,7 +134,8 @@ class LLMChain:
         started = asyncio.get_running_loop().time()
         remaining = min(deadline, started + config.atiende.budget_seconds) - started
         group = model_name or config.model_for(purpose)
-        record = CallRecord(purpose=purpose, model_group=group, outcome="timeout", latency_ms=0)
+        record = CallRecord(purpose=purpose, model_group=group, outcome="timeout", latency_ms=0,
+                            conversation_id=correlation_id("conversation_id"))
         if remaining < MIN_USEFUL_SECONDS:
             record.error = "no time left in the message's budget"
             return self._finish(record, perf, None, reason="budget")
@@ -150,13 +151,13 @@ class LLMChain:
             record.error = f"time budget of {remaining:.2f}s spent"
             return self._finish(record, perf, None, reason="budget")
         except LLMTimeout as exc:
-            record.error = str(exc)[:500]
+            record.error, record.attempts = str(exc)[:500], exc.attempts
             return self._finish(record, perf, None, reason="timeout")
         except LLMUnavailable as exc:
-            record.outcome, record.error = "error", str(exc)[:500]
+            record.outcome, record.error, record.attempts = "error", str(exc)[:500], exc.attempts
             return self._finish(record, perf, None, reason="unreachable")
         except LLMError as exc:
-            record.outcome, record.error = "error", str(exc)[:500]
+            record.outcome, record.error, record.attempts = "error", str(exc)[:500], exc.attempts
             return self._finish(record, perf, None, reason="error")
         record.outcome = (
             "fallback" if completion.fallbacks or completion.model_name != group else "ok"

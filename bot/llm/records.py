@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Float, Identity, Index, Integer, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from handoff.records import Base
@@ -35,6 +36,9 @@ class LLMCall(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # the conversation being answered (None for admin tests, warm-up); its channel filters
+    # the analytics. No foreign key: the call log must never block a conversation's deletion.
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class LLMChainConfig(Base):

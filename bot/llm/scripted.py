@@ -1,5 +1,7 @@
 """A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (tests, bench, demos).
 
+It also answers OpenAI's ``/audio/transcriptions`` (the scripted text is the transcript).
+
 It is real HTTP (a threaded stdlib server), so the chain is exercised through
 litellm and httpx exactly as with a provider. Each request is answered by the
 next scripted :class:`Behaviour` (or the default one): an answer, an HTTP error,
@@ -194,7 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(behaviour.status, json.dumps(error).encode(), headers)
             return
         text = behaviour.text(body) if callable(behaviour.text) else behaviour.text
-        data = json.dumps(completion_body(text, str(body.get("model", "scripted")))).encode()
+        if self.path.endswith("/audio/transcriptions"):  # multipart in, {"text"} out
+            data = json.dumps({"text": text}).encode()
+        else:
+            data = json.dumps(completion_body(text, str(body.get("model", "scripted")))).encode()
         received.handled_seconds = time.perf_counter() - started  # before the client sees it
         self._send(200, data)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,11 +36,13 @@ class CallRecord:
     cost_usd: float | None = None
     error: str | None = None
     attempts: list[Any] = field(default_factory=list)
+    conversation_id: str | None = None  # the conversation being answered, when there is one
 
     def row(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "attempts"}
         data["attempts"] = [asdict(a) if hasattr(a, "__dataclass_fields__") else a
                             for a in list(self.attempts)] or None
+        data["conversation_id"] = uuid.UUID(self.conversation_id) if self.conversation_id else None
         return data
 
 

@@ -61,8 +61,8 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         "--header", f"Authorization: Bearer {token}",
         # logging out would revoke the token the rest of the run uses
         "--exclude-path", "/api/v1/auth/logout",
-        # a server-sent-events stream: it never ends, and its text/event-stream type is
-        # not declared in the schema yet (left to the inbox's owner)
+        # a server-sent-events stream never ends (its text/event-stream type is declared:
+        # test_event_streams_declare_their_media_type)
         "--exclude-path", "/api/v1/inbox/stream",
         "--max-examples", "60" if FULL else "12",
         "--phases", "examples,coverage,fuzzing",
@@ -139,3 +139,16 @@ async def test_domain_422s_have_the_documented_shape(live: LiveServer) -> None:
             detail = r.json()["detail"]
             assert isinstance(detail, list) and reason in detail[0]["msg"], detail
             assert set(detail[0]) >= {"loc", "msg", "type"}
+
+
+async def test_event_streams_declare_their_media_type(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    streams = {
+        path: op["responses"]["200"]["content"]
+        for path, item in schema["paths"].items()
+        for op in item.values()
+        if "stream" in path and isinstance(op, dict) and "responses" in op
+    }
+    assert "/api/v1/inbox/stream" in streams
+    for path, content in streams.items():
+        assert list(content) == ["text/event-stream"], path

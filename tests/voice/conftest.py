@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import struct
+import subprocess
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -12,11 +19,12 @@ import pytest
 
 from bot.container import Runtime
 from bot.settings import Settings
-from bot.speech.base import AudioClip, Transcript
+from bot.speech.base import AudioClip, Transcriber, Transcript
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.models import default_models_dir, install_whisper_base
 from bot.speech.service import FASTER_WHISPER_DIR, OPENAI_WHISPER_CHECKPOINT, SpeechService
 from bot.speech.synth import synthesize_voice_note
+from knowledge.embeddings import Embedder
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +60,6 @@ async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 # --- speech: real models, real synthesized Spanish voice notes, one loaded model per session ---
 
-
-
-
 QUOTE_TEXT = "Hola, buenas tardes. Quiero saber cuánto cuesta el seguro de auto."
 HUMAN_TEXT = "Buenos días. Por favor quiero hablar con un asesor."
 
@@ -76,6 +81,25 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real three-hour recording (silence, 8 kbps MP3: ~10.8 MB, under the 16 MB cap).
+
+    An MP3 stream is a plain sequence of frames, so one encoded minute (no Xing header)
+    repeated 180 times is a valid three-hour file, made in a fraction of the encoding time.
+    """
+    root = tmp_path_factory.mktemp("long")
+    minute = root / "minute.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+         "-t", "60", "-c:a", "libmp3lame", "-b:a", "8k", "-write_xing", "0", "-id3v2_version",
+         "0", str(minute)], check=True,
+    )
+    target = root / "three-hours.mp3"
+    target.write_bytes(minute.read_bytes() * 180)
+    return target
+
+
+@pytest.fixture(scope="session")
 def faster(models_dir: Path) -> FasterWhisperTranscriber:
     # Greedy decoding in tests: the same model, half the time of beam 5.
     return FasterWhisperTranscriber(models_dir / FASTER_WHISPER_DIR, threads=2, beam_size=1)
@@ -91,10 +115,19 @@ def openai_checkpoint(models_dir: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def reference(openai_checkpoint: Path) -> Transcriber:
+    """openai-whisper on the converted checkpoint, loaded once for the session."""
+    pytest.importorskip("whisper", reason="the 'reference' extra (openai-whisper) is installed")
+    from bot.speech.reference import OpenAIWhisperTranscriber
+
+    return OpenAIWhisperTranscriber(openai_checkpoint, threads=2, beam_size=1)
+
+
 class CountingTranscriber:
     """Wraps a real transcriber and counts calls (to prove a retry does not transcribe twice)."""
 
-    def __init__(self, inner: FasterWhisperTranscriber) -> None:
+    def __init__(self, inner: Transcriber) -> None:
         self.inner = inner
         self.name = inner.name
         self.calls = 0
@@ -108,17 +141,25 @@ class CountingTranscriber:
 
 
 @pytest.fixture
-def counting(faster: FasterWhisperTranscriber) -> CountingTranscriber:
-    return CountingTranscriber(faster)
+def local_backend(faster: FasterWhisperTranscriber) -> Transcriber:
+    """The local Whisper backend the voice runtime uses (a module may parametrize it)."""
+    return faster
+
+
+@pytest.fixture
+def counting(local_backend: Transcriber) -> CountingTranscriber:
+    return CountingTranscriber(local_backend)
 
 
 @pytest.fixture
 async def voice_runtime(
-    settings: Settings, database_url: str, redis_url: str, counting: CountingTranscriber
+    settings: Settings, database_url: str, redis_url: str, counting: CountingTranscriber,
+    kb_embedder: Embedder,
 ) -> AsyncIterator[Runtime]:
     speech = SpeechService(local=counting, language="es", max_duration_seconds=600)
     rt = await Runtime.create(
-        settings, database_url=database_url, redis_url=redis_url, speech=speech
+        settings, database_url=database_url, redis_url=redis_url, speech=speech,
+        embedder=kb_embedder,
     )
     rt.start_worker()
     yield rt
@@ -137,6 +178,88 @@ async def voice_client(voice_runtime: Runtime) -> AsyncIterator[httpx.AsyncClien
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
         yield c
+
+
+@asynccontextmanager
+async def serve(runtime: Runtime) -> AsyncIterator[str]:
+    """The app on a free 127.0.0.1 port under uvicorn (for browsers and the CLI)."""
+    import uvicorn
+
+    from bot.api import create_app
+
+    async def factory() -> Runtime:
+        return runtime
+
+    api = create_app(factory, run_worker=False)
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
+    async with serve(voice_runtime) as url:
+        yield url
+
+
+PROVIDER_TEXT = "Quiero hablar con un asesor, por favor."
+
+
+@dataclass
+class ScriptedProvider:
+    """An OpenAI-compatible ``/v1/audio/transcriptions`` endpoint: answers or fails on cue."""
+
+    url: str
+    fail: bool = False
+    text: str = PROVIDER_TEXT
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def provider() -> Iterator[ScriptedProvider]:
+    state = ScriptedProvider(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            state.requests.append(
+                (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+            if state.fail:
+                payload, status = {"error": {"message": "overloaded"}}, 500
+            else:
+                payload, status = {"text": state.text}, 200
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
 
 
 async def send_voice(

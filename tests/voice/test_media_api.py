@@ -67,3 +67,35 @@ async def test_staff_get_a_message_media_link_and_content(
     assert content.status_code == 200 and content.content == image
     missing = await client.get(f"/api/v1/media/messages/{uuid.uuid4()}", headers=headers)
     assert missing.status_code == 404
+
+
+async def test_agents_get_media_only_of_conversations_they_may_see(
+    runtime: Runtime, client: httpx.AsyncClient, auth_headers  # type: ignore[no-untyped-def]
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from bot.messages import InboundMessage
+
+    team = await runtime.inbox.create_team("General", ["general"])
+    member = await auth_headers("agent", email="ana@seguros.mx")
+    outsider = await auth_headers("agent", email="beto@seguros.mx")
+    supervisor = await auth_headers("supervisor")
+    ana = next(a for a in await runtime.inbox.agents() if a.email == "ana@seguros.mx")
+    await runtime.inbox.set_members(team.id, [ana.id])
+
+    ref = await runtime.media.save(chunks_of(png(64, 48)), kind=MessageKind.IMAGE,
+                                   mime_type="image/png", filename="choque.png")
+    accepted = await runtime.ingestor.accept(InboundMessage(
+        channel="simulator", account="demo", provider_message_id=f"img-{uuid.uuid4()}",
+        sender_phone="+5215533334444", kind=MessageKind.IMAGE, received_at=datetime.now(UTC),
+        media=ref,
+    ))
+    done = await client.get(f"/api/v1/simulator/messages/{accepted.message_id}",
+                            params={"wait": 20})
+    assert done.json()["owner"] == "queued"  # the photo went to the General team's queue
+
+    path = f"/api/v1/media/messages/{accepted.message_id}"
+    for headers, status in ((member, 200), (supervisor, 200), (outsider, 404)):
+        assert (await client.get(path, headers=headers)).status_code == status
+        assert (await client.get(f"{path}/content", headers=headers)).status_code == status

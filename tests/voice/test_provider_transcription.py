@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,51 +12,7 @@ from bot.speech.config import SpeechSettings
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.litellm_transcriber import LiteLLMTranscriber
 from bot.speech.service import SpeechService, build_speech
-
-PROVIDER_TEXT = "Quiero hablar con un asesor, por favor."
-
-
-@dataclass
-class ScriptedProvider:
-    """An OpenAI-compatible ``/v1/audio/transcriptions`` endpoint: answers or fails on cue."""
-
-    url: str
-    fail: bool = False
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def provider() -> Iterator[ScriptedProvider]:
-    state = ScriptedProvider(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.requests.append(
-                (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
-            if state.fail:
-                payload, status = {"error": {"message": "overloaded"}}, 500
-            else:
-                payload, status = {"text": PROVIDER_TEXT}, 200
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+from tests.voice.conftest import PROVIDER_TEXT, ScriptedProvider
 
 
 async def test_provider_answers_first(provider: ScriptedProvider, clips: dict[str, Path]) -> None:

@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.container import Runtime
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
-
-
-@pytest.fixture
-async def live_url(voice_runtime: Runtime) -> AsyncIterator[str]:
-    import uvicorn
-
-    from bot.api import create_app
-
-    async def factory() -> Runtime:
-        return voice_runtime
-
-    api = create_app(factory, run_worker=False)
-    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+from tests.voice.conftest import CHROMIUM_ARGS
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is a test system tool")

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import AudioUnusable
 from bot.speech.audio import decode
+from bot.speech.base import Transcriber
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.models import read_ctranslate2
 from bot.speech.service import FASTER_WHISPER_DIR, SpeechService
@@ -30,12 +31,8 @@ async def test_faster_whisper_transcribes_spanish(
 
 
 async def test_openai_whisper_reference_transcribes_the_same_weights(
-    openai_checkpoint: Path, clips: dict[str, Path]
+    reference: Transcriber, clips: dict[str, Path]
 ) -> None:
-    pytest.importorskip("whisper", reason="the 'reference' extra (openai-whisper) is installed")
-    from bot.speech.reference import OpenAIWhisperTranscriber
-
-    reference = OpenAIWhisperTranscriber(openai_checkpoint, threads=2, beam_size=1)
     clip = decode(clips["quote"].read_bytes(), mime_type="audio/ogg", max_seconds=600)
     result = await reference.transcribe(clip, language="es")
     words = _words(result.text)

@@ -169,24 +169,3 @@ async def test_photo_is_stored_acknowledged_and_escalated(
     link = await voice_runtime.media.url(row.media["key"])
     fetched = await voice_client.get(link)
     assert fetched.status_code == 200 and fetched.content == png(800, 600)
-
-
-@pytest.fixture(scope="session")
-def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real three-hour recording (silence, 8 kbps MP3: ~10.8 MB, under the 16 MB cap).
-
-    An MP3 stream is a plain sequence of frames, so one encoded minute (no Xing header)
-    repeated 180 times is a valid three-hour file, made in a fraction of the encoding time.
-    """
-    root = tmp_path_factory.mktemp("long")
-    minute = root / "minute.mp3"
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
-         "-t", "60", "-c:a", "libmp3lame", "-b:a", "8k", "-write_xing", "0", "-id3v2_version",
-         "0", str(minute)], check=True,
-    )
-    target = root / "three-hours.mp3"
-    target.write_bytes(minute.read_bytes() * 180)
-    return target
-
-

@@ -22,7 +22,7 @@ pages = APIRouter(include_in_schema=False)
 AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
 
 MAX_DAYS = 366
-Table = Literal["days", "intents", "reasons", "hours", "gaps"]
+Table = Literal["days", "intents", "reasons", "hours", "gaps", "llm", "transcriptions"]
 
 
 def _analytics(runtime: Any) -> Analytics:
@@ -48,6 +48,14 @@ LABELS: dict[str, dict[str, str]] = {
         "median": "mediana", "p90": "p90", "answered": "respondidos",
         "tickets": "Atención humana", "resolution": "Resolución", "breaches": "fuera de SLA",
         "csat": "Satisfacción (CSAT)", "answers": "respuestas",
+        "llm": "Uso de LLM y costo por proveedor", "llm_calls": "Llamadas al LLM",
+        "llm_cost": "Costo LLM (USD)", "llm_answered": "Respuestas por modelo",
+        "llm_failed": "Intentos fallidos por modelo", "llm_cost_model": "Costo por modelo (USD)",
+        "unanswered": "sin respuesta", "provider": "Proveedor", "model": "Modelo",
+        "tokens": "Tokens (entrada/salida)", "failed": "Fallidos", "cost": "Costo USD",
+        "voice": "Notas de voz transcritas", "voice_notes": "Notas por motor",
+        "audio_minutes": "Minutos de audio por motor", "backend": "Motor",
+        "notes": "Notas", "minutes": "Minutos",
     },
     "en": {
         "title": "Analytics", "from": "From", "to": "To", "channel": "Channel",
@@ -63,6 +71,14 @@ LABELS: dict[str, dict[str, str]] = {
         "median": "median", "p90": "p90", "answered": "answered",
         "tickets": "Human handling", "resolution": "Resolution", "breaches": "SLA breaches",
         "csat": "Satisfaction (CSAT)", "answers": "answers",
+        "llm": "LLM usage and cost per provider", "llm_calls": "LLM calls",
+        "llm_cost": "LLM cost (USD)", "llm_answered": "Answers per model",
+        "llm_failed": "Failed attempts per model", "llm_cost_model": "Cost per model (USD)",
+        "unanswered": "unanswered", "provider": "Provider", "model": "Model",
+        "tokens": "Tokens (prompt/completion)", "failed": "Failed", "cost": "Cost USD",
+        "voice": "Voice notes transcribed", "voice_notes": "Notes per backend",
+        "audio_minutes": "Minutes of audio per backend", "backend": "Backend",
+        "notes": "Notes", "minutes": "Minutes",
     },
 }
 
@@ -114,8 +130,41 @@ def _rows(report: Report, table: Table) -> tuple[list[str], list[list[object]]]:
         return ["reason", "conversations"], [[k, v] for k, v in report.reasons.items()]
     if table == "hours":
         return ["hour", "inbound"], [[h, n] for h, n in enumerate(report.hours)]
+    if table == "llm":
+        return (["provider", "model", "answered", "prompt_tokens", "completion_tokens",
+                 "cost_usd", "p50_latency_ms", "timeouts", "rate_limited", "errors"],
+                [[m.provider, m.model, m.answered, m.prompt_tokens, m.completion_tokens,
+                  f"{m.cost_usd:.6f}", "" if m.p50_latency_ms is None else
+                  f"{m.p50_latency_ms:.1f}", m.timeouts, m.rate_limited, m.errors]
+                 for m in (report.llm.models if report.llm else [])])
+    if table == "transcriptions":
+        return (["backend", "notes", "failed", "audio_minutes", "p50_elapsed_seconds"],
+                [[t.backend, t.notes, t.failed, f"{t.audio_minutes:.3f}",
+                  "" if t.p50_elapsed_seconds is None else f"{t.p50_elapsed_seconds:.2f}"]
+                 for t in report.transcriptions])
     return (["words", "count", "examples"],
             [[g.key, g.count, " | ".join(g.examples)] for g in report.gaps])
+
+
+def _usage_charts(report: Report, L: dict[str, str]) -> dict[str, Any]:
+    models = report.llm.models if report.llm else []
+    name = [f"{m.provider} · {m.model}" for m in models]
+    return {
+        "llm_answered": hbar_chart(
+            [(n, float(m.answered)) for n, m in zip(name, models, strict=True)],
+            title=L["llm_answered"]),
+        "llm_failed": hbar_chart(
+            [(n, float(m.failed_attempts)) for n, m in zip(name, models, strict=True)],
+            title=L["llm_failed"]),
+        "llm_cost": hbar_chart(
+            [(n, m.cost_usd) for n, m in zip(name, models, strict=True)],
+            title=L["llm_cost_model"], value_format="${:.4f}"),
+        "voice_notes": hbar_chart(
+            [(t.backend, float(t.notes)) for t in report.transcriptions], title=L["voice_notes"]),
+        "audio_minutes": hbar_chart(
+            [(t.backend, t.audio_minutes) for t in report.transcriptions],
+            title=L["audio_minutes"], value_format="{:.1f}"),
+    }
 
 
 def _safe_cell(value: object) -> object:
@@ -178,6 +227,7 @@ async def dashboard(
         "hours": bar_chart(
             [f"{h:02d}" for h in range(24)], [(L["inbound"], report.hours)], title=L["hours"]
         ),
+        **_usage_charts(report, L),
     }
     query = {"start": period.start.isoformat(), "end": period.end.isoformat(),
              "channel": period.channel or ""}

@@ -1,18 +1,32 @@
-"""The audit log, for admins: who did what, newest first."""
+"""The audit log, for admins: who did what, newest first (JSON, and a page)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from bot.api.auth import AdminDep
+from bot.api.auth import AdminDep, Principal, Role, require_page_role
 from bot.api.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["admin"])
+pages = APIRouter(include_in_schema=False)
+AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
+
+LABELS: dict[str, dict[str, str]] = {
+    "es": {"title": "Registro de auditoría", "action": "Acción (p. ej. kb.* o auth.login)",
+           "since": "Desde", "until": "Hasta", "apply": "Filtrar", "at": "Fecha (UTC)",
+           "actor": "Quién", "target": "Sobre", "details": "Detalles", "client": "Cliente",
+           "none": "Sin acciones con estos filtros", "older": "Más antiguas"},
+    "en": {"title": "Audit log", "action": "Action (e.g. kb.* or auth.login)",
+           "since": "Since", "until": "Until", "apply": "Filter", "at": "When (UTC)",
+           "actor": "Who", "target": "On", "details": "Details", "client": "Client",
+           "none": "No actions match these filters", "older": "Older"},
+}
 
 
 class AuditEntryPublic(BaseModel):
@@ -45,3 +59,23 @@ async def list_audit(
         limit=limit,
     )
     return [AuditEntryPublic.model_validate(e, from_attributes=True) for e in entries]
+
+
+@pages.get("/admin/audit", response_class=HTMLResponse)
+async def audit_page(
+    request: Request, runtime: RuntimeDep, admin: AdminPage,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None, until: datetime | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    lang: Annotated[Literal["es", "en"], Query()] = "es",
+) -> HTMLResponse:
+    """The same entries as the API, filtered, 100 per page (every value escaped)."""
+    entries = await runtime.audit.entries(
+        since=since, until=until, action=action or None, before_id=before_id, limit=100
+    )
+    query = {"action": action or "", "since": since.isoformat() if since else "",
+             "until": until.isoformat() if until else "", "lang": lang}
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, "audit.html",
+        {"entries": entries, "L": LABELS[lang], "lang": lang, "q": query, "user": admin},
+    )

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import AdminDep, PageUser, StaffDep, SupervisorDep
+from bot.api.auth import AdminDep, PageUser, StaffDep, SupervisorDep, audit
 from bot.api.deps import RuntimeDep
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.errors import AtiendeError
@@ -225,6 +225,18 @@ def _outcome(outcome: Outcome) -> OutcomePublic:
     )
 
 
+def _target(outcome: Outcome) -> str:
+    return f"conversation:{outcome.conversation_id}"
+
+
+def _message_id(outcome: Outcome) -> str | None:
+    return _str(outcome.message_id)
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
 def _item(item: ConversationItem) -> ConversationPublic:
     return ConversationPublic.model_validate(asdict(item))
 
@@ -261,6 +273,7 @@ async def start_conversation(
         principal, phone=phone, body=body.text, channel=body.channel, account=body.account,
         name=body.name,
     )
+    await audit(runtime, principal, "conversation.start", _target(outcome), channel=body.channel)
     return _outcome(outcome)
 
 
@@ -286,7 +299,9 @@ async def claim(
     conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
 ) -> OutcomePublic:
     """Take a queued conversation (409 with the reason when someone else was first)."""
-    return _outcome(await runtime.handoff.claim(principal, conversation_id))
+    outcome = await runtime.handoff.claim(principal, conversation_id)
+    await audit(runtime, principal, "conversation.claim", f"conversation:{conversation_id}")
+    return _outcome(outcome)
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=OutcomePublic)
@@ -294,7 +309,10 @@ async def send_message(
     conversation_id: uuid.UUID, body: TextBody, runtime: RuntimeDep, principal: StaffDep
 ) -> OutcomePublic:
     """Send a message to the customer as the agent (through the outbox)."""
-    return _outcome(await runtime.handoff.reply(principal, conversation_id, body.text))
+    outcome = await runtime.handoff.reply(principal, conversation_id, body.text)
+    await audit(runtime, principal, "conversation.reply", f"conversation:{conversation_id}",
+                message_id=_message_id(outcome))
+    return _outcome(outcome)
 
 
 @router.post("/conversations/{conversation_id}/resolve", response_model=OutcomePublic)
@@ -302,7 +320,9 @@ async def resolve(
     conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
 ) -> OutcomePublic:
     """Done: the conversation returns to the bot with a fresh context."""
-    return _outcome(await runtime.handoff.resolve(principal, conversation_id))
+    outcome = await runtime.handoff.resolve(principal, conversation_id)
+    await audit(runtime, principal, "conversation.resolve", f"conversation:{conversation_id}")
+    return _outcome(outcome)
 
 
 @router.post("/conversations/{conversation_id}/release", response_model=OutcomePublic)
@@ -310,7 +330,9 @@ async def release(
     conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
 ) -> OutcomePublic:
     """Give a claimed conversation back to the queue."""
-    return _outcome(await runtime.handoff.release(principal, conversation_id))
+    outcome = await runtime.handoff.release(principal, conversation_id)
+    await audit(runtime, principal, "conversation.release", f"conversation:{conversation_id}")
+    return _outcome(outcome)
 
 
 @router.post("/conversations/{conversation_id}/transfer", response_model=OutcomePublic)
@@ -321,6 +343,8 @@ async def transfer(
     outcome = await runtime.handoff.transfer(
         principal, conversation_id, agent_id=body.agent_id, team_id=body.team_id
     )
+    await audit(runtime, principal, "conversation.transfer", f"conversation:{conversation_id}",
+                agent_id=_str(body.agent_id), team_id=_str(body.team_id))
     return _outcome(outcome)
 
 
@@ -329,7 +353,10 @@ async def assign(
     conversation_id: uuid.UUID, body: AssignBody, runtime: RuntimeDep, principal: SupervisorDep
 ) -> OutcomePublic:
     """Supervisors: reassign a queued or claimed conversation to an agent."""
-    return _outcome(await runtime.handoff.reassign(principal, conversation_id, body.agent_id))
+    outcome = await runtime.handoff.reassign(principal, conversation_id, body.agent_id)
+    await audit(runtime, principal, "conversation.assign", f"conversation:{conversation_id}",
+                agent_id=str(body.agent_id))
+    return _outcome(outcome)
 
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)
@@ -337,17 +364,37 @@ async def add_note(
     conversation_id: uuid.UUID, body: TextBody, runtime: RuntimeDep, principal: StaffDep
 ) -> dict[str, uuid.UUID]:
     """An internal note (never sent to the customer)."""
-    return {"id": await runtime.handoff.add_note(principal, conversation_id, body.text)}
+    note_id = await runtime.handoff.add_note(principal, conversation_id, body.text)
+    await audit(runtime, principal, "conversation.note", f"conversation:{conversation_id}",
+                note_id=str(note_id))
+    return {"id": note_id}
 
 
 @router.put("/conversations/{conversation_id}/labels")
 async def set_labels(
     conversation_id: uuid.UUID, body: LabelsBody, runtime: RuntimeDep, principal: StaffDep
 ) -> dict[str, list[str]]:
-    return {"labels": await runtime.handoff.set_labels(principal, conversation_id, body.labels)}
+    labels = await runtime.handoff.set_labels(principal, conversation_id, body.labels)
+    await audit(runtime, principal, "conversation.labels", f"conversation:{conversation_id}",
+                labels=labels)
+    return {"labels": labels}
 
 
-@router.get("/inbox/stream")
+class EventStreamResponse(StreamingResponse):
+    """A server-sent-events stream (declared as ``text/event-stream`` in the schema)."""
+
+    media_type = "text/event-stream"
+
+
+_EVENT_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `event: conversation|agents`, JSON `data`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
+
+
+@router.get("/inbox/stream", response_class=EventStreamResponse, responses=_EVENT_STREAM_DOC)
 async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> Response:
     """Server-sent events: ids of conversations that changed (the page re-reads them).
 
@@ -367,8 +414,8 @@ async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
                 safe = {k: v for k, v in event.items() if k in _EVENT_KEYS}
                 yield f"event: {kind}\ndata: {json.dumps(safe)}\n\n"
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream",
+    return EventStreamResponse(
+        events(),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
@@ -401,6 +448,7 @@ async def list_teams(runtime: RuntimeDep, principal: StaffDep) -> list[TeamPubli
 async def create_team(body: TeamCreate, runtime: RuntimeDep, principal: AdminDep) -> TeamPublic:
     """Admins: a team/queue with skills (e.g. siniestros, ventas, cobranza)."""
     team = await runtime.inbox.create_team(body.name, body.skills)
+    await audit(runtime, principal, "team.create", f"team:{team.id}", name=team.name)
     return TeamPublic.model_validate(asdict(team))
 
 
@@ -409,6 +457,8 @@ async def set_members(
     team_id: uuid.UUID, body: MembersBody, runtime: RuntimeDep, principal: AdminDep
 ) -> Response:
     await runtime.inbox.set_members(team_id, body.user_ids)
+    await audit(runtime, principal, "team.members", f"team:{team_id}",
+                user_ids=[str(u) for u in body.user_ids])
     await runtime.handoff.sweep()
     return Response(status_code=204)
 
@@ -423,6 +473,8 @@ async def add_canned(
     body: CannedCreate, runtime: RuntimeDep, principal: SupervisorDep
 ) -> CannedPublic:
     canned = await runtime.inbox.add_canned(body.shortcut, body.text, body.language)
+    await audit(runtime, principal, "canned.create", f"canned:{canned.id}",
+                shortcut=canned.shortcut)
     return CannedPublic.model_validate(asdict(canned))
 
 
@@ -432,6 +484,7 @@ async def delete_canned(
 ) -> Response:
     if not await runtime.inbox.delete_canned(canned_id):
         return Response(status_code=404)
+    await audit(runtime, principal, "canned.delete", f"canned:{canned_id}")
     return Response(status_code=204)
 
 
@@ -450,6 +503,8 @@ async def create_user(body: UserCreate, runtime: RuntimeDep, principal: AdminDep
     user = await runtime.auth.create_user(
         email=body.email, name=body.name, role=body.role, password=body.password
     )
+    await audit(runtime, principal, "users.create", f"user:{user.id}", email=user.email,
+                role=user.role.value)
     return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role.value)
 
 
@@ -459,6 +514,8 @@ async def update_user(
 ) -> UserPublic:
     """Admins: deactivate a staff account (its logins stop at once) or change its role."""
     user = await runtime.inbox.update_user(user_id, active=body.active, role=body.role)
+    changes = body.model_dump(exclude_none=True, mode="json")
+    await audit(runtime, principal, "users.update", f"user:{user_id}", **changes)
     return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role,
                       active=user.active)
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, 
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from bot.api.auth import AdminDep, Principal, require_page_role
+from bot.api.auth import AdminDep, Principal, audit, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.responder import ResponseRequest
 from handoff.roles import Role
@@ -184,13 +184,20 @@ async def save_article(
         f"article {article_id}", id=article_id, title=body.title, kind=body.kind,
         tags=body.tags, body=body.body, questions=body.questions,
     )
-    await runtime.knowledge.save_article(doc, editor=admin.email)
-    return _article(await runtime.knowledge.get_article(article_id))
+    saved = await runtime.knowledge.save_article(doc, editor=admin.email)
+    view = await runtime.knowledge.get_article(article_id)
+    if saved is not None:
+        verb = "create" if saved.version == 1 else "update"
+        await audit(runtime, admin, f"kb.article.{verb}", f"article:{article_id}",
+                    version=view.version, title=view.title)
+    return _article(view)
 
 
 @router.delete("/articles/{article_id}")
 async def delete_article(article_id: str, runtime: RuntimeDep, admin: AdminDep) -> ArticlePublic:
-    return _article(await runtime.knowledge.delete_article(article_id, editor=admin.email))
+    view = await runtime.knowledge.delete_article(article_id, editor=admin.email)
+    await audit(runtime, admin, "kb.article.delete", f"article:{article_id}")
+    return _article(view)
 
 
 @router.get("/articles/{article_id}/versions")
@@ -205,7 +212,10 @@ async def restore_article(
     article_id: str, version: int, runtime: RuntimeDep, admin: AdminDep
 ) -> ArticlePublic:
     await runtime.knowledge.restore("article", article_id, version, editor=admin.email)
-    return _article(await runtime.knowledge.get_article(article_id))
+    view = await runtime.knowledge.get_article(article_id)
+    await audit(runtime, admin, "kb.article.restore", f"article:{article_id}",
+                restored_version=version, version=view.version)
+    return _article(view)
 
 
 # -- products ---------------------------------------------------------------------------
@@ -233,13 +243,20 @@ async def save_product(
         f"product {sku}", sku=sku, name=body.name, description=body.description,
         price=body.price, currency=body.currency, stock=body.stock, category=body.category,
     )
-    await runtime.knowledge.save_product(doc, editor=admin.email)
-    return _product(await runtime.knowledge.get_product(sku))
+    saved = await runtime.knowledge.save_product(doc, editor=admin.email)
+    view = await runtime.knowledge.get_product(sku)
+    if saved is not None:
+        verb = "create" if saved.version == 1 else "update"
+        await audit(runtime, admin, f"kb.product.{verb}", f"product:{sku}",
+                    version=view.version, name=view.name)
+    return _product(view)
 
 
 @router.delete("/products/{sku}")
 async def delete_product(sku: str, runtime: RuntimeDep, admin: AdminDep) -> ProductPublic:
-    return _product(await runtime.knowledge.delete_product(sku, editor=admin.email))
+    view = await runtime.knowledge.delete_product(sku, editor=admin.email)
+    await audit(runtime, admin, "kb.product.delete", f"product:{sku}")
+    return _product(view)
 
 
 @router.get("/products/{sku}/versions")
@@ -252,7 +269,10 @@ async def restore_product(
     sku: str, version: int, runtime: RuntimeDep, admin: AdminDep
 ) -> ProductPublic:
     await runtime.knowledge.restore("product", sku, version, editor=admin.email)
-    return _product(await runtime.knowledge.get_product(sku))
+    view = await runtime.knowledge.get_product(sku)
+    await audit(runtime, admin, "kb.product.restore", f"product:{sku}",
+                restored_version=version, version=view.version)
+    return _product(view)
 
 
 # -- import, preview, try, examples -----------------------------------------------------
@@ -266,6 +286,8 @@ async def import_files(
 ) -> ImportPublic:
     loaded = [(f.filename or "upload", await f.read()) for f in files[:MAX_UPLOAD_FILES]]
     report = await runtime.knowledge.import_files(loaded, editor=admin.email, replace=replace)
+    await audit(runtime, admin, "kb.import", None, files=[name for name, _ in loaded],
+                replace=replace, summary=report.summary())
     return ImportPublic(
         files=[FilePublic(source=f.source, ok=f.ok, articles=f.articles, products=f.products,
                           unchanged=f.unchanged, error=f.error, line=f.line)
@@ -309,12 +331,15 @@ async def list_examples(runtime: RuntimeDep, admin: AdminDep) -> list[ExamplePub
 @router.post("/intent-examples", status_code=status.HTTP_201_CREATED)
 async def add_example(body: ExampleWrite, runtime: RuntimeDep, admin: AdminDep) -> ExamplePublic:
     e = await runtime.intent_examples.add(body.intent, body.text, created_by=admin.email)
+    await audit(runtime, admin, "kb.intent_example.create", f"intent_example:{e.id}",
+                intent=e.intent)
     return ExamplePublic(id=e.id, intent=e.intent, text=e.text, created_by=e.created_by)
 
 
 @router.delete("/intent-examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_example(example_id: int, runtime: RuntimeDep, admin: AdminDep) -> None:
     await runtime.intent_examples.remove(example_id)
+    await audit(runtime, admin, "kb.intent_example.delete", f"intent_example:{example_id}")
 
 
 # -- pages ------------------------------------------------------------------------------

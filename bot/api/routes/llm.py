@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from bot.api.auth import AdminDep, Principal, Role, require_page_role
+from bot.api.auth import AdminDep, Principal, Role, audit, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.errors import LLMConfigError
 from bot.llm.secrets import mask
@@ -102,16 +102,21 @@ async def get_chain(runtime: RuntimeDep, admin: AdminDep) -> ChainPublic:
 async def put_chain(body: ChainUpdate, runtime: RuntimeDep, admin: AdminDep) -> ChainPublic:
     """Replace the chain (litellm Router YAML); keys are stored encrypted; used at once."""
     try:
-        await runtime.llm.save_yaml(body.yaml, by=admin.email)
+        config = await runtime.llm.save_yaml(body.yaml, by=admin.email)
     except LLMConfigError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    # the document itself holds keys: record the models, never the YAML
+    await audit(runtime, admin, "llm.chain.update", f"llm_config:{runtime.llm.chain.config_id}",
+                models=config.model_names)
     return _chain_public(runtime)
 
 
 @router.post("/chain/test", response_model=list[ModelTestPublic])
 async def test_chain(runtime: RuntimeDep, admin: AdminDep) -> list[ModelTestPublic]:
     """One short request per model name (with its fallbacks); recorded like any call."""
-    return [ModelTestPublic(**asdict(r)) for r in await runtime.llm.test()]
+    results = await runtime.llm.test()
+    await audit(runtime, admin, "llm.chain.test", f"llm_config:{runtime.llm.chain.config_id}")
+    return [ModelTestPublic(**asdict(r)) for r in results]
 
 
 @router.get("/calls", response_model=CallsPublic)

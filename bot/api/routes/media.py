@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from bot.media.access import MediaAccess
 from bot.media.sniff import mime_for_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
+outgoing = APIRouter(prefix="/api/v1", tags=["media"])
 log = get_logger("atiende.api.media")
 
 
@@ -65,6 +66,12 @@ class MediaLinkPublic(BaseModel):
     transcript: str | None
 
 
+class VoiceSent(BaseModel):
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID | None
+    owner: str
+
+
 def get_media_access(runtime: RuntimeDep) -> MediaAccess:
     return MediaAccess(
         sessions=runtime.sessions, store=runtime.media,
@@ -80,7 +87,7 @@ async def message_media_link(
     message_id: uuid.UUID, access: MediaAccessDep, user: StaffDep
 ) -> MediaLinkPublic:
     """A short-lived link to a message's photo, document or voice note (with its transcript)."""
-    link = await access.link(message_id)
+    link = await access.link(message_id, user)
     media = link.item.media
     log.info("media.link", message_id=str(message_id), user_id=str(user.id))
     return MediaLinkPublic(
@@ -95,6 +102,28 @@ async def message_media_content(
     message_id: uuid.UUID, access: MediaAccessDep, runtime: RuntimeDep, user: StaffDep
 ) -> StreamingResponse:
     """The media bytes themselves, streamed, for signed-in staff."""
-    item = await access.of_message(message_id)
+    item = await access.of_message(message_id, user)
     assert item.media.key is not None
     return await stream_media(runtime.media, item.media.key)
+
+
+@outgoing.post("/conversations/{conversation_id}/voice", response_model=VoiceSent)
+async def send_voice_note(
+    conversation_id: uuid.UUID,
+    runtime: RuntimeDep,
+    user: StaffDep,
+    audio: Annotated[UploadFile, File(description="the agent's recording (webm, m4a, wav, mp3…)")],
+    caption: Annotated[str | None, Form(max_length=1024)] = None,
+) -> VoiceSent:
+    """Send a voice note to the customer as the agent; it leaves as OGG/Opus."""
+    outcome = await runtime.agent_voice.send(
+        user, conversation_id, _upload_chunks(audio), mime_type=audio.content_type or "",
+        caption=caption,
+    )
+    return VoiceSent(conversation_id=outcome.conversation_id, message_id=outcome.message_id,
+                     owner=outcome.owner.value)
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(256 * 1024):
+        yield chunk

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from bot.api.auth import AdminDep, require_page_role
+from bot.api.auth import AdminDep, audit, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.channels.numbers import NumberRecord
 from bot.channels.qr import qr_svg
@@ -77,27 +77,33 @@ async def list_numbers(runtime: RuntimeDep, _: AdminDep) -> list[NumberPublic]:
 
 
 @router.post("", response_model=NumberPublic, status_code=201)
-async def add_number(body: NumberCreate, runtime: RuntimeDep, _: AdminDep) -> NumberPublic:
+async def add_number(body: NumberCreate, runtime: RuntimeDep, admin: AdminDep) -> NumberPublic:
     account = normalize_phone(body.account, runtime.settings.default_region)
-    return _public(await runtime.whatsapp.book.add(account, body.label))
+    record = await runtime.whatsapp.book.add(account, body.label)
+    await audit(runtime, admin, "whatsapp.number.add", f"whatsapp_number:{account}")
+    return _public(record)
 
 
 @router.post("/{account}/link", response_model=NumberPublic, status_code=202)
 async def link_number(
-    account: str, body: LinkRequest, runtime: RuntimeDep, _: AdminDep
+    account: str, body: LinkRequest, runtime: RuntimeDep, admin: AdminDep
 ) -> NumberPublic:
     """Start linking: a fresh QR (or a pairing code for ``phone``) appears on the page."""
     record = await _get(runtime, account)
     phone = None
     if body.mode == "code":
         phone = normalize_phone(body.phone or record.account, runtime.settings.default_region)
-    return _public(await runtime.whatsapp.book.request_link(record.account, pairing_phone=phone))
+    linking = await runtime.whatsapp.book.request_link(record.account, pairing_phone=phone)
+    await audit(runtime, admin, "whatsapp.number.link", f"whatsapp_number:{record.account}",
+                mode=body.mode)
+    return _public(linking)
 
 
 @router.post("/{account}/disable", response_model=NumberPublic)
-async def disable_number(account: str, runtime: RuntimeDep, _: AdminDep) -> NumberPublic:
+async def disable_number(account: str, runtime: RuntimeDep, admin: AdminDep) -> NumberPublic:
     record = await _get(runtime, account)
     await runtime.whatsapp.book.disable(record.account)
+    await audit(runtime, admin, "whatsapp.number.disable", f"whatsapp_number:{record.account}")
     return _public(await _get(runtime, account))
 
 
