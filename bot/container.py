@@ -51,6 +51,7 @@ from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
+from knowledge.synonyms import load_synonyms
 
 
 @dataclass
@@ -171,8 +172,7 @@ class Runtime:
         kcfg = settings.knowledge
         embedder = embedder or build_embedder(kcfg)
         knowledge = KnowledgeStore(sessions, embedder)
-        retriever = Retriever(sessions, embedder, candidates=kcfg.candidates,
-                              ef_search=kcfg.ef_search)
+        retriever = build_retriever(sessions, embedder, kcfg)
         intent_examples = IntentExamples(sessions, embedder)
         intent_router = IntentRouter(
             store=knowledge, examples=intent_examples,
@@ -343,6 +343,15 @@ class Runtime:
         await self.http.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def build_retriever(
+    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, config: KnowledgeConfig
+) -> Retriever:
+    """The hybrid retriever as the settings configure it (synonyms file included)."""
+    return Retriever(sessions, embedder, candidates=config.candidates,
+                     ef_search=config.ef_search,
+                     synonyms=load_synonyms(config.synonyms_file))
 
 
 def build_embedder(config: KnowledgeConfig) -> Embedder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +19,7 @@ class KnowledgeConfig(BaseModel):
     embedder_threads: int = 2
     top_k: int = 6
     candidates: int = 30
-    ef_search: int = 100
+    ef_search: int = 40
     # An answer needs this much cosine similarity between question and best passage
     # (or a strong full-text match with some similarity); below it the bot says it
     # does not know and hands over.
@@ -28,3 +29,6 @@ class KnowledgeConfig(BaseModel):
     classifier_confident: float = 0.62
     answer_max_chars: int = 420
     revision_poll_seconds: float = 1.0
+    # The business's own query synonyms (YAML ``word: [synonym, ...]``), added to the
+    # shipped ``knowledge/data/synonyms.yaml``.
+    synonyms_file: Path | None = None

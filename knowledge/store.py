@@ -137,8 +137,11 @@ _INSERT_CHUNK = text(
 )
 
 
+_FLOAT = "{:.7g}"
+
+
 def vector_literal(vector: Vector) -> str:
-    return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
+    return "[" + ",".join(map(_FLOAT.format, vector)) + "]"
 
 
 def article_chunks(doc: ArticleDoc) -> list[_ChunkRow]:
