@@ -39,6 +39,7 @@ from bot.reconciler import Reconciler
 from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
 from bot.responder import Persona, Responder
 from bot.settings import Settings
+from bot.speech.outbound import to_ogg_opus
 from bot.speech.service import SpeechService, build_speech
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
@@ -138,13 +139,6 @@ class Runtime:
             access_token=cloud.access_token.get_secret_value() if cloud.access_token else "",
             http=http,
         )
-        if cloud.access_token and cloud.phone_number_id:
-            channels.add(
-                CloudApiChannel(
-                    graph=graph, window=ServiceWindow(sessions, clock),
-                    default_phone_number_id=cloud.phone_number_id,
-                )
-            )
         url_signer = UrlSigner(settings.secret_key.get_secret_value())
         media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
         if settings.media.backend == "s3" and settings.media.s3_create_bucket:
@@ -152,6 +146,15 @@ class Runtime:
 
             assert isinstance(media, S3MediaStore)
             await media.ensure_bucket()
+        if cloud.access_token and cloud.phone_number_id:
+            channels.add(
+                CloudApiChannel(
+                    graph=graph, window=ServiceWindow(sessions, clock),
+                    default_phone_number_id=cloud.phone_number_id,
+                    media=media, to_voice=to_ogg_opus,
+                    media_max_bytes=settings.channels.neonize.media_max_bytes,
+                )
+            )
         speech = speech or build_speech(settings.speech)
         jobs = JobQueue(
             database_url,

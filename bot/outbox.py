@@ -97,6 +97,7 @@ class OutboxSender:
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
                         Message.author, Message.channel, Message.attempts, Message.raw,
+                        Message.media,
                         Conversation.account, Contact.phone_e164, Contact.opted_out,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
@@ -120,7 +121,7 @@ class OutboxSender:
                     outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
                     account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
                     text=row.text, author=Author(row.author),
-                    template=(row.raw or {}).get("template"),
+                    template=(row.raw or {}).get("template"), media=_media_ref(row.media),
                 )
                 started = time.perf_counter()
                 try:
