@@ -207,7 +207,6 @@ class Runtime:
             handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
-        jobs.register_send(outbox.drain_number)
         campaign_scheduler = CampaignScheduler(
             sessions=sessions, outbox=outbox, clock=clock,
             short_wait_seconds=settings.campaigns.short_wait_seconds,
@@ -226,10 +225,13 @@ class Runtime:
         whatsapp = build_whatsapp(
             neonize, sessions=sessions, redis=redis, ingestor=ingestor, receipts=receipts,
             metrics=metrics, events=events, clock=clock, media=media,
-            factory=whatsapp_sessions,
+            factory=whatsapp_sessions, jobs=jobs,
         )
         if whatsapp.pool is not None:
             channels.add(whatsapp.channel)
+        targeting = whatsapp.targeting
+        jobs.register_send(
+            targeting.guard(outbox.drain_number) if targeting else outbox.drain_number)
         cloud_webhook = CloudWebhook(
             verify_token=cloud.verify_token.get_secret_value() if cloud.verify_token else None,
             app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
