@@ -8,7 +8,11 @@ in the outbox, both stamped with clock_timestamp().
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +23,7 @@ from bot.container import Runtime
 from bot.db import migrate
 from bot.embedded import EmbeddedServices
 from bot.logs import configure_logging
+from bot.responder import Persona, RuleResponder
 from bot.settings import Settings
 from bot.simulation import SimulatorService
 
@@ -43,38 +48,94 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def _bench_settings(settings: Settings, concurrency: int) -> Settings:
+    speech = settings.speech.model_copy(update={"warm_at_start": False})  # no voice here
+    return settings.model_copy(
+        update={"worker_concurrency": concurrency, "log_level": "WARNING", "speech": speech}
+    )
+
+
+def _responder(settings: Settings, responder: str) -> RuleResponder | None:
+    if responder == "rules":
+        return RuleResponder(Persona(settings.bot_name, settings.business_name, settings.language))
+    return None  # None: the knowledge responder main ships
+
+
 async def run_pipeline_bench(
-    settings: Settings, *, messages: int, conversations: int, concurrency: int
+    settings: Settings, *, messages: int, conversations: int, concurrency: int,
+    responder: str = "rules", workers: int = 1,
 ) -> str:
+    """``workers`` = 0 runs the worker inside the bench process (API and worker share one
+    Python process); N ≥ 1 starts N worker processes, the production shape (compose runs
+    ``app`` and ``worker`` apart), while this process plays the API's inbound path."""
     services = EmbeddedServices(Path(tempfile.mkdtemp(prefix="atiende-bench-")), ephemeral=True)
     database_url, redis_url = services.start()
+    children: list[subprocess.Popen[bytes]] = []
     try:
         migrate(database_url)
         configure_logging("WARNING", json=True)
-        bench_settings = settings.model_copy(
-            update={"worker_concurrency": concurrency, "log_level": "WARNING"}
-        )
+        bench_settings = _bench_settings(settings, concurrency)
         runtime = await Runtime.create(
-            bench_settings, database_url=database_url, redis_url=redis_url
+            bench_settings, database_url=database_url, redis_url=redis_url,
+            responder=_responder(settings, responder),
         )
         try:
-            return await _measure(runtime, database_url, messages, conversations)
+            if workers == 0:
+                runtime.start_worker()
+            for _ in range(workers):
+                children.append(subprocess.Popen(
+                    [sys.executable, "-m", "bot.bench", database_url, redis_url, responder,
+                     str(concurrency)],
+                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                ))
+            report = await _measure(runtime, database_url, messages, conversations)
+            shape = (
+                "worker inside the bench process" if workers == 0
+                else f"{workers} worker process(es), concurrency {concurrency} each"
+            )
+            return f"responder: {responder}; {shape}\n{report}"
         finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
             await runtime.close()
     finally:
         services.stop()
 
 
+async def _worker_process(
+    database_url: str, redis_url: str, responder: str, concurrency: int
+) -> None:
+    """One bench worker process: the real worker, stopped by SIGTERM."""
+    configure_logging("WARNING", json=True)
+    settings = Settings()
+    runtime = await Runtime.create(
+        _bench_settings(settings, concurrency), database_url=database_url,
+        redis_url=redis_url, responder=_responder(settings, responder),
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    runtime.start_worker()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.close()
+
+
 async def _wait_all_replied(database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         while True:
+            # latencies are stamped inside PostgreSQL, so a lazy poll costs no accuracy
             cur = await conn.execute(
-                "SELECT count(*) FROM messages WHERE direction='in' AND status='received'"
+                "SELECT 1 FROM messages WHERE direction='in' AND status='received' LIMIT 1"
             )
-            row = await cur.fetchone()
-            if row is not None and row[0] == 0:
+            if await cur.fetchone() is None:
                 return
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
 
 
 async def _latencies(database_url: str, prefix: str) -> list[float]:
@@ -102,7 +163,6 @@ async def _measure(runtime: Runtime, database_url: str, messages: int, conversat
         sessions=runtime.sessions, ingestor=runtime.ingestor, events=runtime.events,
         clock=runtime.clock, default_region="MX",
     )
-    runtime.start_worker()
 
     async def send(i: int, prefix: str) -> None:
         await sim.send(
@@ -142,8 +202,7 @@ async def _measure(runtime: Runtime, database_url: str, messages: int, conversat
     paced = await _latencies(database_url, "paced-")
     return "\n".join(
         [
-            f"pipeline: {messages} messages, {conversations} conversations, "
-            f"worker concurrency {runtime.settings.worker_concurrency}",
+            f"pipeline: {messages} messages, {conversations} conversations",
             f"  saturation: accepted in {accepted:.2f}s ({messages / accepted:.0f}/s), "
             f"all replied in {elapsed:.2f}s",
             f"  throughput: {throughput:.0f} messages/s",
@@ -153,3 +212,8 @@ async def _measure(runtime: Runtime, database_url: str, messages: int, conversat
             f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
         ]
     )
+
+
+if __name__ == "__main__":
+    db_url, cache_url, chosen, jobs = sys.argv[1:5]
+    asyncio.run(_worker_process(db_url, cache_url, chosen, int(jobs)))

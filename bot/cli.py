@@ -229,14 +229,22 @@ def bench_pipeline(
     messages: Annotated[int, typer.Option("--messages", "-n")] = 3000,
     conversations: Annotated[int, typer.Option("--conversations", "-m")] = 300,
     concurrency: Annotated[int, typer.Option("--concurrency")] = 16,
+    responder: Annotated[
+        str, typer.Option("--responder", help="rules (the first responder) or knowledge")
+    ] = "rules",
+    workers: Annotated[
+        int, typer.Option("--workers", help="worker processes (0: inside the bench process)")
+    ] = 1,
 ) -> None:
     """N inbound messages across M conversations through the real pipeline (responder only)."""
     from bot.bench import run_pipeline_bench
 
+    if responder not in ("rules", "knowledge"):
+        _fail("--responder must be 'rules' or 'knowledge'")
     settings = _settings()
     report = asyncio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
-                           concurrency=concurrency)
+                           concurrency=concurrency, responder=responder, workers=workers)
     )
     typer.echo(report)
 

@@ -31,7 +31,7 @@ def libpq_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
     )
 
 

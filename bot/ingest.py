@@ -16,10 +16,11 @@ from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
 from handoff.ownership import Owner, OwnerEvent, next_owner
-from handoff.records import Contact, Conversation, Message
+from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.service import HandoffService
 
 log = get_logger("atiende.ingest")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +53,21 @@ class Ingestor:
             values = _row(message, conversation_id)
             inserted = (
                 await session.execute(
-                    insert(Message)
+                    insert(MESSAGES)
                     .values(**values)
                     .on_conflict_do_nothing(
                         index_elements=["channel", "provider_message_id"],
-                        index_where=Message.provider_message_id.is_not(None),
+                        index_where=MESSAGES.c.provider_message_id.is_not(None),
                     )
-                    .returning(Message.id)
+                    .returning(MESSAGES.c.id)
                 )
             ).scalar_one_or_none()
             if inserted is None:
                 existing = (
                     await session.execute(
-                        select(Message.id, Message.conversation_id).where(
-                            Message.channel == message.channel,
-                            Message.provider_message_id == message.provider_message_id,
+                        select(MESSAGES.c.id, MESSAGES.c.conversation_id).where(
+                            MESSAGES.c.channel == message.channel,
+                            MESSAGES.c.provider_message_id == message.provider_message_id,
                         )
                     )
                 ).one()
@@ -94,20 +95,20 @@ class Ingestor:
     async def _conversation_for(self, session: AsyncSession, message: InboundMessage) -> uuid.UUID:
         found = (
             await session.execute(
-                select(Conversation.id, Contact.name)
-                .join(Contact, Contact.id == Conversation.contact_id)
+                select(CONVERSATIONS.c.id, CONTACTS.c.name)
+                .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
                 .where(
-                    Contact.phone_e164 == message.sender_phone,
-                    Conversation.channel == message.channel,
-                    Conversation.account == message.account,
+                    CONTACTS.c.phone_e164 == message.sender_phone,
+                    CONVERSATIONS.c.channel == message.channel,
+                    CONVERSATIONS.c.account == message.account,
                 )
             )
         ).one_or_none()
         if found is not None:
             if message.sender_name and not message.from_owner and found.name is None:
                 await session.execute(
-                    update(Contact)
-                    .where(Contact.phone_e164 == message.sender_phone)
+                    update(CONTACTS)
+                    .where(CONTACTS.c.phone_e164 == message.sender_phone)
                     .values(name=message.sender_name)
                 )
             existing_id: uuid.UUID = found.id
@@ -115,18 +116,18 @@ class Ingestor:
         name = None if message.from_owner else message.sender_name
         contact_id = (
             await session.execute(
-                insert(Contact)
+                insert(CONTACTS)
                 .values(id=uuid.uuid4(), phone_e164=message.sender_phone, name=name)
                 .on_conflict_do_update(
                     index_elements=["phone_e164"],
                     set_={"phone_e164": message.sender_phone},
                 )
-                .returning(Contact.id)
+                .returning(CONTACTS.c.id)
             )
         ).scalar_one()
         conversation_id: uuid.UUID = (
             await session.execute(
-                insert(Conversation)
+                insert(CONVERSATIONS)
                 .values(
                     id=uuid.uuid4(), contact_id=contact_id, channel=message.channel,
                     account=message.account, owner=Owner.BOT.value,
@@ -135,7 +136,7 @@ class Ingestor:
                 .on_conflict_do_update(
                     constraint="uq_conversation_key", set_={"channel": message.channel}
                 )
-                .returning(Conversation.id)
+                .returning(CONVERSATIONS.c.id)
             )
         ).scalar_one()
         return conversation_id
@@ -147,15 +148,15 @@ class Ingestor:
             return
         current = (
             await session.execute(
-                select(Conversation.owner)
-                .where(Conversation.id == conversation_id)
+                select(CONVERSATIONS.c.owner)
+                .where(CONVERSATIONS.c.id == conversation_id)
                 .with_for_update()
             )
         ).scalar_one()
         new = next_owner(Owner(current), OwnerEvent.TAKEOVER)
         await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
+            update(CONVERSATIONS)
+            .where(CONVERSATIONS.c.id == conversation_id)
             .values(owner=new.value, owner_reason="owner_phone")
         )
 

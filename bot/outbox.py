@@ -31,9 +31,10 @@ from bot.metrics import Metrics
 from bot.pacing import Pacer
 from bot.redis_adapter import CacheUnavailable
 from handoff.ownership import Owner
-from handoff.records import Contact, Conversation, Message
+from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES, Contact, Conversation, Message
 
 log = get_logger("atiende.outbox")
+
 
 MAX_SEND_ATTEMPTS = 8
 CACHE_DOWN_RETRY_SECONDS = 5.0
@@ -73,46 +74,54 @@ class OutboxSender:
         return self._pacer.config.channels
 
     async def send_pending(
-        self, conversation_id: uuid.UUID | None = None, *, older_than: timedelta | None = None
+        self,
+        conversation_id: uuid.UUID | None = None,
+        *,
+        older_than: timedelta | None = None,
+        channel: str | None = None,
     ) -> int:
         """Send what is pending (for one conversation, or all); return how many were sent.
 
         Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
         transaction, so two senders never send one row; if this process dies mid-send
         the row is still ``pending`` and is sent by the next run. Rows of paced channels
-        are handed to their number's send job instead.
+        are handed to their number's send job instead. ``channel``, when the caller knows
+        the conversation's channel, saves the query for the other kind.
         """
-        await self._schedule_paced(conversation_id, older_than)
-        conditions = [Message.direction == "out", Message.status == "pending"]
+        if channel is None or channel in self._paced:
+            await self._schedule_paced(conversation_id, older_than)
+            if channel is not None:
+                return 0
+        conditions = [MESSAGES.c.direction == "out", MESSAGES.c.status == "pending"]
         if self._paced:
-            conditions.append(Message.channel.not_in(self._paced))
+            conditions.append(MESSAGES.c.channel.not_in(self._paced))
         if conversation_id is not None:
-            conditions.append(Message.conversation_id == conversation_id)
+            conditions.append(MESSAGES.c.conversation_id == conversation_id)
         if older_than is not None:
-            conditions.append(Message.created_at < func.now() - older_than)
+            conditions.append(MESSAGES.c.created_at < func.now() - older_than)
         sent = 0
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
                     select(
-                        Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.author, Message.channel, Message.attempts, Message.raw,
-                        Message.media,
-                        Conversation.account, Contact.phone_e164, Contact.opted_out,
+                        MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
+                        MESSAGES.c.text, MESSAGES.c.author, MESSAGES.c.channel,
+                        MESSAGES.c.attempts, MESSAGES.c.raw, MESSAGES.c.media,
+                        CONVERSATIONS.c.account, CONTACTS.c.phone_e164, CONTACTS.c.opted_out,
                     )
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .join(CONVERSATIONS, CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
+                    .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
                     .where(and_(*conditions))
-                    .order_by(Message.seq)
+                    .order_by(MESSAGES.c.seq)
                     .limit(100)
-                    .with_for_update(of=Message, skip_locked=True)
+                    .with_for_update(of=MESSAGES, skip_locked=True)
                 )
             ).all()
             for row in rows:
                 if row.author == Author.CAMPAIGN.value and row.opted_out:
                     # re-checked at send time: an opt-out beats a message already queued
                     await session.execute(
-                        update(Message).where(Message.id == row.id)
+                        update(MESSAGES).where(MESSAGES.c.id == row.id)
                         .values(status="cancelled", error="opted_out")
                     )
                     log.info("outbox.cancelled", outbox_id=str(row.id), reason="opted_out")
@@ -136,11 +145,11 @@ class OutboxSender:
                     time.perf_counter() - started
                 )
                 await session.execute(
-                    update(Message)
-                    .where(Message.id == message.outbox_id)
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == message.outbox_id)
                     .values(
                         status="sent", sent_at=func.clock_timestamp(), error=None,
-                        attempts=Message.attempts + 1,
+                        attempts=MESSAGES.c.attempts + 1,
                         provider_message_id=receipt.provider_message_id,
                     )
                 )

@@ -30,7 +30,7 @@ from bot.responder import Decision, Responder, ResponseRequest
 from bot.router import Intent, route_rules
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
-from handoff.records import Contact, Conversation, Message
+from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
@@ -38,6 +38,7 @@ log = get_logger("atiende.pipeline")
 MEDIA_NEEDS_PERSON = "media_needs_person"
 
 BATCH = 50
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,23 @@ class _Snapshot:
     contact_name: str | None
     context_started_at: datetime | None
     last_inbound_at: datetime | None
+    channel: str
+
+
+async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _Snapshot:
+    row = (
+        await session.execute(
+            select(
+                CONVERSATIONS.c.owner, CONTACTS.c.name, CONVERSATIONS.c.context_started_at,
+                CONVERSATIONS.c.last_inbound_at, CONVERSATIONS.c.channel,
+            )
+            .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
+            .where(CONVERSATIONS.c.id == conversation_id)
+        )
+    ).one()
+    return _Snapshot(
+        Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at, row.channel
+    )
 
 
 class Pipeline:
@@ -99,37 +117,52 @@ class Pipeline:
         self._speech = speech
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
-        """Drain every stored, unprocessed message of the conversation; return how many."""
+        """Drain every stored, unprocessed message of the conversation; return how many.
+
+        A message stored while this runs has its own job (queued behind this one by the
+        conversation lock), so a short batch ends the drain without another query."""
         done = 0
-        while batch := await self._pending(conversation_id):
-            snapshot = await self._snapshot(conversation_id)
+        channel: str | None = None
+        while True:
+            batch, snapshot = await self._pending(conversation_id)
+            if snapshot is not None:
+                channel = snapshot.channel
             for pending in batch:
+                assert snapshot is not None
                 with structlog.contextvars.bound_contextvars(
                     conversation_id=str(conversation_id), message_id=str(pending.id)
                 ):
                     snapshot = await self._process_guarded(pending, snapshot)
                 done += 1
-        await self._outbox.send_pending(conversation_id)
+            if len(batch) < BATCH:
+                break
+        await self._outbox.send_pending(conversation_id, channel=channel)
         return done
 
-    async def _pending(self, conversation_id: uuid.UUID) -> list[_Pending]:
+    async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
+        """The next batch of unprocessed messages, and the conversation's state (one
+        round trip each, on one connection)."""
         async with self._sessions() as session:
             rows = (
                 await session.execute(
                     select(
-                        Message.id, Message.conversation_id, Message.kind, Message.text,
-                        Message.transcript, Message.attempts, Message.media,
+                        MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
+                        MESSAGES.c.text, MESSAGES.c.transcript, MESSAGES.c.attempts,
+                        MESSAGES.c.media,
                     )
                     .where(
-                        Message.conversation_id == conversation_id,
-                        Message.direction == "in",
-                        Message.status == "received",
+                        MESSAGES.c.conversation_id == conversation_id,
+                        MESSAGES.c.direction == "in",
+                        MESSAGES.c.status == "received",
                     )
-                    .order_by(Message.seq)
+                    .order_by(MESSAGES.c.seq)
                     .limit(BATCH)
                 )
             ).all()
-        return [_Pending(*row) for row in rows]
+            if not rows:
+                return [], None
+            snapshot = await _read_snapshot(session, conversation_id)
+        return [_Pending(*row) for row in rows], snapshot
 
     async def _process_guarded(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
         try:
@@ -171,17 +204,7 @@ class Pipeline:
 
     async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
         async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(
-                        Conversation.owner, Contact.name, Conversation.context_started_at,
-                        Conversation.last_inbound_at,
-                    )
-                    .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(Conversation.id == conversation_id)
-                )
-            ).one()
-        return _Snapshot(Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at)
+            return await _read_snapshot(session, conversation_id)
 
     async def _transcribe(self, pending: _Pending) -> _Pending:
         """Transcribe a voice note and store the text in its own transaction, before deciding:
@@ -199,8 +222,8 @@ class Pipeline:
             return replace(pending, voice_problem="failed")
         async with self._sessions() as session, session.begin():
             await session.execute(
-                update(Message)
-                .where(Message.id == pending.id, Message.transcript.is_(None))
+                update(MESSAGES)
+                .where(MESSAGES.c.id == pending.id, MESSAGES.c.transcript.is_(None))
                 .values(transcript=transcript.text)
             )
         return replace(pending, transcript=transcript.text)
@@ -251,8 +274,11 @@ class Pipeline:
         async with self._sessions() as session, session.begin():
             conversation = (
                 await session.execute(
-                    select(Conversation.owner, Conversation.channel, Conversation.contact_id)
-                    .where(Conversation.id == pending.conversation_id)
+                    select(
+                        CONVERSATIONS.c.owner, CONVERSATIONS.c.channel,
+                        CONVERSATIONS.c.contact_id,
+                    )
+                    .where(CONVERSATIONS.c.id == pending.conversation_id)
                     .with_for_update()
                 )
             ).one()
@@ -271,8 +297,8 @@ class Pipeline:
                     return None  # answered meanwhile by another run: decide again
             latency = (
                 await session.execute(
-                    update(Message)
-                    .where(Message.id == pending.id, Message.status == "received")
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
                     .values(
                         status="processed", processed_at=func.clock_timestamp(), error=None,
                         intent=decision.intent if decision else None,
@@ -280,7 +306,9 @@ class Pipeline:
                         escalated=decision.escalate if decision else False,
                         sources=list(decision.sources) if decision else [],
                     )
-                    .returning(func.extract("epoch", Message.processed_at - Message.created_at))
+                    .returning(
+                        func.extract("epoch", MESSAGES.c.processed_at - MESSAGES.c.created_at)
+                    )
                 )
             ).scalar_one_or_none()
             if latency is None:
@@ -299,7 +327,7 @@ class Pipeline:
                     # A human owns the chat, so the bot stays silent (the agent sees the
                     # message), but "BAJA" still stops every campaign message from now on.
                     await session.execute(
-                        update(Contact).where(Contact.id == conversation.contact_id)
+                        update(CONTACTS).where(CONTACTS.c.id == conversation.contact_id)
                         .values(opted_out=True)
                     )
                 if self._handoff is not None:
@@ -311,8 +339,8 @@ class Pipeline:
                     )
             changes["owner"] = owner.value
             await session.execute(
-                update(Conversation)
-                .where(Conversation.id == pending.conversation_id)
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == pending.conversation_id)
                 .values(**changes)
             )
         self._metrics.processing_seconds.observe(float(latency))
@@ -350,7 +378,7 @@ class Pipeline:
         changes["last_intent"] = decision.intent
         if decision.opt_out:
             await session.execute(
-                update(Contact).where(Contact.id == contact_id).values(opted_out=True)
+                update(CONTACTS).where(CONTACTS.c.id == contact_id).values(opted_out=True)
             )
         return owner, replies
 
@@ -365,18 +393,16 @@ class Pipeline:
         if not replies:
             return
         await session.execute(
-            insert(Message).values(
-                [
-                    {
-                        "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
-                        "direction": "out", "author": author.value,
-                        "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
-                        "status": "pending", "in_reply_to": pending.id,
-                        "reply_seq": position,
-                    }
-                    for position, reply in enumerate(replies)
-                ]
-            )
+            insert(MESSAGES),
+            [
+                {
+                    "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                    "direction": "out", "author": author.value,
+                    "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                    "status": "pending", "in_reply_to": pending.id, "reply_seq": position,
+                }
+                for position, reply in enumerate(replies)
+            ],
         )
 
     async def _after_commit(
@@ -415,16 +441,16 @@ class Pipeline:
         async with self._sessions() as session, session.begin():
             attempts = (
                 await session.execute(
-                    update(Message)
-                    .where(Message.id == pending.id, Message.status == "received")
-                    .values(attempts=Message.attempts + 1, error=f"{type(exc).__name__}: {exc}")
-                    .returning(Message.attempts)
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
+                    .values(attempts=MESSAGES.c.attempts + 1, error=f"{type(exc).__name__}: {exc}")
+                    .returning(MESSAGES.c.attempts)
                 )
             ).scalar_one_or_none()
             if attempts is None or attempts < self._max_attempts:
                 return False
             await session.execute(
-                update(Message).where(Message.id == pending.id).values(status="failed")
+                update(MESSAGES).where(MESSAGES.c.id == pending.id).values(status="failed")
             )
         self._metrics.parked.inc()
         return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -134,3 +135,10 @@ class Message(Base):
     )
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The same tables as Core ``Table`` objects, for hot paths (inbound, pipeline, outbox)
+# that need no ORM identity map: Core statements compile once and are cached.
+MESSAGES = cast(Table, Message.__table__)
+CONVERSATIONS = cast(Table, Conversation.__table__)
+CONTACTS = cast(Table, Contact.__table__)
