@@ -217,3 +217,52 @@ async def test_other_numbers_are_unaffected_by_a_missing_holder(
 
     await until(other_sent)
     assert _sent_texts(sessions_a, OTHER) == ["para el otro número"]
+
+
+async def test_a_send_job_stalled_on_a_dead_node_goes_to_the_new_holder(
+    two_nodes: tuple[Runtime, Sessions, Runtime, Sessions],
+) -> None:
+    """Node A dies in the middle of a send job: the job (and its per-number lock) is
+    recovered and the number's messages go out from B, once each."""
+    rt_a, sessions_a, rt_b, sessions_b = two_nodes
+    rt_a.start_worker()
+    session_a = await _linked(rt_a, sessions_a)
+    feed(session_a.client, message_event("3EB0Z", wa_text("buenas")))
+
+    async def answered() -> bool:
+        return [r.status for r in await _rows(rt_a, direction="out")] == ["sent"]
+
+    await until(answered)
+    conversation_id = (await _rows(rt_a, direction="in"))[0].conversation_id
+    await rt_a.stop_worker()
+    # what A's crash leaves behind: its send job still "doing" on A's queue, no worker
+    key = f"send:whatsapp:{BUSINESS}"
+    async with rt_a.sessions() as s, s.begin():
+        await s.execute(text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args, "
+            "status) VALUES (:q, :t, :k, :k, CAST(:a AS jsonb), 'doing')"),
+            {"q": node_send_queue(rt_a.whatsapp.node_id), "t": SEND_TASK, "k": key,
+             "a": f'{{"channel": "whatsapp", "account": "{BUSINESS}"}}'})
+    later = await _queue_rows(rt_a, conversation_id, "siete", "ocho")
+    await rt_b.outbox.send_pending(conversation_id)  # a waiting job behind the dead one
+    assert len(await _send_job_queues(rt_b)) == 1
+    rt_b.start_worker()
+
+    async def b_started() -> bool:
+        return any(s.account == BUSINESS for s in sessions_b.made)
+
+    await until(b_started)
+    feed(sessions_b.latest().client, pb.Connected(status=True))
+
+    async def b_sent() -> bool:
+        rows = [r for r in await _rows(rt_b, direction="out") if r.id in later]
+        return all(r.status == "sent" for r in rows)
+
+    await until(b_sent)
+    assert _sent_texts(sessions_b) == ["siete", "ocho"]
+    async with rt_b.sessions() as s:
+        doing = (await s.execute(text(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' AND lock = :k "
+            "AND worker_id IS NULL"),
+            {"k": key})).scalar_one()
+    assert doing == 0
