@@ -203,14 +203,32 @@ class KnowledgeResponder:
         top = retrieval.hits[0]
         product_hits = [h for h in retrieval.hits if h.source_kind == "product"]
         if top.source_kind == "product":
-            answer = await self._product_answer(text, product_hits, language)
-            if answer is not None:
-                return answer
+            article = next((h for h in retrieval.hits if h.source_kind == "article"), None)
+            if article is not None and not await self._about_product(text, product_hits):
+                # "¿cubren los sismos en mi casa?" asks what an article explains; a
+                # product card answers price, stock, or a product the message names.
+                top = article
+            else:
+                answer = await self._product_answer(text, product_hits, language)
+                if answer is not None:
+                    return answer
         if self._generator is not None:
             generated = await self._generate(request, language, retrieval)
             if generated is not None:
                 return generated
         return await self._extract(vector, text, language, top)
+
+    async def _about_product(self, text: str, hits: list[Hit]) -> bool:
+        """The message asks a price, stock or availability, or names one product."""
+        folded = fold(text)
+        if _PRICE_WORDS.search(folded) or _AVAILABILITY.search(folded):
+            return True
+        products = await self._store.products_by_sku([h.source_id for h in hits])
+        ranked = [products[h.source_id] for h in hits if h.source_id in products]
+        named = _named_product(text, ranked) if ranked else None
+        return named is not None and bool(
+            _stems(text) & (_stems(named.name) | {named.sku.lower()})
+        )
 
     async def _product_answer(
         self, text: str, hits: list[Hit], language: str

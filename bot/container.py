@@ -41,6 +41,7 @@ from bot.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, To
 from bot.responder import Persona, Responder
 from bot.settings import Settings
 from bot.speech.agent_notes import AgentVoiceNotes
+from bot.speech.outbound import to_ogg_opus
 from bot.speech.service import SpeechService, build_speech
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
@@ -51,6 +52,7 @@ from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
+from knowledge.synonyms import load_synonyms
 
 
 @dataclass
@@ -141,13 +143,6 @@ class Runtime:
             access_token=cloud.access_token.get_secret_value() if cloud.access_token else "",
             http=http,
         )
-        if cloud.access_token and cloud.phone_number_id:
-            channels.add(
-                CloudApiChannel(
-                    graph=graph, window=ServiceWindow(sessions, clock),
-                    default_phone_number_id=cloud.phone_number_id,
-                )
-            )
         url_signer = UrlSigner(settings.secret_key.get_secret_value())
         media = build_media_store(settings.media, data_dir=settings.data_dir, signer=url_signer)
         if settings.media.backend == "s3" and settings.media.s3_create_bucket:
@@ -155,6 +150,15 @@ class Runtime:
 
             assert isinstance(media, S3MediaStore)
             await media.ensure_bucket()
+        if cloud.access_token and cloud.phone_number_id:
+            channels.add(
+                CloudApiChannel(
+                    graph=graph, window=ServiceWindow(sessions, clock),
+                    default_phone_number_id=cloud.phone_number_id,
+                    media=media, to_voice=to_ogg_opus,
+                    media_max_bytes=settings.channels.neonize.media_max_bytes,
+                )
+            )
         speech = speech or build_speech(settings.speech)
         jobs = JobQueue(
             database_url,
@@ -171,8 +175,7 @@ class Runtime:
         kcfg = settings.knowledge
         embedder = embedder or build_embedder(kcfg)
         knowledge = KnowledgeStore(sessions, embedder)
-        retriever = Retriever(sessions, embedder, candidates=kcfg.candidates,
-                              ef_search=kcfg.ef_search)
+        retriever = build_retriever(sessions, embedder, kcfg)
         intent_examples = IntentExamples(sessions, embedder)
         intent_router = IntentRouter(
             store=knowledge, examples=intent_examples,
@@ -208,7 +211,6 @@ class Runtime:
             handoff=handoff,
         )
         jobs.register(pipeline.process_conversation)
-        jobs.register_send(outbox.drain_number)
         campaign_scheduler = CampaignScheduler(
             sessions=sessions, outbox=outbox, clock=clock,
             short_wait_seconds=settings.campaigns.short_wait_seconds,
@@ -227,10 +229,13 @@ class Runtime:
         whatsapp = build_whatsapp(
             neonize, sessions=sessions, redis=redis, ingestor=ingestor, receipts=receipts,
             metrics=metrics, events=events, clock=clock, media=media,
-            factory=whatsapp_sessions,
+            factory=whatsapp_sessions, jobs=jobs,
         )
         if whatsapp.pool is not None:
             channels.add(whatsapp.channel)
+        targeting = whatsapp.targeting
+        jobs.register_send(
+            targeting.guard(outbox.drain_number) if targeting else outbox.drain_number)
         cloud_webhook = CloudWebhook(
             verify_token=cloud.verify_token.get_secret_value() if cloud.verify_token else None,
             app_secret=cloud.app_secret.get_secret_value() if cloud.app_secret else None,
@@ -346,6 +351,15 @@ class Runtime:
         await self.http.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def build_retriever(
+    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, config: KnowledgeConfig
+) -> Retriever:
+    """The hybrid retriever as the settings configure it (synonyms file included)."""
+    return Retriever(sessions, embedder, candidates=config.candidates,
+                     ef_search=config.ef_search,
+                     synonyms=load_synonyms(config.synonyms_file))
 
 
 def build_embedder(config: KnowledgeConfig) -> Embedder:

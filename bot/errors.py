@@ -19,6 +19,7 @@
     ├── TranscriptionError         a voice note could not be turned into text
     │   ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
     │   └── TranscriberUnavailable a backend is not installed or its provider failed
+    ├── QueueUnavailable           the job queue (PostgreSQL) could not take or move a job
     ├── LLMConfigError             the LLM chain configuration is invalid (``ATIENDE_LLM_CONFIG``)
     └── LLMError                   an LLM chain call gave no usable answer (``provider``, ``model``)
         ├── LLMUnavailable         not configured, or no provider reachable / all cooling down
@@ -135,6 +136,10 @@ class CampaignRejected(AtiendeError):
 
 class CampaignStateError(AtiendeError):
     """A campaign action that its current state does not allow (resume a cancelled one…)."""
+class QueueUnavailable(AtiendeError):
+    """The job queue could not take or move a job (its database did not answer)."""
+
+
 class LLMConfigError(AtiendeError):
     pass
 

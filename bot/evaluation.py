@@ -24,7 +24,6 @@ from bot.responder import Decision, Persona, ResponseRequest
 from bot.settings import Settings
 from knowledge.demo import load_demo_if_empty
 from knowledge.intents import IntentExamples
-from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -160,7 +159,7 @@ async def evaluate(responder: KnowledgeResponder, store: KnowledgeStore,
 
 async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalReport:
     """Evaluate against the knowledge base at ``url`` (loads the demo when it is empty)."""
-    from bot.container import build_embedder
+    from bot.container import build_embedder, build_retriever
 
     engine = create_engine(url, pool_size=2)
     try:
@@ -176,8 +175,7 @@ async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalRepor
         responder = KnowledgeResponder(
             persona=Persona(settings.bot_name, settings.business_name, settings.language),
             router=router,
-            retriever=Retriever(sessions, embedder, candidates=kcfg.candidates,
-                                ef_search=kcfg.ef_search),
+            retriever=build_retriever(sessions, embedder, kcfg),
             store=store, config=kcfg,
         )
         return await evaluate(responder, store, cases)

@@ -6,10 +6,16 @@ one conversation share a lock and run strictly one after another, in order;
 different conversations run in parallel. Failed jobs are retried with
 exponential backoff; stalled jobs (their worker died) are retried by the
 reconciler.
+
+Send jobs can be targeted: with a send router (``route_sends``), a number's send job
+goes to the queue of the node that holds the number (``outbound.node.<node>``), which
+only that node's worker listens to; with no holder it is parked (``outbound.parked``,
+nobody listens) until a node takes the number and adopts it (``adopt_sends``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,16 +24,31 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.jobs import Status
 
 from bot.db import libpq_url
+from bot.errors import QueueUnavailable
 
 PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
 SEND_TASK = "atiende.send_number"
 SEND_QUEUE = "outbound"
+PARKED_SEND_QUEUE = "outbound.parked"
 CAMPAIGN_TASK = "atiende.campaign_tick"
 CAMPAIGN_QUEUE = "campaigns"
 PERIODIC_QUEUE = "periodic"
+
+
+SendRouter = Callable[[str, str], Awaitable[str]]
+
+
+def node_send_queue(node: str) -> str:
+    """The send queue only ``node``'s worker listens to."""
+    return f"outbound.node.{node}"
+
+
+def _send_key(channel: str, account: str) -> str:
+    return f"send:{channel}:{account}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +79,38 @@ class JobQueue:
             max_attempts=max_attempts, exponential_wait=int(max(retry_base_seconds, 1))
         )
         self._registered = False
+        self._route: SendRouter | None = None
+        self._own_send_queue: str | None = None
+
+    def route_sends(self, router: SendRouter, *, own_queue: str) -> None:
+        """Send jobs go to the queue ``router(channel, account)`` names; this process's
+        worker also listens to ``own_queue``."""
+        self._route = router
+        self._own_send_queue = own_queue
+
+    async def _send_queue(self, channel: str, account: str) -> str:
+        return SEND_QUEUE if self._route is None else await self._route(channel, account)
+
+    async def adopt_sends(self, channel: str, account: str, *, drain: bool) -> int:
+        """Move the number's waiting send job to this node's queue (this node now holds
+        the number); with ``drain``, also queue a send job here. Returns jobs moved."""
+        assert self._own_send_queue is not None, "route_sends() first"
+        try:
+            # With ``drain`` a job scheduled for later (e.g. "not connected, try in 15 s")
+            # runs now: the pacer still decides when each message may leave.
+            rows = await self._app.connector.execute_query_all_async(
+                "UPDATE procrastinate_jobs SET queue_name = %(queue)s, scheduled_at = "
+                "CASE WHEN %(drain)s THEN NULL ELSE scheduled_at END "
+                "WHERE task_name = %(task)s AND status = 'todo' AND queueing_lock = %(key)s "
+                "AND (%(drain)s OR queue_name <> %(queue)s) RETURNING id",
+                queue=self._own_send_queue, task=SEND_TASK, key=_send_key(channel, account),
+                drain=drain,
+            )
+            if drain:
+                await self.defer_send(channel, account)
+        except ConnectorException as exc:
+            raise QueueUnavailable(f"cannot adopt the send job of {account}: {exc}") from exc
+        return len(rows)
 
     def register(self, process_conversation: Callable[[uuid.UUID], Awaitable[object]]) -> None:
         """Bind the handler that drains one conversation's inbound messages."""
@@ -82,8 +135,9 @@ class JobQueue:
         One lock per number keeps its sends strictly one after another on any node; the
         queueing lock keeps at most one waiting job per number (it drains everything).
         """
-        key = f"send:{channel}:{account}"
-        options: dict[str, Any] = {"lock": key, "queueing_lock": key, "queue": SEND_QUEUE}
+        key = _send_key(channel, account)
+        queue = await self._send_queue(channel, account)
+        options: dict[str, Any] = {"lock": key, "queueing_lock": key, "queue": queue}
         if delay_seconds > 0:
             options["schedule_in"] = {"seconds": delay_seconds}
         try:
@@ -174,8 +228,11 @@ class JobQueue:
     ) -> None:
         """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
         aborted; their messages stay stored and are processed again later)."""
+        queues = [QUEUE, SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE]
+        if self._own_send_queue is not None:
+            queues.append(self._own_send_queue)
         await self._app.run_worker_async(
-            queues=[QUEUE, SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE],
+            queues=queues,
             concurrency=concurrency,
             wait=True,
             install_signal_handlers=False,
@@ -195,11 +252,21 @@ class JobQueue:
         )
         retried: list[int] = []
         for job in stalled:
+            queue = None
+            if job.task_name == SEND_TASK and self._route is not None:
+                # the dead node's queue has no listener: back to the number's holder
+                queue = await self._send_queue(str(job.task_kwargs["channel"]),
+                                               str(job.task_kwargs["account"]))
             try:
-                await manager.retry_job(job)
+                await manager.retry_job(job, queue=queue)
             except ConnectorException:
                 # The job finished (or was retried by another node) between the two
-                # queries: procrastinate refuses the retry, which is what we want.
+                # queries: procrastinate refuses the retry, which is what we want. A send
+                # job is also refused when its number already has a waiting job (that one
+                # drains everything): end the stalled one, or its lock would block it.
+                if job.task_name == SEND_TASK:
+                    with contextlib.suppress(ConnectorException):
+                        await manager.finish_job(job, Status.FAILED, delete_job=True)
                 continue
             if job.id is not None:
                 retried.append(job.id)

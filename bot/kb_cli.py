@@ -43,7 +43,7 @@ class KnowledgeServices:
 @asynccontextmanager
 async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[KnowledgeServices]:
     """The knowledge services on their own small engine (for CLI commands)."""
-    from bot.container import build_embedder
+    from bot.container import build_embedder, build_retriever
     from bot.db import create_engine, session_factory
 
     engine = create_engine(url, pool_size=2)
@@ -52,8 +52,7 @@ async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[Know
         embedder = build_embedder(settings.knowledge)
         yield KnowledgeServices(
             store=KnowledgeStore(sessions, embedder),
-            retriever=Retriever(sessions, embedder, candidates=settings.knowledge.candidates,
-                                ef_search=settings.knowledge.ef_search),
+            retriever=build_retriever(sessions, embedder, settings.knowledge),
             examples=IntentExamples(sessions, embedder),
             audit=AuditLog(sessions),
         )
@@ -212,7 +211,7 @@ def eval_command(
 def bench_retrieval(
     chunks: Annotated[int, typer.Option("--chunks")] = 50_000,
     queries: Annotated[int, typer.Option("--queries")] = 200,
-    ef_search: Annotated[int, typer.Option("--ef-search")] = 100,
+    ef_search: Annotated[int, typer.Option("--ef-search")] = 40,
 ) -> None:
     """Hybrid retrieval p50/p95 and HNSW recall@10 at N chunks (throwaway database)."""
     from bot.cli import _settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -35,7 +36,7 @@ class KnowledgeConfig(BaseModel):
     embedding_batch: int = Field(default=64, ge=1, le=2048)
     top_k: int = 6
     candidates: int = 30
-    ef_search: int = 100
+    ef_search: int = 40
     # An answer needs this much cosine similarity between question and best passage
     # (or a strong full-text match with some similarity); below it the bot says it
     # does not know and hands over.
@@ -45,6 +46,9 @@ class KnowledgeConfig(BaseModel):
     classifier_confident: float = 0.62
     answer_max_chars: int = 420
     revision_poll_seconds: float = 1.0
+    # The business's own query synonyms (YAML ``word: [synonym, ...]``), added to the
+    # shipped ``knowledge/data/synonyms.yaml``.
+    synonyms_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -12,51 +12,102 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.embeddings import Embedder, Vector
 from knowledge.store import vector_literal
-from knowledge.vectors import nearest_sql
+from knowledge.synonyms import Synonyms
+from knowledge.vectors import check_model_name, vector_type
 
 # Small k: the first places of each list decide (tuned on the demo question set).
 RRF_K = 10
 
-# The vector query names the model and its dimension literally, so PostgreSQL walks
-# that model's partial HNSW index (knowledge/vectors.py).
-# Words of the question that appear nowhere in the knowledge base ("motos").
-_UNKNOWN_SQL = text(
-    "SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text)))) "
-    "AS lexeme WHERE NOT EXISTS (SELECT 1 FROM kb_chunks "
-    "WHERE tsv @@ to_tsquery('spanish', quote_literal(lexeme)))"
+# One statement, one round trip: the HNSW half (only vectors of the current model; an
+# iterative scan in strict order keeps k results, nearest first, while a re-embed leaves
+# rows of another model behind),
+# the full-text half (the question's stemmed words OR-ed together: a customer rarely
+# uses every word an article uses, and ts_rank_cd rewards the chunks that match more
+# of them; the tsquery is built once, not per row; at most ``cap`` matching chunks are
+# ranked, which bounds the cost on a big base),
+# the question's own words when asked for (those the cached vocabulary lacks, "motos",
+# are the unknown terms), and the chunks' fields.
+_HYBRID_SQL = """
+WITH words AS (
+  SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text))))
+    AS lexeme),
+q AS (
+  SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS query FROM words
+  WHERE NOT lexeme = ANY(CAST(:common AS text[]))),
+v AS (
+  SELECT id, {distance} AS distance FROM kb_chunks
+  WHERE model = {model} {kind}
+  ORDER BY {distance} LIMIT :k),
+m AS (
+  SELECT c.id, c.tsv FROM kb_chunks c, q
+  WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT :cap),
+t AS (
+  SELECT m.id, ts_rank_cd(m.tsv, q.query, 1) AS rank FROM m, q
+  ORDER BY rank DESC, m.id LIMIT :k),
+hits AS (
+  SELECT id, distance, CAST(NULL AS real) AS rank FROM v
+  UNION ALL SELECT id, NULL, rank FROM t)
+SELECT c.id, c.source_kind, c.source_id, c.title, c.heading, c.role, c.text,
+  h.distance, h.rank, NULL AS lexeme
+FROM hits h JOIN kb_chunks c ON c.id = h.id
+{unknown}
+"""
+_UNKNOWN_PART = """UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme
+FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:raw)))) AS lexeme
+"""
+_KIND = "AND source_kind = :kind"
+
+
+def _distance(dimensions: int) -> str:
+    """The model's fixed-dimension cast, as its partial HNSW index is built on it."""
+    cast = vector_type(dimensions)
+    return f"(embedding::{cast} <=> CAST(:q AS {cast}))"
+
+
+def _model_literal(model: str) -> str:
+    # literal, not a bind parameter: the planner must see the partial index's predicate
+    return "'" + check_model_name(model).replace("'", "''") + "'"
+
+
+def hybrid_sql(model: str, dimensions: int, *, kind: bool, unknown: bool) -> TextClause:
+    """The one-round-trip hybrid statement for ``model``'s vectors (knowledge/vectors.py)."""
+    return text(_HYBRID_SQL.format(
+        distance=_distance(dimensions), model=_model_literal(model),
+        kind=_KIND if kind else "", kind_c=_KIND.replace("source", "c.source") if kind else "",
+        unknown=_UNKNOWN_PART if unknown else "",
+    ))
+
+
+def nearest_ids_sql(model: str, dimensions: int) -> TextClause:
+    """The nearest chunks alone (``Retriever.nearest``: the bench's recall check, through
+    the model's index or, for the exact answer, a sequential scan under the same filter)."""
+    return text(
+        f"SELECT id FROM kb_chunks WHERE model = {_model_literal(model)} "
+        f"ORDER BY {_distance(dimensions)} LIMIT :k"
+    )
+
+
+_SETTINGS_SQL = text(
+    "SELECT set_config('hnsw.ef_search', :ef, true), "
+    "set_config('hnsw.iterative_scan', 'strict_order', true)"
 )
-# The question's stemmed words OR-ed together: a customer rarely uses every word
-# an article uses, and ts_rank_cd rewards the chunks that match more of them.
-_TEXT_SQL = text(
-    "WITH q AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS query "
-    "FROM unnest(tsvector_to_array(to_tsvector('spanish', kb_fold(:text)))) AS lexeme "
-    "WHERE NOT lexeme = ANY(CAST(:common AS text[]))) "
-    ", m AS (SELECT c.id, c.source_kind, c.source_id, c.title, c.heading, c.role, c.text, "
-    "c.tsv, q.query FROM kb_chunks c, q WHERE q.query IS NOT NULL "
-    "AND c.tsv @@ to_tsquery('spanish', q.query) "
-    "AND (CAST(:kind AS text) IS NULL OR c.source_kind = :kind) LIMIT :cap) "
-    "SELECT id, source_kind, source_id, title, heading, role, text, "
-    "ts_rank_cd(tsv, to_tsquery('spanish', query), 1) AS rank FROM m "
-    "WHERE ts_rank_cd(tsv, to_tsquery('spanish', query), 1) >= :min_rank "
-    "ORDER BY rank DESC LIMIT :k"
-)
-# Full-text hits below this rank are left out of the fusion (0: keep all; 0.05 was
-# measured worse on the demo question set).
-MIN_TEXT_RANK = 0.0
 # At most this many matching chunks are ranked (bounds the cost on a big base).
-TEXT_MATCH_CAP = 250
+TEXT_MATCH_CAP = 100
 _REVISION_SQL = text("SELECT revision FROM kb_state WHERE id = 1")
 # Words in more than COMMON_SHARE of the chunks ("seguro", "poliza") say nothing
 # about which chunk answers; they are left out of the full-text query.
 COMMON_SHARE = 0.2
-_COMMON_SQL = text(
-    "SELECT word FROM ts_stat('SELECT tsv FROM kb_chunks') "
-    "WHERE ndoc > GREATEST(3, :share * (SELECT count(*) FROM kb_chunks))"
+# Every lexeme of the knowledge base with the number of chunks that use it: read once
+# per revision (the common words above, and the question words the base never uses).
+_VOCABULARY_SQL = text(
+    "SELECT word, ndoc, (SELECT count(*) FROM kb_chunks) AS chunks "
+    "FROM ts_stat('SELECT tsv FROM kb_chunks')"
 )
 
 
@@ -99,19 +150,32 @@ class Retriever:
         embedder: Embedder,
         *,
         candidates: int = 30,
-        ef_search: int = 100,
+        ef_search: int = 40,
         lexical_weight: float = 1.0,
         rrf_k: int = RRF_K,
+        synonyms: Synonyms | None = None,
     ) -> None:
         self._sessions = sessions
         self._embedder = embedder
         self._candidates = candidates
-        self._ef_search = ef_search
+        # the index must look at least as far as the candidates asked for
+        self._ef_search = max(ef_search, candidates)
         self._common: list[str] = []
+        self._vocabulary: frozenset[str] = frozenset()
         self._common_revision = -1
         self._common_checked = 0.0
         self._lexical_weight = lexical_weight
         self._rrf_k = rrf_k
+        self._synonyms = synonyms if synonyms is not None else Synonyms.empty()
+        self._statements: dict[tuple[str, int, bool, bool], TextClause] = {}
+
+    def _statement(self, dimensions: int, *, kind: bool, unknown: bool) -> TextClause:
+        key = (self._embedder.name, dimensions, kind, unknown)
+        if key not in self._statements:
+            self._statements[key] = hybrid_sql(
+                self._embedder.name, dimensions, kind=kind, unknown=unknown
+            )
+        return self._statements[key]
 
     @property
     def embedder(self) -> Embedder:
@@ -128,39 +192,28 @@ class Retriever:
     ) -> Retrieval:
         """Top ``limit`` chunks (only ``kind`` = article|product when given)."""
         started = time.perf_counter()
+        params = {
+            "q": vector_literal(vector), "k": self._candidates,
+            "text": self._synonyms.expand(query[:2000]), "kind": kind, "cap": TEXT_MATCH_CAP,
+            "raw": self._synonyms.canonical(query[:2000]),
+        }
         async with self._sessions() as session, session.begin():
-            await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(self._ef_search)}"))
-            if kind is not None:
-                await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            vector_rows = [
-                r for r in (
-                    await session.execute(
-                        nearest_sql(self._embedder.name, len(vector), by_kind=kind is not None),
-                        {"q": vector_literal(vector), "k": self._candidates, "kind": kind},
-                    )
-                ).all()
-                if r.model == self._embedder.name
-            ]
-            common = await self._common_terms(session)
-            text_rows = (
-                await session.execute(
-                    _TEXT_SQL,
-                    {"text": query[:2000], "k": self._candidates, "common": common, "kind": kind,
-                     "cap": TEXT_MATCH_CAP, "min_rank": MIN_TEXT_RANK},
-                )
-            ).all()
-            fused = fuse(
-                [r.id for r in vector_rows], [r.id for r in text_rows],
-                weights=(1.0, self._lexical_weight), k=self._rrf_k,
-            )[:limit]
-            details = {r.id: r for r in text_rows} | {r.id: r for r in vector_rows}
-            unknown_terms: tuple[str, ...] = ()
-            if unknown:
-                unknown_terms = tuple(
-                    r.lexeme
-                    for r in (await session.execute(_UNKNOWN_SQL, {"text": query[:2000]})).all()
-                )
-        similarity = {r.id: float(r.similarity) for r in vector_rows}
+            await session.execute(_SETTINGS_SQL, {"ef": str(int(self._ef_search))})
+            params["common"] = await self._common_terms(session)
+            statement = self._statement(len(vector), kind=kind is not None, unknown=unknown)
+            rows = (await session.execute(statement, params)).all()
+        vector_rows = sorted((r for r in rows if r.distance is not None),
+                             key=lambda r: (r.distance, r.id))
+        text_rows = sorted((r for r in rows if r.rank is not None), key=lambda r: (-r.rank, r.id))
+        unknown_terms = tuple(
+            r.lexeme for r in rows if r.lexeme is not None and r.lexeme not in self._vocabulary
+        )
+        fused = fuse(
+            [r.id for r in vector_rows], [r.id for r in text_rows],
+            weights=(1.0, self._lexical_weight), k=self._rrf_k,
+        )[:limit]
+        details = {r.id: r for r in rows if r.id is not None}
+        similarity = {r.id: 1.0 - float(r.distance) for r in vector_rows}
         rank = {r.id: float(r.rank) for r in text_rows}
         vector_pos = {r.id: i for i, r in enumerate(vector_rows)}
         text_pos = {r.id: i for i, r in enumerate(text_rows)}
@@ -178,18 +231,33 @@ class Retriever:
         )
         return Retrieval(query, hits, (time.perf_counter() - started) * 1000, unknown_terms)
 
+    async def nearest(self, vector: Vector, *, k: int = 10, exact: bool = False) -> list[int]:
+        """Ids of the ``k`` chunks nearest to ``vector`` (current model only): through the
+        HNSW index as ``search`` does, or exactly (sequential scan, same filter)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(_SETTINGS_SQL, {"ef": str(int(self._ef_search))})
+            if exact:
+                await session.execute(text("SET LOCAL enable_indexscan = off"))
+                await session.execute(text("SET LOCAL enable_bitmapscan = off"))
+            found = await session.scalars(
+                nearest_ids_sql(self._embedder.name, len(vector)),
+                {"q": vector_literal(vector), "k": k},
+            )
+            return list(found.all())
 
     async def _common_terms(self, session: AsyncSession) -> list[str]:
-        """Lexemes too frequent to discriminate, recomputed when the revision changes
-        (the revision is looked at most once a second)."""
+        """Lexemes too frequent to discriminate (and the vocabulary), recomputed when the
+        revision changes (the revision is looked at most once a second)."""
         now = time.monotonic()
         if now - self._common_checked < 1.0:
             return self._common
         self._common_checked = now
         revision = int((await session.scalar(_REVISION_SQL)) or 0)
         if revision != self._common_revision:
-            rows = (await session.execute(_COMMON_SQL, {"share": COMMON_SHARE})).all()
-            self._common = sorted(r.word for r in rows)
+            rows = (await session.execute(_VOCABULARY_SQL)).all()
+            limit = max(3.0, COMMON_SHARE * (rows[0].chunks if rows else 0))
+            self._common = sorted(r.word for r in rows if r.ndoc > limit)
+            self._vocabulary = frozenset(r.word for r in rows)
             self._common_revision = revision
         return self._common
 

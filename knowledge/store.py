@@ -144,8 +144,11 @@ _SWAP_STAGED = text(
 )
 
 
+_FLOAT = "{:.7g}"
+
+
 def vector_literal(vector: Vector) -> str:
-    return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
+    return "[" + ",".join(map(_FLOAT.format, vector)) + "]"
 
 
 def article_chunks(doc: ArticleDoc) -> list[_ChunkRow]:

@@ -4,7 +4,11 @@
 429/5xx and Meta's throughput error codes, honouring ``Retry-After``; every failure
 becomes a ``ChannelError`` (``ChannelRateLimited`` / ``ChannelRefused``).
 ``CloudApiChannel`` is the ``Channel``: it enforces the 24-hour customer-service
-window (free text refused outside it; an approved template may be sent instead).
+window (free text and media refused outside it; an approved template may be sent
+instead). Voice notes, images and documents are read from our media store, uploaded
+with ``POST /{phone-number-id}/media`` (multipart) and sent by the returned media id;
+voice notes that are not OGG/Opus yet are converted first (WhatsApp plays only
+OGG/Opus as a voice note).
 The webhook side lives in ``bot.channels.cloud_webhook``.
 """
 
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,7 +33,13 @@ from tenacity import (
 )
 
 from bot.clock import Clock
-from bot.errors import ChannelError, ChannelRateLimited, ChannelRefused, OutsideServiceWindow
+from bot.errors import (
+    AtiendeError,
+    ChannelError,
+    ChannelRateLimited,
+    ChannelRefused,
+    OutsideServiceWindow,
+)
 from bot.logs import get_logger
 from bot.messages import Author, MediaRef, MessageKind, OutboundMessage, SendReceipt
 from handoff.records import Message
@@ -101,6 +111,26 @@ class GraphApi:
             raise ChannelError(
                 f"Graph answered without a message id: {body!r}"[:300], channel=CLOUD_CHANNEL
             ) from exc
+
+    async def upload_media(
+        self, phone_number_id: str, data: bytes, *, mime_type: str, filename: str
+    ) -> str:
+        """Upload bytes (multipart, ``POST /{phone-number-id}/media``); return the media id.
+
+        The body is rebuilt from ``data`` on every attempt, so retries resend all of it.
+        """
+        body = await self._call(
+            "POST", f"{self._base}/{phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        media_id = body.get("id")
+        if not media_id:
+            raise ChannelError(
+                f"Graph answered an upload without a media id: {body!r}"[:300],
+                channel=CLOUD_CHANNEL,
+            )
+        return str(media_id)
 
     async def media_info(self, media_id: str) -> MediaInfo:
         body = await self._call("GET", f"{self._base}/{media_id}")
@@ -238,14 +268,25 @@ class CloudApiChannel:
     name = CLOUD_CHANNEL
 
     def __init__(
-        self, *, graph: GraphApi, window: ServiceWindow, default_phone_number_id: str
+        self,
+        *,
+        graph: GraphApi,
+        window: ServiceWindow,
+        default_phone_number_id: str,
+        media: MediaReader | None = None,
+        to_voice: VoiceConverter | None = None,
+        media_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._graph = graph
         self._window = window
         self._default_number = default_phone_number_id
+        self._media = media
+        self._to_voice = to_voice
+        self._media_max = media_max_bytes
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
-        """Send text (or a template); free text outside the 24-hour window is refused."""
+        """Send text, media or a template; anything but a template is refused outside the
+        24-hour window (the same rule for text and media)."""
         template = _template_of(message)
         if template is None and not await self._window.is_open(message.conversation_id):
             raise OutsideServiceWindow(
@@ -253,13 +294,91 @@ class CloudApiChannel:
                 "send an approved template instead",
                 channel=CLOUD_CHANNEL, code="outside_window",
             )
-        payload = _payload(message, template)
-        wamid = await self._graph.send(message.account or self._default_number, payload)
+        number = message.account or self._default_number
+        if template is None and message.media is not None and message.media.key:
+            payload = await self._media_payload(number, message)
+        else:
+            payload = _payload(message, template)
+        wamid = await self._graph.send(number, payload)
         log.info(
             "cloud.sent", outbox_id=str(message.outbox_id), wamid=wamid,
-            template=template.name if template else None,
+            template=template.name if template else None, type=payload["type"],
         )
         return SendReceipt(provider_message_id=wamid)
+
+    async def _media_payload(self, number: str, message: OutboundMessage) -> dict[str, Any]:
+        media = message.media
+        assert media is not None and media.key is not None
+        kind = message.kind
+        if kind not in _MEDIA_TYPES:
+            raise ChannelRefused(f"the Cloud API channel cannot send {kind.value} media",
+                                 channel=CLOUD_CHANNEL)
+        if self._media is None:
+            raise ChannelRefused("no media store to read from", channel=CLOUD_CHANNEL)
+        data = await self._read(media.key)
+        mime = media.mime_type.split(";")[0].strip().lower() or "application/octet-stream"
+        filename = media.filename or _default_name(kind, mime)
+        if kind is MessageKind.VOICE and mime != "audio/ogg":
+            if self._to_voice is None:
+                raise ChannelRefused(f"a voice note must be OGG/Opus, not {mime}",
+                                     channel=CLOUD_CHANNEL)
+            try:
+                data = await self._to_voice(data)
+            except AtiendeError as exc:
+                raise ChannelRefused(f"voice note {media.key}: {exc}",
+                                     channel=CLOUD_CHANNEL) from exc
+            mime, filename = "audio/ogg", "nota-de-voz.ogg"
+        media_id = await self._graph.upload_media(number, data, mime_type=mime,
+                                                  filename=filename)
+        kind_type = _MEDIA_TYPES[kind]
+        body: dict[str, Any] = {"id": media_id}
+        if message.text and kind is not MessageKind.VOICE:
+            body["caption"] = message.text
+        if kind is MessageKind.DOCUMENT:
+            body["filename"] = filename
+        return {
+            "messaging_product": "whatsapp", "recipient_type": "individual",
+            "to": message.to_phone.lstrip("+"), "type": kind_type, kind_type: body,
+        }
+
+    async def _read(self, key: str) -> bytes:
+        assert self._media is not None
+        parts: list[bytes] = []
+        seen = 0
+        try:
+            async for chunk in self._media.read(key):
+                seen += len(chunk)
+                if seen > self._media_max:
+                    raise ChannelRefused(f"media {key} is larger than {self._media_max} bytes",
+                                         channel=CLOUD_CHANNEL)
+                parts.append(chunk)
+        except ChannelError:
+            raise
+        except AtiendeError as exc:
+            raise ChannelRefused(f"media {key}: {exc}", channel=CLOUD_CHANNEL) from exc
+        return b"".join(parts)
+
+
+# What each of our kinds is called in a Graph message ("voice" notes are "audio").
+_MEDIA_TYPES = {
+    MessageKind.VOICE: "audio",
+    MessageKind.IMAGE: "image",
+    MessageKind.DOCUMENT: "document",
+}
+_EXTENSIONS = {"audio/ogg": "ogg", "image/jpeg": "jpg", "image/png": "png",
+               "application/pdf": "pdf"}
+
+
+def _default_name(kind: MessageKind, mime: str) -> str:
+    stem = {MessageKind.VOICE: "nota-de-voz", MessageKind.IMAGE: "imagen"}.get(kind, "documento")
+    return f"{stem}.{_EXTENSIONS.get(mime, mime.rsplit('/', 1)[-1] or 'bin')}"
+
+
+class MediaReader(Protocol):
+    def read(self, key: str) -> AsyncIterator[bytes]: ...
+
+
+VoiceConverter = Callable[[bytes], Awaitable[bytes]]
 
 
 def _template_of(message: OutboundMessage) -> TemplateRef | None:
@@ -285,7 +404,7 @@ def _payload(message: OutboundMessage, template: TemplateRef | None) -> dict[str
         return {**base, "type": "template", "template": body}
     if message.kind is not MessageKind.TEXT or not message.text:
         raise ChannelRefused(
-            f"the Cloud API channel sends text and templates; got {message.kind.value}",
+            f"nothing to send in a {message.kind.value} message (no text, media or template)",
             channel=CLOUD_CHANNEL,
         )
     return {**base, "type": "text", "text": {"preview_url": False, "body": message.text}}

@@ -73,6 +73,12 @@ SessionFactory = Callable[[NumberRecord], Session]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class Adopt(Protocol):
+    """Takes the number's send jobs onto this node (``SendTargeting.adopt``)."""
+
+    def __call__(self, account: str, *, drain: bool) -> Awaitable[None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SupervisorPolicy:
     backoff: Backoff
@@ -100,8 +106,10 @@ class NumberSupervisor:
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        adopt: Adopt | None = None,
     ) -> None:
         self.account = account
+        self._adopt = adopt
         self._book = book
         self._lease = lease
         self._live = live
@@ -244,6 +252,8 @@ class NumberSupervisor:
             if event.jid:
                 fields["jid"] = event.jid
             await self._set(ConnState.CONNECTED, event.detail, **fields)
+            if self._adopt is not None:  # send what waited while nobody held the number
+                await self._adopt(self.account, drain=True)
         elif event.state is ConnState.DISCONNECTED:
             await self._set(ConnState.DISCONNECTED, event.detail)  # whatsmeow reconnects
         else:
@@ -285,6 +295,8 @@ class NumberSupervisor:
                     log.warning("supervisor.lease_lost", account=self.account)
                     self._lease_lost.set()
                     return
+                if self._adopt is not None:  # a job routed while the lease changed hands
+                    await self._adopt(self.account, drain=False)
             except CacheUnavailable as exc:
                 log.warning("supervisor.lease_renew_failed", account=self.account,
                             error=str(exc))

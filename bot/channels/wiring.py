@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from bot.channels.supervisor import (
     SessionFactory,
     SupervisorPolicy,
 )
-from bot.channels.wa_events import ConnState
+from bot.channels.wa_events import WHATSAPP_CHANNEL, ConnState
 from bot.channels.whatsapp import (
     LidDirectory,
     LiveSessions,
@@ -30,9 +31,76 @@ from bot.channels.whatsapp import (
     WhatsAppInbound,
 )
 from bot.clock import Clock
+from bot.errors import AtiendeError
 from bot.ingest import Ingestor
+from bot.jobs import PARKED_SEND_QUEUE, SEND_QUEUE, JobQueue, node_send_queue
+from bot.logs import get_logger
 from bot.metrics import Metrics
-from bot.redis_adapter import EventBus, Lease
+from bot.redis_adapter import CacheUnavailable, EventBus, Lease
+
+log = get_logger("atiende.whatsapp")
+
+Drain = Callable[[str, str], Awaitable[int]]
+
+
+def lease_name(account: str) -> str:
+    return f"whatsapp:{account}"
+
+
+class SendTargeting:
+    """A neonize number sends only from the node holding its lease (its session lives
+    there): its send job is queued on that node's queue, parked when nobody holds it,
+    adopted by the node that takes it, and a job that lands elsewhere passes itself on
+    without touching a row. Other channels' send jobs stay on the shared queue."""
+
+    def __init__(self, *, redis: Redis, jobs: JobQueue, node: str, lease_ttl: float) -> None:
+        self._redis = redis
+        self._jobs = jobs
+        self._node = node
+        self._ttl = timedelta(seconds=lease_ttl)
+        self.queue = node_send_queue(node)
+
+    def _lease(self, account: str) -> Lease:
+        return Lease(self._redis, lease_name(account), holder=self._node, ttl=self._ttl)
+
+    async def route(self, channel: str, account: str) -> str:
+        """The queue a send job of this number belongs on."""
+        if channel != WHATSAPP_CHANNEL:
+            return SEND_QUEUE
+        try:
+            holder = await self._lease(account).current_holder()
+        except CacheUnavailable:
+            return PARKED_SEND_QUEUE  # the holder adopts it once Redis answers again
+        return node_send_queue(holder) if holder else PARKED_SEND_QUEUE
+
+    async def holds(self, account: str) -> bool:
+        try:
+            return await self._lease(account).current_holder() == self._node
+        except CacheUnavailable:
+            return False
+
+    def guard(self, drain: Drain) -> Drain:
+        """``drain`` runs only where the number's lease is held; elsewhere the job is
+        passed on to the holder (nothing claimed, nothing sent, nothing lost)."""
+
+        async def guarded(channel: str, account: str) -> int:
+            if channel == WHATSAPP_CHANNEL and not await self.holds(account):
+                await self._jobs.defer_send(channel, account)
+                log.info("whatsapp.send_passed_on", account=account, node=self._node)
+                return 0
+            return await drain(channel, account)
+
+        return guarded
+
+    async def adopt(self, account: str, *, drain: bool) -> None:
+        """This node holds the number: take its waiting send job (and drain, if asked)."""
+        try:
+            moved = await self._jobs.adopt_sends(WHATSAPP_CHANNEL, account, drain=drain)
+        except AtiendeError as exc:
+            log.warning("whatsapp.adopt_failed", account=account, error=str(exc))
+            return
+        if moved:
+            log.info("whatsapp.sends_adopted", account=account, node=self._node, jobs=moved)
 
 
 @dataclass
@@ -44,6 +112,7 @@ class WhatsAppNumbers:
     channel: WhatsAppChannel
     pool: NumberPool | None
     node_id: str
+    targeting: SendTargeting | None = None
 
 
 def node_id() -> str:
@@ -77,10 +146,18 @@ def build_whatsapp(
     clock: Clock,
     media: MediaSaver | None,
     factory: SessionFactory | None,
+    jobs: JobQueue | None = None,
+    node: str | None = None,
 ) -> WhatsAppNumbers:
+    """With ``jobs``, numbers' send jobs are targeted at their lease holder."""
     book = NumberBook(sessions)
     live = LiveSessions()
-    me = node_id()
+    me = node or node_id()
+    targeting = None
+    if jobs is not None and factory is not None:
+        targeting = SendTargeting(redis=redis, jobs=jobs, node=me,
+                                  lease_ttl=config.lease_seconds)
+        jobs.route_sends(targeting.route, own_queue=targeting.queue)
     inbound = WhatsAppInbound(
         ingestor=ingestor, receipts=receipts, lids=LidDirectory(sessions), media=media,
         media_max_bytes=config.media_max_bytes,
@@ -93,11 +170,12 @@ def build_whatsapp(
 
     async def supervise(account: str) -> ConnState:
         assert factory is not None
-        lease = Lease(redis, f"whatsapp:{account}", holder=me,
+        lease = Lease(redis, lease_name(account), holder=me,
                       ttl=timedelta(seconds=config.lease_seconds))
         return await NumberSupervisor(
             account, book=book, lease=lease, live=live, inbound=inbound, factory=factory,
             policy=policy, metrics=metrics, events=events, clock=clock,
+            adopt=targeting.adopt if targeting is not None else None,
         ).run()
 
     pool = (
@@ -106,4 +184,4 @@ def build_whatsapp(
         if factory is not None else None
     )
     return WhatsAppNumbers(book=book, live=live, channel=WhatsAppChannel(live, media), pool=pool,
-                           node_id=me)
+                           node_id=me, targeting=targeting)

