@@ -63,7 +63,7 @@ def _responder(settings: Settings, responder: str) -> RuleResponder | None:
 
 async def run_pipeline_bench(
     settings: Settings, *, messages: int, conversations: int, concurrency: int,
-    responder: str = "rules", workers: int = 1,
+    responder: str = "rules", workers: int = 1, steady_rate: float | None = None,
 ) -> str:
     """``workers`` = 0 runs the worker inside the bench process (API and worker share one
     Python process); N ≥ 1 starts N worker processes, the production shape (compose runs
@@ -88,7 +88,7 @@ async def run_pipeline_bench(
                      str(concurrency)],
                     env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                 ))
-            report = await _measure(runtime, database_url, messages, conversations)
+            report = await _measure(runtime, database_url, messages, conversations, steady_rate)
             shape = (
                 "worker inside the bench process" if workers == 0
                 else f"{workers} worker process(es), concurrency {concurrency} each"
@@ -157,7 +157,10 @@ def _summary(values: list[float]) -> str:
     )
 
 
-async def _measure(runtime: Runtime, database_url: str, messages: int, conversations: int) -> str:
+async def _measure(
+    runtime: Runtime, database_url: str, messages: int, conversations: int,
+    steady_rate: float | None,
+) -> str:
     insert_rate = await _insert_rate(database_url)
     sim = SimulatorService(
         sessions=runtime.sessions, ingestor=runtime.ingestor, events=runtime.events,
@@ -187,8 +190,9 @@ async def _measure(runtime: Runtime, database_url: str, messages: int, conversat
     throughput = messages / elapsed
     saturated = await _latencies(database_url, "sat-")
 
-    # Phase 2: a steady offered load at half the measured capacity; latency without backlog.
-    rate = max(1.0, throughput / 2)
+    # Phase 2: a steady offered load (default: half the measured capacity; at saturation a
+    # job drains several messages of a conversation, at a steady rate mostly one).
+    rate = steady_rate or max(1.0, throughput / 2)
     paced_n = max(50, messages // 3)
     tasks = []
     begin = time.perf_counter()

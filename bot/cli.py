@@ -235,6 +235,11 @@ def bench_pipeline(
     workers: Annotated[
         int, typer.Option("--workers", help="worker processes (0: inside the bench process)")
     ] = 1,
+    steady_rate: Annotated[
+        float | None,
+        typer.Option("--steady-rate", help="messages/s of the steady phase (default: half "
+                     "the saturation throughput)"),
+    ] = None,
 ) -> None:
     """N inbound messages across M conversations through the real pipeline (responder only)."""
     from bot.bench import run_pipeline_bench
@@ -244,7 +249,8 @@ def bench_pipeline(
     settings = _settings()
     report = asyncio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
-                           concurrency=concurrency, responder=responder, workers=workers)
+                           concurrency=concurrency, responder=responder, workers=workers,
+                           steady_rate=steady_rate)
     )
     typer.echo(report)
 
