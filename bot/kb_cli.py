@@ -24,12 +24,17 @@ IMPORT_SUFFIXES = (".md", ".markdown", ".csv")
 
 
 def database_url(settings: Settings) -> str:
-    """The configured database, or the embedded server (attached to when already running)."""
+    """The configured database, or the embedded server (attached to when already running,
+    and migrated: a fresh machine's first ``atiende eval`` or ``kb import`` just works;
+    a configured database is migrated by its own step, ``atiende migrate``)."""
     if settings.database_url:
         return settings.database_url
+    from bot.db import migrate
     from bot.embedded import EmbeddedPostgres
 
-    return EmbeddedPostgres(settings.data_dir.resolve() / "pgdata").start()
+    url = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata").start()
+    migrate(url)
+    return url
 
 
 @dataclass(frozen=True, slots=True)
