@@ -479,17 +479,18 @@ async def test_qr_nobody_scans_times_out_and_can_retry(
 
 
 async def test_one_node_owns_a_number(redis_url: str, wa_runtime: Runtime) -> None:
-    ttl = timedelta(seconds=0.6)
+    # margins wide enough for a loaded 2-core machine's event-loop lag
+    ttl = timedelta(seconds=2)
     node_a = Lease(wa_runtime.redis, "whatsapp:+5255", holder="node-a", ttl=ttl)
     node_b = Lease(wa_runtime.redis, "whatsapp:+5255", holder="node-b", ttl=ttl)
     assert await node_a.acquire()
     assert not await node_b.acquire()
     assert await node_a.renew() and not await node_b.renew()
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.0)
     assert await node_a.renew()  # renewal keeps it
-    await asyncio.sleep(0.4)
-    assert not await node_b.acquire()
-    await asyncio.sleep(0.7)  # node A died: no renewal
+    await asyncio.sleep(1.0)
+    assert not await node_b.acquire()  # past the first TTL, but renewed
+    await asyncio.sleep(2.3)  # node A died: no renewal
     assert await node_b.acquire()
     assert await node_b.current_holder() == "node-b"
     assert not await node_a.renew()
