@@ -63,7 +63,7 @@ def _responder(settings: Settings, responder: str) -> RuleResponder | None:
 
 async def run_pipeline_bench(
     settings: Settings, *, messages: int, conversations: int, concurrency: int,
-    responder: str = "rules", workers: int = 1, steady_rate: float | None = None,
+    responder: str = "rules", workers: int = 1, steady_rate: float = 30.0,
 ) -> str:
     """``workers`` = 0 runs the worker inside the bench process (API and worker share one
     Python process); N ≥ 1 starts N worker processes, the production shape (compose runs
@@ -159,7 +159,7 @@ def _summary(values: list[float]) -> str:
 
 async def _measure(
     runtime: Runtime, database_url: str, messages: int, conversations: int,
-    steady_rate: float | None,
+    steady_rate: float,
 ) -> str:
     insert_rate = await _insert_rate(database_url)
     sim = SimulatorService(
@@ -173,7 +173,26 @@ async def _measure(
             text=GREETINGS[i % len(GREETINGS)], name=None, message_id=f"{prefix}{i}",
         )
 
-    # Phase 1: saturation. Everything offered at once; time until every reply is written.
+    # Warm-up (not measured): the worker processes are up and answering.
+    await send(0, "warm-")
+    await _wait_all_replied(database_url)
+
+    # Phase 1: a steady offered load on the warm system, before any backlog (right after
+    # a saturating burst the worker stalls for seconds while PostgreSQL cleans the
+    # burst's finished job rows; that recovery is not the steady state).
+    rate = steady_rate
+    paced_n = max(50, messages // 3)
+    tasks = []
+    begin = time.perf_counter()
+    for i in range(paced_n):
+        delay = begin + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i, "paced-")))
+    await asyncio.gather(*tasks)
+    await _wait_all_replied(database_url)
+
+    # Phase 2: saturation. Everything offered at once; time until every reply is written.
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(messages):
         queue.put_nowait(i)
@@ -189,20 +208,6 @@ async def _measure(
     elapsed = time.perf_counter() - start
     throughput = messages / elapsed
     saturated = await _latencies(database_url, "sat-")
-
-    # Phase 2: a steady offered load (default: half the measured capacity; at saturation a
-    # job drains several messages of a conversation, at a steady rate mostly one).
-    rate = steady_rate or max(1.0, throughput / 2)
-    paced_n = max(50, messages // 3)
-    tasks = []
-    begin = time.perf_counter()
-    for i in range(paced_n):
-        delay = begin + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(i, "paced-")))
-    await asyncio.gather(*tasks)
-    await _wait_all_replied(database_url)
     paced = await _latencies(database_url, "paced-")
     return "\n".join(
         [

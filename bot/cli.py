@@ -236,10 +236,8 @@ def bench_pipeline(
         int, typer.Option("--workers", help="worker processes (0: inside the bench process)")
     ] = 1,
     steady_rate: Annotated[
-        float | None,
-        typer.Option("--steady-rate", help="messages/s of the steady phase (default: half "
-                     "the saturation throughput)"),
-    ] = None,
+        float, typer.Option("--steady-rate", min=1, help="messages/s of the steady phase")
+    ] = 30.0,
 ) -> None:
     """N inbound messages across M conversations through the real pipeline (responder only)."""
     from bot.bench import run_pipeline_bench
