@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -119,15 +120,25 @@ async def runtime(
     await rt.close()
 
 
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def app_client(runtime: Runtime, **options: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the app (in process) serving ``runtime``; its worker runs apart."""
+
     async def factory() -> Runtime:
         return runtime
 
     api = create_app(factory, run_worker=False)
     api.state.runtime = runtime
     transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://atiende.test", **options  # type: ignore[arg-type]
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(runtime) as c:
         yield c
 
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 import bot.channels.neonize_adapter  # noqa: F401  (imports neonize quietly, first)
-from bot.api import create_app
 from bot.container import Runtime
 from bot.settings import Settings, WhatsAppCloudSettings
 from tests.channels.fake_graph import FakeGraph
+from tests.conftest import app_client
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "verify-me"
@@ -56,13 +56,7 @@ async def cloud_runtime(
 
 @pytest.fixture
 async def cloud_client(cloud_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async def factory() -> Runtime:
-        return cloud_runtime
-
-    api = create_app(factory, run_worker=False)
-    api.state.runtime = cloud_runtime
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
+    async with app_client(cloud_runtime) as c:
         yield c
 
 

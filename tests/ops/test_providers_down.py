@@ -22,12 +22,12 @@ import psycopg
 import pytest
 import yaml
 
-from bot.api.app import create_app
 from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
 from knowledge.demo import load_demo_if_empty
 from knowledge.embeddings import Embedder
+from tests.conftest import app_client
 from tests.ops.proof import FULL, phone
 
 BUDGET_SECONDS = 1.5  # atiende.budget_seconds: the most one chain call may take
@@ -133,15 +133,7 @@ async def test_every_customer_answered_or_handed_over_with_all_providers_down(
         assert runtime.llm.configured
         await load_demo_if_empty(runtime.knowledge)
 
-        async def factory() -> Runtime:
-            return runtime
-
-        api = create_app(factory, run_worker=False)
-        api.state.runtime = runtime
-        transport = httpx.ASGITransport(app=api)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://atiende.test", timeout=60
-        ) as client:
+        async with app_client(runtime, timeout=60) as client:
             # the first message pays the intent examples' loading (not the providers'
             # fault, and the same with providers up): a warm-up, not measured
             warm = await client.post("/api/v1/simulator/messages", json={

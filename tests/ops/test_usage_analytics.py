@@ -17,7 +17,6 @@ import psycopg
 import pytest
 import yaml
 
-from bot.api.app import create_app
 from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
@@ -27,7 +26,7 @@ from bot.speech.synth import synthesize_voice_note
 from handoff.roles import Role
 from knowledge.demo import load_demo_if_empty
 from knowledge.embeddings import Embedder
-from tests.conftest import ask
+from tests.conftest import app_client, ask
 from tests.voice.conftest import send_voice
 
 QUESTIONS = [
@@ -79,14 +78,8 @@ async def usage_client(
     runtime.start_worker()
     await load_demo_if_empty(runtime.knowledge)
 
-    async def factory() -> Runtime:
-        return runtime
-
-    api = create_app(factory, run_worker=False)
-    api.state.runtime = runtime
-    transport = httpx.ASGITransport(app=api)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
+        async with app_client(runtime) as c:
             yield c, runtime
     finally:
         await runtime.close()

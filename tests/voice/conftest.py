@@ -25,6 +25,7 @@ from bot.speech.models import default_models_dir, install_whisper_base
 from bot.speech.service import FASTER_WHISPER_DIR, OPENAI_WHISPER_CHECKPOINT, SpeechService
 from bot.speech.synth import synthesize_voice_note
 from knowledge.embeddings import Embedder
+from tests.conftest import app_client
 
 
 @pytest.fixture(scope="session")
@@ -168,15 +169,7 @@ async def voice_runtime(
 
 @pytest.fixture
 async def voice_client(voice_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    from bot.api import create_app
-
-    async def factory() -> Runtime:
-        return voice_runtime
-
-    api = create_app(factory, run_worker=False)
-    api.state.runtime = voice_runtime
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://atiende.test") as c:
+    async with app_client(voice_runtime) as c:
         yield c
 
 
