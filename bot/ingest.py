@@ -160,6 +160,8 @@ class Ingestor:
             "media": json.dumps(asdict(message.media)) if message.media else None,
             "raw": json.dumps(message.raw, default=str) if message.raw else None,
         }
+        row: Any = None
+        existing: Any = None
         for attempt in range(_ATTEMPTS):
             try:
                 async with autocommit_connection(self._engine) as connection:
