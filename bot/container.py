@@ -197,6 +197,7 @@ class Runtime:
             summarizer=SummarizerPort(summarizer or llm.summarizer, clock=clock),
         )
         pipeline = Pipeline(
+            engine=engine,
             sessions=sessions,
             memory=memory,
             responder=responder,

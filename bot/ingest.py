@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db import autocommit_connection, driver_connection
-from bot.jobs import JobQueue, is_queueing_conflict
+from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
@@ -21,8 +21,6 @@ from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.service import HandoffService
 
 log = get_logger("atiende.ingest")
-
-_ATTEMPTS = 5
 
 
 def _accept_sql(jobs: JobQueue) -> str:
@@ -160,39 +158,30 @@ class Ingestor:
             "media": json.dumps(asdict(message.media)) if message.media else None,
             "raw": json.dumps(message.raw, default=str) if message.raw else None,
         }
-        row: Any = None
-        existing: Any = None
-        for attempt in range(_ATTEMPTS):
-            try:
-                async with autocommit_connection(self._engine) as connection:
-                    cursor = await connection.execute(self._accept_sql, params)
-                    row = await cursor.fetchone()
-                    if row is None:  # stored before: the same delivery again
-                        cursor = await connection.execute(
-                            "SELECT id, conversation_id FROM messages "
-                            "WHERE channel = %s AND provider_message_id = %s",
-                            (message.channel, message.provider_message_id),
-                        )
-                        existing = await cursor.fetchone()
-                        assert existing is not None
-                break
-            except Exception as exc:
-                if not is_queueing_conflict(exc) or attempt == _ATTEMPTS - 1:
-                    raise
-                # another delivery of this conversation queued its job at the same moment
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(self._accept_sql, params)
+            row = await cursor.fetchone()
+            if row is None:  # stored before: the same delivery again
+                cursor = await connection.execute(
+                    "SELECT id, conversation_id FROM messages "
+                    "WHERE channel = %s AND provider_message_id = %s",
+                    (message.channel, message.provider_message_id),
+                )
+                existing = await cursor.fetchone()
         if row is None:
+            assert existing is not None
             self._metrics.duplicates.labels(message.channel).inc()
             log.info(
                 "inbound.duplicate", message_id=str(existing[0]),
                 provider_message_id=message.provider_message_id,
             )
             return Accepted(existing[0], existing[1], duplicate=True)
-        message_id, conversation_id = row[0], row[1]
+        message_id, conversation_id, queued = row
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
         log.info(
             "inbound.accepted", message_id=str(message_id), conversation_id=str(conversation_id),
             channel=message.channel, kind=message.kind.value, from_owner=False,
-            queued=bool(row[2]),
+            queued=bool(queued),
         )
         return Accepted(message_id, conversation_id, duplicate=False)
 

@@ -47,17 +47,6 @@ def node_send_queue(node: str) -> str:
     return f"outbound.node.{node}"
 
 
-def is_queueing_conflict(exc: BaseException) -> bool:
-    """The error of two statements creating one conversation's waiting job at once."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, psycopg.errors.UniqueViolation):
-            diag = cause.diag.constraint_name or ""
-            return "queueing_lock" in diag
-        cause = cause.__cause__
-    return False
-
-
 def _send_key(channel: str, account: str) -> str:
     return f"send:{channel}:{account}"
 
@@ -220,24 +209,24 @@ class JobQueue:
     @staticmethod
     def coalesced_process_sql(conversation_id_sql: str) -> tuple[str, str]:
         """SQL for a statement that stores an inbound message and queues its processing
-        in the same atomic statement, with at most one WAITING job per conversation.
+        in the same atomic statement, adding a job only when none of the conversation's
+        jobs is waiting to start.
 
         Returns two CTE bodies: ``waiting`` (a not-yet-started job of the conversation,
-        locked FOR SHARE so no worker can start it before this statement commits: it will
-        see the new message) and ``deferred`` (a new job, only when none waits; it runs
-        after any running job of the conversation, which shares its lock). Two statements
-        racing to create the waiting job: one fails with a unique violation on
-        procrastinate's queueing lock and is simply run again (:func:`is_queueing_conflict`).
+        locked FOR SHARE so that no worker starts it before this statement commits: when
+        it runs it sees the new message) and ``deferred`` (a new job; it runs after any
+        running job of the conversation, which holds the same lock). Two deliveries racing
+        may both add a job: the second then finds nothing left to do.
         ``conversation_id_sql`` is an SQL expression for the conversation id.
         """
         key = f"'conv:' || ({conversation_id_sql})::text"
         waiting = (
             "SELECT j.id FROM procrastinate_jobs j "
-            f"WHERE j.queueing_lock = {key} AND j.status = 'todo' FOR SHARE OF j"
+            f"WHERE j.lock = {key} AND j.status = 'todo' FOR SHARE OF j"
         )
         deferred = (
             "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW("
-            f"'{QUEUE}', '{PROCESS_TASK}', 0, {key}, {key}, "
+            f"'{QUEUE}', '{PROCESS_TASK}', 0, {key}, NULL, "
             f"jsonb_build_object('conversation_id', ({conversation_id_sql})::text), "
             "NULL::timestamptz)]::procrastinate_job_to_defer_v1[])"
         )

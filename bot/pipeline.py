@@ -8,16 +8,18 @@ processed and does nothing, so a reply is never written twice.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.db import autocommit_connection
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
@@ -39,6 +41,35 @@ log = get_logger("atiende.pipeline")
 MEDIA_NEEDS_PERSON = "media_needs_person"
 
 BATCH = 50
+
+_PENDING_SQL = """
+SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
+       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
+FROM messages m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN contacts ct ON ct.id = c.contact_id
+WHERE m.conversation_id = %s AND m.direction = 'in' AND m.status = 'received'
+ORDER BY m.seq
+LIMIT %s
+"""
+
+# Mark a run's messages processed in one statement; the latency of each (accepted ->
+# processed, both stamped by PostgreSQL) comes back for the metrics.
+_MARK_PROCESSED = text("""
+UPDATE messages AS m
+SET status = 'processed', processed_at = clock_timestamp(), error = NULL,
+    intent = v.intent, confidence = v.confidence, escalated = false,
+    sources = v.sources::jsonb
+FROM unnest(CAST(:ids AS uuid[]), CAST(:intents AS text[]),
+            CAST(:confidences AS float8[]), CAST(:sources AS text[]))
+     AS v(id, intent, confidence, sources)
+WHERE m.id = v.id AND m.status = 'received'
+RETURNING extract(epoch FROM m.processed_at - m.created_at)
+""")
+
+
+class _RunConflict(Exception):
+    """A run's commit found the conversation changed under it; nothing was written."""
 
 
 
@@ -92,6 +123,7 @@ class Pipeline:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         memory: ConversationMemory,
         responder: Responder,
         outbox: OutboxSender,
@@ -106,6 +138,7 @@ class Pipeline:
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
+        self._engine = engine
         self._memory = memory
         self._responder = responder
         self._outbox = outbox
@@ -120,54 +153,194 @@ class Pipeline:
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many.
 
-        A message stored while this runs has its own job (queued behind this one by the
-        conversation lock), so a short batch ends the drain without another query."""
+        Consecutive plain text messages the bot answers without escalating are decided
+        in order and committed together (one transaction, one memory write); anything
+        else (media, voice, CSAT, escalation, opt-out, a human owner) goes one by one.
+        A message stored while this runs has its own waiting job (queued behind this one
+        by the conversation lock), so a short batch ends the drain without another query."""
         done = 0
         channel: str | None = None
         while True:
             batch, snapshot = await self._pending(conversation_id)
-            if snapshot is not None:
-                channel = snapshot.channel
-            for pending in batch:
+            index = 0
+            while index < len(batch):
                 assert snapshot is not None
-                with structlog.contextvars.bound_contextvars(
-                    conversation_id=str(conversation_id), message_id=str(pending.id)
-                ):
-                    snapshot = await self._process_guarded(pending, snapshot)
-                done += 1
+                channel = snapshot.channel
+                ran, snapshot, decided = await self._process_run(batch[index:], snapshot)
+                index += ran
+                done += ran
+                if index < len(batch):
+                    pending = batch[index]
+                    with structlog.contextvars.bound_contextvars(
+                        conversation_id=str(conversation_id), message_id=str(pending.id)
+                    ):
+                        snapshot = await self._process_guarded(pending, snapshot, decided)
+                    index += 1
+                    done += 1
             if len(batch) < BATCH:
                 break
         await self._outbox.send_pending(conversation_id, channel=channel)
         return done
 
     async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
-        """The next batch of unprocessed messages, and the conversation's state (one
-        round trip each, on one connection)."""
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
-                        MESSAGES.c.text, MESSAGES.c.transcript, MESSAGES.c.attempts,
-                        MESSAGES.c.media,
-                    )
-                    .where(
-                        MESSAGES.c.conversation_id == conversation_id,
-                        MESSAGES.c.direction == "in",
-                        MESSAGES.c.status == "received",
-                    )
-                    .order_by(MESSAGES.c.seq)
-                    .limit(BATCH)
-                )
-            ).all()
-            if not rows:
-                return [], None
-            snapshot = await _read_snapshot(session, conversation_id)
-        return [_Pending(*row) for row in rows], snapshot
+        """The next batch of unprocessed messages with the conversation's state, in one
+        round trip (autocommit: no transaction to open and close)."""
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(_PENDING_SQL, (conversation_id, BATCH))
+            rows = await cursor.fetchall()
+        if not rows:
+            return [], None
+        first = rows[0]
+        snapshot = _Snapshot(Owner(first[7]), first[8], first[9], first[10], first[11])
+        return [_Pending(*row[:7]) for row in rows], snapshot
 
-    async def _process_guarded(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
+    async def _process_run(
+        self, messages: list[_Pending], snapshot: _Snapshot
+    ) -> tuple[int, _Snapshot, Decision | None]:
+        """Decide the leading plain text messages in order and commit them together.
+
+        Returns how many were committed, the conversation's state after them, and the
+        decision already taken for the next message (an escalation, opt-out or CSAT
+        answer, which goes one by one) so it is not decided twice."""
+        if snapshot.owner is not Owner.BOT:
+            return 0, snapshot, None
+        conversation_id = messages[0].conversation_id
+        now = self._clock()
+        fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+        history: list[Turn] | None = None
+        run: list[tuple[_Pending, Decision]] = []
+        turns: list[Turn] = []
+        decided: Decision | None = None
+        for pending in messages:
+            text = pending.text
+            if pending.kind != MessageKind.TEXT.value or not text or not text.strip():
+                break
+            if self._handoff is not None and await self._handoff.csat_expected(
+                conversation_id, text
+            ) is not None:
+                break
+            if history is None:
+                history = [] if fresh else await self._memory.recent(
+                    conversation_id, since=snapshot.context_started_at
+                )
+            try:
+                with self._metrics.stage_seconds.labels("decide").time():
+                    decision = await self._responder.respond(
+                        ResponseRequest(
+                            conversation_id=conversation_id, message_id=pending.id,
+                            text=text, history=[*history, *turns],
+                            contact_name=snapshot.contact_name,
+                        )
+                    )
+            except Exception:
+                break  # one by one: the failure is recorded (and retried) there
+            if decision.escalate or decision.opt_out or decision.csat_score is not None:
+                decided = decision
+                break
+            run.append((pending, decision))
+            turns.append(Turn("customer", text, now))
+            turns += [Turn("bot", reply, now) for reply in decision.replies]
+        if not run:
+            return 0, snapshot, decided
         try:
-            return await self._process(pending, snapshot)
+            latencies = await self._commit_run(conversation_id, run, now=now, fresh=fresh)
+        except _RunConflict:
+            return 0, snapshot, None  # one by one, deciding again
+        await self._after_run(conversation_id, run, turns, latencies, fresh=fresh)
+        after = replace(
+            snapshot, last_inbound_at=now,
+            context_started_at=now if fresh else snapshot.context_started_at,
+        )
+        return len(run), after, decided
+
+    async def _after_run(
+        self,
+        conversation_id: uuid.UUID,
+        run: list[tuple[_Pending, Decision]],
+        turns: list[Turn],
+        latencies: list[float],
+        *,
+        fresh: bool,
+    ) -> None:
+        """After a run's commit: metrics, memory (one write) and notifications (one)."""
+        for latency in latencies:
+            self._metrics.processing_seconds.observe(latency)
+        if fresh:
+            await self._memory.forget(conversation_id)
+        await self._memory.append(conversation_id, turns)
+        events: list[tuple[str, dict[str, Any]]] = []
+        for pending, decision in run:
+            self._metrics.intents.labels(decision.intent).inc()
+            payload = {
+                "message_id": str(pending.id), "conversation_id": str(conversation_id),
+                "owner": Owner.BOT.value, "bot_replied": True,
+            }
+            events += [(f"processed:{pending.id}", payload), ("conversations", payload)]
+            log.info(
+                "pipeline.processed", conversation_id=str(conversation_id),
+                message_id=str(pending.id), intent=decision.intent, owner=Owner.BOT.value,
+                replies=len(decision.replies), escalated=False,
+            )
+        await self._events.publish_many(events)
+
+    async def _commit_run(
+        self,
+        conversation_id: uuid.UUID,
+        run: list[tuple[_Pending, Decision]],
+        *,
+        now: datetime,
+        fresh: bool,
+    ) -> list[float]:
+        """One transaction for a run: still the bot's conversation, every message still
+        unprocessed (else :class:`_RunConflict`, nothing written); the latencies."""
+        async with self._sessions() as session, session.begin():
+            conversation = (
+                await session.execute(
+                    select(CONVERSATIONS.c.owner, CONVERSATIONS.c.channel)
+                    .where(CONVERSATIONS.c.id == conversation_id)
+                    .with_for_update()
+                )
+            ).one()
+            if conversation.owner != Owner.BOT.value:
+                raise _RunConflict
+            if self._handoff is not None:
+                # the customer wrote again: an open CSAT question is closed unanswered
+                await self._handoff.csat_in(session, conversation_id, None)
+            latencies = (
+                await session.execute(
+                    _MARK_PROCESSED,
+                    {
+                        "ids": [pending.id for pending, _ in run],
+                        "intents": [decision.intent for _, decision in run],
+                        "confidences": [decision.confidence for _, decision in run],
+                        "sources": [json.dumps(list(decision.sources)) for _, decision in run],
+                    },
+                )
+            ).scalars().all()
+            if len(latencies) != len(run):
+                raise _RunConflict  # another run finished some of them: start over
+            for pending, decision in run:
+                await self._add_replies(
+                    session, conversation.channel, pending, decision.replies, Author.BOT
+                )
+            changes: dict[str, object] = {
+                "last_inbound_at": now, "last_message_at": now,
+                "last_intent": run[-1][1].intent,
+            }
+            if fresh:
+                changes["context_started_at"] = now
+            await session.execute(
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == conversation_id)
+                .values(**changes)
+            )
+        return [float(latency) for latency in latencies]
+
+    async def _process_guarded(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
+        try:
+            return await self._process(pending, snapshot, decided)
         except Exception as exc:
             # The job boundary: record the attempt, park the message after the last
             # one so the conversation moves on, otherwise let the job retry it.
@@ -178,7 +351,9 @@ class Pipeline:
                 raise
             return await self._snapshot(pending.conversation_id)
 
-    async def _process(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
+    async def _process(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
         if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
             pending = await self._transcribe(pending)
         for _ in range(3):
@@ -189,9 +364,10 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._csat_answer(pending) or await self._decide(
+                decision = decided or await self._csat_answer(pending) or await self._decide(
                     pending, snapshot, fresh
                 )
+            decided = None  # taken for the state it was decided in: decide again after
             committed = await self._commit(pending, decision, now=now, fresh=fresh)
             if committed is not None:
                 return replace(
