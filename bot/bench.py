@@ -198,6 +198,13 @@ async def _wait_all_replied(database_url: str) -> None:
             await asyncio.sleep(0.05)
 
 
+async def _jobs_created(database_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT last_value FROM procrastinate_jobs_id_seq")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 async def _latencies(database_url: str, prefix: str) -> list[float]:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         cur = await conn.execute(
@@ -262,12 +269,14 @@ async def _measure(
             await send(queue.get_nowait(), "sat-")
 
     cpu_before = meter.snapshot()
+    jobs_before = await _jobs_created(database_url)
     start = time.perf_counter()
     await asyncio.gather(*[producer() for _ in range(8)])
     accepted = time.perf_counter() - start
     await _wait_all_replied(database_url)
     elapsed = time.perf_counter() - start
     cpu_line = meter.per_message(cpu_before, meter.snapshot(), messages)
+    jobs = await _jobs_created(database_url) - jobs_before
     throughput = messages / elapsed
     saturated = await _latencies(database_url, "sat-")
     paced = await _latencies(database_url, "paced-")
@@ -279,6 +288,8 @@ async def _measure(
             f"  throughput: {throughput:.0f} messages/s",
             f"  latency accepted->reply in outbox at saturation (ms): {_summary(saturated)}",
             f"  saturation {cpu_line}",
+            f"  saturation jobs: {jobs} for {messages} messages "
+            f"({messages / max(jobs, 1):.1f} messages per job)",
             f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
             f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
             f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -34,7 +34,7 @@ from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
-from handoff.service import HandoffService
+from handoff.service import CLOSE_CSAT_SQL, HandoffService
 
 log = get_logger("atiende.pipeline")
 
@@ -53,19 +53,46 @@ ORDER BY m.seq
 LIMIT %s
 """
 
-# Mark a run's messages processed in one statement; the latency of each (accepted ->
-# processed, both stamped by PostgreSQL) comes back for the metrics.
-_MARK_PROCESSED = text("""
-UPDATE messages AS m
-SET status = 'processed', processed_at = clock_timestamp(), error = NULL,
-    intent = v.intent, confidence = v.confidence, escalated = false,
-    sources = v.sources::jsonb
-FROM unnest(CAST(:ids AS uuid[]), CAST(:intents AS text[]),
-            CAST(:confidences AS float8[]), CAST(:sources AS text[]))
-     AS v(id, intent, confidence, sources)
-WHERE m.id = v.id AND m.status = 'received'
-RETURNING extract(epoch FROM m.processed_at - m.created_at)
-""")
+# A run's whole commit (see Pipeline._commit_run); the latency of each message marked
+# (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics.
+_COMMIT_RUN_SQL = f"""
+WITH conversation AS (
+    SELECT id, channel FROM conversations
+    WHERE id = %(conversation_id)s AND owner = 'bot'
+    FOR UPDATE
+),
+marked AS (
+    UPDATE messages AS m
+    SET status = 'processed', processed_at = clock_timestamp(), error = NULL,
+        intent = v.intent, confidence = v.confidence, escalated = false,
+        sources = v.sources::jsonb
+    FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
+                %(sources)s::text[]) AS v(id, intent, confidence, sources),
+         conversation
+    WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
+    RETURNING m.id, extract(epoch FROM m.processed_at - m.created_at) AS latency
+),
+replies AS (
+    INSERT INTO messages (id, conversation_id, direction, author, kind, channel, text,
+                          status, in_reply_to, reply_seq)
+    SELECT r.id, conversation.id, 'out', 'bot', 'text', conversation.channel, r.text,
+           'pending', r.in_reply_to, r.reply_seq
+    FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
+                %(reply_text)s::text[]) AS r(id, in_reply_to, reply_seq, text)
+    JOIN marked ON marked.id = r.in_reply_to
+    CROSS JOIN conversation
+),
+closed_csat AS (
+    {CLOSE_CSAT_SQL} AND EXISTS (SELECT 1 FROM marked)
+),
+moved AS (
+    UPDATE conversations SET
+        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = %(last_intent)s,
+        context_started_at = CASE WHEN %(fresh)s THEN %(now)s ELSE context_started_at END
+    WHERE id = (SELECT id FROM conversation) AND EXISTS (SELECT 1 FROM marked)
+)
+SELECT latency FROM marked
+"""
 
 
 class _RunConflict(Exception):
@@ -291,50 +318,33 @@ class Pipeline:
         now: datetime,
         fresh: bool,
     ) -> list[float]:
-        """One transaction for a run: still the bot's conversation, every message still
-        unprocessed (else :class:`_RunConflict`, nothing written); the latencies."""
-        async with self._sessions() as session, session.begin():
-            conversation = (
-                await session.execute(
-                    select(CONVERSATIONS.c.owner, CONVERSATIONS.c.channel)
-                    .where(CONVERSATIONS.c.id == conversation_id)
-                    .with_for_update()
-                )
-            ).one()
-            if conversation.owner != Owner.BOT.value:
-                raise _RunConflict
-            if self._handoff is not None:
-                # the customer wrote again: an open CSAT question is closed unanswered
-                await self._handoff.csat_in(session, conversation_id, None)
-            latencies = (
-                await session.execute(
-                    _MARK_PROCESSED,
-                    {
-                        "ids": [pending.id for pending, _ in run],
-                        "intents": [decision.intent for _, decision in run],
-                        "confidences": [decision.confidence for _, decision in run],
-                        "sources": [json.dumps(list(decision.sources)) for _, decision in run],
-                    },
-                )
-            ).scalars().all()
-            if len(latencies) != len(run):
-                raise _RunConflict  # another run finished some of them: start over
-            for pending, decision in run:
-                await self._add_replies(
-                    session, conversation.channel, pending, decision.replies, Author.BOT
-                )
-            changes: dict[str, object] = {
-                "last_inbound_at": now, "last_message_at": now,
-                "last_intent": run[-1][1].intent,
-            }
-            if fresh:
-                changes["context_started_at"] = now
-            await session.execute(
-                update(CONVERSATIONS)
-                .where(CONVERSATIONS.c.id == conversation_id)
-                .values(**changes)
-            )
-        return [float(latency) for latency in latencies]
+        """Commit a run in one statement (atomic on its own): only while the bot still owns
+        the conversation (its row locked), only messages still unprocessed, and replies
+        only for the messages this statement marked. Raises :class:`_RunConflict` when
+        not every message was committed (those go one by one); the latencies."""
+        replies = [
+            (pending.id, position, reply)
+            for pending, decision in run
+            for position, reply in enumerate(decision.replies)
+        ]
+        params = {
+            "conversation_id": conversation_id,
+            "ids": [pending.id for pending, _ in run],
+            "intents": [decision.intent for _, decision in run],
+            "confidences": [decision.confidence for _, decision in run],
+            "sources": [json.dumps(list(decision.sources)) for _, decision in run],
+            "reply_ids": [uuid.uuid4() for _ in replies],
+            "reply_to": [message_id for message_id, _, _ in replies],
+            "reply_seq": [position for _, position, _ in replies],
+            "reply_text": [reply for _, _, reply in replies],
+            "now": now, "fresh": fresh, "last_intent": run[-1][1].intent,
+        }
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(_COMMIT_RUN_SQL, params)
+            latencies = [float(row[0]) for row in await cursor.fetchall()]
+        if len(latencies) != len(run):
+            raise _RunConflict
+        return latencies
 
     async def _process_guarded(
         self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
