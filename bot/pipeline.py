@@ -54,7 +54,8 @@ LIMIT %s
 """
 
 # A run's whole commit (see Pipeline._commit_run); the latency of each message marked
-# (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics.
+# (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics. The
+# run's messages share one processed_at: they were decided in order, committed at once.
 _COMMIT_RUN_SQL = f"""
 WITH conversation AS (
     SELECT id, channel FROM conversations
@@ -63,7 +64,7 @@ WITH conversation AS (
 ),
 marked AS (
     UPDATE messages AS m
-    SET status = 'processed', processed_at = clock_timestamp(), error = NULL,
+    SET status = 'processed', processed_at = statement_timestamp(), error = NULL,
         intent = v.intent, confidence = v.confidence, escalated = false,
         sources = v.sources::jsonb
     FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
@@ -78,9 +79,10 @@ replies AS (
     SELECT r.id, conversation.id, 'out', 'bot', 'text', conversation.channel, r.text,
            'pending', r.in_reply_to, r.reply_seq
     FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
-                %(reply_text)s::text[]) AS r(id, in_reply_to, reply_seq, text)
+                %(reply_text)s::text[]) WITH ORDINALITY AS r(id, in_reply_to, reply_seq, text, n)
     JOIN marked ON marked.id = r.in_reply_to
     CROSS JOIN conversation
+    ORDER BY r.n  -- the outbox sends in seq order: replies keep the messages' order
 ),
 closed_csat AS (
     {CLOSE_CSAT_SQL} AND EXISTS (SELECT 1 FROM marked)
