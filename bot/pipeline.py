@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.db import autocommit_connection
+from bot.db import AutocommitPool
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
@@ -159,7 +159,7 @@ class Pipeline:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        engine: AsyncEngine,
+        fast: AutocommitPool,
         memory: ConversationMemory,
         responder: Responder,
         outbox: OutboxSender,
@@ -174,7 +174,7 @@ class Pipeline:
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
-        self._engine = engine
+        self._fast = fast
         self._memory = memory
         self._responder = responder
         self._outbox = outbox
@@ -221,7 +221,7 @@ class Pipeline:
     async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
         """The next batch of unprocessed messages with the conversation's state, in one
         round trip (autocommit: no transaction to open and close)."""
-        async with autocommit_connection(self._engine) as connection:
+        async with self._fast.connection() as connection:
             cursor = await connection.execute(_PENDING_SQL, (conversation_id, BATCH))
             rows = await cursor.fetchall()
         if not rows:
@@ -351,7 +351,7 @@ class Pipeline:
             "reply_text": [reply for _, _, reply in replies],
             "now": now, "fresh": fresh, "last_intent": run[-1][1].intent,
         }
-        async with autocommit_connection(self._engine) as connection:
+        async with self._fast.connection() as connection:
             cursor = await connection.execute(_COMMIT_RUN_SQL, params)
             return {row[0]: float(row[1]) for row in await cursor.fetchall()}
 
