@@ -20,6 +20,11 @@ from knowledge.store import vector_literal
 from knowledge.synonyms import Synonyms
 from knowledge.vectors import check_model_name, vector_type
 
+# ts_rank_cd's weights for the D (body), C (tags), B (heading) and A (title) parts of
+# a chunk's text (PostgreSQL's default is {0.1, 0.2, 0.4, 1.0}): a word of the body
+# counts for more than by default, so a title word shared by every chunk of an
+# article ("pago" in "Formas de pago") does not outweigh the passage that answers.
+TEXT_WEIGHTS = "{0.4,0.4,0.6,1.0}"
 # Small k: the first places of each list decide (tuned on the demo question set).
 RRF_K = 10
 
@@ -47,7 +52,7 @@ m AS (
   SELECT c.id, c.tsv FROM kb_chunks c, q
   WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT :cap),
 t AS (
-  SELECT m.id, ts_rank_cd(m.tsv, q.query, 1) AS rank FROM m, q
+  SELECT m.id, ts_rank_cd('{weights}', m.tsv, q.query, 1) AS rank FROM m, q
   ORDER BY rank DESC, m.id LIMIT :k),
 hits AS (
   SELECT id, distance, CAST(NULL AS real) AS rank FROM v
@@ -80,7 +85,7 @@ def hybrid_sql(model: str, dimensions: int, *, kind: bool, unknown: bool) -> Tex
     return text(_HYBRID_SQL.format(
         distance=_distance(dimensions), model=_model_literal(model),
         kind=_KIND if kind else "", kind_c=_KIND.replace("source", "c.source") if kind else "",
-        unknown=_UNKNOWN_PART if unknown else "",
+        unknown=_UNKNOWN_PART if unknown else "", weights=TEXT_WEIGHTS,
     ))
 
 
