@@ -124,8 +124,13 @@ _SESSION_KEY = "atiende_hnsw_ef_search"
 TEXT_MATCH_CAP = 100
 _REVISION_SQL = "SELECT revision FROM kb_state WHERE id = 1"
 # Words in more than COMMON_SHARE of the chunks ("seguro", "poliza") say nothing
-# about which chunk answers; they are left out of the full-text query.
+# about which chunk answers; they are left out of the full-text query. On a big base
+# a word in more than COMMON_MAX_CHUNKS chunks is left out too: only TEXT_MATCH_CAP
+# matches are ranked, and with such a word in the query those would be an arbitrary
+# sample of its matches (crowding out the chunks that hold the rare words), while
+# reading its posting list is most of the full-text half's cost.
 COMMON_SHARE = 0.2
+COMMON_MAX_CHUNKS = 1000
 # Every lexeme of the knowledge base with the number of chunks that use it: read once
 # per revision (the common words above, and the question words the base never uses).
 _VOCABULARY_SQL = (
@@ -286,7 +291,8 @@ class Retriever:
         revision = int(found[0]) if found is not None and found[0] is not None else 0
         if revision != self._common_revision:
             rows = await (await driver.execute(_VOCABULARY_SQL)).fetchall()
-            limit = max(3.0, COMMON_SHARE * (rows[0][2] if rows else 0))
+            chunks = rows[0][2] if rows else 0
+            limit = max(3.0, min(COMMON_SHARE * chunks, COMMON_MAX_CHUNKS))
             self._common = sorted(r[0] for r in rows if r[1] > limit)
             self._vocabulary = frozenset(r[0] for r in rows)
             self._common_revision = revision
