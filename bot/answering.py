@@ -46,8 +46,11 @@ _POLICY_AMOUNT = re.compile(
     r"penalizacion|penalidad|comision|comisiones|tope|indemnizacion|intereses|multa|"
     r"deductibles?|coinsurance|surcharges?|refunds?|reimbursement|penalty|fees?)\b"
 )
+# Asking whether the business offers something ("¿aseguran bicis?"): when the message
+# names a thing the knowledge base never mentions, the honest answer is a handoff.
 _AVAILABILITY = re.compile(
-    r"\b(venden|vendes|ofrecen|manejan|tienen|hay|do you (sell|have|offer))\b"
+    r"\b(venden|vendes|ofrecen|manejan|tienen|hay|aseguran|asegurar|aseguras|"
+    r"do you (sell|have|offer|insure))\b"
 )
 _QUESTION_HINT = re.compile(
     r"\?|\b(que|como|cuando|donde|cual|cuales|cuanto|quien|por que|puedo|pueden|tienen|hay|"
