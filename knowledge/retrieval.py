@@ -291,12 +291,16 @@ class Retriever:
         revision = int(found[0]) if found is not None and found[0] is not None else 0
         if revision != self._common_revision:
             rows = await (await driver.execute(_VOCABULARY_SQL)).fetchall()
-            chunks = rows[0][2] if rows else 0
-            limit = max(3.0, min(COMMON_SHARE * chunks, COMMON_MAX_CHUNKS))
+            limit = common_limit(rows[0][2] if rows else 0)
             self._common = sorted(r[0] for r in rows if r[1] > limit)
             self._vocabulary = frozenset(r[0] for r in rows)
             self._common_revision = revision
         return self._common
+
+
+def common_limit(chunks: int) -> float:
+    """A word in more chunks than this is left out of the full-text query."""
+    return max(3.0, min(COMMON_SHARE * chunks, float(COMMON_MAX_CHUNKS)))
 
 
 def fuse(
