@@ -109,13 +109,16 @@ class KnowledgeResponder:
             vector = (await self._store.embedder.embed([text]))[0]
         if intent in (Intent.GREETING, Intent.THANKS):  # only rules are trusted for these
             intent = Intent.QUESTION
+        # searched with the question as the knowledge base words it (synonyms); the raw
+        # question's vector still picks the sentence to quote
+        search_vector = await self._retriever.query_vector(text, vector)
         retrieval = await self._retriever.search_vector(
-            text, vector, limit=self._config.top_k, unknown=True
+            text, search_vector, limit=self._config.top_k, unknown=True
         )
         answer = None
         wants_price = _asks_price(fold(text))
         if wants_price:
-            answer = await self._catalog_answer(text, vector, language, retrieval)
+            answer = await self._catalog_answer(text, search_vector, language, retrieval)
         asks_availability = bool(_AVAILABILITY.search(fold(text)))
         if answer is None and (wants_price or asks_availability) and retrieval.unknown_terms:
             # A price for something the catalog does not hold ("seguro para motos").

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from knowledge.embeddings import Embedder, Vector
 from knowledge.store import vector_literal
-from knowledge.synonyms import Synonyms
+from knowledge.synonyms import Synonyms, plain_words
 from knowledge.vectors import check_model_name, vector_type
 
 # ts_rank_cd's weights for the D (body), C (tags), B (heading) and A (title) parts of
@@ -220,8 +220,17 @@ class Retriever:
 
     async def search(self, query: str, *, limit: int = 5, kind: str | None = None) -> Retrieval:
         """Top ``limit`` chunks for ``query`` (embedding computed here)."""
-        vector = (await self._embedder.embed([query]))[0]
+        vector = await self.query_vector(query)
         return await self.search_vector(query, vector, limit=limit, kind=kind)
+
+    async def query_vector(self, query: str, vector: Vector | None = None) -> Vector:
+        """The vector to search with: the question as the knowledge base would word it
+        (synonyms replaced, fillers dropped: "oye me bajaron la troca" → "me bajaron la
+        auto"), embedded; ``vector`` (the raw question's) when that changes nothing."""
+        canonical = self._synonyms.canonical(query[:2000])
+        if vector is not None and (not canonical or canonical == plain_words(query[:2000])):
+            return vector
+        return (await self._embedder.embed([canonical or query]))[0]
 
     async def search_vector(
         self, query: str, vector: Vector, *, limit: int = 5, kind: str | None = None,

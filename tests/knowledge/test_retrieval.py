@@ -186,3 +186,17 @@ async def test_search_sets_hnsw_once_per_connection_and_leaves_it_transactional(
         mode = await (await driver.execute("SHOW hnsw.iterative_scan")).fetchone()
         await driver.rollback()
     assert ef == ("57",) and mode == ("strict_order",)
+
+
+async def test_query_vector_embeds_the_knowledge_base_wording(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    embedder = HashingEmbedder()
+    retriever = Retriever(sessions, embedder, synonyms=load_synonyms())
+    raw = (await embedder.embed(["oye porfa me robaron la troca"]))[0]
+    searched = await retriever.query_vector("oye porfa me robaron la troca", raw)
+    assert searched == (await embedder.embed(["me robo la auto"]))[0]
+    assert searched != raw
+    plain = (await embedder.embed(["necesito una grua"]))[0]
+    assert await retriever.query_vector("necesito una grua", plain) is plain  # nothing to change
+    assert await retriever.query_vector("oye porfa", raw) is raw  # only fillers: the raw one
