@@ -55,7 +55,8 @@ LIMIT %s
 
 # A run's whole commit (see Pipeline._commit_run); the latency of each message marked
 # (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics. The
-# run's messages share one processed_at: they were decided in order, committed at once.
+# run's messages are committed at once; their processed_at stamps (a microsecond apart)
+# keep the order in which they were decided.
 _COMMIT_RUN_SQL = f"""
 WITH conversation AS (
     SELECT id, channel FROM conversations
@@ -64,11 +65,12 @@ WITH conversation AS (
 ),
 marked AS (
     UPDATE messages AS m
-    SET status = 'processed', processed_at = statement_timestamp(), error = NULL,
+    SET status = 'processed', error = NULL,
+        processed_at = statement_timestamp() + (v.n - 1) * interval '1 microsecond',
         intent = v.intent, confidence = v.confidence, escalated = false,
         sources = v.sources::jsonb
     FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
-                %(sources)s::text[]) AS v(id, intent, confidence, sources),
+                %(sources)s::text[]) WITH ORDINALITY AS v(id, intent, confidence, sources, n),
          conversation
     WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
     RETURNING m.id, extract(epoch FROM m.processed_at - m.created_at) AS latency
@@ -253,7 +255,9 @@ class Pipeline:
                     conversation_id, since=snapshot.context_started_at
                 )
             try:
-                with self._metrics.stage_seconds.labels("decide").time():
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ), self._metrics.stage_seconds.labels("decide").time():
                     decision = await self._responder.respond(
                         ResponseRequest(
                             conversation_id=conversation_id, message_id=pending.id,
