@@ -54,6 +54,11 @@ async def test_staff_get_a_message_media_link_and_content(
     assert (await client.get(path)).status_code == 401
     assert (await client.get(f"{path}/content")).status_code == 401
 
+    # an agent sees a conversation once it is handed over (the photo escalates it)
+    processed = await client.get(
+        f"/api/v1/simulator/messages/{accepted.message_id}", params={"wait": 20}
+    )
+    assert processed.json()["status"] == "processed"
     headers = await auth_headers("agent")
     link = await client.get(path, headers=headers)
     assert link.status_code == 200, link.text
