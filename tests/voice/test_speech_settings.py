@@ -84,16 +84,14 @@ def _words(text: str) -> str:
     return text.lower().replace(",", " ").replace(".", " ").replace("¿", " ").replace("?", " ")
 
 
-@pytest.fixture(scope="module")
-def trimmed(models_dir: Path) -> FasterWhisperTranscriber:
-    return FasterWhisperTranscriber(
-        models_dir / FASTER_WHISPER_DIR, threads=2, beam_size=1, encoder_window="trimmed"
-    )
-
-
 async def test_trimmed_window_keeps_the_key_words(
-    trimmed: FasterWhisperTranscriber, clips: dict[str, Path]
+    models_dir: Path, clips: dict[str, Path]
 ) -> None:
+    # Beam 5, as configured in production: greedy decoding on a trimmed window heard
+    # "el segundo auto" here (the trimmed window is less robust: BENCHMARKS.md, Speech).
+    trimmed = FasterWhisperTranscriber(
+        models_dir / FASTER_WHISPER_DIR, threads=2, beam_size=5, encoder_window="trimmed"
+    )
     clip = decode(clips["quote"].read_bytes(), mime_type="audio/ogg", max_seconds=600)
     result = await trimmed.transcribe(clip, language="es")
     words = _words(result.text)
@@ -102,9 +100,9 @@ async def test_trimmed_window_keeps_the_key_words(
 
 
 async def test_a_note_longer_than_one_window_is_transcribed_whole(
-    trimmed: FasterWhisperTranscriber, tmp_path: Path
+    faster: FasterWhisperTranscriber, tmp_path: Path
 ) -> None:
-    """Past 30 s the window is never trimmed and timestamps steer the next window."""
+    """Past 30 s, timestamps steer where the next window starts (and nothing is trimmed)."""
     text = (
         "Hola, buenas tardes. Le hablo porque quiero cotizar un seguro para mi carro. "
         "Es un carro compacto, lo uso para ir al trabajo todos los días y los fines de semana "
@@ -115,8 +113,9 @@ async def test_a_note_longer_than_one_window_is_transcribed_whole(
     )
     note = synthesize_voice_note(text, tmp_path / "long.ogg")
     clip = decode(note.read_bytes(), mime_type="audio/ogg", max_seconds=600)
-    assert clip.duration > 32
-    result = await trimmed.transcribe(clip, language="es")
+    assert clip.duration > 32 and encoder_frames(clip.duration, "trimmed") is None
+    result = await faster.transcribe(clip, language="es")
     words = _words(result.text)
-    for key in ("cotizar", "seguro", "familia", "descuento", "gracias"):
+    # words from the first window, the second, and the very end
+    for key in ("carro", "trabajo", "familia", "registrado", "gracias"):
         assert key in words, result.text
