@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from bot.container import Runtime
@@ -41,6 +42,62 @@ async def _insert_rate(database_url: str, seconds: float = 2.0) -> float:
         rate = n / (time.perf_counter() - start)
         await conn.execute("DROP TABLE bench_insert")
     return rate
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the bench (read from /proc, so a busy machine
+    does not hide the cost): this process (the API's inbound path), the worker
+    processes, the bench's PostgreSQL and Redis, and everything else on the machine."""
+
+    def __init__(self, data_dir: Path, worker_pids: list[int]) -> None:
+        marker = str(data_dir)
+        roots: dict[str, list[psutil.Process]] = {
+            "api": [psutil.Process()], "worker": [psutil.Process(p) for p in worker_pids],
+            "postgresql": [], "redis": [],
+        }
+        for process in psutil.process_iter(["cmdline", "name"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if marker in cmdline:
+                group = "redis" if "redis" in (process.info["name"] or "") else "postgresql"
+                roots[group].append(process)
+        self._roots = roots
+
+    def snapshot(self) -> dict[str, float]:
+        seen: set[int] = set()
+        totals: dict[str, float] = {}
+        for group, roots in self._roots.items():
+            spent = 0.0
+            for root in roots:
+                try:
+                    family = [root, *root.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                for process in family:
+                    if process.pid in seen or (group == "api" and process is not root):
+                        continue
+                    seen.add(process.pid)
+                    try:
+                        times = process.cpu_times()
+                    except psutil.NoSuchProcess:
+                        continue
+                    spent += times.user + times.system
+            totals[group] = spent
+        machine = psutil.cpu_times()
+        totals["machine"] = machine.user + machine.system + machine.nice
+        return totals
+
+    @staticmethod
+    def per_message(before: dict[str, float], after: dict[str, float], n: int) -> str:
+        spent = {k: after[k] - before[k] for k in before}
+        ours = sum(v for k, v in spent.items() if k != "machine")
+        parts = "  ".join(
+            f"{k} {spent[k] / n * 1000:.2f}" for k in ("api", "worker", "postgresql", "redis")
+        )
+        others = max(0.0, spent["machine"] - ours)
+        return (
+            f"CPU ms per message: {parts}  = {ours / n * 1000:.2f} "
+            f"(other processes on the machine: {others / n * 1000:.2f})"
+        )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -88,7 +145,10 @@ async def run_pipeline_bench(
                      str(concurrency)],
                     env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                 ))
-            report = await _measure(runtime, database_url, messages, conversations, steady_rate)
+            meter = CpuMeter(services.data_dir, [child.pid for child in children])
+            report = await _measure(
+                runtime, database_url, messages, conversations, steady_rate, meter
+            )
             shape = (
                 "worker inside the bench process" if workers == 0
                 else f"{workers} worker process(es), concurrency {concurrency} each"
@@ -138,6 +198,13 @@ async def _wait_all_replied(database_url: str) -> None:
             await asyncio.sleep(0.05)
 
 
+async def _jobs_created(database_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT last_value FROM procrastinate_jobs_id_seq")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 async def _latencies(database_url: str, prefix: str) -> list[float]:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         cur = await conn.execute(
@@ -159,7 +226,7 @@ def _summary(values: list[float]) -> str:
 
 async def _measure(
     runtime: Runtime, database_url: str, messages: int, conversations: int,
-    steady_rate: float,
+    steady_rate: float, meter: CpuMeter,
 ) -> str:
     insert_rate = await _insert_rate(database_url)
     sim = SimulatorService(
@@ -201,11 +268,15 @@ async def _measure(
         while not queue.empty():
             await send(queue.get_nowait(), "sat-")
 
+    cpu_before = meter.snapshot()
+    jobs_before = await _jobs_created(database_url)
     start = time.perf_counter()
     await asyncio.gather(*[producer() for _ in range(8)])
     accepted = time.perf_counter() - start
     await _wait_all_replied(database_url)
     elapsed = time.perf_counter() - start
+    cpu_line = meter.per_message(cpu_before, meter.snapshot(), messages)
+    jobs = await _jobs_created(database_url) - jobs_before
     throughput = messages / elapsed
     saturated = await _latencies(database_url, "sat-")
     paced = await _latencies(database_url, "paced-")
@@ -216,6 +287,9 @@ async def _measure(
             f"all replied in {elapsed:.2f}s",
             f"  throughput: {throughput:.0f} messages/s",
             f"  latency accepted->reply in outbox at saturation (ms): {_summary(saturated)}",
+            f"  saturation {cpu_line}",
+            f"  saturation jobs: {jobs} for {messages} messages "
+            f"({messages / max(jobs, 1):.1f} messages per job)",
             f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
             f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
             f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",

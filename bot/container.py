@@ -197,6 +197,7 @@ class Runtime:
             summarizer=SummarizerPort(summarizer or llm.summarizer, clock=clock),
         )
         pipeline = Pipeline(
+            engine=engine,
             sessions=sessions,
             memory=memory,
             responder=responder,
@@ -222,7 +223,8 @@ class Runtime:
             every_seconds=settings.handoff.timeout_check_seconds,
         )
         await jobs.open()
-        ingestor = Ingestor(sessions=sessions, jobs=jobs, metrics=metrics, handoff=handoff)
+        ingestor = Ingestor(
+            sessions=sessions, engine=engine, jobs=jobs, metrics=metrics, handoff=handoff)
         neonize = settings.channels.neonize
         if whatsapp_sessions is None and neonize.enabled:
             whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.db import driver_connection
+from bot.db import autocommit_connection, driver_connection
 from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
@@ -21,6 +22,55 @@ from handoff.service import HandoffService
 
 log = get_logger("atiende.ingest")
 
+
+def _accept_sql(jobs: JobQueue) -> str:
+    """One statement, atomic on its own: find or create the contact and conversation,
+    store the message once per (channel, provider id), and queue the conversation's job
+    unless one is already waiting (that one will see this message)."""
+    waiting, deferred = jobs.coalesced_process_sql("SELECT conversation_id FROM message")
+    return f"""
+WITH found AS (
+    SELECT c.id, c.contact_id, ct.name AS contact_name
+    FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+    WHERE ct.phone_e164 = %(phone)s AND c.channel = %(channel)s AND c.account = %(account)s
+),
+new_contact AS (
+    INSERT INTO contacts (id, phone_e164, name)
+    SELECT %(contact_id)s, %(phone)s, %(name)s WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (phone_e164) DO UPDATE SET phone_e164 = EXCLUDED.phone_e164
+    RETURNING id
+),
+new_conversation AS (
+    INSERT INTO conversations (id, contact_id, channel, account, owner, context_started_at)
+    SELECT %(conversation_id)s, id, %(channel)s, %(account)s, 'bot', %(received_at)s
+    FROM new_contact
+    ON CONFLICT ON CONSTRAINT uq_conversation_key DO UPDATE SET channel = EXCLUDED.channel
+    RETURNING id
+),
+conversation AS (
+    SELECT id FROM found UNION ALL SELECT id FROM new_conversation
+),
+named AS (
+    UPDATE contacts SET name = %(name)s
+    WHERE %(name)s::text IS NOT NULL AND name IS NULL
+      AND id = (SELECT contact_id FROM found)
+),
+message AS (
+    INSERT INTO messages (id, conversation_id, direction, author, kind, channel,
+                          provider_message_id, text, media, raw, status)
+    SELECT %(id)s, conversation.id, 'in', 'customer', %(kind)s, %(channel)s,
+           %(provider_message_id)s, %(text)s, %(media)s::jsonb, %(raw)s::jsonb, 'received'
+    FROM conversation
+    ON CONFLICT (channel, provider_message_id) WHERE provider_message_id IS NOT NULL
+    DO NOTHING
+    RETURNING id, conversation_id
+),
+waiting AS ({waiting}),
+deferred AS ({deferred} WHERE EXISTS (SELECT 1 FROM message)
+                         AND NOT EXISTS (SELECT 1 FROM waiting))
+SELECT m.id, m.conversation_id, (SELECT count(*) FROM deferred) AS deferred
+FROM message m
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +87,22 @@ class Ingestor:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         jobs: JobQueue,
         metrics: Metrics,
         handoff: HandoffService | None = None,
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
+        self._engine = engine
+        self._accept_sql = _accept_sql(jobs)
         self._jobs = jobs
         self._metrics = metrics
 
     async def accept(self, message: InboundMessage) -> Accepted:
         """Persist ``message`` (once per channel + provider id) and defer its job atomically."""
+        if not message.from_owner and message.provider_message_id is not None:
+            return await self._accept_customer(message)
         async with self._sessions() as session, session.begin():
             conversation_id = await self._conversation_for(session, message)
             values = _row(message, conversation_id)
@@ -91,6 +146,44 @@ class Ingestor:
             channel=message.channel, kind=message.kind.value, from_owner=message.from_owner,
         )
         return Accepted(inserted, conversation_id, duplicate=False)
+
+    async def _accept_customer(self, message: InboundMessage) -> Accepted:
+        """The hot path: one round trip (see :func:`_accept_sql`)."""
+        params = {
+            "phone": message.sender_phone, "channel": message.channel,
+            "account": message.account, "name": message.sender_name,
+            "contact_id": uuid.uuid4(), "conversation_id": uuid.uuid4(), "id": uuid.uuid4(),
+            "received_at": message.received_at, "kind": message.kind.value,
+            "provider_message_id": message.provider_message_id, "text": message.text,
+            "media": json.dumps(asdict(message.media)) if message.media else None,
+            "raw": json.dumps(message.raw, default=str) if message.raw else None,
+        }
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(self._accept_sql, params)
+            row = await cursor.fetchone()
+            if row is None:  # stored before: the same delivery again
+                cursor = await connection.execute(
+                    "SELECT id, conversation_id FROM messages "
+                    "WHERE channel = %s AND provider_message_id = %s",
+                    (message.channel, message.provider_message_id),
+                )
+                existing = await cursor.fetchone()
+        if row is None:
+            assert existing is not None
+            self._metrics.duplicates.labels(message.channel).inc()
+            log.info(
+                "inbound.duplicate", message_id=str(existing[0]),
+                provider_message_id=message.provider_message_id,
+            )
+            return Accepted(existing[0], existing[1], duplicate=True)
+        message_id, conversation_id, queued = row
+        self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
+        log.info(
+            "inbound.accepted", message_id=str(message_id), conversation_id=str(conversation_id),
+            channel=message.channel, kind=message.kind.value, from_owner=False,
+            queued=bool(queued),
+        )
+        return Accepted(message_id, conversation_id, duplicate=False)
 
     async def _conversation_for(self, session: AsyncSession, message: InboundMessage) -> uuid.UUID:
         found = (

@@ -206,6 +206,32 @@ class JobQueue:
     async def close(self) -> None:
         await self._app.close_async()
 
+    @staticmethod
+    def coalesced_process_sql(conversation_id_sql: str) -> tuple[str, str]:
+        """SQL for a statement that stores an inbound message and queues its processing
+        in the same atomic statement, adding a job only when none of the conversation's
+        jobs is waiting to start.
+
+        Returns two CTE bodies: ``waiting`` (a not-yet-started job of the conversation,
+        locked FOR SHARE so that no worker starts it before this statement commits: when
+        it runs it sees the new message) and ``deferred`` (a new job; it runs after any
+        running job of the conversation, which holds the same lock). Two deliveries racing
+        may both add a job: the second then finds nothing left to do.
+        ``conversation_id_sql`` is an SQL expression for the conversation id.
+        """
+        key = f"'conv:' || ({conversation_id_sql})::text"
+        waiting = (
+            "SELECT j.id FROM procrastinate_jobs j "
+            f"WHERE j.lock = {key} AND j.status = 'todo' FOR SHARE OF j"
+        )
+        deferred = (
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW("
+            f"'{QUEUE}', '{PROCESS_TASK}', 0, {key}, NULL, "
+            f"jsonb_build_object('conversation_id', ({conversation_id_sql})::text), "
+            "NULL::timestamptz)]::procrastinate_job_to_defer_v1[])"
+        )
+        return waiting, deferred
+
     async def defer_process(
         self, conversation_id: uuid.UUID, *, connection: psycopg.AsyncConnection[Any] | None
     ) -> int:

@@ -39,6 +39,14 @@ log = get_logger("atiende.outbox")
 MAX_SEND_ATTEMPTS = 8
 CACHE_DOWN_RETRY_SECONDS = 5.0
 
+_MARK_SENT = text("""
+UPDATE messages AS m
+SET status = 'sent', sent_at = clock_timestamp(), error = NULL, attempts = m.attempts + 1,
+    provider_message_id = v.provider_id
+FROM unnest(CAST(:ids AS uuid[]), CAST(:provider_ids AS text[])) AS v(id, provider_id)
+WHERE m.id = v.id
+""")
+
 
 class SendScheduler(Protocol):
     """Durable, per-number send jobs (``bot.jobs.JobQueue``)."""
@@ -100,6 +108,7 @@ class OutboxSender:
         if older_than is not None:
             conditions.append(MESSAGES.c.created_at < func.now() - older_than)
         sent = 0
+        delivered: list[tuple[uuid.UUID, str | None]] = []
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
@@ -144,17 +153,18 @@ class OutboxSender:
                 self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
                     time.perf_counter() - started
                 )
-                await session.execute(
-                    update(MESSAGES)
-                    .where(MESSAGES.c.id == message.outbox_id)
-                    .values(
-                        status="sent", sent_at=func.clock_timestamp(), error=None,
-                        attempts=MESSAGES.c.attempts + 1,
-                        provider_message_id=receipt.provider_message_id,
-                    )
-                )
+                delivered.append((message.outbox_id, receipt.provider_message_id))
                 self._metrics.messages_out.labels(message.channel, "sent").inc()
                 sent += 1
+            if delivered:
+                # one statement for every row sent (the locks are held until the commit)
+                await session.execute(
+                    _MARK_SENT,
+                    {
+                        "ids": [outbox_id for outbox_id, _ in delivered],
+                        "provider_ids": [provider_id for _, provider_id in delivered],
+                    },
+                )
         return sent
 
     async def drain_number(self, channel: str, account: str) -> int:

@@ -8,6 +8,7 @@ processed and does nothing, so a reply is never written twice.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -15,9 +16,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.db import autocommit_connection
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
@@ -32,13 +34,73 @@ from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
-from handoff.service import HandoffService
+from handoff.service import CLOSE_CSAT_SQL, HandoffService
 
 log = get_logger("atiende.pipeline")
 
 MEDIA_NEEDS_PERSON = "media_needs_person"
 
 BATCH = 50
+
+_PENDING_SQL = """
+SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
+       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
+FROM messages m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN contacts ct ON ct.id = c.contact_id
+WHERE m.conversation_id = %s AND m.direction = 'in' AND m.status = 'received'
+ORDER BY m.seq
+LIMIT %s
+"""
+
+# A run's whole commit (see Pipeline._commit_run); the latency of each message marked
+# (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics. The
+# run's messages are committed at once; their processed_at stamps (a microsecond apart)
+# keep the order in which they were decided.
+_COMMIT_RUN_SQL = f"""
+WITH conversation AS (
+    SELECT id, channel FROM conversations
+    WHERE id = %(conversation_id)s AND owner = 'bot'
+    FOR UPDATE
+),
+marked AS (
+    UPDATE messages AS m
+    SET status = 'processed', error = NULL,
+        processed_at = statement_timestamp() + (v.n - 1) * interval '1 microsecond',
+        intent = v.intent, confidence = v.confidence, escalated = false,
+        sources = v.sources::jsonb
+    FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
+                %(sources)s::text[]) WITH ORDINALITY AS v(id, intent, confidence, sources, n),
+         conversation
+    WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
+    RETURNING m.id, extract(epoch FROM m.processed_at - m.created_at) AS latency
+),
+replies AS (
+    INSERT INTO messages (id, conversation_id, direction, author, kind, channel, text,
+                          status, in_reply_to, reply_seq)
+    SELECT r.id, conversation.id, 'out', 'bot', 'text', conversation.channel, r.text,
+           'pending', r.in_reply_to, r.reply_seq
+    FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
+                %(reply_text)s::text[]) WITH ORDINALITY AS r(id, in_reply_to, reply_seq, text, n)
+    JOIN marked ON marked.id = r.in_reply_to
+    CROSS JOIN conversation
+    ORDER BY r.n  -- the outbox sends in seq order: replies keep the messages' order
+),
+closed_csat AS (
+    {CLOSE_CSAT_SQL} AND EXISTS (SELECT 1 FROM marked)
+),
+moved AS (
+    UPDATE conversations SET
+        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = %(last_intent)s,
+        context_started_at = CASE WHEN %(fresh)s THEN %(now)s ELSE context_started_at END
+    WHERE id = (SELECT id FROM conversation) AND EXISTS (SELECT 1 FROM marked)
+)
+SELECT latency FROM marked
+"""
+
+
+class _RunConflict(Exception):
+    """A run's commit found the conversation changed under it; nothing was written."""
 
 
 
@@ -92,6 +154,7 @@ class Pipeline:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         memory: ConversationMemory,
         responder: Responder,
         outbox: OutboxSender,
@@ -106,6 +169,7 @@ class Pipeline:
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
+        self._engine = engine
         self._memory = memory
         self._responder = responder
         self._outbox = outbox
@@ -120,54 +184,179 @@ class Pipeline:
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of the conversation; return how many.
 
-        A message stored while this runs has its own job (queued behind this one by the
-        conversation lock), so a short batch ends the drain without another query."""
+        Consecutive plain text messages the bot answers without escalating are decided
+        in order and committed together (one transaction, one memory write); anything
+        else (media, voice, CSAT, escalation, opt-out, a human owner) goes one by one.
+        A message stored while this runs has its own waiting job (queued behind this one
+        by the conversation lock), so a short batch ends the drain without another query."""
         done = 0
         channel: str | None = None
         while True:
             batch, snapshot = await self._pending(conversation_id)
-            if snapshot is not None:
-                channel = snapshot.channel
-            for pending in batch:
+            index = 0
+            while index < len(batch):
                 assert snapshot is not None
-                with structlog.contextvars.bound_contextvars(
-                    conversation_id=str(conversation_id), message_id=str(pending.id)
-                ):
-                    snapshot = await self._process_guarded(pending, snapshot)
-                done += 1
+                channel = snapshot.channel
+                ran, snapshot, decided = await self._process_run(batch[index:], snapshot)
+                index += ran
+                done += ran
+                if index < len(batch):
+                    pending = batch[index]
+                    with structlog.contextvars.bound_contextvars(
+                        conversation_id=str(conversation_id), message_id=str(pending.id)
+                    ):
+                        snapshot = await self._process_guarded(pending, snapshot, decided)
+                    index += 1
+                    done += 1
             if len(batch) < BATCH:
                 break
         await self._outbox.send_pending(conversation_id, channel=channel)
         return done
 
     async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
-        """The next batch of unprocessed messages, and the conversation's state (one
-        round trip each, on one connection)."""
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
-                        MESSAGES.c.text, MESSAGES.c.transcript, MESSAGES.c.attempts,
-                        MESSAGES.c.media,
-                    )
-                    .where(
-                        MESSAGES.c.conversation_id == conversation_id,
-                        MESSAGES.c.direction == "in",
-                        MESSAGES.c.status == "received",
-                    )
-                    .order_by(MESSAGES.c.seq)
-                    .limit(BATCH)
-                )
-            ).all()
-            if not rows:
-                return [], None
-            snapshot = await _read_snapshot(session, conversation_id)
-        return [_Pending(*row) for row in rows], snapshot
+        """The next batch of unprocessed messages with the conversation's state, in one
+        round trip (autocommit: no transaction to open and close)."""
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(_PENDING_SQL, (conversation_id, BATCH))
+            rows = await cursor.fetchall()
+        if not rows:
+            return [], None
+        first = rows[0]
+        snapshot = _Snapshot(Owner(first[7]), first[8], first[9], first[10], first[11])
+        return [_Pending(*row[:7]) for row in rows], snapshot
 
-    async def _process_guarded(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
+    async def _process_run(
+        self, messages: list[_Pending], snapshot: _Snapshot
+    ) -> tuple[int, _Snapshot, Decision | None]:
+        """Decide the leading plain text messages in order and commit them together.
+
+        Returns how many were committed, the conversation's state after them, and the
+        decision already taken for the next message (an escalation, opt-out or CSAT
+        answer, which goes one by one) so it is not decided twice."""
+        if snapshot.owner is not Owner.BOT:
+            return 0, snapshot, None
+        conversation_id = messages[0].conversation_id
+        now = self._clock()
+        fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+        history: list[Turn] | None = None
+        run: list[tuple[_Pending, Decision]] = []
+        turns: list[Turn] = []
+        decided: Decision | None = None
+        for pending in messages:
+            text = pending.text
+            if pending.kind != MessageKind.TEXT.value or not text or not text.strip():
+                break
+            if self._handoff is not None and await self._handoff.csat_expected(
+                conversation_id, text
+            ) is not None:
+                break
+            if history is None:
+                history = [] if fresh else await self._memory.recent(
+                    conversation_id, since=snapshot.context_started_at
+                )
+            try:
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ), self._metrics.stage_seconds.labels("decide").time():
+                    decision = await self._responder.respond(
+                        ResponseRequest(
+                            conversation_id=conversation_id, message_id=pending.id,
+                            text=text, history=[*history, *turns],
+                            contact_name=snapshot.contact_name,
+                        )
+                    )
+            except Exception:
+                break  # one by one: the failure is recorded (and retried) there
+            if decision.escalate or decision.opt_out or decision.csat_score is not None:
+                decided = decision
+                break
+            run.append((pending, decision))
+            turns.append(Turn("customer", text, now))
+            turns += [Turn("bot", reply, now) for reply in decision.replies]
+        if not run:
+            return 0, snapshot, decided
         try:
-            return await self._process(pending, snapshot)
+            latencies = await self._commit_run(conversation_id, run, now=now, fresh=fresh)
+        except _RunConflict:
+            return 0, snapshot, None  # one by one, deciding again
+        await self._after_run(conversation_id, run, turns, latencies, fresh=fresh)
+        after = replace(
+            snapshot, last_inbound_at=now,
+            context_started_at=now if fresh else snapshot.context_started_at,
+        )
+        return len(run), after, decided
+
+    async def _after_run(
+        self,
+        conversation_id: uuid.UUID,
+        run: list[tuple[_Pending, Decision]],
+        turns: list[Turn],
+        latencies: list[float],
+        *,
+        fresh: bool,
+    ) -> None:
+        """After a run's commit: metrics, memory (one write) and notifications (one)."""
+        for latency in latencies:
+            self._metrics.processing_seconds.observe(latency)
+        if fresh:
+            await self._memory.forget(conversation_id)
+        await self._memory.append(conversation_id, turns)
+        events: list[tuple[str, dict[str, Any]]] = []
+        for pending, decision in run:
+            self._metrics.intents.labels(decision.intent).inc()
+            payload = {
+                "message_id": str(pending.id), "conversation_id": str(conversation_id),
+                "owner": Owner.BOT.value, "bot_replied": True,
+            }
+            events += [(f"processed:{pending.id}", payload), ("conversations", payload)]
+            log.info(
+                "pipeline.processed", conversation_id=str(conversation_id),
+                message_id=str(pending.id), intent=decision.intent, owner=Owner.BOT.value,
+                replies=len(decision.replies), escalated=False,
+            )
+        await self._events.publish_many(events)
+
+    async def _commit_run(
+        self,
+        conversation_id: uuid.UUID,
+        run: list[tuple[_Pending, Decision]],
+        *,
+        now: datetime,
+        fresh: bool,
+    ) -> list[float]:
+        """Commit a run in one statement (atomic on its own): only while the bot still owns
+        the conversation (its row locked), only messages still unprocessed, and replies
+        only for the messages this statement marked. Raises :class:`_RunConflict` when
+        not every message was committed (those go one by one); the latencies."""
+        replies = [
+            (pending.id, position, reply)
+            for pending, decision in run
+            for position, reply in enumerate(decision.replies)
+        ]
+        params = {
+            "conversation_id": conversation_id,
+            "ids": [pending.id for pending, _ in run],
+            "intents": [decision.intent for _, decision in run],
+            "confidences": [decision.confidence for _, decision in run],
+            "sources": [json.dumps(list(decision.sources)) for _, decision in run],
+            "reply_ids": [uuid.uuid4() for _ in replies],
+            "reply_to": [message_id for message_id, _, _ in replies],
+            "reply_seq": [position for _, position, _ in replies],
+            "reply_text": [reply for _, _, reply in replies],
+            "now": now, "fresh": fresh, "last_intent": run[-1][1].intent,
+        }
+        async with autocommit_connection(self._engine) as connection:
+            cursor = await connection.execute(_COMMIT_RUN_SQL, params)
+            latencies = [float(row[0]) for row in await cursor.fetchall()]
+        if len(latencies) != len(run):
+            raise _RunConflict
+        return latencies
+
+    async def _process_guarded(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
+        try:
+            return await self._process(pending, snapshot, decided)
         except Exception as exc:
             # The job boundary: record the attempt, park the message after the last
             # one so the conversation moves on, otherwise let the job retry it.
@@ -178,7 +367,9 @@ class Pipeline:
                 raise
             return await self._snapshot(pending.conversation_id)
 
-    async def _process(self, pending: _Pending, snapshot: _Snapshot) -> _Snapshot:
+    async def _process(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
         if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
             pending = await self._transcribe(pending)
         for _ in range(3):
@@ -189,9 +380,10 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = await self._csat_answer(pending) or await self._decide(
+                decision = decided or await self._csat_answer(pending) or await self._decide(
                     pending, snapshot, fresh
                 )
+            decided = None  # taken for the state it was decided in: decide again after
             committed = await self._commit(pending, decision, now=now, fresh=fresh)
             if committed is not None:
                 return replace(

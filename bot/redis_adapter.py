@@ -136,6 +136,18 @@ class EventBus:
         except (RedisError, OSError):
             pass  # a lost notification only delays a reader that also polls
 
+    async def publish_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Several notifications in one round trip (order kept)."""
+        if not events:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for topic, payload in events:
+                    pipe.publish(f"atiende:{topic}", json.dumps(payload, default=str))
+                await pipe.execute()
+        except (RedisError, OSError):
+            pass  # a lost notification only delays a reader that also polls
+
     @asynccontextmanager
     async def subscribe(self, *topics: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         """Yield a queue of decoded events for ``topics`` while the context is open."""

@@ -38,6 +38,13 @@ MAX_TEXT = 4096
 _MEDIA_KINDS = frozenset({"voice", "image", "document"})
 MAX_LABEL = 40
 
+# For a caller's own statement (the worker's one-statement commit): the customer wrote
+# again, so an open satisfaction question is closed unanswered. Parameter: conversation_id.
+CLOSE_CSAT_SQL = (
+    "UPDATE handoff_tickets SET csat_open = false "
+    "WHERE conversation_id = %(conversation_id)s AND csat_open"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
