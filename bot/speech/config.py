@@ -24,8 +24,8 @@ class SpeechSettings(BaseModel):
     beam_size: int = Field(default=5, ge=1, le=10)
     encoder_window: Literal["full", "trimmed"] = Field(
         default="full",
-        description="trimmed: encode only the note (+1 s), not Whisper's 30 s window: faster, "
-        "slightly less accurate (BENCHMARKS.md, Speech)",
+        description="trimmed: encode only the note (+1 s), not Whisper's 30 s window: ~1.6x "
+        "faster, but now and then drops or repeats a sentence (BENCHMARKS.md, Speech)",
     )
     max_duration_seconds: float = Field(default=600.0, gt=0)
     warm_at_start: bool = True
