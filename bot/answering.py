@@ -38,8 +38,19 @@ _PRICE_WORDS = re.compile(
     r"tarifa|price|prices|cost|costs|how much|stock|disponibles?|existencias|quedan|"
     r"available|in stock)\b"
 )
+# "¿cuánto me cobran de deducible?" asks an amount the articles explain (deductible,
+# coinsurance, surcharge, refund…), not a catalog price: the price words then belong
+# to that concept and the answer comes from the article.
+_POLICY_AMOUNT = re.compile(
+    r"\b(deducibles?|coaseguros?|recargos?|suma asegurada|devolucion|reembolsos?|"
+    r"penalizacion|penalidad|comision|comisiones|tope|indemnizacion|intereses|multa|"
+    r"deductibles?|coinsurance|surcharges?|refunds?|reimbursement|penalty|fees?)\b"
+)
+# Asking whether the business offers something ("¿aseguran bicis?"): when the message
+# names a thing the knowledge base never mentions, the honest answer is a handoff.
 _AVAILABILITY = re.compile(
-    r"\b(venden|vendes|ofrecen|manejan|tienen|hay|do you (sell|have|offer))\b"
+    r"\b(venden|vendes|ofrecen|manejan|tienen|hay|aseguran|asegurar|aseguras|"
+    r"do you (sell|have|offer|insure))\b"
 )
 _QUESTION_HINT = re.compile(
     r"\?|\b(que|como|cuando|donde|cual|cuales|cuanto|quien|por que|puedo|pueden|tienen|hay|"
@@ -98,13 +109,16 @@ class KnowledgeResponder:
             vector = (await self._store.embedder.embed([text]))[0]
         if intent in (Intent.GREETING, Intent.THANKS):  # only rules are trusted for these
             intent = Intent.QUESTION
+        # searched with the question as the knowledge base words it (synonyms); the raw
+        # question's vector still picks the sentence to quote
+        search_vector = await self._retriever.query_vector(text, vector)
         retrieval = await self._retriever.search_vector(
-            text, vector, limit=self._config.top_k, unknown=True
+            text, search_vector, limit=self._config.top_k, unknown=True
         )
         answer = None
-        wants_price = bool(_PRICE_WORDS.search(fold(text)))
+        wants_price = _asks_price(fold(text))
         if wants_price:
-            answer = await self._catalog_answer(text, vector, language, retrieval)
+            answer = await self._catalog_answer(text, search_vector, language, retrieval)
         asks_availability = bool(_AVAILABILITY.search(fold(text)))
         if answer is None and (wants_price or asks_availability) and retrieval.unknown_terms:
             # A price for something the catalog does not hold ("seguro para motos").
@@ -221,7 +235,7 @@ class KnowledgeResponder:
     async def _about_product(self, text: str, hits: list[Hit]) -> bool:
         """The message asks a price, stock or availability, or names one product."""
         folded = fold(text)
-        if _PRICE_WORDS.search(folded) or _AVAILABILITY.search(folded):
+        if _asks_price(folded) or _AVAILABILITY.search(folded):
             return True
         products = await self._store.products_by_sku([h.source_id for h in hits])
         ranked = [products[h.source_id] for h in hits if h.source_id in products]
@@ -333,6 +347,11 @@ class KnowledgeResponder:
         parts.append(body)
         parts.append(t("source_line", language, titles=hit.title))
         return Answer("\n\n".join(parts), (hit.source_id,))
+
+
+def _asks_price(folded: str) -> bool:
+    """A catalog price or stock question (not the amount of a deductible, a refund…)."""
+    return bool(_PRICE_WORDS.search(folded)) and not _POLICY_AMOUNT.search(folded)
 
 
 def _with_lead_in(units: list[tuple[int, str, str]], best: int) -> list[str]:

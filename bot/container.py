@@ -22,7 +22,7 @@ from bot.channels.simulator import SimulatorChannel
 from bot.channels.supervisor import SessionFactory
 from bot.channels.wiring import WhatsAppNumbers, build_whatsapp, neonize_factory
 from bot.clock import Clock, system_clock
-from bot.db import create_engine, session_factory
+from bot.db import AutocommitPool, create_engine, session_factory
 from bot.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
@@ -63,6 +63,7 @@ class Runtime:
     database_url: str
     redis_url: str
     engine: AsyncEngine
+    fast: AutocommitPool
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     jobs: JobQueue
@@ -115,6 +116,8 @@ class Runtime:
     ) -> Runtime:
         engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
+        fast = AutocommitPool(database_url, max_size=settings.worker_concurrency + 2)
+        await fast.open()
         redis = redis_adapter.connect(redis_url)
         metrics = Metrics()
         events = EventBus(redis)
@@ -197,7 +200,7 @@ class Runtime:
             summarizer=SummarizerPort(summarizer or llm.summarizer, clock=clock),
         )
         pipeline = Pipeline(
-            engine=engine,
+            fast=fast,
             sessions=sessions,
             memory=memory,
             responder=responder,
@@ -224,7 +227,7 @@ class Runtime:
         )
         await jobs.open()
         ingestor = Ingestor(
-            sessions=sessions, engine=engine, jobs=jobs, metrics=metrics, handoff=handoff)
+            sessions=sessions, fast=fast, jobs=jobs, metrics=metrics, handoff=handoff)
         neonize = settings.channels.neonize
         if whatsapp_sessions is None and neonize.enabled:
             whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)
@@ -251,6 +254,7 @@ class Runtime:
             database_url=database_url,
             redis_url=redis_url,
             engine=engine,
+            fast=fast,
             sessions=sessions,
             redis=redis,
             jobs=jobs,
@@ -352,6 +356,7 @@ class Runtime:
         await self.jobs.close()
         await self.http.aclose()
         await self.redis.aclose()
+        await self.fast.close()
         await self.engine.dispose()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,6 +60,28 @@ async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[psycopg.As
         raw = await connection.get_raw_connection()
         driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
         yield driver
+
+
+class AutocommitPool:
+    """Pooled psycopg connections in autocommit mode for the hot paths whose work is one
+    statement each (ingest, the worker's reads and run commits): no BEGIN/COMMIT round
+    trips and none of the ORM's per-checkout cost (~0.25 ms of CPU per use)."""
+
+    def __init__(self, url: str, *, max_size: int, timeout_seconds: float = 10.0) -> None:
+        self._pool = AsyncConnectionPool(
+            libpq_url(url), kwargs={"autocommit": True}, min_size=1, max_size=max_size,
+            timeout=timeout_seconds, open=False, name="atiende-autocommit",
+        )
+
+    async def open(self) -> None:
+        await self._pool.open()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """A connection for one statement (or a few), returned to the pool after."""
+        return self._pool.connection()
 
 
 def migrate(url: str) -> None:

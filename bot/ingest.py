@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db import autocommit_connection, driver_connection
+from bot.db import AutocommitPool, driver_connection
 from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
@@ -87,14 +87,14 @@ class Ingestor:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        engine: AsyncEngine,
+        fast: AutocommitPool,
         jobs: JobQueue,
         metrics: Metrics,
         handoff: HandoffService | None = None,
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
-        self._engine = engine
+        self._fast = fast
         self._accept_sql = _accept_sql(jobs)
         self._jobs = jobs
         self._metrics = metrics
@@ -158,7 +158,7 @@ class Ingestor:
             "media": json.dumps(asdict(message.media)) if message.media else None,
             "raw": json.dumps(message.raw, default=str) if message.raw else None,
         }
-        async with autocommit_connection(self._engine) as connection:
+        async with self._fast.connection() as connection:
             cursor = await connection.execute(self._accept_sql, params)
             row = await cursor.fetchone()
             if row is None:  # stored before: the same delivery again

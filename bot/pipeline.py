@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.db import autocommit_connection
+from bot.db import AutocommitPool
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
@@ -95,12 +95,17 @@ moved AS (
         context_started_at = CASE WHEN %(fresh)s THEN %(now)s ELSE context_started_at END
     WHERE id = (SELECT id FROM conversation) AND EXISTS (SELECT 1 FROM marked)
 )
-SELECT latency FROM marked
+SELECT id, latency FROM marked
 """
 
 
-class _RunConflict(Exception):
-    """A run's commit found the conversation changed under it; nothing was written."""
+def _turns(run: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
+    """The memory lines of a run: each customer message, then the bot's replies to it."""
+    turns: list[Turn] = []
+    for pending, decision in run:
+        turns.append(Turn("customer", pending.text or "", now))
+        turns += [Turn("bot", reply, now) for reply in decision.replies]
+    return turns
 
 
 
@@ -154,7 +159,7 @@ class Pipeline:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        engine: AsyncEngine,
+        fast: AutocommitPool,
         memory: ConversationMemory,
         responder: Responder,
         outbox: OutboxSender,
@@ -169,7 +174,7 @@ class Pipeline:
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
-        self._engine = engine
+        self._fast = fast
         self._memory = memory
         self._responder = responder
         self._outbox = outbox
@@ -216,7 +221,7 @@ class Pipeline:
     async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
         """The next batch of unprocessed messages with the conversation's state, in one
         round trip (autocommit: no transaction to open and close)."""
-        async with autocommit_connection(self._engine) as connection:
+        async with self._fast.connection() as connection:
             cursor = await connection.execute(_PENDING_SQL, (conversation_id, BATCH))
             rows = await cursor.fetchall()
         if not rows:
@@ -240,7 +245,6 @@ class Pipeline:
         fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
         history: list[Turn] | None = None
         run: list[tuple[_Pending, Decision]] = []
-        turns: list[Turn] = []
         decided: Decision | None = None
         for pending in messages:
             text = pending.text
@@ -261,7 +265,7 @@ class Pipeline:
                     decision = await self._responder.respond(
                         ResponseRequest(
                             conversation_id=conversation_id, message_id=pending.id,
-                            text=text, history=[*history, *turns],
+                            text=text, history=[*history, *_turns(run, now)],
                             contact_name=snapshot.contact_name,
                         )
                     )
@@ -271,28 +275,29 @@ class Pipeline:
                 decided = decision
                 break
             run.append((pending, decision))
-            turns.append(Turn("customer", text, now))
-            turns += [Turn("bot", reply, now) for reply in decision.replies]
         if not run:
             return 0, snapshot, decided
-        try:
-            latencies = await self._commit_run(conversation_id, run, now=now, fresh=fresh)
-        except _RunConflict:
-            return 0, snapshot, None  # one by one, deciding again
-        await self._after_run(conversation_id, run, turns, latencies, fresh=fresh)
+        marked = await self._commit_run(conversation_id, run, now=now, fresh=fresh)
+        if not marked:
+            # An agent took the conversation meanwhile (or another run did the work):
+            # one by one, from the state as it is now.
+            return 0, await self._snapshot(conversation_id), None
+        done = [(pending, decision) for pending, decision in run if pending.id in marked]
+        await self._after_run(conversation_id, done, list(marked.values()), now=now, fresh=fresh)
         after = replace(
             snapshot, last_inbound_at=now,
             context_started_at=now if fresh else snapshot.context_started_at,
         )
+        # every message of the run is done: marked here, or (rarely) by another run
         return len(run), after, decided
 
     async def _after_run(
         self,
         conversation_id: uuid.UUID,
         run: list[tuple[_Pending, Decision]],
-        turns: list[Turn],
         latencies: list[float],
         *,
+        now: datetime,
         fresh: bool,
     ) -> None:
         """After a run's commit: metrics, memory (one write) and notifications (one)."""
@@ -300,7 +305,7 @@ class Pipeline:
             self._metrics.processing_seconds.observe(latency)
         if fresh:
             await self._memory.forget(conversation_id)
-        await self._memory.append(conversation_id, turns)
+        await self._memory.append(conversation_id, _turns(run, now))
         events: list[tuple[str, dict[str, Any]]] = []
         for pending, decision in run:
             self._metrics.intents.labels(decision.intent).inc()
@@ -323,11 +328,12 @@ class Pipeline:
         *,
         now: datetime,
         fresh: bool,
-    ) -> list[float]:
+    ) -> dict[uuid.UUID, float]:
         """Commit a run in one statement (atomic on its own): only while the bot still owns
         the conversation (its row locked), only messages still unprocessed, and replies
-        only for the messages this statement marked. Raises :class:`_RunConflict` when
-        not every message was committed (those go one by one); the latencies."""
+        only for the messages this statement marked. Returns the marked messages with
+        their latencies: none when an agent took the conversation; fewer than the run
+        when another run (a stalled job's double) had already processed some."""
         replies = [
             (pending.id, position, reply)
             for pending, decision in run
@@ -345,12 +351,9 @@ class Pipeline:
             "reply_text": [reply for _, _, reply in replies],
             "now": now, "fresh": fresh, "last_intent": run[-1][1].intent,
         }
-        async with autocommit_connection(self._engine) as connection:
+        async with self._fast.connection() as connection:
             cursor = await connection.execute(_COMMIT_RUN_SQL, params)
-            latencies = [float(row[0]) for row in await cursor.fetchall()]
-        if len(latencies) != len(run):
-            raise _RunConflict
-        return latencies
+            return {row[0]: float(row[1]) for row in await cursor.fetchall()}
 
     async def _process_guarded(
         self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None

@@ -30,6 +30,11 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(_WORDS.findall(fold(text)))
 
 
+def plain_words(text: str) -> str:
+    """``text`` folded to its words, as ``Synonyms.canonical`` writes them."""
+    return " ".join(_words(text))
+
+
 @dataclass(frozen=True, slots=True)
 class Synonyms:
     """Folded variant phrase (as a word tuple) → the canonical terms it adds."""

@@ -140,5 +140,8 @@ async def test_an_agent_taking_over_mid_run_silences_the_whole_run(
         # decided while the bot owned it, committed after the agent took it: nothing sent
         assert bot_replies == []
         assert owner == "human"
+        # the run was decided once (all five, before its commit found the agent) and is
+        # not decided again one by one
+        assert [responder.calls.get(i) for i in ids] == [1, 1, 1, 1, 1]
     finally:
         await runtime.close()
