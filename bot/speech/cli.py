@@ -60,11 +60,17 @@ def bench_speech(
     clips: Annotated[list[Path] | None, typer.Argument(help="audio files; default: synthesized")]
     = None,
     threads: Annotated[int, typer.Option("--threads")] = 2,
-    backends: Annotated[str, typer.Option("--backends")] = "faster-whisper,openai-whisper",
+    backends: Annotated[str, typer.Option(
+        "--backends",
+        help="comma-separated; each may carry settings, e.g. "
+        "faster-whisper:beam_size=2:encoder_window=trimmed:compute_type=int8",
+    )] = "faster-whisper,openai-whisper",
+    texts: Annotated[bool, typer.Option("--texts/--no-texts", help="print transcripts")] = True,
 ) -> None:
-    """Real-time factor and peak memory of each local Whisper backend on the same clips."""
+    """Real-time factor, peak memory and (on synthesized clips) WER of each local backend."""
     from bot.speech.bench import run_speech_bench
 
     typer.echo(asyncio.run(run_speech_bench(
-        clips or [], threads=threads, backends=[b.strip() for b in backends.split(",") if b.strip()]
+        clips or [], threads=threads,
+        backends=[b.strip() for b in backends.split(",") if b.strip()], texts=texts,
     )))

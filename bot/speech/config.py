@@ -16,9 +16,17 @@ class SpeechSettings(BaseModel):
     backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     language: str = Field(default="es", min_length=2, max_length=8)
     models_dir: Path | None = Field(default=None, description="default <venv>/share/atiende/models")
-    compute_type: str = "int8"
+    compute_type: str = Field(
+        default="auto",
+        description="auto: int8 where the CPU has VNNI/AMX, else float32; or any CTranslate2 type",
+    )
     threads: int = Field(default=2, ge=1, le=64)
     beam_size: int = Field(default=5, ge=1, le=10)
+    encoder_window: Literal["full", "trimmed"] = Field(
+        default="full",
+        description="trimmed: encode only the note (+1 s), not Whisper's 30 s window: ~1.6x "
+        "faster, but now and then drops or repeats a sentence (BENCHMARKS.md, Speech)",
+    )
     max_duration_seconds: float = Field(default=600.0, gt=0)
     warm_at_start: bool = True
     provider_model: str | None = Field(

@@ -90,7 +90,7 @@ def local_transcriber(settings: SpeechSettings, *, models_dir: Path | None = Non
 
     return FasterWhisperTranscriber(
         root / FASTER_WHISPER_DIR, compute_type=settings.compute_type, threads=settings.threads,
-        beam_size=settings.beam_size,
+        beam_size=settings.beam_size, encoder_window=settings.encoder_window,
     )
 
 
