@@ -249,6 +249,8 @@ async def _measure(
     # burst's finished job rows; that recovery is not the steady state).
     rate = steady_rate
     paced_n = max(50, messages // 3)
+    steady_cpu_before = meter.snapshot()
+    steady_jobs_before = await _jobs_created(database_url)
     tasks = []
     begin = time.perf_counter()
     for i in range(paced_n):
@@ -258,6 +260,8 @@ async def _measure(
         tasks.append(asyncio.create_task(send(i, "paced-")))
     await asyncio.gather(*tasks)
     await _wait_all_replied(database_url)
+    steady_cpu = meter.per_message(steady_cpu_before, meter.snapshot(), paced_n)
+    steady_jobs = await _jobs_created(database_url) - steady_jobs_before
 
     # Phase 2: saturation. Everything offered at once; time until every reply is written.
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -291,6 +295,9 @@ async def _measure(
             f"  saturation jobs: {jobs} for {messages} messages "
             f"({messages / max(jobs, 1):.1f} messages per job)",
             f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
+            f"  steady {steady_cpu}",
+            f"  steady jobs: {steady_jobs} for {paced_n} messages "
+            f"({paced_n / max(steady_jobs, 1):.1f} messages per job)",
             f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
             f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
         ]

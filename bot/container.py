@@ -173,7 +173,8 @@ class Runtime:
             timezone=settings.business_timezone,
         )
         outbox = OutboxSender(
-            sessions=sessions, channels=channels, metrics=metrics, pacer=pacer, scheduler=jobs
+            sessions=sessions, fast=fast, channels=channels, metrics=metrics, pacer=pacer,
+            scheduler=jobs,
         )
         kcfg = settings.knowledge
         embedder = embedder or build_embedder(kcfg)

@@ -24,6 +24,7 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelRegistry, Presence
+from bot.db import AutocommitPool
 from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable
 from bot.logs import get_logger
 from bot.messages import Author, MediaRef, MessageKind, OutboundMessage
@@ -31,7 +32,7 @@ from bot.metrics import Metrics
 from bot.pacing import Pacer
 from bot.redis_adapter import CacheUnavailable
 from handoff.ownership import Owner
-from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES, Contact, Conversation, Message
+from handoff.records import Contact, Conversation, Message
 
 log = get_logger("atiende.outbox")
 
@@ -39,13 +40,26 @@ log = get_logger("atiende.outbox")
 MAX_SEND_ATTEMPTS = 8
 CACHE_DOWN_RETRY_SECONDS = 5.0
 
-_MARK_SENT = text("""
+_MARK_SENT = """
 UPDATE messages AS m
 SET status = 'sent', sent_at = clock_timestamp(), error = NULL, attempts = m.attempts + 1,
     provider_message_id = v.provider_id
-FROM unnest(CAST(:ids AS uuid[]), CAST(:provider_ids AS text[])) AS v(id, provider_id)
+FROM unnest(%s::uuid[], %s::text[]) AS v(id, provider_id)
 WHERE m.id = v.id
-""")
+"""
+
+# Rows to send inline, oldest first, locked (SKIP LOCKED) until the sender's commit.
+_PENDING_OUT = """
+SELECT m.id, m.conversation_id, m.kind, m.text, m.author, m.channel, m.attempts, m.raw,
+       m.media, c.account, ct.phone_e164, ct.opted_out
+FROM messages m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN contacts ct ON ct.id = c.contact_id
+WHERE {where}
+ORDER BY m.seq
+LIMIT 100
+FOR UPDATE OF m SKIP LOCKED
+"""
 
 
 class SendScheduler(Protocol):
@@ -62,6 +76,7 @@ class OutboxSender:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        fast: AutocommitPool,
         channels: ChannelRegistry,
         metrics: Metrics,
         pacer: Pacer | None = None,
@@ -69,6 +84,7 @@ class OutboxSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._sessions = sessions
+        self._fast = fast
         self._channels = channels
         self._metrics = metrics
         self._pacer = pacer
@@ -100,46 +116,39 @@ class OutboxSender:
             await self._schedule_paced(conversation_id, older_than)
             if channel is not None:
                 return 0
-        conditions = [MESSAGES.c.direction == "out", MESSAGES.c.status == "pending"]
+        conditions = ["m.direction = 'out'", "m.status = 'pending'"]
+        params: dict[str, object] = {}
         if self._paced:
-            conditions.append(MESSAGES.c.channel.not_in(self._paced))
+            conditions.append("m.channel <> ALL(%(paced)s)")
+            params["paced"] = list(self._paced)
         if conversation_id is not None:
-            conditions.append(MESSAGES.c.conversation_id == conversation_id)
+            conditions.append("m.conversation_id = %(conversation_id)s")
+            params["conversation_id"] = conversation_id
         if older_than is not None:
-            conditions.append(MESSAGES.c.created_at < func.now() - older_than)
+            conditions.append("m.created_at < now() - %(older_than)s")
+            params["older_than"] = older_than
         sent = 0
         delivered: list[tuple[uuid.UUID, str | None]] = []
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(
-                        MESSAGES.c.id, MESSAGES.c.conversation_id, MESSAGES.c.kind,
-                        MESSAGES.c.text, MESSAGES.c.author, MESSAGES.c.channel,
-                        MESSAGES.c.attempts, MESSAGES.c.raw, MESSAGES.c.media,
-                        CONVERSATIONS.c.account, CONTACTS.c.phone_e164, CONTACTS.c.opted_out,
-                    )
-                    .join(CONVERSATIONS, CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
-                    .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
-                    .where(and_(*conditions))
-                    .order_by(MESSAGES.c.seq)
-                    .limit(100)
-                    .with_for_update(of=MESSAGES, skip_locked=True)
-                )
-            ).all()
-            for row in rows:
-                if row.author == Author.CAMPAIGN.value and row.opted_out:
+        async with self._fast.connection() as connection, connection.transaction():
+            cursor = await connection.execute(
+                _PENDING_OUT.format(where=" AND ".join(conditions)), params
+            )
+            for row in await cursor.fetchall():
+                (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
+                 account, phone, opted_out) = row
+                if author == Author.CAMPAIGN.value and opted_out:
                     # re-checked at send time: an opt-out beats a message already queued
-                    await session.execute(
-                        update(MESSAGES).where(MESSAGES.c.id == row.id)
-                        .values(status="cancelled", error="opted_out")
+                    await connection.execute(
+                        "UPDATE messages SET status = 'cancelled', error = 'opted_out' "
+                        "WHERE id = %s", (outbox_id,),
                     )
-                    log.info("outbox.cancelled", outbox_id=str(row.id), reason="opted_out")
+                    log.info("outbox.cancelled", outbox_id=str(outbox_id), reason="opted_out")
                     continue
                 message = OutboundMessage(
-                    outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
-                    account=row.account, to_phone=row.phone_e164, kind=MessageKind(row.kind),
-                    text=row.text, author=Author(row.author),
-                    template=(row.raw or {}).get("template"), media=_media_ref(row.media),
+                    outbox_id=outbox_id, conversation_id=conv_id, channel=row_channel,
+                    account=account, to_phone=phone, kind=MessageKind(kind), text=body,
+                    author=Author(author), template=(raw or {}).get("template"),
+                    media=_media_ref(media),
                 )
                 started = time.perf_counter()
                 try:
@@ -148,7 +157,13 @@ class OutboxSender:
                     self._metrics.channel_send_seconds.labels(message.channel, "error").observe(
                         time.perf_counter() - started
                     )
-                    await self._failed_attempt(session, message, row.attempts + 1, exc)
+                    final = attempts + 1 >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
+                    await connection.execute(
+                        "UPDATE messages SET status = %s, attempts = %s, error = %s "
+                        "WHERE id = %s",
+                        ("failed" if final else "pending", attempts + 1, str(exc), outbox_id),
+                    )
+                    self._failure_logged(message, attempts + 1, exc, final=final)
                     continue
                 self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
                     time.perf_counter() - started
@@ -158,12 +173,10 @@ class OutboxSender:
                 sent += 1
             if delivered:
                 # one statement for every row sent (the locks are held until the commit)
-                await session.execute(
+                await connection.execute(
                     _MARK_SENT,
-                    {
-                        "ids": [outbox_id for outbox_id, _ in delivered],
-                        "provider_ids": [provider_id for _, provider_id in delivered],
-                    },
+                    ([outbox_id for outbox_id, _ in delivered],
+                     [provider_id for _, provider_id in delivered]),
                 )
         return sent
 
@@ -363,15 +376,9 @@ class OutboxSender:
             attempts=attempts, error=str(exc), retry_after=exc.retry_after,
         )
 
-    async def _failed_attempt(
-        self, session: AsyncSession, message: OutboundMessage, attempts: int, exc: ChannelError
+    def _failure_logged(
+        self, message: OutboundMessage, attempts: int, exc: ChannelError, *, final: bool
     ) -> None:
-        final = attempts >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
-        await session.execute(
-            update(Message)
-            .where(Message.id == message.outbox_id)
-            .values(status="failed" if final else "pending", attempts=attempts, error=str(exc))
-        )
         self._metrics.messages_out.labels(message.channel, "failed" if final else "retry").inc()
         log.warning(
             "outbox.send_failed", outbox_id=str(message.outbox_id),

@@ -151,7 +151,8 @@ async def test_burst_is_queued_durably_never_dropped(bare_runtime: Runtime) -> N
         clock.advance(seconds=seconds)
 
     outbox = OutboxSender(
-        sessions=bare_runtime.sessions, channels=ChannelRegistry([channel]),
+        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
+        channels=ChannelRegistry([channel]),
         metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
         scheduler=bare_runtime.jobs, sleep=sleep,
     )
@@ -195,7 +196,8 @@ async def test_bot_reply_not_sent_after_a_human_took_over(bare_runtime: Runtime)
         clock.advance(seconds=seconds)
 
     outbox = OutboxSender(
-        sessions=bare_runtime.sessions, channels=ChannelRegistry([channel]),
+        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
+        channels=ChannelRegistry([channel]),
         metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
         scheduler=bare_runtime.jobs, sleep=sleep,
     )
@@ -223,7 +225,7 @@ async def test_number_not_connected_keeps_rows_waiting(bare_runtime: Runtime) ->
         clock.advance(seconds=seconds)
 
     outbox = OutboxSender(
-        sessions=bare_runtime.sessions,
+        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
         channels=ChannelRegistry([WhatsAppChannel(LiveSessions())]),  # nothing connected
         metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
         scheduler=bare_runtime.jobs, sleep=sleep,
