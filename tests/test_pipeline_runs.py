@@ -145,3 +145,16 @@ async def test_an_agent_taking_over_mid_run_silences_the_whole_run(
         assert [responder.calls.get(i) for i in ids] == [1, 1, 1, 1, 1]
     finally:
         await runtime.close()
+
+
+async def test_the_job_table_is_vacuumed_often(database_url: str) -> None:
+    """Dead job rows slow every fetch (replies took seconds at a steady 100/s): the
+    migration tunes the job table's autovacuum and the embedded server checks every 5 s."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        options = await (await conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'procrastinate_jobs'"
+        )).fetchone()
+        naptime = await (await conn.execute("SHOW autovacuum_naptime")).fetchone()
+    assert options is not None and "autovacuum_vacuum_threshold=500" in options[0]
+    assert "autovacuum_vacuum_scale_factor=0" in options[0]
+    assert naptime == ("5s",)
