@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +47,6 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     raw = await connection.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     return driver
-
-
-@asynccontextmanager
-async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A pooled psycopg connection in autocommit mode, for hot paths whose work is one
-    statement (atomic on its own: no BEGIN/COMMIT round trips)."""
-    async with engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        raw = await connection.get_raw_connection()
-        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-        yield driver
 
 
 class AutocommitPool:

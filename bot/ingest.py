@@ -30,7 +30,7 @@ def _accept_sql(jobs: JobQueue) -> str:
     waiting, deferred = jobs.coalesced_process_sql("SELECT conversation_id FROM message")
     return f"""
 WITH found AS (
-    SELECT c.id, c.contact_id, ct.name AS contact_name
+    SELECT c.id, c.contact_id
     FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
     WHERE ct.phone_e164 = %(phone)s AND c.channel = %(channel)s AND c.account = %(account)s
 ),

@@ -367,18 +367,13 @@ class OutboxSender:
                     .returning(Message.attempts)
                 )
             ).scalar_one()
-        permanent = isinstance(exc, ChannelRefused)
-        outcome = "failed" if permanent or attempts >= MAX_SEND_ATTEMPTS else "retry"
-        self._metrics.messages_out.labels(message.channel, outcome).inc()
-        log.warning(
-            "outbox.send_failed", outbox_id=str(message.outbox_id),
-            conversation_id=str(message.conversation_id), channel=message.channel,
-            attempts=attempts, error=str(exc), retry_after=exc.retry_after,
-        )
+        final = isinstance(exc, ChannelRefused) or attempts >= MAX_SEND_ATTEMPTS
+        self._failure_logged(message, attempts, exc, final=final)
 
     def _failure_logged(
         self, message: OutboundMessage, attempts: int, exc: ChannelError, *, final: bool
     ) -> None:
+        """A failed send attempt: counted (retry or final) and logged with its ids."""
         self._metrics.messages_out.labels(message.channel, "failed" if final else "retry").inc()
         log.warning(
             "outbox.send_failed", outbox_id=str(message.outbox_id),
