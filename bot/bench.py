@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from bot import aio
 from bot.container import Runtime
 from bot.db import migrate
 from bot.embedded import EmbeddedServices
@@ -105,10 +106,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _bench_settings(settings: Settings, concurrency: int) -> Settings:
+def _bench_settings(settings: Settings, concurrency: int, batch: int) -> Settings:
     speech = settings.speech.model_copy(update={"warm_at_start": False})  # no voice here
     return settings.model_copy(
-        update={"worker_concurrency": concurrency, "log_level": "WARNING", "speech": speech}
+        update={"worker_concurrency": concurrency, "worker_batch": batch,
+                "log_level": "WARNING", "speech": speech}
     )
 
 
@@ -119,7 +121,7 @@ def _responder(settings: Settings, responder: str) -> RuleResponder | None:
 
 
 async def run_pipeline_bench(
-    settings: Settings, *, messages: int, conversations: int, concurrency: int,
+    settings: Settings, *, messages: int, conversations: int, concurrency: int, batch: int,
     responder: str = "rules", workers: int = 1, steady_rate: float = 30.0,
 ) -> str:
     """``workers`` = 0 runs the worker inside the bench process (API and worker share one
@@ -131,7 +133,7 @@ async def run_pipeline_bench(
     try:
         migrate(database_url)
         configure_logging("WARNING", json=True)
-        bench_settings = _bench_settings(settings, concurrency)
+        bench_settings = _bench_settings(settings, concurrency, batch)
         runtime = await Runtime.create(
             bench_settings, database_url=database_url, redis_url=redis_url,
             responder=_responder(settings, responder),
@@ -142,7 +144,7 @@ async def run_pipeline_bench(
             for _ in range(workers):
                 children.append(subprocess.Popen(
                     [sys.executable, "-m", "bot.bench", database_url, redis_url, responder,
-                     str(concurrency)],
+                     str(concurrency), str(batch)],
                     env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                 ))
             meter = CpuMeter(services.data_dir, [child.pid for child in children])
@@ -151,7 +153,8 @@ async def run_pipeline_bench(
             )
             shape = (
                 "worker inside the bench process" if workers == 0
-                else f"{workers} worker process(es), concurrency {concurrency} each"
+                else f"{workers} worker process(es), each running {concurrency} jobs "
+                f"in parallel, up to {batch} conversations per job"
             )
             return f"responder: {responder}; {shape}\n{report}"
         finally:
@@ -168,13 +171,13 @@ async def run_pipeline_bench(
 
 
 async def _worker_process(
-    database_url: str, redis_url: str, responder: str, concurrency: int
+    database_url: str, redis_url: str, responder: str, concurrency: int, batch: int
 ) -> None:
     """One bench worker process: the real worker, stopped by SIGTERM."""
     configure_logging("WARNING", json=True)
     settings = Settings()
     runtime = await Runtime.create(
-        _bench_settings(settings, concurrency), database_url=database_url,
+        _bench_settings(settings, concurrency, batch), database_url=database_url,
         redis_url=redis_url, responder=_responder(settings, responder),
     )
     stop = asyncio.Event()
@@ -305,5 +308,5 @@ async def _measure(
 
 
 if __name__ == "__main__":
-    db_url, cache_url, chosen, jobs = sys.argv[1:5]
-    asyncio.run(_worker_process(db_url, cache_url, chosen, int(jobs)))
+    db_url, cache_url, chosen, jobs, per_job = sys.argv[1:6]
+    aio.run(_worker_process(db_url, cache_url, chosen, int(jobs), int(per_job)))

@@ -14,6 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from bot import aio
 from bot.kb_cli import bench_retrieval, eval_command, kb_app
 from bot.settings import Settings, load_settings
 from bot.speech import cli as speech_cli
@@ -150,7 +151,7 @@ def worker() -> None:
         finally:
             await runtime.close()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 @app.command("migrate")
@@ -228,7 +229,16 @@ def _fail(reason: str) -> None:
 def bench_pipeline(
     messages: Annotated[int, typer.Option("--messages", "-n")] = 3000,
     conversations: Annotated[int, typer.Option("--conversations", "-m")] = 300,
-    concurrency: Annotated[int, typer.Option("--concurrency")] = 16,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", help="jobs in parallel per worker process "
+                     "(default: ATIENDE_WORKER_CONCURRENCY)"),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", help="conversations one job may drain together "
+                     "(default: ATIENDE_WORKER_BATCH)"),
+    ] = None,
     responder: Annotated[
         str, typer.Option("--responder", help="rules (the first responder) or knowledge")
     ] = "rules",
@@ -245,9 +255,11 @@ def bench_pipeline(
     if responder not in ("rules", "knowledge"):
         _fail("--responder must be 'rules' or 'knowledge'")
     settings = _settings()
-    report = asyncio.run(
+    report = aio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
-                           concurrency=concurrency, responder=responder, workers=workers,
+                           concurrency=concurrency or settings.worker_concurrency,
+                           batch=batch or settings.worker_batch,
+                           responder=responder, workers=workers,
                            steady_rate=steady_rate)
     )
     typer.echo(report)
