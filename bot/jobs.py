@@ -15,6 +15,7 @@ nobody listens) until a node takes the number and adopts it (``adopt_sends``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,10 +25,13 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 
 from bot.db import libpq_url
 from bot.errors import QueueUnavailable
+from bot.logs import get_logger
+
+log = get_logger("atiende.jobs")
 
 PROCESS_TASK = "atiende.process_conversation"
 QUEUE = "inbound"
@@ -40,6 +44,46 @@ PERIODIC_QUEUE = "periodic"
 
 
 SendRouter = Callable[[str, str], Awaitable[str]]
+# Drains several conversations; returns (messages processed, failure per conversation).
+BatchHandler = Callable[
+    [list[uuid.UUID]], Awaitable[tuple[int, dict[uuid.UUID, Exception]]]
+]
+
+# Procrastinate's fetch (procrastinate_fetch_job_v2) for up to ``limit`` jobs in one
+# statement, with the same rules: waiting and due, never a job whose lock (its
+# conversation) has a job running or an earlier one waiting; rows another fetch holds are
+# skipped. Its status trigger records the "started" event as for any fetched job.
+_TAKE_WAITING_SQL = """
+WITH picked AS (
+    SELECT jobs.id FROM procrastinate_jobs AS jobs
+    WHERE jobs.status = 'todo' AND jobs.queue_name = ANY(%(queues)s::varchar[])
+      AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs AS other
+          WHERE jobs.lock IS NOT NULL AND other.lock = jobs.lock
+            AND (other.status = 'doing'
+                 OR (other.status = 'todo'
+                     AND (other.priority > jobs.priority
+                          OR (other.priority = jobs.priority AND other.id < jobs.id))))
+      )
+    ORDER BY jobs.priority DESC, jobs.id ASC
+    LIMIT %(limit)s
+    FOR UPDATE OF jobs SKIP LOCKED
+)
+UPDATE procrastinate_jobs AS j SET status = 'doing', worker_id = %(worker_id)s
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
+          j.scheduled_at, j.attempts, j.worker_id
+"""
+
+_FINISH_SQL = (
+    "SELECT procrastinate_finish_job_v1(id, 'succeeded', true) "
+    "FROM unnest(%(ids)s::bigint[]) AS id"
+)
+
+
+def _conversation(job: Job) -> uuid.UUID:
+    return uuid.UUID(str(job.task_kwargs["conversation_id"]))
 
 
 def node_send_queue(node: str) -> str:
@@ -72,7 +116,7 @@ class JobQueue:
     ) -> None:
         self._app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
-                conninfo=libpq_url(database_url), min_size=1, max_size=4
+                conninfo=libpq_url(database_url), min_size=1, max_size=6
             )
         )
         self._retry = procrastinate.RetryStrategy(
@@ -112,14 +156,78 @@ class JobQueue:
             raise QueueUnavailable(f"cannot adopt the send job of {account}: {exc}") from exc
         return len(rows)
 
-    def register(self, process_conversation: Callable[[uuid.UUID], Awaitable[object]]) -> None:
-        """Bind the handler that drains one conversation's inbound messages."""
+    def register(self, process_conversations: BatchHandler, *, batch: int = 32) -> None:
+        """Bind the handler that drains conversations' inbound messages.
 
-        async def process(conversation_id: str) -> None:
-            await process_conversation(uuid.UUID(conversation_id))
+        A job also takes the jobs of other conversations waiting at that moment (up to
+        ``batch`` conversations in all, through procrastinate's own fetch, under this
+        job's worker so a dead worker's jobs are retried as usual) and drains them
+        together: at rest a job is one conversation; under load the cost per message
+        falls as the backlog grows. Each taken job ends on its own conversation's
+        outcome: finished, or retried with the same backoff as any job."""
 
-        self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry)(process)
+        async def process(context: procrastinate.JobContext, conversation_id: str) -> None:
+            own = uuid.UUID(conversation_id)
+            worker_id = context.job.worker_id
+            taken = await self._take_waiting(worker_id, batch - 1) if worker_id else []
+            conversations = [own, *(_conversation(job) for job in taken)]
+            try:
+                _, failures = await process_conversations(conversations)
+            except BaseException as exc:
+                await asyncio.shield(self._end_taken(taken, {}, everything=exc))
+                raise
+            await self._end_taken(taken, failures)
+            if own in failures:
+                raise failures[own]
+
+        self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry, pass_context=True)(
+            process
+        )
         self._registered = True
+
+    async def _take_waiting(self, worker_id: int, limit: int) -> list[Job]:
+        """Up to ``limit`` more waiting inbound jobs, started under ``worker_id``."""
+        if limit < 1:
+            return []
+        try:
+            rows = await self._app.connector.execute_query_all_async(
+                _TAKE_WAITING_SQL, queues=[QUEUE], worker_id=worker_id, limit=limit
+            )
+        except ConnectorException as exc:  # the batch goes on with its own conversation
+            log.warning("jobs.take_failed", worker_id=worker_id, error=str(exc))
+            return []
+        return [Job.from_row({**row, "status": "doing"}) for row in rows]
+
+    async def _end_taken(
+        self,
+        taken: list[Job],
+        failures: dict[uuid.UUID, Exception],
+        *,
+        everything: BaseException | None = None,
+    ) -> None:
+        """Finish the taken jobs whose conversation succeeded (one statement); retry the
+        others with the task's backoff, or mark them failed after the last attempt."""
+        succeeded = [
+            job.id for job in taken
+            if everything is None and _conversation(job) not in failures and job.id is not None
+        ]
+        if succeeded:
+            await self._app.connector.execute_query_async(_FINISH_SQL, ids=succeeded)
+        manager = self._app.job_manager
+        for job in taken:
+            exc = everything or failures.get(_conversation(job))
+            if exc is None:
+                continue
+            decision = self._retry.get_retry_decision(exception=exc, job=job)
+            log.warning(
+                "jobs.taken_failed", job_id=job.id, conversation_id=str(_conversation(job)),
+                error=f"{type(exc).__name__}: {exc}", retry=decision is not None,
+            )
+            with contextlib.suppress(ConnectorException):
+                if decision is None:
+                    await manager.finish_job(job, Status.FAILED, delete_job=False)
+                else:
+                    await manager.retry_job(job, retry_at=decision.retry_at)
 
     def register_send(self, drain_number: Callable[[str, str], Awaitable[object]]) -> None:
         """Bind the handler that sends one number's pending messages, paced."""

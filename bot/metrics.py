@@ -29,6 +29,11 @@ class Metrics:
             "atiende_processing_seconds", "Inbound accepted to reply in the outbox",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
         )
+        self.batch_conversations = Histogram(
+            "atiende_worker_batch_conversations",
+            "Conversations drained together by one inbound job (grows with the backlog)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r,
+        )
         self.intents = Counter("atiende_intents_total", "Routed intents", ["intent"], registry=r)
         self.escalations = Counter(
             "atiende_escalations_total", "Conversations handed to humans", ["reason"], registry=r

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -38,6 +38,7 @@ log = get_logger("atiende.outbox")
 
 
 MAX_SEND_ATTEMPTS = 8
+OUT_BATCH = 100  # rows sent per transaction
 CACHE_DOWN_RETRY_SECONDS = 5.0
 
 _MARK_SENT = """
@@ -57,7 +58,7 @@ JOIN conversations c ON c.id = m.conversation_id
 JOIN contacts ct ON ct.id = c.contact_id
 WHERE {where}
 ORDER BY m.seq
-LIMIT 100
+LIMIT {limit}
 FOR UPDATE OF m SKIP LOCKED
 """
 
@@ -99,41 +100,55 @@ class OutboxSender:
 
     async def send_pending(
         self,
-        conversation_id: uuid.UUID | None = None,
+        conversations: uuid.UUID | Sequence[uuid.UUID] | None = None,
         *,
         older_than: timedelta | None = None,
-        channel: str | None = None,
+        channels: Collection[str] | None = None,
     ) -> int:
-        """Send what is pending (for one conversation, or all); return how many were sent.
+        """Send what is pending (for one conversation, several, or all); return how many
+        were sent.
 
         Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
         transaction, so two senders never send one row; if this process dies mid-send
         the row is still ``pending`` and is sent by the next run. Rows of paced channels
-        are handed to their number's send job instead. ``channel``, when the caller knows
-        the conversation's channel, saves the query for the other kind.
+        are handed to their number's send job instead. ``channels``, when the caller
+        knows the conversations' channels, saves the query for the other kind.
         """
-        if channel is None or channel in self._paced:
-            await self._schedule_paced(conversation_id, older_than)
-            if channel is not None:
+        ids = [conversations] if isinstance(conversations, uuid.UUID) else conversations
+        paced = [c for c in channels or () if c in self._paced]
+        if channels is None or paced:
+            await self._schedule_paced(ids, older_than)
+            if channels is not None and len(paced) == len(set(channels)):
                 return 0
         conditions = ["m.direction = 'out'", "m.status = 'pending'"]
         params: dict[str, object] = {}
         if self._paced:
             conditions.append("m.channel <> ALL(%(paced)s)")
             params["paced"] = list(self._paced)
-        if conversation_id is not None:
-            conditions.append("m.conversation_id = %(conversation_id)s")
-            params["conversation_id"] = conversation_id
+        if ids is not None:
+            conditions.append("m.conversation_id = ANY(%(conversation_ids)s)")
+            params["conversation_ids"] = list(ids)
         if older_than is not None:
             conditions.append("m.created_at < now() - %(older_than)s")
             params["older_than"] = older_than
+        where = " AND ".join(conditions)
         sent = 0
+        while True:  # a batch at a time (each in its own transaction), oldest first
+            batch_sent, fetched, failed = await self._send_inline(where, params)
+            sent += batch_sent
+            if fetched < OUT_BATCH or failed:
+                return sent
+
+    async def _send_inline(self, where: str, params: dict[str, object]) -> tuple[int, int, bool]:
+        """Send one batch of pending rows; (sent, rows fetched, whether a send failed)."""
+        sent = 0
+        failed = False
         delivered: list[tuple[uuid.UUID, str | None]] = []
         async with self._fast.connection() as connection, connection.transaction():
-            cursor = await connection.execute(
-                _PENDING_OUT.format(where=" AND ".join(conditions)), params
-            )
-            for row in await cursor.fetchall():
+            query = _PENDING_OUT.format(where=where, limit=OUT_BATCH)
+            cursor = await connection.execute(query, params)
+            rows = await cursor.fetchall()
+            for row in rows:
                 (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
                  account, phone, opted_out) = row
                 if author == Author.CAMPAIGN.value and opted_out:
@@ -164,6 +179,7 @@ class OutboxSender:
                         ("failed" if final else "pending", attempts + 1, str(exc), outbox_id),
                     )
                     self._failure_logged(message, attempts + 1, exc, final=final)
+                    failed = True
                     continue
                 self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
                     time.perf_counter() - started
@@ -178,7 +194,7 @@ class OutboxSender:
                     ([outbox_id for outbox_id, _ in delivered],
                      [provider_id for _, provider_id in delivered]),
                 )
-        return sent
+        return sent, len(rows), failed
 
     async def drain_number(self, channel: str, account: str) -> int:
         """Send one number's pending rows in order, paced; reschedule itself when it must wait."""
@@ -226,7 +242,7 @@ class OutboxSender:
         await self._sleep(pause)
 
     async def _schedule_paced(
-        self, conversation_id: uuid.UUID | None, older_than: timedelta | None
+        self, conversation_ids: Sequence[uuid.UUID] | None, older_than: timedelta | None
     ) -> None:
         if not self._paced or self._scheduler is None:
             return
@@ -234,8 +250,8 @@ class OutboxSender:
             Message.direction == "out", Message.status == "pending",
             Message.channel.in_(self._paced),
         ]
-        if conversation_id is not None:
-            conditions.append(Message.conversation_id == conversation_id)
+        if conversation_ids is not None:
+            conditions.append(Message.conversation_id.in_(conversation_ids))
         if older_than is not None:
             conditions.append(Message.created_at < func.now() - older_than)
         async with self._sessions() as session:

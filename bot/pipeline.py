@@ -8,8 +8,10 @@ processed and does nothing, so a reply is never written twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +36,7 @@ from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
-from handoff.service import CLOSE_CSAT_SQL, HandoffService
+from handoff.service import HandoffService, close_csat_sql
 
 log = get_logger("atiende.pipeline")
 
@@ -42,26 +44,40 @@ MEDIA_NEEDS_PERSON = "media_needs_person"
 
 BATCH = 50
 
+# The next unprocessed messages of several conversations (at most ``limit`` each, in
+# order) with each conversation's state, in one round trip.
 _PENDING_SQL = """
 SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
        c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
-FROM messages m
-JOIN conversations c ON c.id = m.conversation_id
+FROM unnest(%(ids)s::uuid[]) AS q(id)
+JOIN conversations c ON c.id = q.id
 JOIN contacts ct ON ct.id = c.contact_id
-WHERE m.conversation_id = %s AND m.direction = 'in' AND m.status = 'received'
-ORDER BY m.seq
-LIMIT %s
+CROSS JOIN LATERAL (
+    SELECT * FROM messages m
+    WHERE m.conversation_id = q.id AND m.direction = 'in' AND m.status = 'received'
+    ORDER BY m.seq
+    LIMIT %(limit)s
+) m
+ORDER BY m.conversation_id, m.seq
 """
 
-# A run's whole commit (see Pipeline._commit_run); the latency of each message marked
-# (accepted -> processed, both stamped by PostgreSQL) comes back for the metrics. The
-# run's messages are committed at once; their processed_at stamps (a microsecond apart)
-# keep the order in which they were decided.
-_COMMIT_RUN_SQL = f"""
-WITH conversation AS (
+# The commit of the runs of several conversations, in one statement (atomic on its own;
+# see Pipeline._commit_runs). The latency of each message marked (accepted -> processed,
+# both stamped by PostgreSQL) comes back for the metrics. A run's messages are
+# committed at once; their processed_at stamps (a microsecond apart) keep the order in
+# which they were decided.
+_COMMIT_RUNS_SQL = f"""
+WITH runs AS (
+    SELECT * FROM unnest(%(run_ids)s::uuid[], %(run_fresh)s::bool[], %(run_intent)s::text[])
+        AS r(id, fresh, last_intent)
+),
+conversation AS (
+    -- NO KEY UPDATE: serialized with a takeover, while a new message's foreign key
+    -- check (KEY SHARE) on the same conversation does not wait for this statement
     SELECT id, channel FROM conversations
-    WHERE id = %(conversation_id)s AND owner = 'bot'
-    FOR UPDATE
+    WHERE id IN (SELECT id FROM runs) AND owner = 'bot'
+    ORDER BY id
+    FOR NO KEY UPDATE
 ),
 marked AS (
     UPDATE messages AS m
@@ -73,7 +89,8 @@ marked AS (
                 %(sources)s::text[]) WITH ORDINALITY AS v(id, intent, confidence, sources, n),
          conversation
     WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
-    RETURNING m.id, extract(epoch FROM m.processed_at - m.created_at) AS latency
+    RETURNING m.id, m.conversation_id,
+              extract(epoch FROM m.processed_at - m.created_at) AS latency
 ),
 replies AS (
     INSERT INTO messages (id, conversation_id, direction, author, kind, channel, text,
@@ -83,30 +100,21 @@ replies AS (
     FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
                 %(reply_text)s::text[]) WITH ORDINALITY AS r(id, in_reply_to, reply_seq, text, n)
     JOIN marked ON marked.id = r.in_reply_to
-    CROSS JOIN conversation
+    JOIN conversation ON conversation.id = marked.conversation_id
     ORDER BY r.n  -- the outbox sends in seq order: replies keep the messages' order
 ),
 closed_csat AS (
-    {CLOSE_CSAT_SQL} AND EXISTS (SELECT 1 FROM marked)
+    {close_csat_sql("SELECT conversation_id FROM marked")}
 ),
 moved AS (
-    UPDATE conversations SET
-        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = %(last_intent)s,
-        context_started_at = CASE WHEN %(fresh)s THEN %(now)s ELSE context_started_at END
-    WHERE id = (SELECT id FROM conversation) AND EXISTS (SELECT 1 FROM marked)
+    UPDATE conversations AS c SET
+        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = runs.last_intent,
+        context_started_at = CASE WHEN runs.fresh THEN %(now)s ELSE c.context_started_at END
+    FROM runs
+    WHERE c.id = runs.id AND c.id IN (SELECT conversation_id FROM marked)
 )
 SELECT id, latency FROM marked
 """
-
-
-def _turns(run: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
-    """The memory lines of a run: each customer message, then the bot's replies to it."""
-    turns: list[Turn] = []
-    for pending, decision in run:
-        turns.append(Turn("customer", pending.text or "", now))
-        turns += [Turn("bot", reply, now) for reply in decision.replies]
-    return turns
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,33 @@ class _Snapshot:
     channel: str
 
 
+@dataclass(slots=True)
+class _Run:
+    """Consecutive plain text messages of one conversation, decided in order.
+
+    ``decided`` is the decision already taken for the message after the run (an
+    escalation, opt-out or CSAT answer, which goes one by one): it is not decided twice."""
+
+    conversation_id: uuid.UUID
+    snapshot: _Snapshot
+    fresh: bool
+    steps: list[tuple[_Pending, Decision]]
+    decided: Decision | None = None
+
+
+def _turns(steps: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
+    """The memory lines of a run: each customer message, then the bot's replies to it."""
+    turns: list[Turn] = []
+    for pending, decision in steps:
+        turns.append(Turn("customer", pending.text or "", now))
+        turns += [Turn("bot", reply, now) for reply in decision.replies]
+    return turns
+
+
+def _plain(pending: _Pending) -> bool:
+    return pending.kind == MessageKind.TEXT.value and bool(pending.text and pending.text.strip())
+
+
 async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _Snapshot:
     row = (
         await session.execute(
@@ -153,7 +188,7 @@ async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _
 
 
 class Pipeline:
-    """Processes inbound messages of one conversation; called by the job worker."""
+    """Processes the inbound messages of conversations; called by the job worker."""
 
     def __init__(
         self,
@@ -187,77 +222,224 @@ class Pipeline:
         self._speech = speech
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
-        """Drain every stored, unprocessed message of the conversation; return how many.
+        """Drain every stored, unprocessed message of one conversation; return how many.
+        Raises what failed (the job is retried)."""
+        done, failures = await self.process_conversations([conversation_id])
+        if conversation_id in failures:
+            raise failures[conversation_id]
+        return done
 
-        Consecutive plain text messages the bot answers without escalating are decided
-        in order and committed together (one transaction, one memory write); anything
-        else (media, voice, CSAT, escalation, opt-out, a human owner) goes one by one.
-        A message stored while this runs has its own waiting job (queued behind this one
-        by the conversation lock), so a short batch ends the drain without another query."""
+    async def process_conversations(
+        self, conversation_ids: Sequence[uuid.UUID]
+    ) -> tuple[int, dict[uuid.UUID, Exception]]:
+        """Drain every stored, unprocessed message of several conversations (a worker
+        under load takes every conversation waiting): each conversation strictly in
+        order, the conversations side by side. Returns how many messages were processed,
+        and the failure of each conversation that must be retried.
+
+        The common case costs a few round trips for the whole batch: one read; the runs
+        of plain text messages decided in order (each decision sees the run's earlier
+        turns); the runs decided together committed in one statement, with one memory
+        write, one notification write and one outbox send. Runs decided later (a slow
+        model) commit as they are decided, so no conversation waits for another's.
+        Anything else (media, voice, CSAT, escalation, opt-out, a human owner, an agent
+        taking over meanwhile) goes one by one in its conversation. A message stored
+        while this runs has its own waiting job (queued behind this one by the
+        conversation lock), so a short batch ends the drain without another query."""
+        ids = list(dict.fromkeys(conversation_ids))
+        self._metrics.batch_conversations.observe(len(ids))
+        pending = await self._pending(ids)
+        now = self._clock()
+        candidates, others = self._candidates(pending, now)
+        drains: dict[uuid.UUID, asyncio.Task[int]] = {
+            cid: asyncio.create_task(self._drain(cid, None)) for cid in others
+        }
+        done = 0
+        deciding: set[asyncio.Future[_Run]] = set()
+        try:
+            histories = await self._memory.recent_many(
+                {cid: run.snapshot.context_started_at
+                 for cid, (run, _) in candidates.items() if not run.fresh}
+            ) if candidates else {}
+            deciding = {
+                asyncio.ensure_future(
+                    self._decide_run(run, batch, histories.get(cid, []), now)
+                ) for cid, (run, batch) in candidates.items()
+            }
+            while deciding:
+                decided, deciding = await asyncio.wait(
+                    deciding, return_when=asyncio.FIRST_COMPLETED
+                )
+                runs = {task.result().conversation_id: task.result() for task in decided}
+                done += await self._settle(runs, pending, now, drains)
+        except BaseException:
+            for drain in drains.values():
+                drain.cancel()
+            raise
+        finally:
+            for task in deciding:
+                task.cancel()
+        failures: dict[uuid.UUID, Exception] = {}
+        outcomes = await asyncio.gather(*drains.values(), return_exceptions=True)
+        for cid, outcome in zip(drains, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failures[cid] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                done += outcome
+        idle = [cid for cid in ids if cid not in pending]
+        if idle:  # nothing waiting (a retried job): replies its first run left unsent
+            await self._outbox.send_pending(idle)
+        return done, failures
+
+    async def _settle(
+        self,
+        runs: dict[uuid.UUID, _Run],
+        pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]],
+        now: datetime,
+        drains: dict[uuid.UUID, asyncio.Task[int]],
+    ) -> int:
+        """Commit runs decided together and send their replies; a conversation with more
+        to do goes on one by one (a drain task added to ``drains``). Returns how many
+        messages were committed."""
+        marked = await self._commit_runs(runs, now)
+        finished: list[uuid.UUID] = []
+        for cid, run in runs.items():
+            batch = pending[cid][0]
+            ran = len(run.steps)
+            if ran and not any(p.id in marked for p, _ in run.steps):
+                # an agent took over meanwhile: one by one, as it is now
+                drains[cid] = asyncio.create_task(self._drain(cid, None))
+            elif ran < len(batch) or len(batch) >= BATCH:
+                after = (batch[ran].id, run.decided) if run.decided else None
+                drains[cid] = asyncio.create_task(self._drain(cid, after))
+            else:
+                finished.append(cid)
+        if finished:
+            await self._outbox.send_pending(
+                finished, channels={pending[cid][1].channel for cid in finished}
+            )
+        return len(marked)
+
+    def _candidates(
+        self, pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]], now: datetime
+    ) -> tuple[dict[uuid.UUID, tuple[_Run, list[_Pending]]], list[uuid.UUID]]:
+        """The conversations whose first waiting message may start a run (the bot owns
+        them and it is plain text), each with its empty run; and the others."""
+        candidates: dict[uuid.UUID, tuple[_Run, list[_Pending]]] = {}
+        others: list[uuid.UUID] = []
+        for cid, (batch, snapshot) in pending.items():
+            if snapshot.owner is Owner.BOT and _plain(batch[0]):
+                fresh = (
+                    snapshot.last_inbound_at is None
+                    or now - snapshot.last_inbound_at > self._ttl
+                )
+                candidates[cid] = (_Run(cid, snapshot, fresh, []), batch)
+            else:
+                others.append(cid)
+        return candidates, others
+
+    async def _drain(
+        self, conversation_id: uuid.UUID, decided: tuple[uuid.UUID, Decision] | None
+    ) -> int:
+        """One conversation, message by message where needed (``decided``: the decision
+        already taken for a waiting message, as (message id, decision)); then its
+        outbox."""
         done = 0
         channel: str | None = None
         while True:
-            batch, snapshot = await self._pending(conversation_id)
+            batch, snapshot = (await self._pending([conversation_id])).get(
+                conversation_id, ([], None)
+            )
             index = 0
             while index < len(batch):
                 assert snapshot is not None
                 channel = snapshot.channel
-                ran, snapshot, decided = await self._process_run(batch[index:], snapshot)
-                index += ran
-                done += ran
-                if index < len(batch):
-                    pending = batch[index]
-                    with structlog.contextvars.bound_contextvars(
-                        conversation_id=str(conversation_id), message_id=str(pending.id)
-                    ):
-                        snapshot = await self._process_guarded(pending, snapshot, decided)
-                    index += 1
-                    done += 1
+                if decided is not None and decided[0] == batch[index].id:
+                    decision: Decision | None = decided[1]
+                else:
+                    ran, snapshot, decision = await self._process_run(batch[index:], snapshot)
+                    index += ran
+                    done += ran
+                    if index >= len(batch):
+                        break
+                decided = None
+                pending = batch[index]
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ):
+                    snapshot = await self._process_guarded(pending, snapshot, decision)
+                index += 1
+                done += 1
             if len(batch) < BATCH:
                 break
-        await self._outbox.send_pending(conversation_id, channel=channel)
+        await self._outbox.send_pending(
+            [conversation_id], channels=None if channel is None else {channel}
+        )
         return done
-
-    async def _pending(self, conversation_id: uuid.UUID) -> tuple[list[_Pending], _Snapshot | None]:
-        """The next batch of unprocessed messages with the conversation's state, in one
-        round trip (autocommit: no transaction to open and close)."""
-        async with self._fast.connection() as connection:
-            cursor = await connection.execute(_PENDING_SQL, (conversation_id, BATCH))
-            rows = await cursor.fetchall()
-        if not rows:
-            return [], None
-        first = rows[0]
-        snapshot = _Snapshot(Owner(first[7]), first[8], first[9], first[10], first[11])
-        return [_Pending(*row[:7]) for row in rows], snapshot
 
     async def _process_run(
         self, messages: list[_Pending], snapshot: _Snapshot
     ) -> tuple[int, _Snapshot, Decision | None]:
-        """Decide the leading plain text messages in order and commit them together.
-
-        Returns how many were committed, the conversation's state after them, and the
-        decision already taken for the next message (an escalation, opt-out or CSAT
-        answer, which goes one by one) so it is not decided twice."""
-        if snapshot.owner is not Owner.BOT:
-            return 0, snapshot, None
+        """Decide one conversation's leading plain text messages in order and commit them
+        together. Returns how many are done, the conversation's state after them, and the
+        decision already taken for the next message (not decided twice)."""
         conversation_id = messages[0].conversation_id
         now = self._clock()
-        fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
-        history: list[Turn] | None = None
-        run: list[tuple[_Pending, Decision]] = []
-        decided: Decision | None = None
+        candidates, _ = self._candidates({conversation_id: (messages, snapshot)}, now)
+        if not candidates:
+            return 0, snapshot, None
+        run, _ = candidates[conversation_id]
+        history = [] if run.fresh else await self._memory.recent(
+            conversation_id, since=snapshot.context_started_at
+        )
+        run = await self._decide_run(run, messages, history, now)
+        if not run.steps:
+            return 0, snapshot, run.decided
+        if not await self._commit_runs({conversation_id: run}, now):
+            # An agent took the conversation meanwhile (or another run did the work):
+            # one by one, from the state as it is now.
+            return 0, await self._snapshot(conversation_id), None
+        after = replace(
+            snapshot, last_inbound_at=now,
+            context_started_at=now if run.fresh else snapshot.context_started_at,
+        )
+        # every message of the run is done: marked here, or (rarely) by another run
+        return len(run.steps), after, run.decided
+
+    async def _pending(
+        self, conversation_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[list[_Pending], _Snapshot]]:
+        """The next batch of unprocessed messages of each conversation with its state, in
+        one round trip (autocommit: no transaction to open and close). Conversations
+        with nothing waiting are left out."""
+        async with self._fast.connection() as connection:
+            cursor = await connection.execute(
+                _PENDING_SQL, {"ids": conversation_ids, "limit": BATCH}
+            )
+            rows = await cursor.fetchall()
+        found: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]] = {}
+        for row in rows:
+            if row[1] not in found:
+                found[row[1]] = ([], _Snapshot(Owner(row[7]), row[8], row[9], row[10], row[11]))
+            found[row[1]][0].append(_Pending(*row[:7]))
+        return found
+
+    async def _decide_run(
+        self, run: _Run, messages: list[_Pending], history: list[Turn], now: datetime
+    ) -> _Run:
+        """Decide ``messages`` in order into ``run`` while they are plain text the bot
+        answers without escalating; stop at the first that is not."""
+        conversation_id = run.conversation_id
         for pending in messages:
             text = pending.text
-            if pending.kind != MessageKind.TEXT.value or not text or not text.strip():
+            if not _plain(pending) or text is None:
                 break
             if self._handoff is not None and await self._handoff.csat_expected(
                 conversation_id, text
             ) is not None:
                 break
-            if history is None:
-                history = [] if fresh else await self._memory.recent(
-                    conversation_id, since=snapshot.context_started_at
-                )
             try:
                 with structlog.contextvars.bound_contextvars(
                     conversation_id=str(conversation_id), message_id=str(pending.id)
@@ -265,95 +447,83 @@ class Pipeline:
                     decision = await self._responder.respond(
                         ResponseRequest(
                             conversation_id=conversation_id, message_id=pending.id,
-                            text=text, history=[*history, *_turns(run, now)],
-                            contact_name=snapshot.contact_name,
+                            text=text, history=[*history, *_turns(run.steps, now)],
+                            contact_name=run.snapshot.contact_name,
                         )
                     )
             except Exception:
                 break  # one by one: the failure is recorded (and retried) there
             if decision.escalate or decision.opt_out or decision.csat_score is not None:
-                decided = decision
+                run.decided = decision
                 break
-            run.append((pending, decision))
-        if not run:
-            return 0, snapshot, decided
-        marked = await self._commit_run(conversation_id, run, now=now, fresh=fresh)
-        if not marked:
-            # An agent took the conversation meanwhile (or another run did the work):
-            # one by one, from the state as it is now.
-            return 0, await self._snapshot(conversation_id), None
-        done = [(pending, decision) for pending, decision in run if pending.id in marked]
-        await self._after_run(conversation_id, done, list(marked.values()), now=now, fresh=fresh)
-        after = replace(
-            snapshot, last_inbound_at=now,
-            context_started_at=now if fresh else snapshot.context_started_at,
-        )
-        # every message of the run is done: marked here, or (rarely) by another run
-        return len(run), after, decided
+            run.steps.append((pending, decision))
+        return run
 
-    async def _after_run(
-        self,
-        conversation_id: uuid.UUID,
-        run: list[tuple[_Pending, Decision]],
-        latencies: list[float],
-        *,
-        now: datetime,
-        fresh: bool,
-    ) -> None:
-        """After a run's commit: metrics, memory (one write) and notifications (one)."""
-        for latency in latencies:
-            self._metrics.processing_seconds.observe(latency)
-        if fresh:
-            await self._memory.forget(conversation_id)
-        await self._memory.append(conversation_id, _turns(run, now))
-        events: list[tuple[str, dict[str, Any]]] = []
-        for pending, decision in run:
-            self._metrics.intents.labels(decision.intent).inc()
-            payload = {
-                "message_id": str(pending.id), "conversation_id": str(conversation_id),
-                "owner": Owner.BOT.value, "bot_replied": True,
-            }
-            events += [(f"processed:{pending.id}", payload), ("conversations", payload)]
-            log.info(
-                "pipeline.processed", conversation_id=str(conversation_id),
-                message_id=str(pending.id), intent=decision.intent, owner=Owner.BOT.value,
-                replies=len(decision.replies), escalated=False,
-            )
-        await self._events.publish_many(events)
-
-    async def _commit_run(
-        self,
-        conversation_id: uuid.UUID,
-        run: list[tuple[_Pending, Decision]],
-        *,
-        now: datetime,
-        fresh: bool,
-    ) -> dict[uuid.UUID, float]:
-        """Commit a run in one statement (atomic on its own): only while the bot still owns
-        the conversation (its row locked), only messages still unprocessed, and replies
-        only for the messages this statement marked. Returns the marked messages with
-        their latencies: none when an agent took the conversation; fewer than the run
-        when another run (a stalled job's double) had already processed some."""
+    async def _commit_runs(self, runs: dict[uuid.UUID, _Run], now: datetime) -> set[uuid.UUID]:
+        """Commit the runs in one statement (atomic on its own): a conversation's run only
+        while the bot still owns it (its row locked), only messages still unprocessed,
+        and replies only for the messages this statement marked. Then the metrics, the
+        memory (one write) and the notifications (one). Returns the messages marked: none
+        of a conversation an agent took meanwhile; fewer than its run when another run (a
+        stalled job's double) had already processed some."""
+        runs = {cid: run for cid, run in runs.items() if run.steps}
+        if not runs:
+            return set()
+        steps = [step for run in runs.values() for step in run.steps]
         replies = [
             (pending.id, position, reply)
-            for pending, decision in run
+            for pending, decision in steps
             for position, reply in enumerate(decision.replies)
         ]
         params = {
-            "conversation_id": conversation_id,
-            "ids": [pending.id for pending, _ in run],
-            "intents": [decision.intent for _, decision in run],
-            "confidences": [decision.confidence for _, decision in run],
-            "sources": [json.dumps(list(decision.sources)) for _, decision in run],
+            "run_ids": list(runs),
+            "run_fresh": [run.fresh for run in runs.values()],
+            "run_intent": [run.steps[-1][1].intent for run in runs.values()],
+            "ids": [pending.id for pending, _ in steps],
+            "intents": [decision.intent for _, decision in steps],
+            "confidences": [decision.confidence for _, decision in steps],
+            "sources": [json.dumps(list(decision.sources)) for _, decision in steps],
             "reply_ids": [uuid.uuid4() for _ in replies],
             "reply_to": [message_id for message_id, _, _ in replies],
             "reply_seq": [position for _, position, _ in replies],
             "reply_text": [reply for _, _, reply in replies],
-            "now": now, "fresh": fresh, "last_intent": run[-1][1].intent,
+            "now": now,
         }
         async with self._fast.connection() as connection:
-            cursor = await connection.execute(_COMMIT_RUN_SQL, params)
-            return {row[0]: float(row[1]) for row in await cursor.fetchall()}
+            cursor = await connection.execute(_COMMIT_RUNS_SQL, params)
+            latencies = {row[0]: float(row[1]) for row in await cursor.fetchall()}
+        await self._after_runs(runs, latencies, now)
+        return set(latencies)
+
+    async def _after_runs(
+        self, runs: dict[uuid.UUID, _Run], latencies: dict[uuid.UUID, float], now: datetime
+    ) -> None:
+        """After the runs' commit: metrics, memory and notifications, for what it marked."""
+        turns: dict[uuid.UUID, list[Turn]] = {}
+        fresh: list[uuid.UUID] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        for conversation_id, run in runs.items():
+            steps = [(p, d) for p, d in run.steps if p.id in latencies]
+            if not steps:
+                continue
+            turns[conversation_id] = _turns(steps, now)
+            if run.fresh:
+                fresh.append(conversation_id)
+            for pending, decision in steps:
+                self._metrics.processing_seconds.observe(latencies[pending.id])
+                self._metrics.intents.labels(decision.intent).inc()
+                payload = {
+                    "message_id": str(pending.id), "conversation_id": str(conversation_id),
+                    "owner": Owner.BOT.value, "bot_replied": True,
+                }
+                events += [(f"processed:{pending.id}", payload), ("conversations", payload)]
+                log.info(
+                    "pipeline.processed", conversation_id=str(conversation_id),
+                    message_id=str(pending.id), intent=decision.intent, owner=Owner.BOT.value,
+                    replies=len(decision.replies), escalated=False,
+                )
+        await self._memory.store_many(turns, forget=fresh)
+        await self._events.publish_many(events)
 
     async def _process_guarded(
         self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,42 +77,70 @@ class ConversationMemory:
     async def recent(
         self, conversation_id: uuid.UUID, *, since: datetime | None = None
     ) -> list[Turn]:
+        return (await self.recent_many({conversation_id: since}))[conversation_id]
+
+    async def recent_many(
+        self, since: Mapping[uuid.UUID, datetime | None]
+    ) -> dict[uuid.UUID, list[Turn]]:
+        """The recent turns of several conversations (each read from its context start,
+        ``since``, when later than ``ttl`` ago) in one round trip; a conversation missing
+        from Redis is rebuilt from PostgreSQL."""
         now = self._clock()
-        cutoff = now - self._ttl
-        if since is not None and since > cutoff:
-            cutoff = since
+        ids = list(since)
         try:
-            raw = await self._redis.lrange(self._key(conversation_id), 0, -1)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for conversation_id in ids:
+                    pipe.lrange(self._key(conversation_id), 0, -1)
+                found: list[Any] = await pipe.execute()
         except (RedisError, OSError):
-            raw = None
-        if raw:
-            turns = [self._decode(str(item)) for item in raw]
-        else:
-            turns = list(await self._loader(conversation_id, cutoff))
-            if turns:
-                await self._store(conversation_id, turns)
-        return [t for t in turns if t.at >= cutoff][-self._max :]
+            found = [None] * len(ids)
+        result: dict[uuid.UUID, list[Turn]] = {}
+        for conversation_id, raw in zip(ids, found, strict=True):
+            cutoff = now - self._ttl
+            started = since[conversation_id]
+            if started is not None and started > cutoff:
+                cutoff = started
+            if raw:
+                turns = [self._decode(str(item)) for item in raw]
+            else:
+                turns = list(await self._loader(conversation_id, cutoff))
+                if turns:
+                    await self.store_many({conversation_id: turns})
+            result[conversation_id] = [t for t in turns if t.at >= cutoff][-self._max :]
+        return result
 
     async def append(self, conversation_id: uuid.UUID, turns: Sequence[Turn]) -> None:
-        if turns:
-            await self._store(conversation_id, turns)
+        await self.store_many({conversation_id: turns})
 
     async def forget(self, conversation_id: uuid.UUID) -> None:
-        try:
-            await self._redis.delete(self._key(conversation_id))
-        except (RedisError, OSError):
-            pass
+        await self.store_many({}, forget=(conversation_id,))
 
-    async def _store(self, conversation_id: uuid.UUID, turns: Sequence[Turn]) -> None:
-        key = self._key(conversation_id)
+    async def store_many(
+        self,
+        turns: Mapping[uuid.UUID, Sequence[Turn]],
+        *,
+        forget: Collection[uuid.UUID] = (),
+    ) -> None:
+        """Forget the conversations in ``forget`` (a fresh context), then append each
+        conversation's new turns, keeping the last ``max_turns`` for ``ttl``; one round
+        trip. Best effort: PostgreSQL is the record, and the next read rebuilds."""
+        if not turns and not forget:
+            return
+        seconds = int(self._ttl.total_seconds())
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, *[self._encode(t) for t in turns])
-                pipe.ltrim(key, -self._max, -1)
-                pipe.expire(key, int(self._ttl.total_seconds()))
+                for conversation_id in forget:
+                    pipe.delete(self._key(conversation_id))
+                for conversation_id, new in turns.items():
+                    if not new:
+                        continue
+                    key = self._key(conversation_id)
+                    pipe.rpush(key, *[self._encode(t) for t in new])
+                    pipe.ltrim(key, -self._max, -1)
+                    pipe.expire(key, seconds)
                 await pipe.execute()
         except (RedisError, OSError):
-            pass  # PostgreSQL is the record; the next read rebuilds
+            pass
 
     @staticmethod
     def _encode(turn: Turn) -> str:

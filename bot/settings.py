@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     run_worker_in_app: bool = True
     worker_concurrency: int = 8
+    # conversations one job may drain together (it takes the others' waiting jobs)
+    worker_batch: int = Field(default=32, ge=1, le=500)
     job_max_attempts: int = 5
     job_retry_base_seconds: float = 2.0
     stalled_job_seconds: float = 30.0

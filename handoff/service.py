@@ -38,12 +38,15 @@ MAX_TEXT = 4096
 _MEDIA_KINDS = frozenset({"voice", "image", "document"})
 MAX_LABEL = 40
 
-# For a caller's own statement (the worker's one-statement commit): the customer wrote
-# again, so an open satisfaction question is closed unanswered. Parameter: conversation_id.
-CLOSE_CSAT_SQL = (
-    "UPDATE handoff_tickets SET csat_open = false "
-    "WHERE conversation_id = %(conversation_id)s AND csat_open"
-)
+
+def close_csat_sql(conversation_ids_sql: str) -> str:
+    """For a caller's own statement (the worker's one-statement commit): the customers of
+    the conversations ``conversation_ids_sql`` selects wrote again, so their open
+    satisfaction questions are closed unanswered."""
+    return (
+        "UPDATE handoff_tickets SET csat_open = false "
+        f"WHERE conversation_id IN ({conversation_ids_sql}) AND csat_open"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from bot.settings import Settings
 async def test_bench_pipeline_prints_the_figures_the_issue_names(workers: int) -> None:
     report = await asyncio.wait_for(
         run_pipeline_bench(
-            Settings(), messages=40, conversations=8, concurrency=4, workers=workers
+            Settings(), messages=40, conversations=8, concurrency=2, batch=4, workers=workers
         ),
         timeout=180,
     )

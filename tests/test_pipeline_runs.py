@@ -4,6 +4,7 @@ committed together, on real PostgreSQL + Redis (no worker until the burst is sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from bot.container import Runtime
 from bot.db import libpq_url
+from bot.jobs import JobQueue
 from bot.messages import InboundMessage, MessageKind
 from bot.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.settings import Settings
@@ -158,3 +160,109 @@ async def test_the_job_table_is_vacuumed_often(database_url: str) -> None:
     assert options is not None and "autovacuum_vacuum_threshold=500" in options[0]
     assert "autovacuum_vacuum_scale_factor=0" in options[0]
     assert naptime == ("5s",)
+
+
+async def test_a_job_takes_the_waiting_conversations_and_ends_each_on_its_own_outcome(
+    database_url: str,
+) -> None:
+    """Under load one job drains every conversation waiting (up to the batch size): the
+    taken jobs finish with their conversation, and a failed conversation's job alone is
+    retried (the others are not run again)."""
+    queue = JobQueue(database_url, max_attempts=3, retry_base_seconds=1)
+    conversations = [uuid.uuid4() for _ in range(10)]
+    failing = conversations[3]
+    batches: list[list[uuid.UUID]] = []
+    finished = asyncio.Event()
+
+    async def handler(ids: list[uuid.UUID]) -> tuple[int, dict[uuid.UUID, Exception]]:
+        batches.append(ids)
+        if sum(len(b) for b in batches) >= len(conversations):
+            finished.set()
+        failures: dict[uuid.UUID, Exception] = (
+            {failing: RuntimeError("proveedor caído")} if failing in ids else {}
+        )
+        return len(ids), failures
+
+    queue.register(handler, batch=8)
+    await queue.open()
+    try:
+        for conversation_id in conversations:
+            await queue.defer_process(conversation_id, connection=None)
+        worker = asyncio.create_task(queue.run_worker(concurrency=1))
+        async with asyncio.timeout(20):
+            await finished.wait()
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        rows = await queue._app.connector.execute_query_all_async(
+            "SELECT args->>'conversation_id' AS c, status::text AS s, attempts "
+            "FROM procrastinate_jobs WHERE task_name = 'atiende.process_conversation'"
+        )
+    finally:
+        await queue.close()
+    assert [len(b) for b in batches[:2]] == [8, 2]  # the first job took seven more
+    assert sorted(c for b in batches for c in b) == sorted(conversations)  # each once
+    # only the failed conversation's job is left, waiting for its retry
+    assert [(uuid.UUID(r["c"]), r["s"], r["attempts"]) for r in rows] == [(failing, "todo", 1)]
+
+
+async def test_conversations_drained_together_stay_in_order_and_apart(
+    settings: Settings, database_url: str, redis_url: str
+) -> None:
+    """Eight conversations stored before the worker starts are drained together: each
+    message answered once and in its conversation's order, each decision with its own
+    conversation's history only; one asks for a person and stops there."""
+    responder = CountingResponder()
+    runtime = await Runtime.create(
+        settings.model_copy(update={"worker_concurrency": 1}), database_url=database_url,
+        redis_url=redis_url, responder=responder,
+    )
+    try:
+        ids: dict[str, list[uuid.UUID]] = {}
+        texts = ["hola", "gracias!!", "buenas tardes", "thanks"]
+        for c in range(8):
+            phone = f"+52155777701{c:02d}"
+            said = list(texts)
+            if c == 5:
+                said[1] = "quiero hablar con un agente porfa"
+            for i, text in enumerate(said):
+                message = InboundMessage(
+                    channel="simulator", account="demo", provider_message_id=f"m-{c}-{i}",
+                    sender_phone=phone, kind=MessageKind.TEXT, text=text,
+                    received_at=datetime.now(UTC),
+                )
+                ids.setdefault(phone, []).append(
+                    (await runtime.ingestor.accept(message)).message_id
+                )
+        runtime.start_worker()
+        every = [i for group in ids.values() for i in group]
+        await _wait_processed(runtime, every)
+        async with runtime.sessions() as s:
+            replies = (
+                await s.execute(
+                    select(Message.in_reply_to).where(Message.in_reply_to.in_(every))
+                    .order_by(Message.seq)
+                )
+            ).scalars().all()
+            owners = dict(
+                (await s.execute(select(Conversation.id, Conversation.owner))).all()
+            )
+        for c, (phone, group) in enumerate(ids.items()):
+            answered = [r for r in replies if r in group]
+            if c == 5:
+                assert answered == [group[0], group[1]], phone  # the handoff notice, then quiet
+            else:
+                assert answered == group, phone  # once each, in order
+        assert sorted(owners.values()).count("queued") == 1
+        assert all(responder.calls.get(i) == 1 for i in every if i not in ids[list(ids)[5]][2:])
+        # a conversation's decisions saw only its own earlier turns
+        assert max(responder.histories) <= 2 * (len(texts) - 1)
+        # drained together: fewer jobs ran than there were conversations waiting
+        registry = runtime.metrics.registry
+        batches = registry.get_sample_value("atiende_worker_batch_conversations_count")
+        drained = registry.get_sample_value("atiende_worker_batch_conversations_sum")
+        assert batches is not None and drained is not None
+        assert drained >= 8 and batches < drained
+    finally:
+        await runtime.close()
+

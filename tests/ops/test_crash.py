@@ -35,6 +35,9 @@ def _worker(database_url: str, redis_url: str, data_dir: Path) -> subprocess.Pop
         "ATIENDE_STALLED_JOB_SECONDS": "2",
         "ATIENDE_RECONCILE_INTERVAL_SECONDS": "0.5",
         "ATIENDE_WORKER_CONCURRENCY": "4",
+        # small batches (a job takes 3 more conversations): the kill lands mid-batch,
+        # with taken jobs running, instead of after one statement answered everything
+        "ATIENDE_WORKER_BATCH": "4",
         "ATIENDE_LOG_LEVEL": "WARNING",
         # this test is about crash recovery: the lexical embedder keeps the worker's
         # start-up and per-message cost small (no 2 s model load per process)
@@ -71,16 +74,16 @@ async def test_worker_killed_mid_job_answers_every_message_exactly_once(
         doing = done = 0
         conninfo = database_url
         # kill it mid-run: some messages answered, jobs running, most still waiting
-        for _ in range(3000):
-            with psycopg.connect(conninfo) as conn:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            for _ in range(20000):
                 doing, done = conn.execute(
                     "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'), "
                     "(SELECT count(*) FROM messages WHERE direction = 'in' "
                     "AND status = 'processed')"
                 ).fetchone()  # type: ignore[misc]
-            if doing and done >= 20:
-                break
-            await asyncio.sleep(0.01)
+                if doing and done >= 20:
+                    break
+                await asyncio.sleep(0.002)
         assert doing, "the worker never started a job"
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
