@@ -114,14 +114,9 @@ class Runtime:
         answer_generator: AnswerGenerator | None = None,
         intent_classifier: IntentClassifier | None = None,
     ) -> Runtime:
-        engine = create_engine(
-            database_url,
-            pool_size=max(5, settings.worker_concurrency + 2),
-        )
+        engine = create_engine(database_url, pool_size=max(5, settings.worker_concurrency + 2))
         sessions = session_factory(engine)
-        fast = AutocommitPool(
-            database_url, max_size=settings.worker_concurrency + 2
-        )
+        fast = AutocommitPool(database_url, max_size=settings.worker_concurrency + 2)
         await fast.open()
         redis = redis_adapter.connect(redis_url)
         metrics = Metrics()

@@ -116,7 +116,7 @@ class JobQueue:
     ) -> None:
         self._app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
-                conninfo=libpq_url(database_url), min_size=1, max_size=6
+                conninfo=libpq_url(database_url), min_size=1, max_size=4
             )
         )
         self._retry = procrastinate.RetryStrategy(
@@ -160,7 +160,7 @@ class JobQueue:
         """Bind the handler that drains conversations' inbound messages.
 
         A job also takes the jobs of other conversations waiting at that moment (up to
-        ``batch`` conversations in all, through procrastinate's own fetch, under this
+        ``batch`` conversations in all, claimed with procrastinate's fetch rules, under this
         job's worker so a dead worker's jobs are retried as usual) and drains them
         together: at rest a job is one conversation; under load the cost per message
         falls as the backlog grows. Each taken job ends on its own conversation's

@@ -115,10 +115,10 @@ class OutboxSender:
         knows the conversations' channels, saves the query for the other kind.
         """
         ids = [conversations] if isinstance(conversations, uuid.UUID) else conversations
-        paced = [c for c in channels or () if c in self._paced]
+        paced = {c for c in channels or () if c in self._paced}
         if channels is None or paced:
             await self._schedule_paced(ids, older_than)
-            if channels is not None and len(paced) == len(set(channels)):
+            if channels is not None and paced == set(channels):
                 return 0
         conditions = ["m.direction = 'out'", "m.status = 'pending'"]
         params: dict[str, object] = {}

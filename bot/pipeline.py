@@ -257,10 +257,7 @@ class Pipeline:
         done = 0
         deciding: set[asyncio.Future[_Run]] = set()
         try:
-            histories = await self._memory.recent_many(
-                {cid: run.snapshot.context_started_at
-                 for cid, (run, _) in candidates.items() if not run.fresh}
-            ) if candidates else {}
+            histories = await self._histories([run for run, _ in candidates.values()])
             deciding = {
                 asyncio.ensure_future(
                     self._decide_run(run, batch, histories.get(cid, []), now)
@@ -322,6 +319,16 @@ class Pipeline:
             )
         return len(marked)
 
+    def _fresh(self, snapshot: _Snapshot, now: datetime) -> bool:
+        """A new context: the conversation's first message, or after ``ttl`` of silence."""
+        return snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+
+    async def _histories(self, runs: list[_Run]) -> dict[uuid.UUID, list[Turn]]:
+        """The memory of each run's conversation since its context started (one round
+        trip); none for a fresh context."""
+        since = {r.conversation_id: r.snapshot.context_started_at for r in runs if not r.fresh}
+        return await self._memory.recent_many(since) if since else {}
+
     def _candidates(
         self, pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]], now: datetime
     ) -> tuple[dict[uuid.UUID, tuple[_Run, list[_Pending]]], list[uuid.UUID]]:
@@ -331,11 +338,7 @@ class Pipeline:
         others: list[uuid.UUID] = []
         for cid, (batch, snapshot) in pending.items():
             if snapshot.owner is Owner.BOT and _plain(batch[0]):
-                fresh = (
-                    snapshot.last_inbound_at is None
-                    or now - snapshot.last_inbound_at > self._ttl
-                )
-                candidates[cid] = (_Run(cid, snapshot, fresh, []), batch)
+                candidates[cid] = (_Run(cid, snapshot, self._fresh(snapshot, now), []), batch)
             else:
                 others.append(cid)
         return candidates, others
@@ -391,9 +394,7 @@ class Pipeline:
         if not candidates:
             return 0, snapshot, None
         run, _ = candidates[conversation_id]
-        history = [] if run.fresh else await self._memory.recent(
-            conversation_id, since=snapshot.context_started_at
-        )
+        history = (await self._histories([run])).get(conversation_id, [])
         run = await self._decide_run(run, messages, history, now)
         if not run.steps:
             return 0, snapshot, run.decided
@@ -547,7 +548,7 @@ class Pipeline:
             pending = await self._transcribe(pending)
         for _ in range(3):
             now = self._clock()
-            fresh = snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+            fresh = self._fresh(snapshot, now)
             owner = snapshot.owner
             if owner is Owner.CLOSED:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
