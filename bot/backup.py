@@ -34,9 +34,10 @@ FORMAT = "atiende-backup/1"
 DUMP = "database.dump"
 MANIFEST = "manifest.json"
 MEDIA = "media"
-# procrastinate's queue: transient work, rebuilt by the reconciler after a restore
+# the queues (procrastinate's and the inbound work list): transient work, rebuilt by
+# the reconciler after a restore
 QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
-                "procrastinate_workers")
+                "procrastinate_workers", "inbound_work")
 
 
 class BackupError(AtiendeError):

@@ -109,7 +109,7 @@ def _pct(values: list[float], q: float) -> float:
 def _bench_settings(settings: Settings, concurrency: int, batch: int) -> Settings:
     speech = settings.speech.model_copy(update={"warm_at_start": False})  # no voice here
     return settings.model_copy(
-        update={"worker_concurrency": concurrency, "worker_batch": batch,
+        update={"inbound_concurrency": concurrency, "worker_batch": batch,
                 "log_level": "WARNING", "speech": speech}
     )
 
@@ -153,8 +153,8 @@ async def run_pipeline_bench(
             )
             shape = (
                 "worker inside the bench process" if workers == 0
-                else f"{workers} worker process(es), each running {concurrency} jobs "
-                f"in parallel, up to {batch} conversations per job"
+                else f"{workers} worker process(es), each starting {concurrency} batches "
+                f"at once, up to {batch} conversations per batch"
             )
             return f"responder: {responder}; {shape}\n{report}"
         finally:
@@ -201,9 +201,15 @@ async def _wait_all_replied(database_url: str) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _jobs_created(database_url: str) -> int:
+async def _commits(database_url: str, prefix: str) -> int:
+    """Transactions that marked the phase's messages processed: messages committed
+    together share their row's xmin (the worker commits each group in one statement)."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cur = await conn.execute("SELECT last_value FROM procrastinate_jobs_id_seq")
+        cur = await conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM messages "
+            "WHERE direction = 'in' AND provider_message_id LIKE %s",
+            (prefix + "%",),
+        )
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -253,7 +259,6 @@ async def _measure(
     rate = steady_rate
     paced_n = max(50, messages // 3)
     steady_cpu_before = meter.snapshot()
-    steady_jobs_before = await _jobs_created(database_url)
     tasks = []
     begin = time.perf_counter()
     for i in range(paced_n):
@@ -264,7 +269,7 @@ async def _measure(
     await asyncio.gather(*tasks)
     await _wait_all_replied(database_url)
     steady_cpu = meter.per_message(steady_cpu_before, meter.snapshot(), paced_n)
-    steady_jobs = await _jobs_created(database_url) - steady_jobs_before
+    steady_commits = await _commits(database_url, "paced-")
 
     # Phase 2: saturation. Everything offered at once; time until every reply is written.
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -276,14 +281,13 @@ async def _measure(
             await send(queue.get_nowait(), "sat-")
 
     cpu_before = meter.snapshot()
-    jobs_before = await _jobs_created(database_url)
     start = time.perf_counter()
     await asyncio.gather(*[producer() for _ in range(8)])
     accepted = time.perf_counter() - start
     await _wait_all_replied(database_url)
     elapsed = time.perf_counter() - start
     cpu_line = meter.per_message(cpu_before, meter.snapshot(), messages)
-    jobs = await _jobs_created(database_url) - jobs_before
+    commits = await _commits(database_url, "sat-")
     throughput = messages / elapsed
     saturated = await _latencies(database_url, "sat-")
     paced = await _latencies(database_url, "paced-")
@@ -295,12 +299,12 @@ async def _measure(
             f"  throughput: {throughput:.0f} messages/s",
             f"  latency accepted->reply in outbox at saturation (ms): {_summary(saturated)}",
             f"  saturation {cpu_line}",
-            f"  saturation jobs: {jobs} for {messages} messages "
-            f"({messages / max(jobs, 1):.1f} messages per job)",
+            f"  saturation commits: {commits} for {messages} messages "
+            f"({messages / max(commits, 1):.1f} messages per commit)",
             f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
             f"  steady {steady_cpu}",
-            f"  steady jobs: {steady_jobs} for {paced_n} messages "
-            f"({paced_n / max(steady_jobs, 1):.1f} messages per job)",
+            f"  steady commits: {steady_commits} for {paced_n} messages "
+            f"({paced_n / max(steady_commits, 1):.1f} messages per commit)",
             f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
             f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
         ]

@@ -231,12 +231,12 @@ def bench_pipeline(
     conversations: Annotated[int, typer.Option("--conversations", "-m")] = 300,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", help="jobs in parallel per worker process "
-                     "(default: ATIENDE_WORKER_CONCURRENCY)"),
+        typer.Option("--concurrency", help="inbound batches started at once per worker "
+                     "process (default: ATIENDE_INBOUND_CONCURRENCY)"),
     ] = None,
     batch: Annotated[
         int | None,
-        typer.Option("--batch", help="conversations one job may drain together "
+        typer.Option("--batch", help="conversations one batch may take "
                      "(default: ATIENDE_WORKER_BATCH)"),
     ] = None,
     responder: Annotated[
@@ -257,7 +257,7 @@ def bench_pipeline(
     settings = _settings()
     report = aio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
-                           concurrency=concurrency or settings.worker_concurrency,
+                           concurrency=concurrency or settings.inbound_concurrency,
                            batch=batch or settings.worker_batch,
                            responder=responder, workers=workers,
                            steady_rate=steady_rate)

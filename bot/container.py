@@ -26,6 +26,7 @@ from bot.db import AutocommitPool, create_engine, session_factory
 from bot.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.handoff_adapters import SummarizerPort
 from bot.history import HistoryLoader
+from bot.inbound_queue import InboundQueue
 from bot.ingest import Ingestor
 from bot.intents import IntentRouter
 from bot.jobs import JobQueue
@@ -67,6 +68,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     jobs: JobQueue
+    inbound: InboundQueue
     metrics: Metrics
     events: EventBus
     memory: ConversationMemory
@@ -168,6 +170,9 @@ class Runtime:
             max_attempts=settings.job_max_attempts,
             retry_base_seconds=settings.job_retry_base_seconds,
         )
+        inbound = InboundQueue(
+            database_url, fast, retry_base_seconds=settings.job_retry_base_seconds
+        )
         pacer = Pacer(
             settings.channels.pacing, bucket=TokenBucket(redis), clock=clock,
             timezone=settings.business_timezone,
@@ -215,7 +220,6 @@ class Runtime:
             speech=speech,
             handoff=handoff,
         )
-        jobs.register(pipeline.process_conversations, batch=settings.worker_batch)
         campaign_scheduler = CampaignScheduler(
             sessions=sessions, outbox=outbox, clock=clock,
             short_wait_seconds=settings.campaigns.short_wait_seconds,
@@ -228,7 +232,7 @@ class Runtime:
         )
         await jobs.open()
         ingestor = Ingestor(
-            sessions=sessions, fast=fast, jobs=jobs, metrics=metrics, handoff=handoff)
+            sessions=sessions, fast=fast, inbound=inbound, metrics=metrics, handoff=handoff)
         neonize = settings.channels.neonize
         if whatsapp_sessions is None and neonize.enabled:
             whatsapp_sessions = neonize_factory(neonize, database_url, settings.default_region)
@@ -259,6 +263,7 @@ class Runtime:
             sessions=sessions,
             redis=redis,
             jobs=jobs,
+            inbound=inbound,
             metrics=metrics,
             events=events,
             memory=memory,
@@ -269,6 +274,7 @@ class Runtime:
             reconciler=Reconciler(
                 sessions=sessions,
                 jobs=jobs,
+                inbound=inbound,
                 outbox=outbox,
                 metrics=metrics,
                 stalled_seconds=settings.stalled_job_seconds,
@@ -317,6 +323,17 @@ class Runtime:
                     stalled_seconds=self.settings.stalled_job_seconds,
                 ),
                 name="atiende-worker",
+            )
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                self.inbound.run(
+                    self.pipeline.process_conversations,
+                    concurrency=self.settings.inbound_concurrency,
+                    batch=self.settings.worker_batch,
+                    lease_seconds=self.settings.stalled_job_seconds,
+                ),
+                name="atiende-inbound",
             )
         )
         self._tasks.append(

@@ -1,4 +1,4 @@
-"""Inbound path: persist first (idempotent), then a durable job in the same transaction."""
+"""Inbound path: persist first (idempotent), with its waiting work in the same transaction."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import AutocommitPool, driver_connection
-from bot.jobs import JobQueue
+from bot.inbound_queue import InboundQueue, enqueue_ctes
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
@@ -23,11 +23,10 @@ from handoff.service import HandoffService
 log = get_logger("atiende.ingest")
 
 
-def _accept_sql(jobs: JobQueue) -> str:
+def _accept_sql() -> str:
     """One statement, atomic on its own: find or create the contact and conversation,
-    store the message once per (channel, provider id), and queue the conversation's job
-    unless one is already waiting (that one will see this message)."""
-    waiting, deferred = jobs.coalesced_process_sql("SELECT conversation_id FROM message")
+    store the message once per (channel, provider id), and record the conversation's
+    waiting work (waking a dispatcher unless one is processing it)."""
     return f"""
 WITH found AS (
     SELECT c.id, c.contact_id
@@ -65,10 +64,8 @@ message AS (
     DO NOTHING
     RETURNING id, conversation_id
 ),
-waiting AS ({waiting}),
-deferred AS ({deferred} WHERE EXISTS (SELECT 1 FROM message)
-                         AND NOT EXISTS (SELECT 1 FROM waiting))
-SELECT m.id, m.conversation_id, (SELECT count(*) FROM deferred) AS deferred
+{enqueue_ctes("SELECT conversation_id FROM message")}
+SELECT m.id, m.conversation_id, (SELECT count(*) FROM inbound_woken) AS woken
 FROM message m
 """
 
@@ -88,19 +85,19 @@ class Ingestor:
         *,
         sessions: async_sessionmaker[AsyncSession],
         fast: AutocommitPool,
-        jobs: JobQueue,
+        inbound: InboundQueue,
         metrics: Metrics,
         handoff: HandoffService | None = None,
     ) -> None:
         self._handoff = handoff
         self._sessions = sessions
         self._fast = fast
-        self._accept_sql = _accept_sql(jobs)
-        self._jobs = jobs
+        self._accept_sql = _accept_sql()
+        self._inbound = inbound
         self._metrics = metrics
 
     async def accept(self, message: InboundMessage) -> Accepted:
-        """Persist ``message`` (once per channel + provider id) and defer its job atomically."""
+        """Persist ``message`` (once per channel + provider id) and record its work atomically."""
         if not message.from_owner and message.provider_message_id is not None:
             return await self._accept_customer(message)
         async with self._sessions() as session, session.begin():
@@ -135,8 +132,8 @@ class Ingestor:
             if message.from_owner:
                 await self._owner_typed(session, conversation_id)
             else:
-                await self._jobs.defer_process(
-                    conversation_id, connection=await driver_connection(session)
+                await self._inbound.enqueue(
+                    [conversation_id], connection=await driver_connection(session)
                 )
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
         if message.from_owner and self._handoff is not None:
@@ -176,12 +173,12 @@ class Ingestor:
                 provider_message_id=message.provider_message_id,
             )
             return Accepted(existing[0], existing[1], duplicate=True)
-        message_id, conversation_id, queued = row
+        message_id, conversation_id, woken = row
         self._metrics.messages_in.labels(message.channel, message.kind.value).inc()
         log.info(
             "inbound.accepted", message_id=str(message_id), conversation_id=str(conversation_id),
             channel=message.channel, kind=message.kind.value, from_owner=False,
-            queued=bool(queued),
+            woke_worker=bool(woken),
         )
         return Accepted(message_id, conversation_id, duplicate=False)
 

@@ -1,11 +1,9 @@
-"""Durable jobs on PostgreSQL (procrastinate): the only module that imports procrastinate.
+"""Durable background jobs on PostgreSQL (procrastinate): the only module that imports
+procrastinate. Paced sends, campaign ticks and periodic tasks run here; inbound messages
+have their own, lighter work list (bot/inbound_queue.py).
 
-A job is deferred in the same transaction that stores the message that causes it,
-so a stored message always has its job and a rolled-back one never does. Jobs of
-one conversation share a lock and run strictly one after another, in order;
-different conversations run in parallel. Failed jobs are retried with
-exponential backoff; stalled jobs (their worker died) are retried by the
-reconciler.
+Jobs sharing a lock run strictly one after another. Failed jobs are retried with
+exponential backoff; stalled jobs (their worker died) are retried by the reconciler.
 
 Send jobs can be targeted: with a send router (``route_sends``), a number's send job
 goes to the queue of the node that holds the number (``outbound.node.<node>``), which
@@ -15,7 +13,6 @@ nobody listens) until a node takes the number and adopts it (``adopt_sends``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
-import psycopg
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
-from procrastinate.jobs import Job, Status
+from procrastinate.jobs import Status
 
 from bot.db import libpq_url
 from bot.errors import QueueUnavailable
@@ -33,8 +29,6 @@ from bot.logs import get_logger
 
 log = get_logger("atiende.jobs")
 
-PROCESS_TASK = "atiende.process_conversation"
-QUEUE = "inbound"
 SEND_TASK = "atiende.send_number"
 SEND_QUEUE = "outbound"
 PARKED_SEND_QUEUE = "outbound.parked"
@@ -44,48 +38,6 @@ PERIODIC_QUEUE = "periodic"
 
 
 SendRouter = Callable[[str, str], Awaitable[str]]
-# Drains several conversations; returns (messages processed, failure per conversation).
-BatchHandler = Callable[
-    [list[uuid.UUID]], Awaitable[tuple[int, dict[uuid.UUID, Exception]]]
-]
-
-# Procrastinate's fetch (procrastinate_fetch_job_v2) for up to ``limit`` jobs in one
-# statement, with the same rules: waiting and due, never a job whose lock (its
-# conversation) has a job running or an earlier one waiting; rows another fetch holds are
-# skipped. Its status trigger records the "started" event as for any fetched job.
-_TAKE_WAITING_SQL = """
-WITH picked AS (
-    SELECT jobs.id FROM procrastinate_jobs AS jobs
-    WHERE jobs.status = 'todo' AND jobs.queue_name = ANY(%(queues)s::varchar[])
-      AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs AS other
-          WHERE jobs.lock IS NOT NULL AND other.lock = jobs.lock
-            AND (other.status = 'doing'
-                 OR (other.status = 'todo'
-                     AND (other.priority > jobs.priority
-                          OR (other.priority = jobs.priority AND other.id < jobs.id))))
-      )
-    ORDER BY jobs.priority DESC, jobs.id ASC
-    LIMIT %(limit)s
-    FOR UPDATE OF jobs SKIP LOCKED
-)
-UPDATE procrastinate_jobs AS j SET status = 'doing', worker_id = %(worker_id)s
-FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
-          j.scheduled_at, j.attempts, j.worker_id
-"""
-
-_FINISH_SQL = (
-    "SELECT procrastinate_finish_job_v1(id, 'succeeded', true) "
-    "FROM unnest(%(ids)s::bigint[]) AS id"
-)
-
-
-def _conversation(job: Job) -> uuid.UUID:
-    return uuid.UUID(str(job.task_kwargs["conversation_id"]))
-
-
 def node_send_queue(node: str) -> str:
     """The send queue only ``node``'s worker listens to."""
     return f"outbound.node.{node}"
@@ -155,79 +107,6 @@ class JobQueue:
         except ConnectorException as exc:
             raise QueueUnavailable(f"cannot adopt the send job of {account}: {exc}") from exc
         return len(rows)
-
-    def register(self, process_conversations: BatchHandler, *, batch: int = 32) -> None:
-        """Bind the handler that drains conversations' inbound messages.
-
-        A job also takes the jobs of other conversations waiting at that moment (up to
-        ``batch`` conversations in all, claimed with procrastinate's fetch rules, under this
-        job's worker so a dead worker's jobs are retried as usual) and drains them
-        together: at rest a job is one conversation; under load the cost per message
-        falls as the backlog grows. Each taken job ends on its own conversation's
-        outcome: finished, or retried with the same backoff as any job."""
-
-        async def process(context: procrastinate.JobContext, conversation_id: str) -> None:
-            own = uuid.UUID(conversation_id)
-            worker_id = context.job.worker_id
-            taken = await self._take_waiting(worker_id, batch - 1) if worker_id else []
-            conversations = [own, *(_conversation(job) for job in taken)]
-            try:
-                _, failures = await process_conversations(conversations)
-            except BaseException as exc:
-                await asyncio.shield(self._end_taken(taken, {}, everything=exc))
-                raise
-            await self._end_taken(taken, failures)
-            if own in failures:
-                raise failures[own]
-
-        self._app.task(name=PROCESS_TASK, queue=QUEUE, retry=self._retry, pass_context=True)(
-            process
-        )
-        self._registered = True
-
-    async def _take_waiting(self, worker_id: int, limit: int) -> list[Job]:
-        """Up to ``limit`` more waiting inbound jobs, started under ``worker_id``."""
-        if limit < 1:
-            return []
-        try:
-            rows = await self._app.connector.execute_query_all_async(
-                _TAKE_WAITING_SQL, queues=[QUEUE], worker_id=worker_id, limit=limit
-            )
-        except ConnectorException as exc:  # the batch goes on with its own conversation
-            log.warning("jobs.take_failed", worker_id=worker_id, error=str(exc))
-            return []
-        return [Job.from_row({**row, "status": "doing"}) for row in rows]
-
-    async def _end_taken(
-        self,
-        taken: list[Job],
-        failures: dict[uuid.UUID, Exception],
-        *,
-        everything: BaseException | None = None,
-    ) -> None:
-        """Finish the taken jobs whose conversation succeeded (one statement); retry the
-        others with the task's backoff, or mark them failed after the last attempt."""
-        succeeded = [
-            job.id for job in taken
-            if everything is None and _conversation(job) not in failures and job.id is not None
-        ]
-        if succeeded:
-            await self._app.connector.execute_query_async(_FINISH_SQL, ids=succeeded)
-        manager = self._app.job_manager
-        for job in taken:
-            exc = everything or failures.get(_conversation(job))
-            if exc is None:
-                continue
-            decision = self._retry.get_retry_decision(exception=exc, job=job)
-            log.warning(
-                "jobs.taken_failed", job_id=job.id, conversation_id=str(_conversation(job)),
-                error=f"{type(exc).__name__}: {exc}", retry=decision is not None,
-            )
-            with contextlib.suppress(ConnectorException):
-                if decision is None:
-                    await manager.finish_job(job, Status.FAILED, delete_job=False)
-                else:
-                    await manager.retry_job(job, retry_at=decision.retry_at)
 
     def register_send(self, drain_number: Callable[[str, str], Awaitable[object]]) -> None:
         """Bind the handler that sends one number's pending messages, paced."""
@@ -314,44 +193,6 @@ class JobQueue:
     async def close(self) -> None:
         await self._app.close_async()
 
-    @staticmethod
-    def coalesced_process_sql(conversation_id_sql: str) -> tuple[str, str]:
-        """SQL for a statement that stores an inbound message and queues its processing
-        in the same atomic statement, adding a job only when none of the conversation's
-        jobs is waiting to start.
-
-        Returns two CTE bodies: ``waiting`` (a not-yet-started job of the conversation,
-        locked FOR SHARE so that no worker starts it before this statement commits: when
-        it runs it sees the new message) and ``deferred`` (a new job; it runs after any
-        running job of the conversation, which holds the same lock). Two deliveries racing
-        may both add a job: the second then finds nothing left to do.
-        ``conversation_id_sql`` is an SQL expression for the conversation id.
-        """
-        key = f"'conv:' || ({conversation_id_sql})::text"
-        waiting = (
-            "SELECT j.id FROM procrastinate_jobs j "
-            f"WHERE j.lock = {key} AND j.status = 'todo' FOR SHARE OF j"
-        )
-        deferred = (
-            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW("
-            f"'{QUEUE}', '{PROCESS_TASK}', 0, {key}, NULL, "
-            f"jsonb_build_object('conversation_id', ({conversation_id_sql})::text), "
-            "NULL::timestamptz)]::procrastinate_job_to_defer_v1[])"
-        )
-        return waiting, deferred
-
-    async def defer_process(
-        self, conversation_id: uuid.UUID, *, connection: psycopg.AsyncConnection[Any] | None
-    ) -> int:
-        """Queue processing of a conversation; with ``connection``, inside its transaction."""
-        options: dict[str, Any] = {"lock": f"conv:{conversation_id}", "queue": QUEUE}
-        if connection is not None:
-            options["connection"] = connection
-        job_id: int = await self._app.configure_task(PROCESS_TASK, **options).defer_async(
-            conversation_id=str(conversation_id)
-        )
-        return job_id
-
     async def run_worker(
         self,
         *,
@@ -362,7 +203,7 @@ class JobQueue:
     ) -> None:
         """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
         aborted; their messages stay stored and are processed again later)."""
-        queues = [QUEUE, SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE]
+        queues = [SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE]
         if self._own_send_queue is not None:
             queues.append(self._own_send_queue)
         await self._app.run_worker_async(

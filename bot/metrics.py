@@ -31,7 +31,7 @@ class Metrics:
         )
         self.batch_conversations = Histogram(
             "atiende_worker_batch_conversations",
-            "Conversations drained together by one inbound job (grows with the backlog)",
+            "Conversations drained together by one inbound batch (grows with the backlog)",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r,
         )
         self.intents = Counter("atiende_intents_total", "Routed intents", ["intent"], registry=r)
@@ -49,7 +49,9 @@ class Metrics:
             "atiende_messages_parked_total", "Messages parked after exhausting retries", registry=r
         )
         self.queue_depth = Gauge(
-            "atiende_queue_depth", "Jobs by queue status", ["status"], registry=r
+            "atiende_queue_depth",
+            "Waiting work by status: todo, doing, failed (jobs), retrying (conversations)",
+            ["status"], registry=r
         )
         self.outbox_pending = Gauge(
             "atiende_outbox_pending", "Outbound messages not yet sent", registry=r

@@ -20,6 +20,7 @@ async def list_failed(settings: Settings) -> str:
     )
     try:
         jobs = await runtime.jobs.failed()
+        retrying = await runtime.inbound.retrying()
         async with runtime.sessions() as session:
             parked = (
                 await session.execute(
@@ -32,6 +33,11 @@ async def list_failed(settings: Settings) -> str:
         await runtime.close()
     lines = [f"failed jobs: {len(jobs)}"]
     lines += [f"  job {j.id} {j.task} attempts={j.attempts} args={j.args}" for j in jobs]
+    lines.append(f"conversations retrying: {len(retrying)}")
+    lines += [
+        f"  conversation {cid} attempts={attempts} error={error}"
+        for cid, attempts, error in retrying
+    ]
     lines.append(f"parked messages: {len(parked)}")
     lines += [
         f"  message {p.id} conversation={p.conversation_id} attempts={p.attempts} error={p.error}"
@@ -62,8 +68,8 @@ async def replay(settings: Settings, *, job_id: int | None, message_id: str | No
             ).scalar_one_or_none()
             if conversation_id is None:
                 return f"message {message_id} is not parked"
-            await runtime.jobs.defer_process(
-                conversation_id, connection=await driver_connection(session)
+            await runtime.inbound.enqueue(
+                [conversation_id], connection=await driver_connection(session)
             )
         return f"message {message_id} queued again"
     finally:

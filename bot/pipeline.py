@@ -188,7 +188,7 @@ async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _
 
 
 class Pipeline:
-    """Processes the inbound messages of conversations; called by the job worker."""
+    """Processes the inbound messages of conversations; called by the inbound dispatcher."""
 
     def __init__(
         self,
@@ -223,7 +223,7 @@ class Pipeline:
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of one conversation; return how many.
-        Raises what failed (the job is retried)."""
+        Raises what failed (the conversation is retried)."""
         done, failures = await self.process_conversations([conversation_id])
         if conversation_id in failures:
             raise failures[conversation_id]
@@ -244,8 +244,9 @@ class Pipeline:
         model) commit as they are decided, so no conversation waits for another's.
         Anything else (media, voice, CSAT, escalation, opt-out, a human owner, an agent
         taking over meanwhile) goes one by one in its conversation. A message stored
-        while this runs has its own waiting job (queued behind this one by the
-        conversation lock), so a short batch ends the drain without another query."""
+        while this runs bumps its conversation's waiting work, which runs the
+        conversation again after this batch, so a short batch ends the drain without
+        another query."""
         ids = list(dict.fromkeys(conversation_ids))
         self._metrics.batch_conversations.observe(len(ids))
         pending = await self._pending(ids)
@@ -533,7 +534,7 @@ class Pipeline:
             return await self._process(pending, snapshot, decided)
         except Exception as exc:
             # The job boundary: record the attempt, park the message after the last
-            # one so the conversation moves on, otherwise let the job retry it.
+            # one so the conversation moves on, otherwise let the dispatcher retry it.
             self._metrics.failures.inc()
             parked = await self._record_failure(pending, exc)
             log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)

@@ -1,4 +1,5 @@
-"""Puts back whatever a crash left behind: stalled jobs, unqueued messages, unsent replies."""
+"""Puts back whatever a crash left behind: stalled jobs, messages without waiting work,
+unsent replies."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import driver_connection
+from bot.inbound_queue import InboundQueue
 from bot.jobs import JobQueue
 from bot.logs import get_logger
 from bot.metrics import Metrics
@@ -29,6 +31,7 @@ class Reconciler:
         *,
         sessions: async_sessionmaker[AsyncSession],
         jobs: JobQueue,
+        inbound: InboundQueue,
         outbox: OutboxSender,
         metrics: Metrics,
         stalled_seconds: float,
@@ -37,6 +40,7 @@ class Reconciler:
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
+        self._inbound = inbound
         self._outbox = outbox
         self._metrics = metrics
         self._stalled = stalled_seconds
@@ -81,7 +85,8 @@ class Reconciler:
         return deferred
 
     async def _requeue_orphans(self) -> int:
-        """Conversations with stored, unprocessed messages and no live job get one."""
+        """Conversations with stored, unprocessed messages and no waiting work get it
+        (a message stored by hand, or restored from a backup)."""
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
@@ -91,25 +96,26 @@ class Reconciler:
                         Message.status == "received",
                         Message.created_at < func.now() - timedelta(seconds=self._stalled),
                         text(
-                            "NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
-                            "WHERE j.lock = 'conv:' || messages.conversation_id::text "
-                            "AND j.status IN ('todo', 'doing'))"
+                            "NOT EXISTS (SELECT 1 FROM inbound_work w "
+                            "WHERE w.conversation_id = messages.conversation_id)"
                         ),
                     )
                     .distinct()
                 )
             ).scalars().all()
             if rows:
-                connection = await driver_connection(session)
-                for conversation_id in rows:
-                    await self._jobs.defer_process(
-                        conversation_id, connection=connection
-                    )
+                await self._inbound.enqueue(
+                    list(rows), connection=await driver_connection(session)
+                )
         return len(rows)
 
     async def refresh_gauges(self) -> None:
         counts = await self._jobs.counts()
-        for status in ("todo", "doing", "failed"):
+        inbound = await self._inbound.counts()
+        counts["todo"] = counts.get("todo", 0) + inbound.waiting
+        counts["doing"] = counts.get("doing", 0) + inbound.running
+        counts["retrying"] = inbound.retrying
+        for status in ("todo", "doing", "failed", "retrying"):
             self._metrics.queue_depth.labels(status).set(counts.get(status, 0))
         async with self._sessions() as session:
             rows = (

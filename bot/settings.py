@@ -64,7 +64,9 @@ class Settings(BaseSettings):
 
     run_worker_in_app: bool = True
     worker_concurrency: int = 8
-    # conversations one job may drain together (it takes the others' waiting jobs)
+    # batches of conversations the inbound dispatcher starts at once, and the most
+    # conversations one batch takes (every conversation waiting when a slot frees)
+    inbound_concurrency: int = Field(default=2, ge=1, le=64)
     worker_batch: int = Field(default=32, ge=1, le=500)
     job_max_attempts: int = 5
     job_retry_base_seconds: float = 2.0

@@ -12,8 +12,8 @@ import psycopg
 from sqlalchemy import select
 
 from bot.container import Runtime
-from bot.db import libpq_url
-from bot.jobs import JobQueue
+from bot.db import AutocommitPool, libpq_url
+from bot.inbound_queue import InboundCounts, InboundQueue
 from bot.messages import InboundMessage, MessageKind
 from bot.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.settings import Settings
@@ -69,8 +69,8 @@ async def test_a_burst_is_answered_once_each_in_order_and_stops_at_the_handoff(
         texts = [f"hola {i}" if i % 2 else f"gracias {i}" for i in range(10)]
         texts += ["quiero hablar con una persona", "sigues ahí?", "holaaa", "gracias"]
         ids = [(await runtime.ingestor.accept(_text(i, t))).message_id for i, t in enumerate(texts)]
-        jobs = await runtime.jobs.counts()
-        assert jobs.get("todo") == 1  # one waiting job carries the whole burst
+        waiting = await runtime.inbound.counts()
+        assert (waiting.waiting, waiting.running) == (1, 0)  # one row carries the burst
         runtime.start_worker()
         await _wait_processed(runtime, ids)
         async with runtime.sessions() as s:
@@ -162,14 +162,42 @@ async def test_the_job_table_is_vacuumed_often(database_url: str) -> None:
     assert naptime == ("5s",)
 
 
-async def test_a_job_takes_the_waiting_conversations_and_ends_each_on_its_own_outcome(
+async def _conversations(database_url: str, n: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(n)]
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        for k, conversation_id in enumerate(ids):
+            contact = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO contacts (id, phone_e164) VALUES (%s, %s)",
+                (contact, f"+5215588{k:06d}"),
+            )
+            await conn.execute(
+                "INSERT INTO conversations (id, contact_id, channel, account, owner, "
+                "context_started_at) VALUES (%s, %s, 'simulator', 'demo', 'bot', now())",
+                (conversation_id, contact),
+            )
+    return ids
+
+
+async def _work_rows(database_url: str) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        cursor = await conn.execute(
+            "SELECT conversation_id, attempts, claimed_by IS NULL, last_error, "
+            "not_before > now() FROM inbound_work"
+        )
+        return list(await cursor.fetchall())
+
+
+async def test_the_dispatcher_claims_waiting_conversations_in_batches_and_retries_failures(
     database_url: str,
 ) -> None:
-    """Under load one job drains every conversation waiting (up to the batch size): the
-    taken jobs finish with their conversation, and a failed conversation's job alone is
-    retried (the others are not run again)."""
-    queue = JobQueue(database_url, max_attempts=3, retry_base_seconds=1)
-    conversations = [uuid.uuid4() for _ in range(10)]
+    """Under load one batch takes every conversation waiting (up to the batch size);
+    each ends on its own outcome: done ones leave the list, the failed one alone waits
+    for its retry, with the error and a backoff."""
+    fast = AutocommitPool(database_url, max_size=4)
+    await fast.open()
+    queue = InboundQueue(database_url, fast, retry_base_seconds=30)
+    conversations = await _conversations(database_url, 10)
     failing = conversations[3]
     batches: list[list[uuid.UUID]] = []
     finished = asyncio.Event()
@@ -183,27 +211,74 @@ async def test_a_job_takes_the_waiting_conversations_and_ends_each_on_its_own_ou
         )
         return len(ids), failures
 
-    queue.register(handler, batch=8)
-    await queue.open()
     try:
-        for conversation_id in conversations:
-            await queue.defer_process(conversation_id, connection=None)
-        worker = asyncio.create_task(queue.run_worker(concurrency=1))
+        await queue.enqueue(conversations)
+        assert (await queue.counts()).waiting == 10
+        dispatcher = asyncio.create_task(
+            queue.run(handler, concurrency=1, batch=8, lease_seconds=5)
+        )
         async with asyncio.timeout(20):
             await finished.wait()
-        worker.cancel()
+        dispatcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        rows = await queue._app.connector.execute_query_all_async(
-            "SELECT args->>'conversation_id' AS c, status::text AS s, attempts "
-            "FROM procrastinate_jobs WHERE task_name = 'atiende.process_conversation'"
-        )
+            await dispatcher
+        rows = await _work_rows(database_url)
+        counts = await queue.counts()
+        retrying = await queue.retrying()
     finally:
-        await queue.close()
-    assert [len(b) for b in batches[:2]] == [8, 2]  # the first job took seven more
+        await fast.close()
+    assert [len(b) for b in batches] == [8, 2]  # the first batch took eight
     assert sorted(c for b in batches for c in b) == sorted(conversations)  # each once
-    # only the failed conversation's job is left, waiting for its retry
-    assert [(uuid.UUID(r["c"]), r["s"], r["attempts"]) for r in rows] == [(failing, "todo", 1)]
+    # only the failed conversation is left, released, waiting for its retry (backoff)
+    assert rows == [(failing, 1, True, "RuntimeError: proveedor caído", True)]
+    assert (counts.waiting, counts.running, counts.retrying) == (1, 0, 1)
+    assert retrying == [(failing, 1, "RuntimeError: proveedor caído")]
+
+
+async def test_a_message_stored_during_its_batch_runs_again_and_a_dead_lease_expires(
+    database_url: str,
+) -> None:
+    """Work recorded while its conversation is being processed is not lost (the batch
+    sees the version moved and the conversation runs again); a conversation claimed by
+    a dispatcher that died is claimed again once its lease expires, not before."""
+    fast = AutocommitPool(database_url, max_size=4)
+    await fast.open()
+    queue = InboundQueue(database_url, fast)
+    busy, orphan = await _conversations(database_url, 2)
+    calls: list[tuple[float, list[uuid.UUID]]] = []
+    finished = asyncio.Event()
+    start = asyncio.get_running_loop().time()
+
+    async def handler(ids: list[uuid.UUID]) -> tuple[int, dict[uuid.UUID, Exception]]:
+        calls.append((asyncio.get_running_loop().time() - start, ids))
+        if len(calls) == 1:
+            await queue.enqueue(ids)  # a new message while this batch runs
+        if orphan in ids:
+            finished.set()
+        return len(ids), {}
+
+    try:
+        async with fast.connection() as conn:  # claimed by a dead dispatcher, 1.5 s lease
+            await conn.execute(
+                "INSERT INTO inbound_work (conversation_id, claimed_by, claimed_until) "
+                "VALUES (%s, %s, now() + interval '1.5 seconds')", (orphan, uuid.uuid4()),
+            )
+        await queue.enqueue([busy, orphan])  # the orphan's message: no wake-up, claimed
+        dispatcher = asyncio.create_task(
+            queue.run(handler, concurrency=2, batch=8, lease_seconds=5, poll_seconds=0.2)
+        )
+        async with asyncio.timeout(20):
+            await finished.wait()
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+        rows = await _work_rows(database_url)
+    finally:
+        await fast.close()
+    assert [ids for _, ids in calls] == [[busy], [busy], [orphan]]
+    assert calls[1][0] < 1.0  # at once, not at the next poll or lease
+    assert calls[2][0] >= 1.3  # the dead lease was respected
+    assert rows == []
 
 
 async def test_conversations_drained_together_stay_in_order_and_apart(
@@ -257,7 +332,7 @@ async def test_conversations_drained_together_stay_in_order_and_apart(
         assert all(responder.calls.get(i) == 1 for i in every if i not in ids[list(ids)[5]][2:])
         # a conversation's decisions saw only its own earlier turns
         assert max(responder.histories) <= 2 * (len(texts) - 1)
-        # drained together: fewer jobs ran than there were conversations waiting
+        # drained together: fewer batches ran than there were conversations waiting
         registry = runtime.metrics.registry
         batches = registry.get_sample_value("atiende_worker_batch_conversations_count")
         drained = registry.get_sample_value("atiende_worker_batch_conversations_sum")
@@ -266,3 +341,44 @@ async def test_conversations_drained_together_stay_in_order_and_apart(
     finally:
         await runtime.close()
 
+
+
+async def test_work_stored_while_batches_run_and_end_is_never_left_behind(
+    database_url: str,
+) -> None:
+    """Messages keep arriving for conversations being processed and released (the
+    release races the version bump): every conversation runs again after its last
+    message, and nothing stays claimed (a lost release would wait for the lease)."""
+    fast = AutocommitPool(database_url, max_size=6)
+    await fast.open()
+    queue = InboundQueue(database_url, fast)
+    conversations = await _conversations(database_url, 12)
+    loop = asyncio.get_running_loop()
+    last_run: dict[uuid.UUID, float] = {}
+    last_stored: dict[uuid.UUID, float] = {}
+
+    async def handler(ids: list[uuid.UUID]) -> tuple[int, dict[uuid.UUID, Exception]]:
+        began = loop.time()
+        await asyncio.sleep(0.003)
+        for cid in ids:
+            last_run[cid] = began
+        return len(ids), {}
+
+    dispatcher = asyncio.create_task(
+        queue.run(handler, concurrency=2, batch=4, lease_seconds=60, poll_seconds=5)
+    )
+    try:
+        for k in range(600):
+            cid = conversations[k % len(conversations)]
+            await queue.enqueue([cid])
+            last_stored[cid] = loop.time()
+        async with asyncio.timeout(10):  # far below the lease and the poll
+            idle = InboundCounts(0, 0, 0)
+            while await queue.counts() != idle or len(last_run) < len(conversations):
+                await asyncio.sleep(0.05)
+    finally:
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+        await fast.close()
+    assert all(last_run[cid] > last_stored[cid] for cid in conversations)

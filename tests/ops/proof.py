@@ -267,8 +267,10 @@ def verdict(database_url: str, script: list[list[Delivery]], *, written_order: b
 
 
 def dead_letters(database_url: str) -> int:
+    """Failed jobs, plus conversations whose inbound batch failed (waiting to retry)."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'"
+            "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed') "
+            "+ (SELECT count(*) FROM inbound_work WHERE attempts > 0)"
         ).fetchone()
     return int(row[0]) if row else 0

@@ -35,8 +35,8 @@ def _worker(database_url: str, redis_url: str, data_dir: Path) -> subprocess.Pop
         "ATIENDE_STALLED_JOB_SECONDS": "2",
         "ATIENDE_RECONCILE_INTERVAL_SECONDS": "0.5",
         "ATIENDE_WORKER_CONCURRENCY": "4",
-        # small batches (a job takes 3 more conversations): the kill lands mid-batch,
-        # with taken jobs running, instead of after one statement answered everything
+        # small batches (4 conversations each): the kill lands mid-batch, with
+        # conversations claimed, instead of after one statement answered everything
         "ATIENDE_WORKER_BATCH": "4",
         "ATIENDE_LOG_LEVEL": "WARNING",
         # this test is about crash recovery: the lexical embedder keeps the worker's
@@ -73,18 +73,18 @@ async def test_worker_killed_mid_job_answers_every_message_exactly_once(
         worker = _worker(database_url, redis_url, tmp_path)
         doing = done = 0
         conninfo = database_url
-        # kill it mid-run: some messages answered, jobs running, most still waiting
+        # kill it mid-run: some messages answered, conversations claimed, most waiting
         with psycopg.connect(conninfo, autocommit=True) as conn:
             for _ in range(20000):
                 doing, done = conn.execute(
-                    "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'), "
+                    "SELECT (SELECT count(*) FROM inbound_work WHERE claimed_until > now()), "
                     "(SELECT count(*) FROM messages WHERE direction = 'in' "
                     "AND status = 'processed')"
                 ).fetchone()  # type: ignore[misc]
                 if doing and done >= 20:
                     break
                 await asyncio.sleep(0.002)
-        assert doing, "the worker never started a job"
+        assert doing, "the worker never claimed a conversation"
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         with psycopg.connect(conninfo) as conn:
@@ -103,7 +103,8 @@ async def test_worker_killed_mid_job_answers_every_message_exactly_once(
         result = verdict(database_url, script, written_order=True)
         result.assert_exactly_once({d.provider_id for conv in script for d in conv})
         figures.append(
-            f"crash (worker process, kill -9): killed with {doing} jobs running, {done} answered, "
+            f"crash (worker process, kill -9): killed with {doing} conversations claimed, "
+            f"{done} answered, "
             f"{left} of "
             f"500 unprocessed; after restart 500 answered exactly once, 0 order violations, "
             f"in {time.perf_counter() - start:.1f}s"
