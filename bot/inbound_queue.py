@@ -207,12 +207,14 @@ class InboundQueue:
         lease_seconds: float,
         poll_seconds: float = 1.0,
         slot_seconds: float = 0.5,
-        shutdown_seconds: float = 10.0,
+        shutdown_seconds: float = 8.0,
     ) -> None:
         """Dispatch until cancelled. At most ``concurrency`` batches start work at once
         (a batch gives its slot back when it ends or after ``slot_seconds``, so a slow
         model never stops the others); each batch takes up to ``batch`` conversations,
-        every conversation waiting when a slot frees (batches grow with the backlog)."""
+        every conversation waiting when a slot frees (batches grow with the backlog).
+        Cancelled, it lets running batches finish for ``shutdown_seconds``, then cancels
+        them and releases their conversations for the next dispatcher."""
         await Dispatcher(
             self, handler, concurrency=concurrency, batch=batch, lease=lease_seconds,
             poll=poll_seconds, slot=slot_seconds, shutdown=shutdown_seconds,
@@ -258,8 +260,8 @@ class InboundQueue:
                     wake.set()  # anything stored while not listening
                     async for _ in connection.notifies():
                         wake.set()
-            except psycopg.Error as exc:
-                log.warning("inbound.listen_failed", error=str(exc))
+            except Exception as exc:  # polling covers the gap; listen again in a second
+                log.warning("inbound.listen_failed", error=f"{type(exc).__name__}: {exc}")
             _stop_if_cancelled()
             await asyncio.sleep(1.0)
 
@@ -300,12 +302,16 @@ class Dispatcher:
                         await self._wake.wait()
                 _stop_if_cancelled()
                 self._wake.clear()
-                await self._claim_waiting()
+                try:
+                    await self._claim_waiting()
+                except Exception:  # never let one bad claim stop this worker's inbound
+                    log.exception("inbound.dispatch_failed")
+                    await asyncio.sleep(self._poll)
         finally:
             await self._stop()
             for task in background:
                 task.cancel()
-            await asyncio.wait(background, timeout=5)
+            await asyncio.wait(background, timeout=2)
 
     async def _claim_waiting(self) -> None:
         """Start batches while conversations wait and slots are free."""
@@ -392,4 +398,4 @@ class Dispatcher:
         for task in running:
             task.cancel()
         if running:
-            await asyncio.wait(running, timeout=5)
+            await asyncio.wait(running, timeout=3)

@@ -382,3 +382,45 @@ async def test_work_stored_while_batches_run_and_end_is_never_left_behind(
             await dispatcher
         await fast.close()
     assert all(last_run[cid] > last_stored[cid] for cid in conversations)
+
+
+async def test_a_failing_batch_is_retried_and_a_stopped_one_is_released_at_once(
+    database_url: str,
+) -> None:
+    """A batch that raises as a whole: each of its conversations waits for a retry with
+    the error. A worker stopped while a batch runs gives its conversations back at once
+    (not after the lease), with no attempt counted."""
+    fast = AutocommitPool(database_url, max_size=4)
+    await fast.open()
+    queue = InboundQueue(database_url, fast, retry_base_seconds=30)
+    broken, slow = await _conversations(database_url, 2)
+    started = asyncio.Event()
+
+    async def handler(ids: list[uuid.UUID]) -> tuple[int, dict[uuid.UUID, Exception]]:
+        if broken in ids:
+            raise ConnectionError("se cayó la base")
+        started.set()
+        await asyncio.sleep(3600)  # a model that never answers
+        return 0, {}
+
+    try:
+        await queue.enqueue([broken])
+        dispatcher = asyncio.create_task(queue.run(
+            handler, concurrency=2, batch=8, lease_seconds=60, shutdown_seconds=0.2
+        ))
+        async with asyncio.timeout(10):
+            while (await queue.counts()).retrying == 0:
+                await asyncio.sleep(0.05)
+            await queue.enqueue([slow])
+            await started.wait()
+        assert (await queue.counts()).running == 1
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+        rows = {row[0]: row[1:] for row in await _work_rows(database_url)}
+        counts = await queue.counts()
+    finally:
+        await fast.close()
+    assert rows[broken] == (1, True, "ConnectionError: se cayó la base", True)
+    assert rows[slow] == (0, True, None, False)  # released, claimable now
+    assert (counts.waiting, counts.running, counts.retrying) == (2, 0, 1)
