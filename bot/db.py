@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# What the driver raises (connection lost, pool timeout, a failed statement), and its
+# connection type, for modules that run SQL without importing the driver.
+DatabaseError = psycopg.Error
+DriverConnection: TypeAlias = psycopg.AsyncConnection[Any]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -69,6 +75,17 @@ class AutocommitPool:
     def connection(self) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         """A connection for one statement (or a few), returned to the pool after."""
         return self._pool.connection()
+
+
+async def notifications(url: str, channel: str) -> AsyncIterator[None]:
+    """LISTEN on ``channel`` with a connection of its own: yields once when listening
+    starts (anything sent before was missed), then once per notification. Raises
+    :data:`DatabaseError` when the connection is lost."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+        await conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+        yield
+        async for _ in conn.notifies():
+            yield
 
 
 def migrate(url: str) -> None:

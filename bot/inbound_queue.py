@@ -32,11 +32,8 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg
-
-from bot.db import AutocommitPool, libpq_url
+from bot.db import AutocommitPool, DatabaseError, DriverConnection, notifications
 from bot.logs import get_logger
 
 log = get_logger("atiende.inbound")
@@ -156,7 +153,7 @@ class InboundQueue:
         retry_base_seconds: float = 2.0,
         max_backoff_seconds: float = 300.0,
     ) -> None:
-        self._url = libpq_url(database_url)
+        self._url = database_url
         self._fast = fast
         self._base = max(retry_base_seconds, 0.1)
         self._max_backoff = max_backoff_seconds
@@ -165,7 +162,7 @@ class InboundQueue:
         self,
         conversation_ids: Sequence[uuid.UUID],
         *,
-        connection: psycopg.AsyncConnection[Any] | None = None,
+        connection: DriverConnection | None = None,
     ) -> None:
         """Record waiting work for these conversations; with ``connection``, inside its
         transaction (commits with the message that causes it)."""
@@ -253,13 +250,8 @@ class InboundQueue:
         """Set ``wake`` on every notification; reconnects after a failure."""
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
-                    wake.set()  # anything stored while not listening
-                    async for _ in connection.notifies():
-                        wake.set()
+                async for _ in notifications(self._url, CHANNEL):
+                    wake.set()  # the first: anything stored while not listening
             except Exception as exc:  # polling covers the gap; listen again in a second
                 log.warning("inbound.listen_failed", error=f"{type(exc).__name__}: {exc}")
             _stop_if_cancelled()
@@ -323,7 +315,7 @@ class Dispatcher:
             self._wake.clear()  # what is stored from here on wakes the next claim
             try:
                 claimed = await self._queue._claim(self._worker, room, self._lease)
-            except (psycopg.Error, OSError) as exc:
+            except (DatabaseError, OSError) as exc:
                 self._slots.release()
                 log.warning("inbound.claim_failed", error=str(exc))
                 await asyncio.sleep(self._poll)
@@ -363,7 +355,7 @@ class Dispatcher:
             log.warning("inbound.conversation_failed", conversation_id=str(cid), error=error)
         try:
             again = await asyncio.shield(self._queue._release(self._worker, claimed, errors))
-        except (psycopg.Error, OSError) as exc:  # the lease expires and another claims it
+        except (DatabaseError, OSError) as exc:  # the lease expires and another claims it
             log.warning("inbound.release_failed", conversations=len(ids), error=str(exc))
             again = 0
         full = len(self._held) >= self._cap
@@ -386,7 +378,7 @@ class Dispatcher:
                 continue
             try:
                 await self._queue._renew(self._worker, list(self._held), self._lease)
-            except (psycopg.Error, OSError) as exc:
+            except (DatabaseError, OSError) as exc:
                 log.warning("inbound.renew_failed", error=str(exc))
 
     async def _stop(self) -> None:

@@ -220,6 +220,21 @@ async def test_failing_message_is_retried_then_parked_and_replayable(
         row = (await s.execute(select(Message).where(Message.id == uuid.UUID(bad_id)))).scalar_one()
     assert row.attempts == 2 and "responder bug" in (row.error or "")
     assert runtime.metrics.parked._value.get() == 1  # type: ignore[attr-defined]
+    # the operator sees it (`atiende jobs failed`) and puts it back in line (`… replay`)
+    from bot.ops import list_failed, replay
+
+    operator = runtime.settings.model_copy(
+        update={"database_url": runtime.database_url, "redis_url": runtime.redis_url}
+    )
+    listing = await list_failed(operator)
+    assert f"message {bad_id} conversation={r.json()['conversation_id']} attempts=2" in listing
+    replayed = await replay(operator, job_id=None, message_id=bad_id)
+    assert replayed == f"message {bad_id} queued again"
+    async with asyncio.timeout(20):  # processed again (the bug is still there): parked again
+        while runtime.metrics.parked._value.get() < 2:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.1)
+    unknown = await replay(operator, job_id=None, message_id=str(uuid.uuid4()))
+    assert unknown.endswith("is not parked")
 
 
 async def test_unknown_message_type_is_stored_and_acknowledged(

@@ -346,27 +346,37 @@ async def test_conversations_drained_together_stay_in_order_and_apart(
 async def test_work_stored_while_batches_run_and_end_is_never_left_behind(
     database_url: str,
 ) -> None:
-    """Messages keep arriving for conversations being processed and released (the
-    release races the version bump): every conversation runs again after its last
-    message, and nothing stays claimed (a lost release would wait for the lease)."""
-    fast = AutocommitPool(database_url, max_size=6)
+    """Two workers' dispatchers share the list while messages keep arriving for
+    conversations being processed and released (the release races the version bump):
+    a conversation is never in two batches at once, every conversation runs again after
+    its last message, and nothing stays claimed (a lost release would wait for the
+    lease)."""
+    fast = AutocommitPool(database_url, max_size=8)
     await fast.open()
     queue = InboundQueue(database_url, fast)
     conversations = await _conversations(database_url, 12)
     loop = asyncio.get_running_loop()
     last_run: dict[uuid.UUID, float] = {}
     last_stored: dict[uuid.UUID, float] = {}
+    running: set[uuid.UUID] = set()
+    overlaps: list[uuid.UUID] = []
 
     async def handler(ids: list[uuid.UUID]) -> tuple[int, dict[uuid.UUID, Exception]]:
         began = loop.time()
+        overlaps.extend(cid for cid in ids if cid in running)
+        running.update(ids)
         await asyncio.sleep(0.003)
+        running.difference_update(ids)
         for cid in ids:
             last_run[cid] = began
         return len(ids), {}
 
-    dispatcher = asyncio.create_task(
-        queue.run(handler, concurrency=2, batch=4, lease_seconds=60, poll_seconds=5)
-    )
+    dispatchers = [
+        asyncio.create_task(
+            queue.run(handler, concurrency=2, batch=4, lease_seconds=60, poll_seconds=5)
+        )
+        for _ in range(2)
+    ]
     try:
         for k in range(600):
             cid = conversations[k % len(conversations)]
@@ -377,10 +387,11 @@ async def test_work_stored_while_batches_run_and_end_is_never_left_behind(
             while await queue.counts() != idle or len(last_run) < len(conversations):
                 await asyncio.sleep(0.05)
     finally:
-        dispatcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dispatcher
+        for dispatcher in dispatchers:
+            dispatcher.cancel()
+        await asyncio.gather(*dispatchers, return_exceptions=True)
         await fast.close()
+    assert overlaps == []
     assert all(last_run[cid] > last_stored[cid] for cid in conversations)
 
 
