@@ -315,7 +315,8 @@ class OutboxSender:
                 return None, True
             await session.execute(
                 update(Message).where(Message.id == row.id)
-                .values(status="sending", attempts=Message.attempts + 1)
+                .values(status="sending", attempts=Message.attempts + 1,
+                        claimed_at=func.clock_timestamp())
             )
             reply_to = None
             if row.in_reply_to is not None:
@@ -398,14 +399,17 @@ class OutboxSender:
         )
 
     async def recover_stuck(self, *, older_than: timedelta) -> int:
-        """Rows left in ``sending`` by a process that died go back to ``pending``."""
+        """Rows left in ``sending`` by a process that died go back to ``pending``: claimed
+        more than ``older_than`` ago (a reply that waited long for its number and was
+        only just taken is being sent now, and must not be sent twice)."""
         async with self._sessions() as session, session.begin():
             result = await session.execute(
                 update(Message)
                 .where(
                     Message.direction == "out",
                     Message.status == "sending",
-                    Message.created_at < func.now() - older_than,
+                    func.coalesce(Message.claimed_at, Message.created_at)
+                    < func.now() - older_than,
                 )
                 .values(status="pending")
                 .returning(Message.id)

@@ -135,6 +135,9 @@ class Message(Base):
     )
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # outbound: when a sender took the row (status ``sending``); a row left there by a
+    # dead sender is recovered by this time, never by its age
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The same tables as Core ``Table`` objects, for hot paths (inbound, pipeline, outbox)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -186,6 +188,63 @@ async def test_burst_is_queued_durably_never_dropped(bare_runtime: Runtime) -> N
     assert texts == [f"respuesta {i} " + "x" * 20 for i in range(5)]  # in order
     stamps = channel.sends()
     assert all((b - a) >= timedelta(seconds=3) for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+class BlockingChannel(RecordingChannel):
+    """A send that hangs until released (a slow provider), to look at the row mid-send."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        self.sending.set()
+        await self.release.wait()
+        return await super().send(message)
+
+
+async def test_a_reply_taken_late_is_not_put_back_while_it_is_being_sent(
+    bare_runtime: Runtime,
+) -> None:
+    """Recovery of rows a dead sender left in ``sending`` goes by the claim time: a reply
+    that waited ten minutes for its number and was just taken is not reset (it would be
+    sent twice); a claim ten minutes old is."""
+    clock = FakeClock(NOON_UTC)
+    channel = BlockingChannel(clock)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    outbox = OutboxSender(
+        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
+        channels=ChannelRegistry([channel]),
+        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
+        scheduler=bare_runtime.jobs, sleep=sleep,
+    )
+    conversation_id = await _conversation(bare_runtime)
+    async with bare_runtime.sessions() as s, s.begin():
+        await s.execute(text(
+            "UPDATE messages SET created_at = now() - interval '10 minutes' "
+            "WHERE direction = 'out'"
+        ))
+    drain = asyncio.create_task(outbox.drain_number(PACED, NUMBER))
+    try:
+        async with asyncio.timeout(10):
+            await channel.sending.wait()
+        assert (await _statuses(bare_runtime, conversation_id))[0] == "sending"
+        assert await outbox.recover_stuck(older_than=timedelta(seconds=120)) == 0
+        async with bare_runtime.sessions() as s, s.begin():  # as if its sender had died
+            await s.execute(text(
+                "UPDATE messages SET claimed_at = now() - interval '10 minutes' "
+                "WHERE status = 'sending'"
+            ))
+        assert await outbox.recover_stuck(older_than=timedelta(seconds=120)) == 1
+        assert (await _statuses(bare_runtime, conversation_id))[0] == "pending"
+    finally:
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
 
 
 async def test_bot_reply_not_sent_after_a_human_took_over(bare_runtime: Runtime) -> None:
