@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
-from bot.channels.base import ChannelRegistry
+from bot.channels.base import Channel, ChannelRegistry
 from bot.channels.config import PacingConfig
 from bot.clock import FakeClock
 from bot.container import Runtime
@@ -113,6 +113,16 @@ async def test_quiet_hours_and_daily_cap(bare_runtime: Runtime) -> None:
     assert (await pacer.reserve(PACED, NUMBER, 10)).send
 
 
+def _outbox(
+    rt: Runtime, clock: FakeClock, channel: Channel, sleep: Callable[[float], Awaitable[None]]
+) -> OutboxSender:
+    """The runtime's outbox parts around ``channel``, paced on ``clock``."""
+    return OutboxSender(
+        sessions=rt.sessions, fast=rt.fast, channels=ChannelRegistry([channel]),
+        metrics=rt.metrics, pacer=_pacer(rt, clock), scheduler=rt.jobs, sleep=sleep,
+    )
+
+
 async def _conversation(rt: Runtime, channel: str = PACED) -> uuid.UUID:
     async with rt.sessions() as s, s.begin():
         contact = Contact(id=uuid.uuid4(), phone_e164="+525512340000", name="Chuy")
@@ -152,12 +162,7 @@ async def test_burst_is_queued_durably_never_dropped(bare_runtime: Runtime) -> N
         pauses.append(seconds)
         clock.advance(seconds=seconds)
 
-    outbox = OutboxSender(
-        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
-        channels=ChannelRegistry([channel]),
-        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
-        scheduler=bare_runtime.jobs, sleep=sleep,
-    )
+    outbox = _outbox(bare_runtime, clock, channel, sleep)
     conversation_id = await _conversation(bare_runtime)
     # the pipeline's call: nothing is sent inline for a paced number, a send job is queued
     assert await outbox.send_pending(conversation_id) == 0
@@ -216,12 +221,7 @@ async def test_a_reply_taken_late_is_not_put_back_while_it_is_being_sent(
     async def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
-    outbox = OutboxSender(
-        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
-        channels=ChannelRegistry([channel]),
-        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
-        scheduler=bare_runtime.jobs, sleep=sleep,
-    )
+    outbox = _outbox(bare_runtime, clock, channel, sleep)
     conversation_id = await _conversation(bare_runtime)
     async with bare_runtime.sessions() as s, s.begin():
         await s.execute(text(
@@ -254,12 +254,7 @@ async def test_bot_reply_not_sent_after_a_human_took_over(bare_runtime: Runtime)
     async def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
-    outbox = OutboxSender(
-        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
-        channels=ChannelRegistry([channel]),
-        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
-        scheduler=bare_runtime.jobs, sleep=sleep,
-    )
+    outbox = _outbox(bare_runtime, clock, channel, sleep)
     conversation_id = await _conversation(bare_runtime)
     async with bare_runtime.sessions() as s, s.begin():
         conv = await s.get(Conversation, conversation_id)
@@ -283,12 +278,8 @@ async def test_number_not_connected_keeps_rows_waiting(bare_runtime: Runtime) ->
     async def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
-    outbox = OutboxSender(
-        sessions=bare_runtime.sessions, fast=bare_runtime.fast,
-        channels=ChannelRegistry([WhatsAppChannel(LiveSessions())]),  # nothing connected
-        metrics=bare_runtime.metrics, pacer=_pacer(bare_runtime, clock),
-        scheduler=bare_runtime.jobs, sleep=sleep,
-    )
+    nothing_connected = WhatsAppChannel(LiveSessions())
+    outbox = _outbox(bare_runtime, clock, nothing_connected, sleep)
     conversation_id = await _conversation(bare_runtime)
     for _ in range(10):  # far more tries than MAX_SEND_ATTEMPTS would allow
         await outbox.drain_number(PACED, NUMBER)
