@@ -435,3 +435,59 @@ async def test_a_failing_batch_is_retried_and_a_stopped_one_is_released_at_once(
     assert rows[broken] == (1, True, "ConnectionError: se cayó la base", True)
     assert rows[slow] == (0, True, None, False)  # released, claimable now
     assert (counts.waiting, counts.running, counts.retrying) == (2, 0, 1)
+
+
+def test_the_upgrade_moves_waiting_inbound_jobs_to_the_work_list(pg_admin_url: str) -> None:
+    """An installation upgraded with messages waiting: their procrastinate jobs (waiting,
+    running when it stopped, or failed) become work-list rows; other jobs stay."""
+    from alembic import command
+    from alembic.config import Config
+
+    from bot.db import REPO_ROOT
+
+    name = f"u_{uuid.uuid4().hex[:12]}"
+    host = pg_admin_url.split("host=", 1)[1]
+    url = f"postgresql://postgres@/{name}?host={host}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        config = Config(str(REPO_ROOT / "alembic.ini"))
+        config.attributes["url"] = url
+        command.upgrade(config, "0003_core")
+        waiting, failed = uuid.uuid4(), uuid.uuid4()
+        with psycopg.connect(url, autocommit=True) as conn:
+            for k, conversation_id in enumerate((waiting, failed)):
+                contact = uuid.uuid4()
+                conn.execute(
+                    "INSERT INTO contacts (id, phone_e164) VALUES (%s, %s)",
+                    (contact, f"+52155999900{k}"),
+                )
+                conn.execute(
+                    "INSERT INTO conversations (id, contact_id, channel, account, owner, "
+                    "context_started_at) VALUES (%s, %s, 'simulator', 'demo', 'bot', now())",
+                    (conversation_id, contact),
+                )
+            for conversation_id, status in ((waiting, "todo"), (waiting, "doing"),
+                                            (failed, "failed")):
+                conn.execute(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status)"
+                    " VALUES ('inbound', 'atiende.process_conversation', %s, %s, %s)",
+                    (f"conv:{conversation_id}",
+                     psycopg.types.json.Jsonb({"conversation_id": str(conversation_id)}),
+                     status),
+                )
+            conn.execute(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES "
+                "('outbound', 'atiende.send_number', '{\"channel\": \"whatsapp\"}')"
+            )
+        command.upgrade(config, "heads")
+        with psycopg.connect(url, autocommit=True) as conn:
+            work = conn.execute(
+                "SELECT conversation_id, claimed_by FROM inbound_work ORDER BY conversation_id"
+            ).fetchall()
+            jobs = conn.execute("SELECT task_name FROM procrastinate_jobs").fetchall()
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert work == sorted([(waiting, None), (failed, None)])
+    assert jobs == [("atiende.send_number",)]
