@@ -123,8 +123,13 @@ inbound_woken AS (
 
 _ENQUEUE_SQL = f"""
 WITH {enqueue_ctes("SELECT unnest(%(ids)s::uuid[])")}
-SELECT (SELECT count(*) FROM inbound_added), (SELECT count(*) FROM inbound_woken)
+SELECT count(*) FROM inbound_woken
 """
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as stored in ``last_error`` and logged: its type and message, bounded."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _stop_if_cancelled() -> None:
@@ -341,7 +346,7 @@ class Dispatcher:
                 self._slots.release()
             _, failures = await work
             for cid, exc in failures.items():
-                errors[cid] = f"{type(exc).__name__}: {exc}"[:500]
+                errors[cid] = _describe(exc)
         except asyncio.CancelledError:
             work.cancel()
             with contextlib.suppress(Exception):
@@ -350,7 +355,7 @@ class Dispatcher:
             raise
         except Exception as exc:  # the whole batch failed (database down, a bug)
             log.exception("inbound.batch_failed", conversations=len(ids))
-            errors = {cid: f"{type(exc).__name__}: {exc}"[:500] for cid in ids}
+            errors = dict.fromkeys(ids, _describe(exc))
         for cid, error in errors.items():
             log.warning("inbound.conversation_failed", conversation_id=str(cid), error=error)
         try:

@@ -179,6 +179,13 @@ async def _conversations(database_url: str, n: int) -> list[uuid.UUID]:
     return ids
 
 
+async def _stopped(dispatcher: asyncio.Task[None]) -> None:
+    """Stop a dispatcher as the worker does (cancel), and wait until it has."""
+    dispatcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dispatcher
+
+
 async def _work_rows(database_url: str) -> list[tuple[object, ...]]:
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
         cursor = await conn.execute(
@@ -219,9 +226,7 @@ async def test_the_dispatcher_claims_waiting_conversations_in_batches_and_retrie
         )
         async with asyncio.timeout(20):
             await finished.wait()
-        dispatcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dispatcher
+        await _stopped(dispatcher)
         rows = await _work_rows(database_url)
         counts = await queue.counts()
         retrying = await queue.retrying()
@@ -269,9 +274,7 @@ async def test_a_message_stored_during_its_batch_runs_again_and_a_dead_lease_exp
         )
         async with asyncio.timeout(20):
             await finished.wait()
-        dispatcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dispatcher
+        await _stopped(dispatcher)
         rows = await _work_rows(database_url)
     finally:
         await fast.close()
@@ -425,9 +428,7 @@ async def test_a_failing_batch_is_retried_and_a_stopped_one_is_released_at_once(
             await queue.enqueue([slow])
             await started.wait()
         assert (await queue.counts()).running == 1
-        dispatcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dispatcher
+        await _stopped(dispatcher)
         rows = {row[0]: row[1:] for row in await _work_rows(database_url)}
         counts = await queue.counts()
     finally:

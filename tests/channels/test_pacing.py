@@ -114,12 +114,19 @@ async def test_quiet_hours_and_daily_cap(bare_runtime: Runtime) -> None:
 
 
 def _outbox(
-    rt: Runtime, clock: FakeClock, channel: Channel, sleep: Callable[[float], Awaitable[None]]
+    rt: Runtime, clock: FakeClock, channel: Channel,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> OutboxSender:
-    """The runtime's outbox parts around ``channel``, paced on ``clock``."""
+    """The runtime's outbox parts around ``channel``, paced on ``clock``; its waits
+    (typing, jitter) advance ``clock`` unless ``sleep`` is given."""
+
+    async def advance(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
     return OutboxSender(
         sessions=rt.sessions, fast=rt.fast, channels=ChannelRegistry([channel]),
-        metrics=rt.metrics, pacer=_pacer(rt, clock), scheduler=rt.jobs, sleep=sleep,
+        metrics=rt.metrics, pacer=_pacer(rt, clock), scheduler=rt.jobs,
+        sleep=sleep or advance,
     )
 
 
@@ -218,10 +225,7 @@ async def test_a_reply_taken_late_is_not_put_back_while_it_is_being_sent(
     clock = FakeClock(NOON_UTC)
     channel = BlockingChannel(clock)
 
-    async def sleep(seconds: float) -> None:
-        clock.advance(seconds=seconds)
-
-    outbox = _outbox(bare_runtime, clock, channel, sleep)
+    outbox = _outbox(bare_runtime, clock, channel)
     conversation_id = await _conversation(bare_runtime)
     async with bare_runtime.sessions() as s, s.begin():
         await s.execute(text(
@@ -251,10 +255,7 @@ async def test_bot_reply_not_sent_after_a_human_took_over(bare_runtime: Runtime)
     clock = FakeClock(NOON_UTC)
     channel = RecordingChannel(clock)
 
-    async def sleep(seconds: float) -> None:
-        clock.advance(seconds=seconds)
-
-    outbox = _outbox(bare_runtime, clock, channel, sleep)
+    outbox = _outbox(bare_runtime, clock, channel)
     conversation_id = await _conversation(bare_runtime)
     async with bare_runtime.sessions() as s, s.begin():
         conv = await s.get(Conversation, conversation_id)
@@ -275,11 +276,8 @@ async def test_number_not_connected_keeps_rows_waiting(bare_runtime: Runtime) ->
 
     clock = FakeClock(NOON_UTC)
 
-    async def sleep(seconds: float) -> None:
-        clock.advance(seconds=seconds)
-
     nothing_connected = WhatsAppChannel(LiveSessions())
-    outbox = _outbox(bare_runtime, clock, nothing_connected, sleep)
+    outbox = _outbox(bare_runtime, clock, nothing_connected)
     conversation_id = await _conversation(bare_runtime)
     for _ in range(10):  # far more tries than MAX_SEND_ATTEMPTS would allow
         await outbox.drain_number(PACED, NUMBER)
