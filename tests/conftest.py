@@ -24,10 +24,10 @@ os.environ.setdefault("ATIENDE_SPEECH__WARM_AT_START", "false")
 
 from bot.api import create_app  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
-from bot.container import Runtime  # noqa: E402
 from bot.db import migrate  # noqa: E402
-from bot.embedded import EmbeddedServices  # noqa: E402
+from bot.infra.embedded import EmbeddedServices  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.wiring.runtime import Runtime  # noqa: E402
 from knowledge.embeddings import Embedder  # noqa: E402
 
 TEMPLATE = "atiende_template"

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.auth import InvalidUser, UserExists
 from handoff.roles import Role
 

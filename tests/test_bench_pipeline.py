@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bot.bench import run_pipeline_bench
+from bot.bench.pipeline import run_pipeline_bench
 from bot.settings import Settings
 
 

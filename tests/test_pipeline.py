@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.answering.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.api import create_app
 from bot.clock import FakeClock
-from bot.container import Runtime
 from bot.messages import InboundMessage, MessageKind
-from bot.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.records import Contact, Conversation, Message
 from tests.conftest import ask
 
@@ -221,7 +221,7 @@ async def test_failing_message_is_retried_then_parked_and_replayable(
     assert row.attempts == 2 and "responder bug" in (row.error or "")
     assert runtime.metrics.parked._value.get() == 1  # type: ignore[attr-defined]
     # the operator sees it (`atiende jobs failed`) and puts it back in line (`… replay`)
-    from bot.ops import list_failed, replay
+    from bot.conversation.ops import list_failed, replay
 
     operator = runtime.settings.model_copy(
         update={"database_url": runtime.database_url, "redis_url": runtime.redis_url}

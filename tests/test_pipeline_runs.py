@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy import select
 
-from bot.container import Runtime
+from bot.answering.responder import Decision, Persona, ResponseRequest, RuleResponder
+from bot.conversation.inbound_queue import InboundCounts, InboundQueue
 from bot.db import AutocommitPool, libpq_url
-from bot.inbound_queue import InboundCounts, InboundQueue
 from bot.messages import InboundMessage, MessageKind
-from bot.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.records import Conversation, Message
 
 PHONE = "+5215577770000"

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from bot.answering.rules import Intent, fold, route_rules
 from bot.errors import InvalidPhoneNumber
 from bot.i18n import TEXTS, detect_language
 from bot.phones import normalize_phone
-from bot.router import Intent, fold, route_rules
 from bot.settings import Settings
 from handoff.ownership import Owner, OwnerEvent, TransitionRefused, bot_may_reply, next_owner
 

@@ -28,7 +28,6 @@ from bot.api.routes import (
     whatsapp_cloud,
     whatsapp_numbers,
 )
-from bot.container import Runtime
 from bot.errors import (
     AudioUnusable,
     CampaignRejected,
@@ -40,6 +39,7 @@ from bot.errors import (
     NotFound,
 )
 from bot.logs import get_logger
+from bot.wiring.runtime import Runtime
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
 from knowledge.errors import DocumentError, EmbeddingError, EntryNotFound, KnowledgeError

@@ -18,7 +18,7 @@ from handoff.auth import Principal
 from handoff.roles import Role
 
 if TYPE_CHECKING:
-    from bot.container import Runtime
+    from bot.wiring.runtime import Runtime
 
 SESSION_COOKIE = "atiende_session"
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

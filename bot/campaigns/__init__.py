@@ -1,6 +1,5 @@
 """Outbound campaigns: contact lists from CSV, templated variants, paced release."""
 
-from bot.campaigns.config import CampaignsConfig
 from bot.campaigns.schedule import Pacing, Window, WindowError
 from bot.campaigns.service import (
     CampaignDraft,
@@ -10,6 +9,7 @@ from bot.campaigns.service import (
     ListView,
     Progress,
 )
+from bot.settings.campaigns import CampaignsConfig
 
 __all__ = [
     "CampaignDraft",

@@ -52,7 +52,7 @@ HOUR = timedelta(hours=1)
 
 
 class TickScheduler(Protocol):
-    """Durable campaign ticks (``bot.jobs.JobQueue``)."""
+    """Durable campaign ticks (``bot.infra.jobs.JobQueue``)."""
 
     async def defer_campaign(self, campaign_id: uuid.UUID, *, delay_seconds: float = 0) -> bool:
         ...

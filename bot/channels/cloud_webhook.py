@@ -21,8 +21,8 @@ from typing import Any
 from bot.channels.cloud_api import CLOUD_CHANNEL
 from bot.channels.receipts import DeliveryStatus, Receipt, ReceiptRecorder
 from bot.clock import Clock
+from bot.conversation.ingest import Ingestor
 from bot.errors import AtiendeError, InvalidPhoneNumber, InvalidWebhook
-from bot.ingest import Ingestor
 from bot.logs import get_logger
 from bot.messages import InboundMessage, MediaRef, MessageKind
 from bot.phones import normalize_phone

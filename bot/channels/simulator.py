@@ -6,8 +6,8 @@ event tells the web chat (and ``atiende ask``) that it is there. No pacing.
 
 from __future__ import annotations
 
+from bot.infra.redis_adapter import EventBus
 from bot.messages import OutboundMessage, SendReceipt
-from bot.redis_adapter import EventBus
 
 SIMULATOR = "simulator"
 SIMULATOR_ACCOUNT = "demo"

@@ -34,9 +34,9 @@ from bot.channels.wa_events import (
 from bot.channels.whatsapp import LiveSessions, WaSession, WhatsAppInbound
 from bot.clock import Clock
 from bot.errors import AtiendeError, ChannelError
+from bot.infra.redis_adapter import CacheUnavailable, EventBus, Lease
 from bot.logs import get_logger
 from bot.metrics import Metrics
-from bot.redis_adapter import CacheUnavailable, EventBus, Lease
 
 log = get_logger("atiende.supervisor")
 

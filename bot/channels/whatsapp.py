@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.receipts import Receipt, ReceiptRecorder
 from bot.channels.wa_events import WHATSAPP_CHANNEL, IncomingMessage, IncomingReceipt
+from bot.conversation.ingest import Accepted, Ingestor
 from bot.errors import AtiendeError, ChannelError, ChannelRefused, ChannelUnavailable
-from bot.ingest import Accepted, Ingestor
 from bot.logs import get_logger
 from bot.messages import InboundMessage, MediaRef, MessageKind, OutboundMessage, SendReceipt
 from handoff.records import Contact

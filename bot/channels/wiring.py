@@ -12,7 +12,6 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.config import NeonizeConfig
 from bot.channels.numbers import NumberBook, NumberPool, NumberRecord
 from bot.channels.receipts import ReceiptRecorder
 from bot.channels.supervisor import (
@@ -31,12 +30,13 @@ from bot.channels.whatsapp import (
     WhatsAppInbound,
 )
 from bot.clock import Clock
+from bot.conversation.ingest import Ingestor
 from bot.errors import AtiendeError
-from bot.ingest import Ingestor
-from bot.jobs import PARKED_SEND_QUEUE, SEND_QUEUE, JobQueue, node_send_queue
+from bot.infra.jobs import PARKED_SEND_QUEUE, SEND_QUEUE, JobQueue, node_send_queue
+from bot.infra.redis_adapter import CacheUnavailable, EventBus, Lease
 from bot.logs import get_logger
 from bot.metrics import Metrics
-from bot.redis_adapter import CacheUnavailable, EventBus, Lease
+from bot.settings.channels import NeonizeConfig
 
 log = get_logger("atiende.whatsapp")
 

@@ -2,9 +2,9 @@
 
 from bot.llm.chain import LLMChain
 from bot.llm.config import ChainConfig, load_chain_file, parse_chain_yaml
+from bot.llm.generation import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.metrics import LLMMetrics
 from bot.llm.service import LLMService, ModelTest
-from bot.llm.services import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 
 __all__ = [
     "ChainAnswerGenerator",

@@ -18,8 +18,8 @@ from bot.errors import LLMConfigError
 from bot.llm import secrets as sealing
 from bot.llm.chain import LLMChain
 from bot.llm.config import ChainConfig, load_chain_file, parse_chain_yaml
+from bot.llm.generation import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.metrics import LLMMetrics
-from bot.llm.services import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.store import CallLog, ConfigStore
 from bot.logs import get_logger
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.media.base import MediaStore
-from bot.media.config import KindLimits, MediaSettings
 from bot.media.local import LocalMediaStore
 from bot.media.signing import MEDIA_ROUTE, UrlSigner
 from bot.media.sniff import Sniffed, sniff
+from bot.settings.media import KindLimits, MediaSettings
 
 __all__ = [
     "MEDIA_ROUTE",

@@ -15,9 +15,9 @@ from typing import IO, Protocol
 
 from bot.errors import MediaRejected
 from bot.logs import get_logger
-from bot.media.config import MediaSettings
 from bot.media.sniff import GENERIC_TYPES, SNIFF_BYTES, base_type, extension, sniff
 from bot.messages import MediaRef, MessageKind
+from bot.settings.media import MediaSettings
 
 log = get_logger("atiende.media")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from bot.errors import MediaNotFound, MediaStoreError
 from bot.media.base import READ_CHUNK, Admission, check_key
-from bot.media.config import MediaSettings
 from bot.media.signing import UrlSigner
 from bot.messages import MediaRef, MessageKind
+from bot.settings.media import MediaSettings
 
 
 class LocalMediaStore:

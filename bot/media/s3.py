@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.errors import MediaNotFound, MediaStoreError
 from bot.media.base import READ_CHUNK, Admission, check_key
-from bot.media.config import MediaSettings
 from bot.messages import MediaRef, MessageKind
+from bot.settings.media import MediaSettings
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 

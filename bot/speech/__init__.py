@@ -6,8 +6,8 @@ Light on purpose: the decoders and Whisper runtimes load from their own modules
 
 from __future__ import annotations
 
+from bot.settings.speech import SpeechSettings
 from bot.speech.base import AudioClip, Transcriber, Transcript
-from bot.speech.config import SpeechSettings
 from bot.speech.outbound import OGG_OPUS, to_ogg_opus
 
 __all__ = [

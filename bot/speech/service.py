@@ -9,9 +9,9 @@ from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.messages import MediaRef
+from bot.settings.speech import SpeechSettings
 from bot.speech.audio import decode
 from bot.speech.base import AudioClip, Transcriber, Transcript
-from bot.speech.config import SpeechSettings
 from bot.speech.models import default_models_dir
 
 log = get_logger("atiende.speech")

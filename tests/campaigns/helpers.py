@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.campaigns import CampaignDraft, Pacing, Window
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 
 MX = ZoneInfo("America/Mexico_City")
 ALWAYS = Window(days=(0, 1, 2, 3, 4, 5, 6), start=time(0), end=time(23, 59, 59, 999999))

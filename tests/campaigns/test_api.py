@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import update
 
 from bot.campaigns.models import CampaignRecipient
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.campaigns.helpers import other_day_window
 from tests.campaigns.test_lifecycle import fake_scheduler, release

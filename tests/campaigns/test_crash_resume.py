@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.campaigns.models import CampaignRecipient
-from bot.container import Runtime
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.campaigns.helpers import csv_of, launched
 from tests.ops.test_crash import _worker

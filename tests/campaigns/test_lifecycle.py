@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 from bot.campaigns import CampaignDraft, CampaignScheduler
 from bot.campaigns.models import CampaignRecipient
 from bot.clock import FakeClock
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.records import Contact, Conversation, Message
 from tests.campaigns.helpers import csv_of, launched, other_day_window, phone
 from tests.conftest import ask

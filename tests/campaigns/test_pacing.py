@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from bot.campaigns import CampaignScheduler, Pacing, Window
 from bot.campaigns.models import CampaignRecipient
 from bot.clock import FakeClock
-from bot.container import Runtime
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.campaigns.helpers import MX, csv_of, launched
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 import bot.channels.neonize_adapter  # noqa: F401  (imports neonize quietly, first)
-from bot.container import Runtime
 from bot.settings import Settings, WhatsAppCloudSettings
+from bot.wiring.runtime import Runtime
 from tests.channels.fake_graph import FakeGraph
 from tests.conftest import app_client
 

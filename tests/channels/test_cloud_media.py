@@ -17,8 +17,8 @@ import httpx
 from sqlalchemy import select, update
 
 from bot.channels.cloud_api import CLOUD_CHANNEL
-from bot.container import Runtime
 from bot.messages import MessageKind
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.channels.conftest import PHONE_NUMBER_ID
 from tests.channels.fake_graph import FakeGraph

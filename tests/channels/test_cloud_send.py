@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.channels.cloud_api import CLOUD_CHANNEL, GraphApi
-from bot.container import Runtime
 from bot.errors import ChannelError, ChannelRateLimited, ChannelRefused, OutsideServiceWindow
+from bot.wiring.runtime import Runtime
 from handoff.records import Conversation, Message
 from tests.channels.conftest import PHONE_NUMBER_ID, envelope, post_signed, text_message
 from tests.channels.fake_graph import FakeGraph

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from sqlalchemy import func, select
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.records import Contact, Conversation, Message
 from tests.channels.conftest import (
     PHONE_NUMBER_ID,

@@ -20,15 +20,15 @@ from neonize.proto import Neonize_pb2 as pb
 from sqlalchemy import select
 
 from bot.api import create_app
-from bot.channels.config import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.channels.neonize_adapter import NeonizeSession, store_url
 from bot.channels.numbers import NumberRecord
 from bot.channels.supervisor import Session
 from bot.channels.wa_events import ConnectionEvent, ConnState, IncomingMessage, IncomingReceipt
-from bot.container import Runtime
+from bot.infra.redis_adapter import Lease
 from bot.messages import MessageKind
-from bot.redis_adapter import Lease
 from bot.settings import Settings
+from bot.settings.channels import ChannelsConfig, NeonizeConfig, PacingConfig
+from bot.wiring.runtime import Runtime
 from handoff.records import Contact, Conversation, Message
 from tests.channels.neonize_fakes import (
     BUSINESS,

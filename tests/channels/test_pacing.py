@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.channels.base import Channel, ChannelRegistry
-from bot.channels.config import PacingConfig
 from bot.clock import FakeClock
-from bot.container import Runtime
+from bot.conversation.outbox import OutboxSender
+from bot.conversation.pacing import Pacer
+from bot.infra.redis_adapter import TokenBucket
 from bot.messages import OutboundMessage, SendReceipt
-from bot.outbox import OutboxSender
-from bot.pacing import Pacer
-from bot.redis_adapter import TokenBucket
 from bot.settings import Settings
+from bot.settings.channels import PacingConfig
+from bot.wiring.runtime import Runtime
 from handoff.records import Contact, Conversation, Message
 
 PACED = "whatsapp"

@@ -11,12 +11,12 @@ import pytest
 from neonize.proto import Neonize_pb2 as pb
 from sqlalchemy import select, text
 
-from bot.channels.config import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.channels.numbers import NumberRecord
 from bot.channels.supervisor import Session
-from bot.container import Runtime
-from bot.jobs import PARKED_SEND_QUEUE, SEND_TASK, node_send_queue
+from bot.infra.jobs import PARKED_SEND_QUEUE, SEND_TASK, node_send_queue
 from bot.settings import Settings
+from bot.settings.channels import ChannelsConfig, NeonizeConfig, PacingConfig
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.channels.neonize_fakes import BUSINESS, feed, message_event
 from tests.channels.neonize_fakes import text as wa_text

@@ -14,8 +14,8 @@ import pytest
 
 from bot.api import create_app
 from bot.clock import Clock
-from bot.container import Runtime
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
 from handoff.roles import Role

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import httpx
 
-from bot.container import Runtime
-from bot.redis_adapter import Turn
+from bot.infra.redis_adapter import Turn
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from tests.conftest import ask
 from tests.handoff.conftest import StaffFactory, client_for, staff_factory
 
 
 class RecordingSummarizer:
-    """A ``bot.generation.Summarizer`` that writes a fixed-format summary of what it got,
+    """A ``bot.answering.generation.Summarizer`` that writes a fixed-format summary of what it got,
     and gives up (None) when told to, as a provider that is down would."""
 
     def __init__(self, *, works: bool) -> None:

@@ -6,8 +6,8 @@ from collections import Counter
 
 import httpx
 
-from bot.container import Runtime
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from tests.conftest import ask
 from tests.handoff.conftest import Staff, StaffFactory, custom_runtime
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 
-from bot.container import Runtime
 from bot.messages import InboundMessage, MessageKind
+from bot.wiring.runtime import Runtime
 from handoff.models import Ticket
 from handoff.records import Message
 from tests.conftest import ask

@@ -17,8 +17,8 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bot.api import create_app
-from bot.container import Runtime
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.roles import Role
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "handoff"

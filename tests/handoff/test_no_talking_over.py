@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.container import Runtime
+from bot.answering.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.i18n import t
-from bot.responder import Decision, Persona, ResponseRequest, RuleResponder
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.models import Ticket
 from handoff.records import Message
 from tests.conftest import ask

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from tests.conftest import ask
 from tests.handoff.conftest import StaffFactory
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 
 Headers = Callable[..., Awaitable[dict[str, str]]]
 

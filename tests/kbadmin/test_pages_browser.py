@@ -14,7 +14,7 @@ import uvicorn
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from bot.api import create_app
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.roles import Role
 
 CHROMIUM = shutil.which("chromium")

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from bot.api import create_app
-from bot.container import Runtime
 from bot.llm.embeddings import ProviderEmbedder
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from knowledge.config import KnowledgeConfig
 
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.container import build_embedder
 from bot.llm.embeddings import ProviderEmbedder
 from bot.llm.scripted import Behaviour, ScriptedServer
+from bot.wiring.runtime import build_embedder
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import HashingEmbedder
 from knowledge.errors import EmbeddingError

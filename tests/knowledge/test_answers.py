@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from bot.container import Runtime
+from bot.bench.evaluation import load_questions, run_eval
 from bot.db import create_engine, session_factory
-from bot.evaluation import load_questions, run_eval
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from knowledge.demo import load_demo_if_empty
 from knowledge.documents import ProductDoc
 from knowledge.embeddings import Embedder

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import yaml
 
-from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
+from bot.wiring.runtime import Runtime
 from tests.llm.conftest import deployment
 
 Servers = Callable[..., ScriptedServer]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.llm.bench import run_llm_bench
+from bot.bench.llm import run_llm_bench
 
 
 async def test_bench_prints_the_figures_the_issue_names() -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from bot.answering.generation import GenerationRequest, Passage, PersonaText
 from bot.clock import FakeClock
-from bot.generation import GenerationRequest, Passage, PersonaText
+from bot.infra.redis_adapter import Turn
+from bot.llm.generation import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.scripted import Behaviour, ScriptedServer
-from bot.llm.services import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
-from bot.redis_adapter import Turn
 from tests.llm.conftest import chain_config, deployment, sample
 
 Servers = Callable[..., ScriptedServer]

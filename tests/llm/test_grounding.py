@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.generation import Passage, PersonaText
-from bot.llm import grounding
-from bot.redis_adapter import Turn
+from bot.answering import grounding
+from bot.answering.generation import Passage, PersonaText
+from bot.infra.redis_adapter import Turn
 
 PASSAGES = (
     Passage("seguro-auto", "Seguro de Auto Amplio",

@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from bot.container import Runtime
-from bot.generation import GenerationRequest, Passage, PersonaText
+from bot.answering.generation import GenerationRequest, Passage, PersonaText
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from tests.llm.conftest import deployment
 
 Servers = Callable[..., ScriptedServer]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.embedded import EmbeddedRedis
+from bot.infra.embedded import EmbeddedRedis
 
 _FIGURES: list[str] = []
 

@@ -12,10 +12,10 @@ import httpx
 import psycopg
 import pytest
 
-from bot.analytics import Analytics, Period, cluster_questions
-from bot.container import Runtime
-from bot.responder import Persona, RuleResponder
+from bot.answering.responder import Persona, RuleResponder
+from bot.reports.analytics import Analytics, Period, cluster_questions
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from knowledge.embeddings import Embedder
 from tests.conftest import ask
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
 
 

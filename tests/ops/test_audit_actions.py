@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bot.backup import create_backup, restore_backup
-from bot.cli import app
-from bot.container import Runtime
+from bot.cli.app import app
+from bot.infra.backup import create_backup, restore_backup
 from bot.llm.scripted import Behaviour, ScriptedServer
+from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
 from tests.conftest import ask
 

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from bot.api import create_app
-from bot.backup import BackupError, read_manifest
-from bot.container import Runtime
+from bot.infra.backup import BackupError, read_manifest
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.roles import Role
 from tests.conftest import ask
 

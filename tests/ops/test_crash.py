@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.api import create_app
-from bot.container import Runtime
-from bot.embedded import EmbeddedRedis
+from bot.infra.embedded import EmbeddedRedis
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.ops.proof import conversations_script, deliver, verdict, wait_processed
 

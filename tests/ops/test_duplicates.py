@@ -9,8 +9,8 @@ from collections import Counter
 
 import httpx
 
-from bot.container import Runtime
 from bot.messages import OutboundMessage, SendReceipt
+from bot.wiring.runtime import Runtime
 from tests.ops.proof import conversations_script, deliver, verdict, wait_processed, with_duplicates
 
 

@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.roles import Role
 from tests.ops.proof import FULL, LiveServer
 

@@ -22,9 +22,9 @@ import psycopg
 import pytest
 import yaml
 
-from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from knowledge.demo import load_demo_if_empty
 from knowledge.embeddings import Embedder
 from tests.conftest import app_client

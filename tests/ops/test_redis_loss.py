@@ -12,10 +12,10 @@ import time
 import httpx
 
 from bot.api import create_app
-from bot.container import Runtime
-from bot.embedded import EmbeddedRedis
-from bot.redis_adapter import ping
+from bot.infra.embedded import EmbeddedRedis
+from bot.infra.redis_adapter import ping
 from bot.settings import Settings
+from bot.wiring.runtime import Runtime
 from tests.ops.proof import conversations_script, deliver, verdict, wait_processed
 
 

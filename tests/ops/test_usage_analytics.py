@@ -17,12 +17,12 @@ import psycopg
 import pytest
 import yaml
 
-from bot.container import Runtime
 from bot.llm.scripted import Behaviour, ScriptedServer
 from bot.settings import Settings
+from bot.settings.speech import SpeechSettings
 from bot.speech.audio import decode
-from bot.speech.config import SpeechSettings
 from bot.speech.synth import synthesize_voice_note
+from bot.wiring.runtime import Runtime
 from handoff.roles import Role
 from knowledge.demo import load_demo_if_empty
 from knowledge.embeddings import Embedder

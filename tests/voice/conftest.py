@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.container import Runtime
 from bot.settings import Settings
 from bot.speech.base import AudioClip, Transcriber, Transcript
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.models import default_models_dir, install_whisper_base
 from bot.speech.service import FASTER_WHISPER_DIR, OPENAI_WHISPER_CHECKPOINT, SpeechService
 from bot.speech.synth import synthesize_voice_note
+from bot.wiring.runtime import Runtime
 from knowledge.embeddings import Embedder
 from tests.conftest import app_client
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.container import Runtime
 from bot.errors import MediaRejected
 from bot.media.sniff import sniff
 from bot.speech.agent_notes import AgentVoiceNotes
 from bot.speech.audio import decode
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.conftest import ask
 

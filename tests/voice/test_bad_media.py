@@ -17,10 +17,10 @@ from structlog.testing import capture_logs
 
 from bot.channels.wa_events import IncomingMessage, WaAddress
 from bot.channels.whatsapp import LidDirectory, WhatsAppInbound
-from bot.container import Runtime
 from bot.errors import AudioUnusable
 from bot.messages import MessageKind
 from bot.speech.audio import decode
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from tests.conftest import ask
 from tests.voice.conftest import send_voice

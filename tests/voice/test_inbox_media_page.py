@@ -17,12 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.container import Runtime
 from bot.messages import InboundMessage, MediaRef, MessageKind
 from bot.settings import Settings
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.litellm_transcriber import LiteLLMTranscriber
 from bot.speech.service import SpeechService
+from bot.wiring.runtime import Runtime
 from handoff.records import Message
 from handoff.roles import Role
 from knowledge.embeddings import Embedder

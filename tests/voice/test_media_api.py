@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from bot.container import Runtime
 from bot.messages import MessageKind
+from bot.wiring.runtime import Runtime
 from tests.voice.conftest import chunks_of, png
 
 

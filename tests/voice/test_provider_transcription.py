@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import TranscriberUnavailable
+from bot.settings.speech import SpeechSettings
 from bot.speech.audio import decode
-from bot.speech.config import SpeechSettings
 from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.litellm_transcriber import LiteLLMTranscriber
 from bot.speech.service import SpeechService, build_speech

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.bench.speech import parse_backend, word_errors
 from bot.settings import Settings
 from bot.speech.audio import decode
-from bot.speech.bench import parse_backend, word_errors
 from bot.speech.faster import (
     FasterWhisperTranscriber,
     choose_compute_type,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.container import Runtime
+from bot.cli.app import app
 from bot.speech.base import Transcriber
 from bot.speech.synth import synthesize_voice_note
+from bot.wiring.runtime import Runtime
 from knowledge.demo import demo_files, load_demo_if_empty
 
 CANCEL_TEXT = "Buenas tardes. Quiero cancelar mi seguro. ¿Me regresan el dinero?"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.container import Runtime
 from bot.messages import InboundMessage, MessageKind
+from bot.wiring.runtime import Runtime
 from handoff.records import Conversation, Message
 from tests.conftest import ask
 from tests.voice.conftest import CountingTranscriber, chunks_of, png, send_voice

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bot.analytics import Analytics, Period, Report
 from bot.api.auth import AdminDep, Principal, Role, require_page_role
 from bot.api.deps import RuntimeDep
-from bot.charts import bar_chart, hbar_chart
+from bot.reports.analytics import Analytics, Period, Report
+from bot.reports.charts import bar_chart, hbar_chart
 
 router = APIRouter(prefix="/api/v1/admin/analytics", tags=["admin"])
 pages = APIRouter(include_in_schema=False)

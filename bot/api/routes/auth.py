@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import SESSION_COOKIE, StaffDep
 from bot.api.deps import RuntimeDep
-from bot.container import Runtime
+from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
 from handoff.auth import AuthError, IssuedToken, LoginThrottled
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.api.deps import RuntimeDep
-from bot.redis_adapter import CacheUnavailable, ping
+from bot.infra.redis_adapter import CacheUnavailable, ping
 
 router = APIRouter(tags=["operations"])
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, 
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from bot.answering.responder import ResponseRequest
 from bot.api.auth import AdminDep, Principal, audit, require_page_role
 from bot.api.deps import RuntimeDep
-from bot.responder import ResponseRequest
 from handoff.roles import Role
 from knowledge.documents import validate_article, validate_product
 from knowledge.rendering import render_markdown
@@ -126,7 +126,7 @@ class PreviewRequest(BaseModel):
 
 
 IntentName = Literal["greeting", "thanks", "question", "product", "human_request", "complaint",
-                     "opt_out", "other"]  # the values of bot.router.Intent
+                     "opt_out", "other"]  # the values of bot.answering.rules.Intent
 
 
 class ExampleWrite(BaseModel):

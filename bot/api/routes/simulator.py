@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.deps import RuntimeDep
-from bot.container import Runtime
-from bot.simulation import SimulatorService
+from bot.channels.simulation import SimulatorService
+from bot.wiring.runtime import Runtime
 
 DEMO_PHONE = "+5215512345678"
 

@@ -1,0 +1,1 @@
+"""Every ``atiende`` command: one module per command group (``app`` is the root)."""

@@ -1,0 +1,226 @@
+"""``atiende kb …`` and ``atiende eval``: knowledge-base commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import Settings
+from handoff.audit import Actor, AuditLog
+from knowledge.errors import EmbeddingError
+from knowledge.intents import IntentExamples
+from knowledge.retrieval import Retriever
+from knowledge.store import KnowledgeStore
+
+kb_app = typer.Typer(help="Knowledge base: import articles and catalogs, re-embed.")
+
+IMPORT_SUFFIXES = (".md", ".markdown", ".csv")
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded server (attached to when already running,
+    and migrated: a fresh machine's first ``atiende eval`` or ``kb import`` just works;
+    a configured database is migrated by its own step, ``atiende migrate``)."""
+    if settings.database_url:
+        return settings.database_url
+    from bot.db import migrate
+    from bot.infra.embedded import EmbeddedPostgres
+
+    url = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata").start()
+    migrate(url)
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeServices:
+    store: KnowledgeStore
+    retriever: Retriever
+    examples: IntentExamples
+    audit: AuditLog
+
+
+@asynccontextmanager
+async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[KnowledgeServices]:
+    """The knowledge services on their own small engine (for CLI commands)."""
+    from bot.db import create_engine, session_factory
+    from bot.wiring.runtime import build_embedder, build_retriever
+
+    engine = create_engine(url, pool_size=2)
+    try:
+        sessions = session_factory(engine)
+        embedder = build_embedder(settings.knowledge)
+        yield KnowledgeServices(
+            store=KnowledgeStore(sessions, embedder),
+            retriever=build_retriever(sessions, embedder, settings.knowledge),
+            examples=IntentExamples(sessions, embedder),
+            audit=AuditLog(sessions),
+        )
+    finally:
+        await engine.dispose()
+
+
+async def prepare_knowledge(settings: Settings, url: str) -> str:
+    """At startup: load the demo when empty, re-embed stale vectors, seed intent examples."""
+    from knowledge.demo import load_demo_if_empty
+
+    async with knowledge_services(settings, url) as kb:
+        notes = []
+        try:
+            if settings.load_demo_kb:
+                report = await load_demo_if_empty(kb.store)
+                if report is not None:
+                    notes.append(f"demo knowledge base loaded ({report.summary()})")
+            redone = await kb.store.reembed()
+            if redone:
+                notes.append(f"re-embedded {redone} chunks with {kb.store.embedder.name}")
+            seeded = await kb.examples.seed()
+            if seeded:
+                notes.append(f"{seeded} intent examples seeded")
+            await kb.examples.vectors()
+        except EmbeddingError as exc:
+            # A provider's embedding model that is down must not keep the bot from
+            # starting: the old vectors keep serving; the re-embed resumes next time.
+            notes.append(f"embedding model unavailable ({exc}); run `atiende kb reembed` "
+                         "when it is back")
+        finally:
+            await _close(kb.store.embedder)
+    return "; ".join(notes)
+
+
+async def _close(embedder: object) -> None:
+    closer = getattr(embedder, "aclose", None)  # provider embedders hold HTTP clients
+    if closer is not None:
+        await closer()
+
+
+def collect_files(paths: list[Path]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Files to import (folders walked recursively) and the paths that do not exist."""
+    files: list[tuple[str, bytes]] = []
+    missing: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            for item in sorted(path.rglob("*")):
+                if item.is_file() and item.suffix.lower() in IMPORT_SUFFIXES:
+                    files.append((str(item), item.read_bytes()))
+        elif path.is_file():
+            files.append((str(path), path.read_bytes()))
+        else:
+            missing.append(str(path))
+    return files, missing
+
+
+@kb_app.command("import")
+def kb_import(
+    paths: Annotated[list[Path], typer.Argument(help="Markdown (.md) and CSV files or folders")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="also remove what the import no longer contains")
+    ] = False,
+    editor: Annotated[str, typer.Option("--editor", help="who is importing (history)")] = "cli",
+) -> None:
+    """Import articles (front-matter Markdown) and product catalogs (CSV); upsert by id/sku."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bot.cli.app import _settings
+    from knowledge.store import FileResult
+
+    settings = _settings()
+    console = Console(stderr=True, soft_wrap=True)
+    files, missing = collect_files(paths)
+    for path in missing:
+        console.print(f"[red]error[/red] {path}: no such file or folder")
+    if not files:
+        console.print("[red]error[/red] nothing to import (.md and .csv files)")
+        raise typer.Exit(1)
+    url = database_url(settings)
+
+    async def main() -> int:
+        async with knowledge_services(settings, url) as kb:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          console=console, transient=True) as progress:
+                task = progress.add_task("importando", total=len(files))
+
+                def on_file(result: FileResult) -> None:
+                    progress.advance(task)
+                    if result.ok:
+                        progress.console.print(
+                            f"[green]ok[/green] {result.source}: {result.articles} articles, "
+                            f"{result.products} products, {result.unchanged} unchanged"
+                        )
+                    else:
+                        where = f"{result.source}:{result.line}" if result.line else result.source
+                        progress.console.print(f"[red]error[/red] {where}: {result.error}")
+
+                report = await kb.store.import_files(files, editor=editor, replace=replace,
+                                                     on_file=on_file)
+            await kb.audit.record(Actor.cli(), "kb.import", None, {
+                "files": [name for name, _ in files], "replace": replace, "editor": editor,
+                "summary": report.summary()})
+            typer.echo(report.summary())
+            return 1 if report.failed or missing else 0
+
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
+
+
+@kb_app.command("reembed")
+def kb_reembed() -> None:
+    """Re-embed every chunk made by another embedding model than the configured one."""
+    from bot.cli.app import _settings
+
+    settings = _settings()
+    url = database_url(settings)
+
+    async def main() -> int:
+        async with knowledge_services(settings, url) as kb:
+            try:
+                return await kb.store.reembed()
+            finally:
+                await _close(kb.store.embedder)
+
+    try:
+        done = asyncio.run(main())
+    except EmbeddingError as exc:
+        typer.echo(f"error: {exc} (nothing replaced; run it again to resume)", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"re-embedded {done} chunks")
+
+
+def eval_command(
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="YAML question set (default: the demo's)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per question")] = False,
+) -> None:
+    """Score the bot on a labelled question set: retrieval hit rate, intents, escalation."""
+    from bot.bench.evaluation import load_questions, run_eval
+    from bot.cli.app import _settings
+
+    settings = _settings()
+    url = database_url(settings)
+    cases = load_questions(questions)
+    report = asyncio.run(run_eval(settings, url, cases))
+    if verbose:
+        for line in report.lines():
+            typer.echo(line)
+    typer.echo(report.summary())
+
+
+def bench_retrieval(
+    chunks: Annotated[int, typer.Option("--chunks")] = 50_000,
+    queries: Annotated[int, typer.Option("--queries")] = 200,
+    ef_search: Annotated[int, typer.Option("--ef-search")] = 40,
+) -> None:
+    """Hybrid retrieval p50/p95 and HNSW recall@10 at N chunks (throwaway database)."""
+    from bot.bench.retrieval import main
+    from bot.cli.app import _settings
+
+    _settings()
+    typer.echo(main(chunks, queries, ef_search))

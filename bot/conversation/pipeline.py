@@ -1,0 +1,893 @@
+"""The worker's pipeline: one conversation's inbound messages, strictly in order.
+
+For each stored message: decide (only if the bot owns the conversation), then in
+one transaction write the replies to the outbox, move the owner if the bot
+escalates, and mark the message processed. A retried job finds the message
+processed and does nothing, so a reply is never written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.answering.responder import Decision, Responder, ResponseRequest
+from bot.answering.rules import Intent, route_rules
+from bot.clock import Clock
+from bot.conversation.outbox import OutboxSender
+from bot.db import AutocommitPool
+from bot.errors import AudioUnusable, TranscriberUnavailable
+from bot.i18n import detect_language, t
+from bot.infra.redis_adapter import ConversationMemory, EventBus, Turn
+from bot.logs import get_logger
+from bot.media import MediaStore
+from bot.messages import Author, MediaRef, MessageKind
+from bot.metrics import Metrics
+from bot.speech.records import TranscriptionRecord
+from bot.speech.service import SpeechService
+from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
+from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
+from handoff.service import HandoffService, close_csat_sql
+
+log = get_logger("atiende.pipeline")
+
+MEDIA_NEEDS_PERSON = "media_needs_person"
+
+BATCH = 50
+
+# The next unprocessed messages of several conversations (at most ``limit`` each, in
+# order) with each conversation's state, in one round trip.
+_PENDING_SQL = """
+SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
+       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
+FROM unnest(%(ids)s::uuid[]) AS q(id)
+JOIN conversations c ON c.id = q.id
+JOIN contacts ct ON ct.id = c.contact_id
+CROSS JOIN LATERAL (
+    SELECT * FROM messages m
+    WHERE m.conversation_id = q.id AND m.direction = 'in' AND m.status = 'received'
+    ORDER BY m.seq
+    LIMIT %(limit)s
+) m
+ORDER BY m.conversation_id, m.seq
+"""
+
+# The commit of the runs of several conversations, in one statement (atomic on its own;
+# see Pipeline._commit_runs). The latency of each message marked (accepted -> processed,
+# both stamped by PostgreSQL) comes back for the metrics. A run's messages are
+# committed at once; their processed_at stamps (a microsecond apart) keep the order in
+# which they were decided.
+_COMMIT_RUNS_SQL = f"""
+WITH runs AS (
+    SELECT * FROM unnest(%(run_ids)s::uuid[], %(run_fresh)s::bool[], %(run_intent)s::text[])
+        AS r(id, fresh, last_intent)
+),
+conversation AS (
+    -- NO KEY UPDATE: serialized with a takeover, while a new message's foreign key
+    -- check (KEY SHARE) on the same conversation does not wait for this statement
+    SELECT id, channel FROM conversations
+    WHERE id IN (SELECT id FROM runs) AND owner = 'bot'
+    ORDER BY id
+    FOR NO KEY UPDATE
+),
+marked AS (
+    UPDATE messages AS m
+    SET status = 'processed', error = NULL,
+        processed_at = statement_timestamp() + (v.n - 1) * interval '1 microsecond',
+        intent = v.intent, confidence = v.confidence, escalated = false,
+        sources = v.sources::jsonb
+    FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
+                %(sources)s::text[]) WITH ORDINALITY AS v(id, intent, confidence, sources, n),
+         conversation
+    WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
+    RETURNING m.id, m.conversation_id,
+              extract(epoch FROM m.processed_at - m.created_at) AS latency
+),
+replies AS (
+    INSERT INTO messages (id, conversation_id, direction, author, kind, channel, text,
+                          status, in_reply_to, reply_seq)
+    SELECT r.id, conversation.id, 'out', 'bot', 'text', conversation.channel, r.text,
+           'pending', r.in_reply_to, r.reply_seq
+    FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
+                %(reply_text)s::text[]) WITH ORDINALITY AS r(id, in_reply_to, reply_seq, text, n)
+    JOIN marked ON marked.id = r.in_reply_to
+    JOIN conversation ON conversation.id = marked.conversation_id
+    ORDER BY r.n  -- the outbox sends in seq order: replies keep the messages' order
+),
+closed_csat AS (
+    {close_csat_sql("SELECT conversation_id FROM marked")}
+),
+moved AS (
+    UPDATE conversations AS c SET
+        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = runs.last_intent,
+        context_started_at = CASE WHEN runs.fresh THEN %(now)s ELSE c.context_started_at END
+    FROM runs
+    WHERE c.id = runs.id AND c.id IN (SELECT conversation_id FROM marked)
+)
+SELECT id, latency FROM marked
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    kind: str
+    text: str | None
+    transcript: str | None
+    attempts: int
+    media: dict[str, Any] | None = None
+    voice_problem: str | None = None  # AudioUnusable.code, "refused" (not stored), or "failed"
+
+    @property
+    def media_ref(self) -> MediaRef | None:
+        if not self.media or not self.media.get("mime_type"):
+            return None
+        return MediaRef(**{k: v for k, v in self.media.items() if k in MediaRef.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    owner: Owner
+    contact_name: str | None
+    context_started_at: datetime | None
+    last_inbound_at: datetime | None
+    channel: str
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive plain text messages of one conversation, decided in order.
+
+    ``decided`` is the decision already taken for the message after the run (an
+    escalation, opt-out or CSAT answer, which goes one by one): it is not decided twice."""
+
+    conversation_id: uuid.UUID
+    snapshot: _Snapshot
+    fresh: bool
+    steps: list[tuple[_Pending, Decision]]
+    decided: Decision | None = None
+
+
+def _turns(steps: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
+    """The memory lines of a run: each customer message, then the bot's replies to it."""
+    turns: list[Turn] = []
+    for pending, decision in steps:
+        turns.append(Turn("customer", pending.text or "", now))
+        turns += [Turn("bot", reply, now) for reply in decision.replies]
+    return turns
+
+
+def _plain(pending: _Pending) -> bool:
+    return pending.kind == MessageKind.TEXT.value and bool(pending.text and pending.text.strip())
+
+
+async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _Snapshot:
+    row = (
+        await session.execute(
+            select(
+                CONVERSATIONS.c.owner, CONTACTS.c.name, CONVERSATIONS.c.context_started_at,
+                CONVERSATIONS.c.last_inbound_at, CONVERSATIONS.c.channel,
+            )
+            .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
+            .where(CONVERSATIONS.c.id == conversation_id)
+        )
+    ).one()
+    return _Snapshot(
+        Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at, row.channel
+    )
+
+
+class Pipeline:
+    """Processes the inbound messages of conversations; called by the inbound dispatcher."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        fast: AutocommitPool,
+        memory: ConversationMemory,
+        responder: Responder,
+        outbox: OutboxSender,
+        events: EventBus,
+        metrics: Metrics,
+        clock: Clock,
+        memory_ttl: timedelta,
+        max_attempts: int,
+        media: MediaStore | None = None,
+        speech: SpeechService | None = None,
+        handoff: HandoffService | None = None,
+    ) -> None:
+        self._handoff = handoff
+        self._sessions = sessions
+        self._fast = fast
+        self._memory = memory
+        self._responder = responder
+        self._outbox = outbox
+        self._events = events
+        self._metrics = metrics
+        self._clock = clock
+        self._ttl = memory_ttl
+        self._max_attempts = max_attempts
+        self._media = media
+        self._speech = speech
+
+    async def process_conversation(self, conversation_id: uuid.UUID) -> int:
+        """Drain every stored, unprocessed message of one conversation; return how many.
+        Raises what failed (the conversation is retried)."""
+        done, failures = await self.process_conversations([conversation_id])
+        if conversation_id in failures:
+            raise failures[conversation_id]
+        return done
+
+    async def process_conversations(
+        self, conversation_ids: Sequence[uuid.UUID]
+    ) -> tuple[int, dict[uuid.UUID, Exception]]:
+        """Drain every stored, unprocessed message of several conversations (a worker
+        under load takes every conversation waiting): each conversation strictly in
+        order, the conversations side by side. Returns how many messages were processed,
+        and the failure of each conversation that must be retried.
+
+        The common case costs a few round trips for the whole batch: one read; the runs
+        of plain text messages decided in order (each decision sees the run's earlier
+        turns); the runs decided together committed in one statement, with one memory
+        write, one notification write and one outbox send. Runs decided later (a slow
+        model) commit as they are decided, so no conversation waits for another's.
+        Anything else (media, voice, CSAT, escalation, opt-out, a human owner, an agent
+        taking over meanwhile) goes one by one in its conversation. A message stored
+        while this runs bumps its conversation's waiting work, which runs the
+        conversation again after this batch, so a short batch ends the drain without
+        another query."""
+        ids = list(dict.fromkeys(conversation_ids))
+        self._metrics.batch_conversations.observe(len(ids))
+        pending = await self._pending(ids)
+        now = self._clock()
+        candidates, others = self._candidates(pending, now)
+        drains: dict[uuid.UUID, asyncio.Task[int]] = {
+            cid: asyncio.create_task(self._drain(cid, None)) for cid in others
+        }
+        done = 0
+        deciding: set[asyncio.Future[_Run]] = set()
+        try:
+            histories = await self._histories([run for run, _ in candidates.values()])
+            deciding = {
+                asyncio.ensure_future(
+                    self._decide_run(run, batch, histories.get(cid, []), now)
+                ) for cid, (run, batch) in candidates.items()
+            }
+            while deciding:
+                decided, deciding = await asyncio.wait(
+                    deciding, return_when=asyncio.FIRST_COMPLETED
+                )
+                runs = {task.result().conversation_id: task.result() for task in decided}
+                done += await self._settle(runs, pending, now, drains)
+        except BaseException:
+            for drain in drains.values():
+                drain.cancel()
+            raise
+        finally:
+            for task in deciding:
+                task.cancel()
+        failures: dict[uuid.UUID, Exception] = {}
+        outcomes = await asyncio.gather(*drains.values(), return_exceptions=True)
+        for cid, outcome in zip(drains, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failures[cid] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                done += outcome
+        idle = [cid for cid in ids if cid not in pending]
+        if idle:  # nothing waiting (a retried job): replies its first run left unsent
+            await self._outbox.send_pending(idle)
+        return done, failures
+
+    async def _settle(
+        self,
+        runs: dict[uuid.UUID, _Run],
+        pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]],
+        now: datetime,
+        drains: dict[uuid.UUID, asyncio.Task[int]],
+    ) -> int:
+        """Commit runs decided together and send their replies; a conversation with more
+        to do goes on one by one (a drain task added to ``drains``). Returns how many
+        messages were committed."""
+        marked = await self._commit_runs(runs, now)
+        finished: list[uuid.UUID] = []
+        for cid, run in runs.items():
+            batch = pending[cid][0]
+            ran = len(run.steps)
+            if ran and not any(p.id in marked for p, _ in run.steps):
+                # an agent took over meanwhile: one by one, as it is now
+                drains[cid] = asyncio.create_task(self._drain(cid, None))
+            elif ran < len(batch) or len(batch) >= BATCH:
+                after = (batch[ran].id, run.decided) if run.decided else None
+                drains[cid] = asyncio.create_task(self._drain(cid, after))
+            else:
+                finished.append(cid)
+        if finished:
+            await self._outbox.send_pending(
+                finished, channels={pending[cid][1].channel for cid in finished}
+            )
+        return len(marked)
+
+    def _fresh(self, snapshot: _Snapshot, now: datetime) -> bool:
+        """A new context: the conversation's first message, or after ``ttl`` of silence."""
+        return snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
+
+    async def _histories(self, runs: list[_Run]) -> dict[uuid.UUID, list[Turn]]:
+        """The memory of each run's conversation since its context started (one round
+        trip); none for a fresh context."""
+        since = {r.conversation_id: r.snapshot.context_started_at for r in runs if not r.fresh}
+        return await self._memory.recent_many(since) if since else {}
+
+    def _candidates(
+        self, pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]], now: datetime
+    ) -> tuple[dict[uuid.UUID, tuple[_Run, list[_Pending]]], list[uuid.UUID]]:
+        """The conversations whose first waiting message may start a run (the bot owns
+        them and it is plain text), each with its empty run; and the others."""
+        candidates: dict[uuid.UUID, tuple[_Run, list[_Pending]]] = {}
+        others: list[uuid.UUID] = []
+        for cid, (batch, snapshot) in pending.items():
+            if snapshot.owner is Owner.BOT and _plain(batch[0]):
+                candidates[cid] = (_Run(cid, snapshot, self._fresh(snapshot, now), []), batch)
+            else:
+                others.append(cid)
+        return candidates, others
+
+    async def _drain(
+        self, conversation_id: uuid.UUID, decided: tuple[uuid.UUID, Decision] | None
+    ) -> int:
+        """One conversation, message by message where needed (``decided``: the decision
+        already taken for a waiting message, as (message id, decision)); then its
+        outbox."""
+        done = 0
+        channel: str | None = None
+        while True:
+            batch, snapshot = (await self._pending([conversation_id])).get(
+                conversation_id, ([], None)
+            )
+            index = 0
+            while index < len(batch):
+                assert snapshot is not None
+                channel = snapshot.channel
+                if decided is not None and decided[0] == batch[index].id:
+                    decision: Decision | None = decided[1]
+                else:
+                    ran, snapshot, decision = await self._process_run(batch[index:], snapshot)
+                    index += ran
+                    done += ran
+                    if index >= len(batch):
+                        break
+                decided = None
+                pending = batch[index]
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ):
+                    snapshot = await self._process_guarded(pending, snapshot, decision)
+                index += 1
+                done += 1
+            if len(batch) < BATCH:
+                break
+        await self._outbox.send_pending(
+            [conversation_id], channels=None if channel is None else {channel}
+        )
+        return done
+
+    async def _process_run(
+        self, messages: list[_Pending], snapshot: _Snapshot
+    ) -> tuple[int, _Snapshot, Decision | None]:
+        """Decide one conversation's leading plain text messages in order and commit them
+        together. Returns how many are done, the conversation's state after them, and the
+        decision already taken for the next message (not decided twice)."""
+        conversation_id = messages[0].conversation_id
+        now = self._clock()
+        candidates, _ = self._candidates({conversation_id: (messages, snapshot)}, now)
+        if not candidates:
+            return 0, snapshot, None
+        run, _ = candidates[conversation_id]
+        history = (await self._histories([run])).get(conversation_id, [])
+        run = await self._decide_run(run, messages, history, now)
+        if not run.steps:
+            return 0, snapshot, run.decided
+        if not await self._commit_runs({conversation_id: run}, now):
+            # An agent took the conversation meanwhile (or another run did the work):
+            # one by one, from the state as it is now.
+            return 0, await self._snapshot(conversation_id), None
+        after = replace(
+            snapshot, last_inbound_at=now,
+            context_started_at=now if run.fresh else snapshot.context_started_at,
+        )
+        # every message of the run is done: marked here, or (rarely) by another run
+        return len(run.steps), after, run.decided
+
+    async def _pending(
+        self, conversation_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[list[_Pending], _Snapshot]]:
+        """The next batch of unprocessed messages of each conversation with its state, in
+        one round trip (autocommit: no transaction to open and close). Conversations
+        with nothing waiting are left out."""
+        async with self._fast.connection() as connection:
+            cursor = await connection.execute(
+                _PENDING_SQL, {"ids": conversation_ids, "limit": BATCH}
+            )
+            rows = await cursor.fetchall()
+        found: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]] = {}
+        for row in rows:
+            if row[1] not in found:
+                found[row[1]] = ([], _Snapshot(Owner(row[7]), row[8], row[9], row[10], row[11]))
+            found[row[1]][0].append(_Pending(*row[:7]))
+        return found
+
+    async def _decide_run(
+        self, run: _Run, messages: list[_Pending], history: list[Turn], now: datetime
+    ) -> _Run:
+        """Decide ``messages`` in order into ``run`` while they are plain text the bot
+        answers without escalating; stop at the first that is not."""
+        conversation_id = run.conversation_id
+        for pending in messages:
+            text = pending.text
+            if not _plain(pending) or text is None:
+                break
+            if self._handoff is not None and await self._handoff.csat_expected(
+                conversation_id, text
+            ) is not None:
+                break
+            try:
+                with structlog.contextvars.bound_contextvars(
+                    conversation_id=str(conversation_id), message_id=str(pending.id)
+                ), self._metrics.stage_seconds.labels("decide").time():
+                    decision = await self._responder.respond(
+                        ResponseRequest(
+                            conversation_id=conversation_id, message_id=pending.id,
+                            text=text, history=[*history, *_turns(run.steps, now)],
+                            contact_name=run.snapshot.contact_name,
+                        )
+                    )
+            except Exception:
+                break  # one by one: the failure is recorded (and retried) there
+            if decision.escalate or decision.opt_out or decision.csat_score is not None:
+                run.decided = decision
+                break
+            run.steps.append((pending, decision))
+        return run
+
+    async def _commit_runs(self, runs: dict[uuid.UUID, _Run], now: datetime) -> set[uuid.UUID]:
+        """Commit the runs in one statement (atomic on its own): a conversation's run only
+        while the bot still owns it (its row locked), only messages still unprocessed,
+        and replies only for the messages this statement marked. Then the metrics, the
+        memory (one write) and the notifications (one). Returns the messages marked: none
+        of a conversation an agent took meanwhile; fewer than its run when another run (a
+        stalled job's double) had already processed some."""
+        runs = {cid: run for cid, run in runs.items() if run.steps}
+        if not runs:
+            return set()
+        steps = [step for run in runs.values() for step in run.steps]
+        replies = [
+            (pending.id, position, reply)
+            for pending, decision in steps
+            for position, reply in enumerate(decision.replies)
+        ]
+        params = {
+            "run_ids": list(runs),
+            "run_fresh": [run.fresh for run in runs.values()],
+            "run_intent": [run.steps[-1][1].intent for run in runs.values()],
+            "ids": [pending.id for pending, _ in steps],
+            "intents": [decision.intent for _, decision in steps],
+            "confidences": [decision.confidence for _, decision in steps],
+            "sources": [json.dumps(list(decision.sources)) for _, decision in steps],
+            "reply_ids": [uuid.uuid4() for _ in replies],
+            "reply_to": [message_id for message_id, _, _ in replies],
+            "reply_seq": [position for _, position, _ in replies],
+            "reply_text": [reply for _, _, reply in replies],
+            "now": now,
+        }
+        async with self._fast.connection() as connection:
+            cursor = await connection.execute(_COMMIT_RUNS_SQL, params)
+            latencies = {row[0]: float(row[1]) for row in await cursor.fetchall()}
+        await self._after_runs(runs, latencies, now)
+        return set(latencies)
+
+    async def _after_runs(
+        self, runs: dict[uuid.UUID, _Run], latencies: dict[uuid.UUID, float], now: datetime
+    ) -> None:
+        """After the runs' commit: metrics, memory and notifications, for what it marked."""
+        turns: dict[uuid.UUID, list[Turn]] = {}
+        fresh: list[uuid.UUID] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        for conversation_id, run in runs.items():
+            steps = [(p, d) for p, d in run.steps if p.id in latencies]
+            if not steps:
+                continue
+            turns[conversation_id] = _turns(steps, now)
+            if run.fresh:
+                fresh.append(conversation_id)
+            for pending, decision in steps:
+                self._metrics.processing_seconds.observe(latencies[pending.id])
+                self._metrics.intents.labels(decision.intent).inc()
+                payload = {
+                    "message_id": str(pending.id), "conversation_id": str(conversation_id),
+                    "owner": Owner.BOT.value, "bot_replied": True,
+                }
+                events += [(f"processed:{pending.id}", payload), ("conversations", payload)]
+                log.info(
+                    "pipeline.processed", conversation_id=str(conversation_id),
+                    message_id=str(pending.id), intent=decision.intent, owner=Owner.BOT.value,
+                    replies=len(decision.replies), escalated=False,
+                )
+        await self._memory.store_many(turns, forget=fresh)
+        await self._events.publish_many(events)
+
+    async def _process_guarded(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
+        try:
+            return await self._process(pending, snapshot, decided)
+        except Exception as exc:
+            # The job boundary: record the attempt, park the message after the last
+            # one so the conversation moves on, otherwise let the dispatcher retry it.
+            self._metrics.failures.inc()
+            parked = await self._record_failure(pending, exc)
+            log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
+            if not parked:
+                raise
+            return await self._snapshot(pending.conversation_id)
+
+    async def _process(
+        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
+    ) -> _Snapshot:
+        if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
+            pending = await self._transcribe(pending)
+        for _ in range(3):
+            now = self._clock()
+            fresh = self._fresh(snapshot, now)
+            owner = snapshot.owner
+            if owner is Owner.CLOSED:
+                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
+            decision = None
+            if bot_may_reply(owner):
+                decision = decided or await self._csat_answer(pending) or await self._decide(
+                    pending, snapshot, fresh
+                )
+            decided = None  # taken for the state it was decided in: decide again after
+            committed = await self._commit(pending, decision, now=now, fresh=fresh)
+            if committed is not None:
+                return replace(
+                    snapshot,
+                    owner=committed,
+                    last_inbound_at=now,
+                    context_started_at=now if fresh else snapshot.context_started_at,
+                )
+            snapshot = await self._snapshot(pending.conversation_id)
+        raise RuntimeError("conversation owner kept changing while processing")
+
+    async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
+        async with self._sessions() as session:
+            return await _read_snapshot(session, conversation_id)
+
+    async def _transcribe(self, pending: _Pending) -> _Pending:
+        """Transcribe a voice note and store the text in its own transaction, before deciding:
+        a retried job finds the transcript and never transcribes twice."""
+        ref = pending.media_ref
+        if self._speech is None or self._media is None or ref is None:
+            return replace(pending, voice_problem="corrupt" if ref is None else "failed")
+        if ref.key is None:  # refused by the media checks, or the download failed
+            log.warning(
+                "voice.not_stored", message_id=str(pending.id),
+                conversation_id=str(pending.conversation_id),
+            )
+            return replace(pending, voice_problem="refused")
+        usage = {"message_id": pending.id, "conversation_id": pending.conversation_id}
+        try:
+            transcript = await self._speech.transcribe_media(self._media, ref)
+        except AudioUnusable as exc:
+            log.warning(
+                "voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key,
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
+            await self._record_transcription(
+                **usage, backend="none", outcome="unusable", error=f"{exc.code}: {exc.reason}"
+            )
+            return replace(pending, voice_problem=exc.code)
+        except TranscriberUnavailable as exc:
+            log.error(
+                "voice.transcriber_unavailable", backend=exc.backend, error=str(exc),
+                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
+            )
+            await self._record_transcription(
+                **usage, backend=exc.backend, outcome="failed", error=str(exc)[:500]
+            )
+            return replace(pending, voice_problem="failed")
+        async with self._sessions() as session, session.begin():
+            done = await session.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id == pending.id, MESSAGES.c.transcript.is_(None))
+                .values(transcript=transcript.text)
+            )
+            if done.rowcount:  # type: ignore[attr-defined]  # once per voice note
+                await session.execute(insert(TranscriptionRecord).values(
+                    **usage, backend=transcript.backend[:100], outcome="ok",
+                    audio_seconds=transcript.duration, elapsed_seconds=transcript.elapsed,
+                ))
+        return replace(pending, transcript=transcript.text)
+
+    async def _record_transcription(self, **values: object) -> None:
+        """The transcription log (analytics: volume and audio minutes per backend)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(insert(TranscriptionRecord).values(**values))
+
+    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+        """The customer's next message after the CSAT question, when it is a 1-5 score."""
+        if self._handoff is None:
+            return None
+        answer = await self._handoff.csat_expected(
+            pending.conversation_id, pending.text or pending.transcript
+        )
+        if answer is None:
+            return None
+        score, language = answer
+        return Decision(
+            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
+            csat_score=score,
+        )
+
+    async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
+        history = (
+            []
+            if fresh
+            else await self._memory.recent(
+                pending.conversation_id, since=snapshot.context_started_at
+            )
+        )
+        text = pending.text or pending.transcript
+        if pending.kind in (MessageKind.IMAGE.value, MessageKind.DOCUMENT.value):
+            return _media_decision(pending, history)
+        if pending.kind == MessageKind.VOICE.value and not text:
+            return _voice_problem_decision(pending, history)
+        if not text or not text.strip():
+            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
+        with self._metrics.stage_seconds.labels("decide").time():
+            return await self._responder.respond(
+                ResponseRequest(
+                    conversation_id=pending.conversation_id, message_id=pending.id, text=text,
+                    history=history, contact_name=snapshot.contact_name,
+                )
+            )
+
+    async def _commit(
+        self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool
+    ) -> Owner | None:
+        """Write the outcome atomically; the new owner, or None when the owner changed
+        under us (decide again)."""
+        async with self._sessions() as session, session.begin():
+            conversation = (
+                await session.execute(
+                    select(
+                        CONVERSATIONS.c.owner, CONVERSATIONS.c.channel,
+                        CONVERSATIONS.c.contact_id,
+                    )
+                    .where(CONVERSATIONS.c.id == pending.conversation_id)
+                    .with_for_update()
+                )
+            ).one()
+            owner = Owner(conversation.owner)
+            if owner is Owner.CLOSED:
+                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
+            if (decision is not None) != bot_may_reply(owner):
+                return None
+            if decision is not None and self._handoff is not None:
+                # the customer's next message closes an open CSAT question (nothing is
+                # written yet, so returning None here leaves no trace)
+                answered = await self._handoff.csat_in(
+                    session, pending.conversation_id, decision.csat_score
+                )
+                if decision.csat_score is not None and not answered:
+                    return None  # answered meanwhile by another run: decide again
+            latency = (
+                await session.execute(
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
+                    .values(
+                        status="processed", processed_at=func.clock_timestamp(), error=None,
+                        intent=decision.intent if decision else None,
+                        confidence=decision.confidence if decision else None,
+                        escalated=decision.escalate if decision else False,
+                        sources=list(decision.sources) if decision else [],
+                    )
+                    .returning(
+                        func.extract("epoch", MESSAGES.c.processed_at - MESSAGES.c.created_at)
+                    )
+                )
+            ).scalar_one_or_none()
+            if latency is None:
+                return owner  # another run already finished it
+            changes: dict[str, object] = {"last_inbound_at": now, "last_message_at": now}
+            if fresh:
+                changes["context_started_at"] = now
+            if decision is not None:
+                owner, sent = await self._apply(
+                    session, conversation.channel, conversation.contact_id, pending, decision,
+                    owner, changes,
+                )
+                decision = replace(decision, replies=sent)
+            else:
+                if _asks_opt_out(pending):
+                    # A human owns the chat, so the bot stays silent (the agent sees the
+                    # message), but "BAJA" still stops every campaign message from now on.
+                    await session.execute(
+                        update(CONTACTS).where(CONTACTS.c.id == conversation.contact_id)
+                        .values(opted_out=True)
+                    )
+                if self._handoff is not None:
+                    notices = await self._handoff.silenced_in(
+                        session, pending.conversation_id, owner
+                    )
+                    await self._add_replies(
+                        session, conversation.channel, pending, notices, Author.SYSTEM
+                    )
+            changes["owner"] = owner.value
+            await session.execute(
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == pending.conversation_id)
+                .values(**changes)
+            )
+        self._metrics.processing_seconds.observe(float(latency))
+        await self._after_commit(pending, decision, owner, now=now, fresh=fresh)
+        return owner
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        channel: str,
+        contact_id: uuid.UUID,
+        pending: _Pending,
+        decision: Decision,
+        owner: Owner,
+        changes: dict[str, object],
+    ) -> tuple[Owner, tuple[str, ...]]:
+        replies = decision.replies
+        if decision.escalate and self._handoff is not None:
+            # the handoff's honest notice (expected wait, or out of office) replaces the
+            # bot's own handoff line: one message, never one on top of the other
+            replies, owner = await self._handoff.escalate_in(
+                session, pending.conversation_id, reason=decision.reason,
+                intent=decision.intent, language=decision.language,
+                text_hint=pending.text or pending.transcript or "",
+            )
+            if decision.reason == MEDIA_NEEDS_PERSON and replies:
+                # still one message: say the photo/document arrived, then the notice
+                ack = t(f"media_received_{pending.kind}", decision.language)
+                replies = (f"{ack}\n\n{replies[0]}", *replies[1:])
+        elif decision.escalate:
+            owner = next_owner(owner, OwnerEvent.ESCALATE)
+            changes["owner_reason"] = decision.reason
+            changes["owner_changed_at"] = func.now()
+        await self._add_replies(session, channel, pending, replies, Author.BOT)
+        changes["last_intent"] = decision.intent
+        if decision.opt_out:
+            await session.execute(
+                update(CONTACTS).where(CONTACTS.c.id == contact_id).values(opted_out=True)
+            )
+        return owner, replies
+
+    @staticmethod
+    async def _add_replies(
+        session: AsyncSession,
+        channel: str,
+        pending: _Pending,
+        replies: tuple[str, ...],
+        author: Author,
+    ) -> None:
+        if not replies:
+            return
+        await session.execute(
+            insert(MESSAGES),
+            [
+                {
+                    "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
+                    "direction": "out", "author": author.value,
+                    "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
+                    "status": "pending", "in_reply_to": pending.id, "reply_seq": position,
+                }
+                for position, reply in enumerate(replies)
+            ],
+        )
+
+    async def _after_commit(
+        self,
+        pending: _Pending,
+        decision: Decision | None,
+        owner: Owner,
+        *,
+        now: datetime,
+        fresh: bool,
+    ) -> None:
+        if fresh:
+            await self._memory.forget(pending.conversation_id)
+        turns = [Turn("customer", pending.text or pending.transcript or "", now)]
+        if decision is not None:
+            turns += [Turn("bot", reply, now) for reply in decision.replies]
+            self._metrics.intents.labels(decision.intent).inc()
+            if decision.escalate:
+                self._metrics.escalations.labels(decision.reason or "unknown").inc()
+        else:
+            self._metrics.silenced.labels(owner.value).inc()
+        await self._memory.append(pending.conversation_id, turns)
+        payload = {
+            "message_id": str(pending.id), "conversation_id": str(pending.conversation_id),
+            "owner": owner.value, "bot_replied": decision is not None,
+        }
+        await self._events.publish(f"processed:{pending.id}", payload)
+        await self._events.publish("conversations", payload)
+        log.info(
+            "pipeline.processed", intent=decision.intent if decision else None,
+            owner=owner.value, replies=len(decision.replies) if decision else 0,
+            escalated=bool(decision and decision.escalate),
+        )
+
+    async def _record_failure(self, pending: _Pending, exc: Exception) -> bool:
+        async with self._sessions() as session, session.begin():
+            attempts = (
+                await session.execute(
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
+                    .values(attempts=MESSAGES.c.attempts + 1, error=f"{type(exc).__name__}: {exc}")
+                    .returning(MESSAGES.c.attempts)
+                )
+            ).scalar_one_or_none()
+            if attempts is None or attempts < self._max_attempts:
+                return False
+            await session.execute(
+                update(MESSAGES).where(MESSAGES.c.id == pending.id).values(status="failed")
+            )
+        self._metrics.parked.inc()
+        return True
+
+
+def _language(texts: list[str]) -> str:
+    return detect_language(" ".join(texts), "es")
+
+
+def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A photo or document: the bot cannot act on it, so acknowledge and queue for a person."""
+    language = _language(
+        [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
+    )
+    if not (pending.media or {}).get("key"):
+        # Refused (too big, not what it claimed, a decompression bomb) or never downloaded:
+        # nothing to show a person, so ask the customer to send it again.
+        return Decision(
+            Intent.OTHER.value, 1.0, (t(f"media_refused_{pending.kind}", language),),
+            language=language,
+        )
+    ack = t(f"media_received_{pending.kind}", language)
+    return Decision(
+        Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),
+        escalate=True, reason=MEDIA_NEEDS_PERSON, language=language,
+    )
+
+
+def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
+    """A voice note we could not understand: say so plainly; a failing transcriber escalates."""
+    language = _language([turn.text for turn in history if turn.role == "customer"])
+    problem = pending.voice_problem or "corrupt"
+    if problem == "failed":
+        return Decision(
+            Intent.OTHER.value, 0.0, (t("voice_failed", language),), escalate=True,
+            reason="transcription_failed", language=language,
+        )
+    return Decision(
+        Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
+    )
+def _asks_opt_out(pending: _Pending) -> bool:
+    routed = route_rules(pending.text or pending.transcript or "")
+    return routed is not None and routed.intent is Intent.OPT_OUT

@@ -1,0 +1,1 @@
+"""Analytics read from the conversation record, and the server-drawn SVG charts."""
