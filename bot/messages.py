@@ -97,3 +97,12 @@ class SendReceipt:
     """What a channel answers after accepting an outbound message."""
 
     provider_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One line of conversation memory."""
+
+    role: str  # customer | bot | agent
+    text: str
+    at: datetime

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Protocol
 
 from knowledge.models import DIMENSIONS
+from knowledge.text import words
 
 Vector = list[float]
 
@@ -34,11 +33,6 @@ class Embedder(Protocol):
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]: ...
 
-
-def fold(text: str) -> str:
-    """Lowercase without accents (what full-text search and matching compare)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def normalize(vector: Sequence[float]) -> Vector:
@@ -69,7 +63,7 @@ class HashingEmbedder:
 
     def _one(self, text: str) -> Vector:
         vector = [0.0] * self._dimensions
-        for word in re.findall(r"\w+", fold(text)):
+        for word in words(text):
             padded = f" {word} "
             for i in range(len(padded) - 2):
                 digest = hashlib.blake2b(padded[i : i + 3].encode(), digest_size=4).digest()

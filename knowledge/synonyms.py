@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.embeddings import fold
 from knowledge.errors import DocumentError
+from knowledge.text import words
 
 _WORDS = re.compile(r"\w+")
 # The key whose words mean nothing for search ("oye", "porfa"): dropped, not expanded.
@@ -27,7 +27,7 @@ FILLER = "_filler"
 
 
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(_WORDS.findall(fold(text)))
+    return tuple(words(text))
 
 
 def plain_words(text: str) -> str:

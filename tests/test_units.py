@@ -9,12 +9,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bot.answering.rules import Intent, fold, route_rules
+from bot.answering.rules import Intent, route_rules
 from bot.errors import InvalidPhoneNumber
 from bot.i18n import TEXTS, detect_language
 from bot.phones import normalize_phone
 from bot.settings import Settings
 from handoff.ownership import Owner, OwnerEvent, TransitionRefused, bot_may_reply, next_owner
+from knowledge.text import fold
 
 ROOT = Path(__file__).resolve().parents[1]
 

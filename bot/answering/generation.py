@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from bot.answering.generation import Passage, PersonaText
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
+from knowledge.text import fold_words
 
 LANGUAGE_NAMES = {"es": "Spanish (Mexican, informal 'tú')", "en": "English"}
 
@@ -40,13 +40,7 @@ Tone: {tone}.
 6. After each fact, cite the id of its passage in square brackets, like [{example_id}]."""
 
 _TAG = re.compile(r"[<>]")
-_FOLD_KEEP = re.compile(r"[^a-z0-9%$ ]+")
 
-
-def fold(text: str) -> str:
-    """Lower case, no accents (ñ → n), no emoji, punctuation as spaces, single spaces."""
-    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
-    return " ".join(_FOLD_KEEP.sub(" ", plain).split())
 
 
 def as_data(text: str) -> str:
@@ -204,7 +198,7 @@ _NUMBER_WORDS = (
 )
 _SPELLED_AMOUNT = re.compile(
     rf"\b(?:{_NUMBER_WORDS})\b(?: \w+){{0,3}}? "
-    r"(?:pesos?|dolares?|dollars?|usd|mxn|euros?|por ciento|percent|meses|months|anos|years)\b"
+    r"(?:pesos?|dolares?|dollars?|usd|mxn|euros?|por ciento|percent|meses|months|a[nñ]os|years)\b"
 )
 _PROMISES = (
     "gratis", "sin costo", "free of charge", "for free", "descuento", "discount", "reembolso",
@@ -214,7 +208,7 @@ _PROMISES = (
 _CAPITALIZED_RUN = re.compile(
     r"\b[A-ZÁÉÍÓÚÑ][\wáéíóúñü&-]*(?:\s+(?:de|del|la|y|&)?\s*[A-ZÁÉÍÓÚÑ][\wáéíóúñü&-]*)+"
 )
-_COMMON_CAPITALIZED = frozenset(fold(
+_COMMON_CAPITALIZED = frozenset(fold_words(
     "hola hi hello claro si sí gracias thanks con para por el la los las un una en de que "
     "te tu tú yo i we you your our nuestro nuestra nuestros sure yes no ok listo perfecto "
     "buenos buenas dias días tardes noches good morning afternoon evening whatsapp lunes "
@@ -268,7 +262,7 @@ def leaked(draft: str, *, rules_text: str, canary: str, secrets: Collection[str]
     for secret in secrets:
         if len(secret) >= 6 and secret in draft:
             return "configuration value"
-    words = fold(draft).split()
+    words = fold_words(draft).split()
     shingles = {" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
     repeated = shingles & _rule_shingles(rules_text)
     return min(repeated) if repeated else None
@@ -277,7 +271,7 @@ def leaked(draft: str, *, rules_text: str, canary: str, secrets: Collection[str]
 @functools.lru_cache(maxsize=64)
 def _rule_shingles(rules_text: str) -> frozenset[str]:
     """Our rules as 8-word windows (cached: the same rules serve every message)."""
-    words = fold(rules_text).split()
+    words = fold_words(rules_text).split()
     return frozenset(" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
 
 
@@ -325,7 +319,7 @@ def _unsupported_fact(
     for raw, values in _draft_numbers(text):
         if not values & allowed_values:
             return Verdict(False, "number_not_in_passages", raw)
-    folded_text, folded_allowed = fold(text), fold(allowed)
+    folded_text, folded_allowed = fold_words(text), fold_words(allowed)
     for match in _SPELLED_AMOUNT.finditer(folded_text):
         if match.group() not in folded_allowed:
             return Verdict(False, "amount_not_in_passages", match.group())
@@ -333,13 +327,15 @@ def _unsupported_fact(
         if re.search(rf"\b{re.escape(promise)}\b", folded_text) and promise not in folded_allowed:
             return Verdict(False, "promise_not_in_passages", promise)
     for product in known_products:
-        name = fold(product)
+        name = fold_words(product)
         if name and re.search(rf"\b{re.escape(name)}\b", folded_text) and (
             name not in folded_allowed
         ):
             return Verdict(False, "product_not_in_passages", product)
-    vocabulary = set(folded_allowed.split()) | set(fold(context).split()) | _COMMON_CAPITALIZED
+    vocabulary = (
+        set(folded_allowed.split()) | set(fold_words(context).split()) | _COMMON_CAPITALIZED
+    )
     for run in _CAPITALIZED_RUN.finditer(text):
-        if any(w not in vocabulary for w in fold(run.group()).split()):
+        if any(w not in vocabulary for w in fold_words(run.group()).split()):
             return Verdict(False, "name_not_in_passages", run.group())
     return None

@@ -22,13 +22,14 @@ from decimal import Decimal
 from bot.answering.generation import AnswerGenerator, GenerationRequest, Passage, PersonaText
 from bot.answering.intents import IntentRouter
 from bot.answering.responder import Decision, Persona, ResponseRequest
-from bot.answering.rules import Intent, fold, needs_person
+from bot.answering.rules import Intent, needs_person
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import Vector
 from knowledge.retrieval import Hit, Retrieval, Retriever
 from knowledge.store import KnowledgeStore, ProductView
+from knowledge.text import fold
 
 log = get_logger("atiende.answering")
 

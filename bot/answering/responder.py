@@ -8,7 +8,7 @@ from typing import Protocol
 
 from bot.answering.rules import Intent, route_rules
 from bot.i18n import detect_language, t
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 
 
 @dataclass(frozen=True, slots=True)

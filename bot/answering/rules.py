@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from knowledge.text import fold
 
 
 class Intent(enum.StrEnum):
@@ -31,19 +32,12 @@ class Routed:
     stage: str
 
 
-def fold(text: str) -> str:
-    """Lowercase, strip accents and emoji, squeeze letters repeated 3+ times."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    no_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
-    cleaned = re.sub(r"[^\w\s?¿!¡.,']", " ", no_marks)
-    squeezed = re.sub(r"(\w)\1{2,}", r"\1", cleaned)
-    return re.sub(r"\s+", " ", squeezed).strip()
 
 
 _GREETING_WORD = (
     r"(hola+s?|ola|holi|buen(os|as)? (dia|dias|tardes|noches)|buenas|que onda|quiubo|"
     r"q onda|hey|hi|hello|good (morning|afternoon|evening)|saludos|oye|que tal|como estas|"
-    r"como esta|como le va|there|amigo|amiga|joven|senorita|disculpe|disculpa)"
+    r"como esta|como le va|there|amigo|amiga|joven|se[nñ]orita|disculpe|disculpa)"
 )
 _GREETING = re.compile(rf"^{_GREETING_WORD}([ ,.!¡?¿]+{_GREETING_WORD}){{0,3}}[ .!¡?¿,]*$")
 _THANKS = re.compile(

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.numbers import NumberBook, NumberPool, NumberRecord
@@ -33,7 +32,7 @@ from bot.clock import Clock
 from bot.conversation.ingest import Ingestor
 from bot.errors import AtiendeError
 from bot.infra.jobs import PARKED_SEND_QUEUE, SEND_QUEUE, JobQueue, node_send_queue
-from bot.infra.redis_adapter import CacheUnavailable, EventBus, Lease
+from bot.infra.redis_adapter import CacheUnavailable, EventBus, Lease, RedisClient
 from bot.logs import get_logger
 from bot.metrics import Metrics
 from bot.settings.channels import NeonizeConfig
@@ -53,7 +52,7 @@ class SendTargeting:
     adopted by the node that takes it, and a job that lands elsewhere passes itself on
     without touching a row. Other channels' send jobs stay on the shared queue."""
 
-    def __init__(self, *, redis: Redis, jobs: JobQueue, node: str, lease_ttl: float) -> None:
+    def __init__(self, *, redis: RedisClient, jobs: JobQueue, node: str, lease_ttl: float) -> None:
         self._redis = redis
         self._jobs = jobs
         self._node = node
@@ -138,7 +137,7 @@ def build_whatsapp(
     config: NeonizeConfig,
     *,
     sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
+    redis: RedisClient,
     ingestor: Ingestor,
     receipts: ReceiptRecorder,
     metrics: Metrics,

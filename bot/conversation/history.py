@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 from handoff.records import Conversation, Message
 
 _ROLE = {

@@ -27,10 +27,10 @@ from bot.conversation.outbox import OutboxSender
 from bot.db import AutocommitPool
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
-from bot.infra.redis_adapter import ConversationMemory, EventBus, Turn
+from bot.infra.redis_adapter import ConversationMemory, EventBus
 from bot.logs import get_logger
 from bot.media import MediaStore
-from bot.messages import Author, MediaRef, MessageKind
+from bot.messages import Author, MediaRef, MessageKind, Turn
 from bot.metrics import Metrics
 from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService

@@ -132,18 +132,9 @@ class EmbeddedRedis:
         raise ServiceStartError(f"redis-server did not start: {detail}")
 
     def _alive(self) -> bool:
-        import redis
+        from bot.infra.redis_adapter import socket_answers
 
-        if not self.socket.exists():
-            return False
-        try:
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
+        return self.socket.exists() and socket_answers(str(self.socket))
 
     def stop(self) -> None:
         pid: int | None = None

@@ -15,18 +15,35 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.clock import Clock
+from bot.messages import Turn
 
 
 class CacheUnavailable(Exception):
     """Redis did not answer; callers fall back to PostgreSQL."""
 
 
+RedisClient = aioredis.Redis
+"""The client type other modules hold (only this module imports redis)."""
+
+
 def connect(url: str) -> aioredis.Redis:
     return aioredis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+
+
+def socket_answers(socket: str) -> bool:
+    """Whether a Redis server answers PING on the unix ``socket`` (blocking; startup)."""
+    client = redis.Redis(unix_socket_path=socket, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        client.close()
 
 
 async def ping(client: aioredis.Redis) -> bool:
@@ -35,14 +52,6 @@ async def ping(client: aioredis.Redis) -> bool:
     except (RedisError, OSError) as exc:
         raise CacheUnavailable(str(exc)) from exc
 
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One line of conversation memory."""
-
-    role: str  # customer | bot | agent
-    text: str
-    at: datetime
 
 
 TurnLoader = Callable[[uuid.UUID, datetime], Awaitable[Sequence[Turn]]]

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from bot.answering import grounding
 from bot.answering.generation import GeneratedAnswer, GenerationRequest, PersonaText
 from bot.clock import Clock
-from bot.infra.redis_adapter import Turn
 from bot.llm.chain import LLMChain
+from bot.messages import Turn
 
 ProductNames = Callable[[], Collection[str]]
 

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.answering.rules import fold
+from knowledge.text import fold
 
 UNANSWERED_INTENTS = ("no_answer", "other", "unknown")
 HUMAN_AUTHORS = ("agent", "owner_phone")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from bot.answering.generation import Summarizer
 from bot.clock import Clock
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 
 SUMMARY_DEADLINE_SECONDS = 4.0
 

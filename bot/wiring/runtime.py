@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.answering.generation import AnswerGenerator, IntentClassifier, Summarizer
@@ -34,7 +33,13 @@ from bot.conversation.reconciler import Reconciler
 from bot.db import AutocommitPool, create_engine, session_factory
 from bot.infra import redis_adapter
 from bot.infra.jobs import JobQueue
-from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisRateLimiter, TokenBucket
+from bot.infra.redis_adapter import (
+    ConversationMemory,
+    EventBus,
+    RedisClient,
+    RedisRateLimiter,
+    TokenBucket,
+)
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner, build_media_store
 from bot.messages import MessageKind
@@ -66,7 +71,7 @@ class Runtime:
     engine: AsyncEngine
     fast: AutocommitPool
     sessions: async_sessionmaker[AsyncSession]
-    redis: Redis
+    redis: RedisClient
     jobs: JobQueue
     inbound: InboundQueue
     metrics: Metrics

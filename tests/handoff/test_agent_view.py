@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
 from tests.conftest import ask

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from bot.answering.generation import GenerationRequest, Passage, PersonaText
 from bot.clock import FakeClock
-from bot.infra.redis_adapter import Turn
 from bot.llm.generation import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.scripted import Behaviour, ScriptedServer
+from bot.messages import Turn
 from tests.llm.conftest import chain_config, deployment, sample
 
 Servers = Callable[..., ScriptedServer]

@@ -8,7 +8,7 @@ import pytest
 
 from bot.answering import grounding
 from bot.answering.generation import Passage, PersonaText
-from bot.infra.redis_adapter import Turn
+from bot.messages import Turn
 
 PASSAGES = (
     Passage("seguro-auto", "Seguro de Auto Amplio",
