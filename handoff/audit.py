@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.models import Base
+from handoff.tables import Base
 
 __all__ = ["Actor", "AuditEntry", "AuditLog", "AuditRecord"]
 

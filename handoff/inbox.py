@@ -19,9 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
+from handoff.conversations import Contact, Conversation, Message
 from handoff.errors import ConversationNotFound, InvalidInput
 from handoff.hours import BusinessHours
-from handoff.models import (
+from handoff.ownership import Owner
+from handoff.ports import Clock, ConversationSummarizer
+from handoff.roles import Role
+from handoff.service import visible_to_agent
+from handoff.tables import (
     AgentPresence,
     CannedResponse,
     Label,
@@ -31,11 +36,6 @@ from handoff.models import (
     Ticket,
     User,
 )
-from handoff.ownership import Owner
-from handoff.ports import Clock, ConversationSummarizer
-from handoff.records import Contact, Conversation, Message
-from handoff.roles import Role
-from handoff.service import visible_to_agent
 
 SUMMARY_TURNS = 12
 SUMMARY_TIMEOUT = 4.0

@@ -22,13 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
+from handoff.conversations import Contact, Conversation, Message
 from handoff.errors import Conflict, ConversationNotFound, InvalidInput, NotAllowed
 from handoff.hours import BusinessHours
-from handoff.models import AgentPresence, Label, Note, Team, TeamMember, Ticket, User
 from handoff.ownership import Owner, OwnerEvent, TransitionRefused, next_owner
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
-from handoff.records import Contact, Conversation, Message
 from handoff.roles import Role
+from handoff.tables import AgentPresence, Label, Note, Team, TeamMember, Ticket, User
 from handoff.texts import DAY_NAMES, MINUTES, NEXT_OPEN
 from handoff.texts import text as say
 

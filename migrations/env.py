@@ -7,14 +7,14 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
 import bot.campaigns.models  # noqa: F401  (campaign tables on the records MetaData)
-from handoff.records import Base as RecordsBase
-from knowledge.models import Base as KnowledgeBase
-from handoff.models import Base as HandoffBase
-import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
+import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
 import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 import bot.speech.records  # noqa: F401  (transcriptions on the records metadata)
+import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
+from handoff.conversations import Base as RecordsBase
+from handoff.tables import Base as HandoffBase
+from knowledge.models import Base as KnowledgeBase
 
 config = context.config
 target_metadata = [RecordsBase.metadata, KnowledgeBase.metadata, HandoffBase.metadata]

@@ -17,7 +17,7 @@ from bot.clock import FakeClock
 from bot.messages import InboundMessage, MessageKind
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 from tests.conftest import ask
 
 

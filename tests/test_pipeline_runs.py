@@ -17,7 +17,7 @@ from bot.db import AutocommitPool, libpq_url
 from bot.messages import InboundMessage, MessageKind
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Conversation, Message
+from handoff.conversations import Conversation, Message
 
 PHONE = "+5215577770000"
 

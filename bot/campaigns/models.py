@@ -1,6 +1,6 @@
 """Campaign tables: contact lists ("carteras"), their entries, campaigns and recipients.
 
-They subclass ``handoff.records.Base`` (same MetaData as ``messages``) so a recipient
+They subclass ``handoff.conversations.Base`` (same MetaData as ``messages``) so a recipient
 links to the outbox row that carries its message: delivery states are read from the
 message, never copied.
 """
@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.records import Base
+from handoff.conversations import Base
 
 __all__ = ["Campaign", "CampaignRecipient", "ContactList", "ContactListEntry"]
 
@@ -42,7 +42,7 @@ class ContactList(Base):
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     accepted: Mapped[int] = mapped_column(Integer, default=0)
     report: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)  # rejected rows
-    # users.id and teams.id (handoff.models, another MetaData: checked by the service,
+    # users.id and teams.id (handoff.tables, another MetaData: checked by the service,
     # no FK).
     assigned_agent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     assigned_team_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

@@ -29,9 +29,9 @@ from bot.clock import Clock
 from bot.errors import CampaignRejected, CampaignStateError, NotFound
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
-from handoff.models import Team, TeamMember, User
+from handoff.conversations import Contact, Conversation, Message
 from handoff.ownership import Owner
-from handoff.records import Contact, Conversation, Message
+from handoff.tables import Team, TeamMember, User
 
 __all__ = [
     "CLOUD_CHANNEL",

@@ -42,7 +42,7 @@ from bot.errors import (
 )
 from bot.logs import get_logger
 from bot.messages import Author, MediaRef, MessageKind, OutboundMessage, SendReceipt
-from handoff.records import Message
+from handoff.conversations import Message
 
 CLOUD_CHANNEL = "whatsapp_cloud"
 SERVICE_WINDOW = timedelta(hours=24)

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.logs import get_logger
-from handoff.records import Message
+from handoff.conversations import Message
 
 log = get_logger("atiende.receipts")
 

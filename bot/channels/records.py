@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.records import Base
+from handoff.conversations import Base
 
 
 class WhatsAppNumber(Base):

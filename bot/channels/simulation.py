@@ -20,7 +20,7 @@ from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.messages import InboundMessage, MessageKind
 from bot.phones import normalize_phone
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 
 MAX_TEXT = 4096
 log = get_logger("atiende.simulator")

@@ -17,7 +17,7 @@ from bot.conversation.ingest import Accepted, Ingestor
 from bot.errors import AtiendeError, ChannelError, ChannelRefused, ChannelUnavailable
 from bot.logs import get_logger
 from bot.messages import InboundMessage, MediaRef, MessageKind, OutboundMessage, SendReceipt
-from handoff.records import Contact
+from handoff.conversations import Contact
 
 log = get_logger("atiende.whatsapp")
 

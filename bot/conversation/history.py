@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messages import Turn
-from handoff.records import Conversation, Message
+from handoff.conversations import Conversation, Message
 
 _ROLE = {
     "customer": "customer", "bot": "bot", "agent": "agent", "owner_phone": "agent",

@@ -16,8 +16,8 @@ from bot.db import AutocommitPool, driver_connection
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
+from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.ownership import Owner, OwnerEvent, next_owner
-from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.service import HandoffService
 
 log = get_logger("atiende.ingest")

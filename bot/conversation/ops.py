@@ -10,7 +10,7 @@ from bot.db import driver_connection
 from bot.infra.backing import backing_services
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 
 
 async def list_failed(settings: Settings) -> str:

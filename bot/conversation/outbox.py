@@ -31,8 +31,8 @@ from bot.infra.redis_adapter import CacheUnavailable
 from bot.logs import get_logger
 from bot.messages import Author, MediaRef, MessageKind, OutboundMessage
 from bot.metrics import Metrics
+from handoff.conversations import Contact, Conversation, Message
 from handoff.ownership import Owner
-from handoff.records import Contact, Conversation, Message
 
 log = get_logger("atiende.outbox")
 

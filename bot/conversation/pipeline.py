@@ -34,8 +34,8 @@ from bot.messages import Author, MediaRef, MessageKind, Turn
 from bot.metrics import Metrics
 from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
+from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
-from handoff.records import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.service import HandoffService, close_csat_sql
 
 log = get_logger("atiende.pipeline")

@@ -17,7 +17,7 @@ from bot.db import driver_connection
 from bot.infra.jobs import JobQueue
 from bot.logs import get_logger
 from bot.metrics import Metrics
-from handoff.records import Message
+from handoff.conversations import Message
 
 if TYPE_CHECKING:
     from bot.campaigns import CampaignScheduler

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, DateTime, Float, Identity, Index, Integer, St
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.records import Base
+from handoff.conversations import Base
 
 
 class LLMCall(Base):

@@ -12,7 +12,7 @@ from bot.errors import MediaNotFound
 from bot.media.base import MediaStore
 from bot.messages import MediaRef
 from handoff.auth import Principal
-from handoff.records import Conversation, Message
+from handoff.conversations import Conversation, Message
 from handoff.roles import Role
 from handoff.service import visible_to_agent
 

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime, Float, Identity, Index, String, Tex
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.records import Base
+from handoff.conversations import Base
 
 
 class TranscriptionRecord(Base):

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = 'handoff_0001'
 down_revision: str | Sequence[str] | None = '0001_core'
 branch_labels: str | Sequence[str] | None = ('handoff',)

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from bot.campaigns.models import CampaignRecipient
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.campaigns.helpers import other_day_window
 from tests.campaigns.test_lifecycle import fake_scheduler, release
 

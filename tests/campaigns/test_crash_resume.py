@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.campaigns.models import CampaignRecipient
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.campaigns.helpers import csv_of, launched
 from tests.ops.test_crash import _worker
 

@@ -14,7 +14,7 @@ from bot.campaigns import CampaignDraft, CampaignScheduler
 from bot.campaigns.models import CampaignRecipient
 from bot.clock import FakeClock
 from bot.wiring.runtime import Runtime
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 from tests.campaigns.helpers import csv_of, launched, other_day_window, phone
 from tests.conftest import ask
 

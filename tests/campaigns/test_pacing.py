@@ -15,7 +15,7 @@ from bot.campaigns.models import CampaignRecipient
 from bot.clock import FakeClock
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.campaigns.helpers import MX, csv_of, launched
 
 

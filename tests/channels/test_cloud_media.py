@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from bot.channels.cloud_api import CLOUD_CHANNEL
 from bot.messages import MessageKind
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.channels.conftest import PHONE_NUMBER_ID
 from tests.channels.fake_graph import FakeGraph
 from tests.channels.test_cloud_send import _conversation_with_reply, _status_of

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from bot.channels.cloud_api import CLOUD_CHANNEL, GraphApi
 from bot.errors import ChannelError, ChannelRateLimited, ChannelRefused, OutsideServiceWindow
 from bot.wiring.runtime import Runtime
-from handoff.records import Conversation, Message
+from handoff.conversations import Conversation, Message
 from tests.channels.conftest import PHONE_NUMBER_ID, envelope, post_signed, text_message
 from tests.channels.fake_graph import FakeGraph
 from tests.channels.test_cloud_webhook import count_messages, until

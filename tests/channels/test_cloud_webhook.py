@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.wiring.runtime import Runtime
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 from tests.channels.conftest import (
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,

@@ -29,7 +29,7 @@ from bot.messages import MessageKind
 from bot.settings import Settings
 from bot.settings.channels import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.wiring.runtime import Runtime
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 from tests.channels.neonize_fakes import (
     BUSINESS,
     CUSTOMER_JID,

@@ -22,7 +22,7 @@ from bot.messages import OutboundMessage, SendReceipt
 from bot.settings import Settings
 from bot.settings.channels import PacingConfig
 from bot.wiring.runtime import Runtime
-from handoff.records import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message
 
 PACED = "whatsapp"
 NUMBER = "+525500000001"

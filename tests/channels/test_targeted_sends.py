@@ -17,7 +17,7 @@ from bot.infra.jobs import PARKED_SEND_QUEUE, SEND_TASK, node_send_queue
 from bot.settings import Settings
 from bot.settings.channels import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.channels.neonize_fakes import BUSINESS, feed, message_event
 from tests.channels.neonize_fakes import text as wa_text
 from tests.channels.test_neonize import (

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from bot.messages import InboundMessage, MessageKind
 from bot.wiring.runtime import Runtime
-from handoff.models import Ticket
-from handoff.records import Message
+from handoff.conversations import Message
+from handoff.tables import Ticket
 from tests.conftest import ask
 from tests.handoff.conftest import StaffFactory
 
@@ -147,7 +147,7 @@ async def test_reply_to_closed_conversation_is_refused(
     conversation_id = await escalate(client)
     agent = await staff("agent")
     async with runtime.sessions() as session, session.begin():
-        from handoff.records import Conversation
+        from handoff.conversations import Conversation
 
         conv = await session.get(Conversation, uuid.UUID(conversation_id))
         assert conv is not None

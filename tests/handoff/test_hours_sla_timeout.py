@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.settings import Settings
+from handoff.conversations import Message
 from handoff.hours import BusinessHours, InvalidHours
-from handoff.models import Ticket
-from handoff.records import Message
+from handoff.tables import Ticket
 from tests.conftest import ask
 from tests.handoff.conftest import custom_runtime
 

@@ -14,8 +14,8 @@ from bot.answering.responder import Decision, Persona, ResponseRequest, RuleResp
 from bot.i18n import t
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.models import Ticket
-from handoff.records import Message
+from handoff.conversations import Message
+from handoff.tables import Ticket
 from tests.conftest import ask
 from tests.handoff.conftest import StaffFactory, client_for, staff_factory
 

@@ -21,7 +21,7 @@ from bot.api import create_app
 from bot.infra.embedded import EmbeddedRedis
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.ops.proof import conversations_script, deliver, verdict, wait_processed
 
 

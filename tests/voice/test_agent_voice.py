@@ -18,7 +18,7 @@ from bot.media.sniff import sniff
 from bot.speech.agent_notes import AgentVoiceNotes
 from bot.speech.audio import decode
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.conftest import ask
 
 PHONE = "+525577776666"  # already E.164 as stored (the +521 form is folded into +52)

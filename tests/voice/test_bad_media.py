@@ -21,7 +21,7 @@ from bot.errors import AudioUnusable
 from bot.messages import MessageKind
 from bot.speech.audio import decode
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from tests.conftest import ask
 from tests.voice.conftest import send_voice
 

@@ -23,7 +23,7 @@ from bot.speech.faster import FasterWhisperTranscriber
 from bot.speech.litellm_transcriber import LiteLLMTranscriber
 from bot.speech.service import SpeechService
 from bot.wiring.runtime import Runtime
-from handoff.records import Message
+from handoff.conversations import Message
 from handoff.roles import Role
 from knowledge.embeddings import Embedder
 from tests.voice.conftest import CHROMIUM_ARGS, ScriptedProvider, chunks_of, serve

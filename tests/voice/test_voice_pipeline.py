@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.messages import InboundMessage, MessageKind
 from bot.wiring.runtime import Runtime
-from handoff.records import Conversation, Message
+from handoff.conversations import Conversation, Message
 from tests.conftest import ask
 from tests.voice.conftest import CountingTranscriber, chunks_of, png, send_voice
 

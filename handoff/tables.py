@@ -22,8 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from handoff.records import NAMING
-from handoff.records import Base as RecordsBase
+from handoff.conversations import NAMING
+from handoff.conversations import Base as RecordsBase
 
 
 class Base(DeclarativeBase):
