@@ -12,7 +12,11 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        r = self.registry
+        self._message_path(self.registry)
+        self._channels(self.registry)
+
+    def _message_path(self, r: CollectorRegistry) -> None:
+        """Inbound, processing and the work lists."""
         self.messages_in = Counter(
             "atiende_messages_in_total", "Inbound messages accepted", ["channel", "kind"],
             registry=r,
@@ -60,6 +64,8 @@ class Metrics:
             "atiende_inbound_pending", "Inbound messages not yet processed", registry=r
         )
 
+    def _channels(self, r: CollectorRegistry) -> None:
+        """Sends, pacing and the WhatsApp numbers."""
         self.pacing_waits = Counter(
             "atiende_pacing_waits_total", "Sends postponed by pacing, by reason",
             ["channel", "reason"], registry=r,

@@ -221,7 +221,7 @@ async def test_failing_message_is_retried_then_parked_and_replayable(
     assert row.attempts == 2 and "responder bug" in (row.error or "")
     assert runtime.metrics.parked._value.get() == 1  # type: ignore[attr-defined]
     # the operator sees it (`atiende jobs failed`) and puts it back in line (`… replay`)
-    from bot.conversation.ops import list_failed, replay
+    from bot.cli.jobs import list_failed, replay
 
     operator = runtime.settings.model_copy(
         update={"database_url": runtime.database_url, "redis_url": runtime.redis_url}

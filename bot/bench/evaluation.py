@@ -159,7 +159,7 @@ async def evaluate(responder: KnowledgeResponder, store: KnowledgeStore,
 
 async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalReport:
     """Evaluate against the knowledge base at ``url`` (loads the demo when it is empty)."""
-    from bot.wiring.runtime import build_embedder, build_retriever
+    from bot.wiring.answering import build_embedder, build_retriever
 
     engine = create_engine(url, pool_size=2)
     try:

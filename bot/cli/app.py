@@ -15,15 +15,14 @@ import httpx
 import typer
 
 from bot.cli import speech as speech_cli
+from bot.cli.common import settings_for_cli
 from bot.cli.kb import bench_retrieval, eval_command, kb_app
 from bot.infra import aio
 from bot.settings import Settings, load_settings
 
 app = typer.Typer(help="Atiende: WhatsApp customer-service bot.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print figures; see BENCHMARKS.md).")
-jobs_app = typer.Typer(help="Background jobs: see and replay failures.")
 app.add_typer(bench_app, name="bench")
-app.add_typer(jobs_app, name="jobs")
 app.add_typer(kb_app, name="kb")
 app.command("eval")(eval_command)
 bench_app.command("retrieval")(bench_retrieval)
@@ -34,10 +33,12 @@ bench_app.command("speech")(speech_cli.bench_speech)
 def _register_subcommands() -> None:
     from bot.cli import backup as cli_backup
     from bot.cli import campaigns as cli_campaigns
+    from bot.cli import jobs as cli_jobs
     from bot.cli import llm as cli_llm
     from bot.cli import users as cli_users
 
     app.add_typer(cli_users.app, name="users")
+    app.add_typer(cli_jobs.app, name="jobs")
     app.add_typer(cli_llm.app, name="llm")
     app.add_typer(cli_backup.app, name="backup")
     app.add_typer(cli_campaigns.app, name="campaigns")
@@ -48,12 +49,6 @@ _register_subcommands()
 DEMO_PHONE = "+5215512345678"
 
 
-def _settings() -> Settings:
-    from bot.logs import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    return settings
 
 
 def _runtime_factory(settings: Settings, database_url: str, redis_url: str):  # type: ignore[no-untyped-def]
@@ -80,7 +75,7 @@ def run() -> None:
     from bot.db import migrate
     from bot.infra.backing import backing_services
 
-    settings = _settings()
+    settings = settings_for_cli()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pidfile = settings.data_dir / "run.pid"
     pidfile.write_text(str(os.getpid()))
@@ -125,7 +120,7 @@ def serve() -> None:
     """Serve the HTTP API only (production: run workers with ``atiende worker``)."""
     from bot.infra.backing import backing_services
 
-    settings = _settings()
+    settings = settings_for_cli()
     backing = backing_services(settings)
     _serve(settings, backing.database_url, backing.redis_url, run_worker=settings.run_worker_in_app)
 
@@ -136,7 +131,7 @@ def worker() -> None:
     from bot.infra.backing import backing_services
     from bot.wiring.runtime import Runtime
 
-    settings = _settings()
+    settings = settings_for_cli()
     backing = backing_services(settings)
 
     async def main() -> None:
@@ -162,7 +157,7 @@ def migrate_command() -> None:
     from bot.db import migrate
     from bot.infra.backing import backing_services
 
-    settings = _settings()
+    settings = settings_for_cli()
     migrate(backing_services(settings).database_url)
     typer.echo("migrations applied")
 
@@ -256,7 +251,7 @@ def bench_pipeline(
 
     if responder not in ("rules", "knowledge"):
         _fail("--responder must be 'rules' or 'knowledge'")
-    settings = _settings()
+    settings = settings_for_cli()
     report = aio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
                            concurrency=concurrency or settings.inbound_concurrency,
@@ -265,27 +260,6 @@ def bench_pipeline(
                            steady_rate=steady_rate)
     )
     typer.echo(report)
-
-
-@jobs_app.command("failed")
-def jobs_failed() -> None:
-    """List jobs that exhausted their retries, and parked messages."""
-    from bot.conversation.ops import list_failed
-
-    settings = _settings()
-    typer.echo(asyncio.run(list_failed(settings)))
-
-
-@jobs_app.command("replay")
-def jobs_replay(
-    job_id: Annotated[int | None, typer.Option("--job")] = None,
-    message_id: Annotated[str | None, typer.Option("--message")] = None,
-) -> None:
-    """Run a failed job again, or put a parked message back in line."""
-    from bot.conversation.ops import replay
-
-    settings = _settings()
-    typer.echo(asyncio.run(replay(settings, job_id=job_id, message_id=message_id)))
 
 
 def main() -> None:

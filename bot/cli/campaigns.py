@@ -24,26 +24,20 @@ def bench(
 @app.command("list")
 def list_campaigns() -> None:
     """Every campaign with its status and progress (reads the configured database)."""
-    from bot.infra.backing import backing_services
     from bot.settings import load_settings
-    from bot.wiring.runtime import Runtime
+    from bot.wiring.campaigns import campaign_service
+    from bot.wiring.core import core_for
 
     settings = load_settings()
-    backing = backing_services(settings)
 
     async def main() -> None:
-        runtime = await Runtime.create(
-            settings, database_url=backing.database_url, redis_url=backing.redis_url
-        )
-        try:
-            for c in await runtime.campaigns.campaigns():
+        async with core_for(settings) as core:
+            for c in await campaign_service(core, core.job_queue()).campaigns():
                 p = c.progress
                 typer.echo(
                     f"{c.id}  {c.status:<9} {c.name}  total={p.total} waiting={p.waiting} "
                     f"sent={p.sent} delivered={p.delivered} read={p.read} "
                     f"replied={p.replied} failed={p.failed} skipped={p.skipped}"
                 )
-        finally:
-            await runtime.close()
 
     asyncio.run(main())

@@ -49,7 +49,7 @@ class KnowledgeServices:
 async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[KnowledgeServices]:
     """The knowledge services on their own small engine (for CLI commands)."""
     from bot.db import create_engine, session_factory
-    from bot.wiring.runtime import build_embedder, build_retriever
+    from bot.wiring.answering import build_embedder, build_retriever
 
     engine = create_engine(url, pool_size=2)
     try:
@@ -127,10 +127,10 @@ def kb_import(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from bot.cli.app import _settings
+    from bot.cli.common import settings_for_cli
     from knowledge.store import FileResult
 
-    settings = _settings()
+    settings = settings_for_cli()
     console = Console(stderr=True, soft_wrap=True)
     files, missing = collect_files(paths)
     for path in missing:
@@ -173,9 +173,9 @@ def kb_import(
 @kb_app.command("reembed")
 def kb_reembed() -> None:
     """Re-embed every chunk made by another embedding model than the configured one."""
-    from bot.cli.app import _settings
+    from bot.cli.common import settings_for_cli
 
-    settings = _settings()
+    settings = settings_for_cli()
     url = database_url(settings)
 
     async def main() -> int:
@@ -201,9 +201,9 @@ def eval_command(
 ) -> None:
     """Score the bot on a labelled question set: retrieval hit rate, intents, escalation."""
     from bot.bench.evaluation import load_questions, run_eval
-    from bot.cli.app import _settings
+    from bot.cli.common import settings_for_cli
 
-    settings = _settings()
+    settings = settings_for_cli()
     url = database_url(settings)
     cases = load_questions(questions)
     report = asyncio.run(run_eval(settings, url, cases))
@@ -220,7 +220,7 @@ def bench_retrieval(
 ) -> None:
     """Hybrid retrieval p50/p95 and HNSW recall@10 at N chunks (throwaway database)."""
     from bot.bench.retrieval import main
-    from bot.cli.app import _settings
+    from bot.cli.common import settings_for_cli
 
-    _settings()
+    settings_for_cli()
     typer.echo(main(chunks, queries, ef_search))

@@ -24,8 +24,9 @@ def create(
     from bot.infra.backing import backing_services
     from bot.logs import configure_logging
     from bot.settings import load_settings
-    from bot.wiring.runtime import Runtime
-    from handoff.audit import Actor
+    from bot.wiring.core import core_for
+    from bot.wiring.staff import auth_service
+    from handoff.audit import Actor, AuditLog
     from handoff.auth import InvalidUser, UserExists
 
     settings = load_settings()
@@ -34,19 +35,14 @@ def create(
     migrate(backing.database_url)
 
     async def main() -> str:
-        runtime = await Runtime.create(
-            settings, database_url=backing.database_url, redis_url=backing.redis_url
-        )
-        try:
-            user = await runtime.auth.create_user(
+        async with core_for(settings, backing) as core:
+            user = await auth_service(core).create_user(
                 email=email, name=name, role=role, password=password
             )
-            await runtime.audit.record(
+            await AuditLog(core.sessions).record(
                 Actor.cli(), "users.create", f"user:{user.id}",
                 {"email": user.email, "role": user.role.value},
             )
-        finally:
-            await runtime.close()
         return f"created {user.role.value} {user.email} ({user.id})"
 
     try:

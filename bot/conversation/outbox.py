@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import ChannelRegistry, Presence
+from bot.conversation.channel import ChannelRegistry, Presence
 from bot.conversation.pacing import Pacer
 from bot.db import AutocommitPool
 from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable

@@ -4,8 +4,10 @@ unsent replies."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,10 +21,15 @@ from bot.logs import get_logger
 from bot.metrics import Metrics
 from handoff.conversations import Message
 
-if TYPE_CHECKING:
-    from bot.campaigns import CampaignScheduler
-
 log = get_logger("atiende.reconciler")
+
+
+class CampaignTicks(Protocol):
+    """What the reconciler needs of the campaign scheduler."""
+
+    async def running_without_tick(self) -> Sequence[tuple[uuid.UUID, float]]:
+        """Running campaigns whose tick job is gone, with the delay before their next tick."""
+        ...
 
 
 class Reconciler:
@@ -36,7 +43,7 @@ class Reconciler:
         metrics: Metrics,
         stalled_seconds: float,
         interval_seconds: float,
-        campaigns: CampaignScheduler | None = None,
+        campaigns: CampaignTicks | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs

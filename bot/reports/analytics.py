@@ -27,8 +27,10 @@ Definitions (so the numbers can be checked by hand):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -209,57 +211,14 @@ class Analytics:
             "since": since, "until": until, "channel": period.channel, "tz": period.timezone,
         }
         async with self._sessions() as s:
-            totals = (await s.execute(text(f"""
-                WITH flagged AS (
-                  SELECT m.conversation_id,
-                         bool_or(m.direction = 'in') AS active,
-                         bool_or(coalesce(m.escalated, false)) AS escalated,
-                         bool_or(m.escalated OR m.author IN ('agent', 'owner_phone')) AS human
-                  FROM messages m WHERE {_SCOPE} GROUP BY m.conversation_id)
-                SELECT count(*) FILTER (WHERE active), count(*) FILTER (WHERE active AND human),
-                       count(*) FILTER (WHERE active AND escalated),
-                       (SELECT count(*) FROM messages m WHERE m.direction = 'in' AND {_SCOPE})
-                FROM flagged"""), params)).one()
+            totals = await self._totals(s, params)
             days = await self._days(s, params, period)
-            intents = [
-                IntentRow(r[0], int(r[1]), int(r[2]))
-                for r in await s.execute(text(f"""
-                    WITH human AS (
-                      SELECT m.conversation_id FROM messages m WHERE {_SCOPE}
-                      GROUP BY m.conversation_id
-                      HAVING bool_or(m.escalated OR m.author IN ('agent', 'owner_phone')))
-                    SELECT m.intent, count(*),
-                           count(*) FILTER (WHERE m.conversation_id NOT IN
-                                            (SELECT conversation_id FROM human))
-                    FROM messages m
-                    WHERE m.direction = 'in' AND m.intent IS NOT NULL AND {_SCOPE}
-                    GROUP BY m.intent ORDER BY count(*) DESC"""), params)
-            ]
-            reasons = {
-                str(r[0] or "unknown"): int(r[1])
-                for r in await s.execute(text(f"""
-                    SELECT c.owner_reason, count(DISTINCT c.id) FROM conversations c
-                    JOIN messages m ON m.conversation_id = c.id
-                    WHERE m.escalated AND {_SCOPE}
-                    GROUP BY c.owner_reason ORDER BY 2 DESC"""), params)
-            }
+            intents = await self._intents(s, params)
+            reasons = await self._reasons(s, params)
             bot_first = await self._durations(s, params, human=False)
             human_first = await self._durations(s, params, human=True)
-            hours = [0] * 24
-            for hour, n in await s.execute(text(f"""
-                    SELECT extract(hour FROM m.created_at AT TIME ZONE :tz)::int, count(*)
-                    FROM messages m WHERE m.direction = 'in' AND {_SCOPE} GROUP BY 1"""),
-                    params):
-                hours[int(hour)] = int(n)
-            unanswered = (await s.execute(text(f"""
-                SELECT coalesce(m.text, m.transcript) FROM messages m
-                WHERE m.direction = 'in' AND {_SCOPE}
-                  AND (m.intent = ANY(:gaps) OR (m.escalated AND EXISTS (
-                        SELECT 1 FROM conversations c WHERE c.id = m.conversation_id
-                        AND c.owner_reason = 'no_answer')))
-                  AND coalesce(m.text, m.transcript) IS NOT NULL
-                ORDER BY m.created_at DESC LIMIT 2000"""),
-                {**params, "gaps": list(UNANSWERED_INTENTS)})).scalars().all()
+            hours = await self._hours(s, params)
+            unanswered = await self._unanswered(s, params)
             channels = list((await s.execute(text(
                 "SELECT DISTINCT channel FROM conversations ORDER BY 1"))).scalars().all())
             human = await self._human(s, params)
@@ -273,6 +232,67 @@ class Analytics:
             gaps=cluster_questions(list(unanswered)), channels=channels, human=human,
             llm=llm, transcriptions=transcriptions,
         )
+
+    async def _totals(self, s: AsyncSession, params: dict[str, object]) -> Any:
+        """Active conversations, those that needed a human, escalated ones, inbound count."""
+        return (await s.execute(text(f"""
+            WITH flagged AS (
+              SELECT m.conversation_id,
+                     bool_or(m.direction = 'in') AS active,
+                     bool_or(coalesce(m.escalated, false)) AS escalated,
+                     bool_or(m.escalated OR m.author IN ('agent', 'owner_phone')) AS human
+              FROM messages m WHERE {_SCOPE} GROUP BY m.conversation_id)
+            SELECT count(*) FILTER (WHERE active), count(*) FILTER (WHERE active AND human),
+                   count(*) FILTER (WHERE active AND escalated),
+                   (SELECT count(*) FROM messages m WHERE m.direction = 'in' AND {_SCOPE})
+            FROM flagged"""), params)).one()
+
+    async def _intents(self, s: AsyncSession, params: dict[str, object]) -> list[IntentRow]:
+        return [
+            IntentRow(r[0], int(r[1]), int(r[2]))
+            for r in await s.execute(text(f"""
+                WITH human AS (
+                  SELECT m.conversation_id FROM messages m WHERE {_SCOPE}
+                  GROUP BY m.conversation_id
+                  HAVING bool_or(m.escalated OR m.author IN ('agent', 'owner_phone')))
+                SELECT m.intent, count(*),
+                       count(*) FILTER (WHERE m.conversation_id NOT IN
+                                        (SELECT conversation_id FROM human))
+                FROM messages m
+                WHERE m.direction = 'in' AND m.intent IS NOT NULL AND {_SCOPE}
+                GROUP BY m.intent ORDER BY count(*) DESC"""), params)
+        ]
+
+    async def _reasons(self, s: AsyncSession, params: dict[str, object]) -> dict[str, int]:
+        return {
+            str(r[0] or "unknown"): int(r[1])
+            for r in await s.execute(text(f"""
+                SELECT c.owner_reason, count(DISTINCT c.id) FROM conversations c
+                JOIN messages m ON m.conversation_id = c.id
+                WHERE m.escalated AND {_SCOPE}
+                GROUP BY c.owner_reason ORDER BY 2 DESC"""), params)
+        }
+
+    async def _hours(self, s: AsyncSession, params: dict[str, object]) -> list[int]:
+        hours = [0] * 24
+        for hour, n in await s.execute(text(f"""
+                SELECT extract(hour FROM m.created_at AT TIME ZONE :tz)::int, count(*)
+                FROM messages m WHERE m.direction = 'in' AND {_SCOPE} GROUP BY 1"""),
+                params):
+            hours[int(hour)] = int(n)
+        return hours
+
+    async def _unanswered(self, s: AsyncSession, params: dict[str, object]) -> Sequence[str]:
+        """The latest questions the bot could not answer (the knowledge gaps)."""
+        return (await s.execute(text(f"""
+            SELECT coalesce(m.text, m.transcript) FROM messages m
+            WHERE m.direction = 'in' AND {_SCOPE}
+              AND (m.intent = ANY(:gaps) OR (m.escalated AND EXISTS (
+                    SELECT 1 FROM conversations c WHERE c.id = m.conversation_id
+                    AND c.owner_reason = 'no_answer')))
+              AND coalesce(m.text, m.transcript) IS NOT NULL
+            ORDER BY m.created_at DESC LIMIT 2000"""),
+            {**params, "gaps": list(UNANSWERED_INTENTS)})).scalars().all()
 
     async def _llm(self, s: AsyncSession, params: dict[str, object]) -> LLMUsage:
         scope = """l.created_at >= :since AND l.created_at < :until AND (

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from bot.channels.base import Channel, ChannelRegistry
 from bot.clock import FakeClock
+from bot.conversation.channel import Channel, ChannelRegistry
 from bot.conversation.outbox import OutboxSender
 from bot.conversation.pacing import Pacer
 from bot.infra.redis_adapter import TokenBucket
@@ -124,7 +124,7 @@ def _outbox(
         clock.advance(seconds=seconds)
 
     return OutboxSender(
-        sessions=rt.sessions, fast=rt.fast, channels=ChannelRegistry([channel]),
+        sessions=rt.sessions, fast=rt.autocommit, channels=ChannelRegistry([channel]),
         metrics=rt.metrics, pacer=_pacer(rt, clock), scheduler=rt.jobs,
         sleep=sleep or advance,
     )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.llm.embeddings import ProviderEmbedder
 from bot.llm.scripted import Behaviour, ScriptedServer
-from bot.wiring.runtime import build_embedder
+from bot.wiring.answering import build_embedder
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import HashingEmbedder
 from knowledge.errors import EmbeddingError

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wiring.runtime import build_retriever
+from bot.wiring.answering import build_retriever
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import HashingEmbedder
 from knowledge.errors import DocumentError

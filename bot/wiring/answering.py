@@ -1,0 +1,79 @@
+"""Wiring of how the bot picks an answer: knowledge store, retrieval, intents, responder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.answering.generation import AnswerGenerator, IntentClassifier
+from bot.answering.intents import IntentRouter
+from bot.answering.knowledge import KnowledgeResponder
+from bot.answering.responder import Persona, Responder
+from bot.llm import LLMService
+from bot.wiring.core import Core
+from knowledge.config import KnowledgeConfig
+from knowledge.embeddings import Embedder, HashingEmbedder
+from knowledge.intents import IntentExamples
+from knowledge.retrieval import Retriever
+from knowledge.store import KnowledgeStore
+from knowledge.synonyms import load_synonyms
+
+
+@dataclass
+class Answering:
+    knowledge: KnowledgeStore
+    retriever: Retriever
+    intent_examples: IntentExamples
+    intent_router: IntentRouter
+    responder: Responder
+
+
+def build_answering(
+    core: Core,
+    llm: LLMService,
+    *,
+    embedder: Embedder | None = None,
+    responder: Responder | None = None,
+    answer_generator: AnswerGenerator | None = None,
+    intent_classifier: IntentClassifier | None = None,
+) -> Answering:
+    """The knowledge responder on the configured embedder; ``responder`` replaces it."""
+    settings, kcfg = core.settings, core.settings.knowledge
+    embedder = embedder or build_embedder(kcfg)
+    knowledge = KnowledgeStore(core.sessions, embedder)
+    retriever = build_retriever(core.sessions, embedder, kcfg)
+    intent_examples = IntentExamples(core.sessions, embedder)
+    intent_router = IntentRouter(
+        store=knowledge, examples=intent_examples,
+        classifier=intent_classifier or llm.classifier,
+        confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
+    )
+    persona = Persona(settings.bot_name, settings.business_name, settings.language)
+    responder = responder or KnowledgeResponder(
+        persona=persona, router=intent_router, retriever=retriever, store=knowledge,
+        config=kcfg, generator=answer_generator or llm.generator,
+    )
+    return Answering(knowledge, retriever, intent_examples, intent_router, responder)
+
+
+def build_retriever(
+    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, config: KnowledgeConfig
+) -> Retriever:
+    """The hybrid retriever as the settings configure it (synonyms file included)."""
+    return Retriever(sessions, embedder, candidates=config.candidates,
+                     ef_search=config.ef_search,
+                     synonyms=load_synonyms(config.synonyms_file))
+
+
+def build_embedder(config: KnowledgeConfig) -> Embedder:
+    """The embedder the settings name (the model loads lazily, on first use)."""
+    if config.embedder == "hashing":
+        return HashingEmbedder()
+    if config.embedder == "litellm":
+        from bot.llm.embeddings import ProviderEmbedder
+
+        return ProviderEmbedder(config)
+    from knowledge.usem import UsemEmbedder
+
+    return UsemEmbedder(threads=config.embedder_threads)

@@ -1,0 +1,42 @@
+"""Wiring of the people's side: handoff (owner changes, queues), the inbox, auth, audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.answering.generation import Summarizer
+from bot.wiring.adapters import SummarizerPort
+from bot.wiring.conversation import Delivery
+from bot.wiring.core import Core
+from handoff.audit import AuditLog
+from handoff.auth import AuthService
+from handoff.inbox import InboxQueries
+from handoff.service import HandoffService
+
+
+@dataclass
+class Staff:
+    handoff: HandoffService
+    inbox: InboxQueries
+    auth: AuthService
+    audit: AuditLog
+
+
+def auth_service(core: Core) -> AuthService:
+    """Logins and tokens, with failed logins throttled in Redis."""
+    from bot.infra.redis_adapter import RedisRateLimiter
+
+    return AuthService(core.sessions, limiter=RedisRateLimiter(core.redis), clock=core.clock)
+
+
+def build_staff(core: Core, delivery: Delivery, *, summarizer: Summarizer) -> Staff:
+    config, clock = core.settings.handoff, core.clock
+    handoff = HandoffService(
+        core.sessions, config=config, publisher=core.events, outbox=delivery.outbox,
+        memory=delivery.memory, clock=clock,
+    )
+    inbox = InboxQueries(
+        core.sessions, config=config, clock=clock,
+        summarizer=SummarizerPort(summarizer, clock=clock),
+    )
+    return Staff(handoff, inbox, auth_service(core), AuditLog(core.sessions))
