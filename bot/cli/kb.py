@@ -197,13 +197,23 @@ def eval_command(
     questions: Annotated[
         Path | None, typer.Option("--questions", help="YAML question set (default: the demo's)")
     ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="an evaluation set: a name under knowledge/evalsets or a "
+                     "folder (repeatable); 'all' for every shipped set"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per question")] = False,
 ) -> None:
-    """Score the bot on a labelled question set: retrieval hit rate, intents, escalation."""
-    from bot.bench.evaluation import load_questions, run_eval
+    """Score the bot on labelled questions: the demo's set (retrieval hit rate, intents,
+    escalation), or other businesses' sets beside the plain-fusion baseline (--set)."""
     from bot.cli.common import settings_for_cli
 
     settings = settings_for_cli()
+    if sets:
+        _eval_sets(settings, sets, verbose=verbose)
+        return
+    from bot.bench.evaluation import load_questions, run_eval
+
     url = database_url(settings)
     cases = load_questions(questions)
     report = asyncio.run(run_eval(settings, url, cases))
@@ -211,6 +221,29 @@ def eval_command(
         for line in report.lines():
             typer.echo(line)
     typer.echo(report.summary())
+
+
+def _eval_sets(settings: Settings, names: list[str], *, verbose: bool) -> None:
+    from bot.bench.evalsets import run_sets, shipped_sets
+
+    shipped = {p.name: p for p in shipped_sets()}
+    folders: list[Path] = []
+    for name in names:
+        if name == "all":
+            folders += list(shipped.values())
+        elif name in shipped:
+            folders.append(shipped[name])
+        elif Path(name).is_dir():
+            folders.append(Path(name))
+        else:
+            typer.echo(f"error: no evaluation set {name!r} (shipped: {', '.join(shipped)})",
+                       err=True)
+            raise typer.Exit(2)
+    for report in asyncio.run(run_sets(settings, folders)):
+        if verbose:
+            for line in report.lines():
+                typer.echo(line)
+        typer.echo(report.summary())
 
 
 def bench_retrieval(

@@ -10,8 +10,7 @@ from bot.answering.generation import AnswerGenerator, IntentClassifier
 from bot.answering.intents import IntentRouter
 from bot.answering.knowledge import KnowledgeResponder
 from bot.answering.responder import Persona, Responder
-from bot.llm import LLMService
-from bot.wiring.core import Core
+from bot.settings import Settings
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
@@ -30,29 +29,30 @@ class Answering:
 
 
 def build_answering(
-    core: Core,
-    llm: LLMService,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
     *,
     embedder: Embedder | None = None,
     responder: Responder | None = None,
     answer_generator: AnswerGenerator | None = None,
     intent_classifier: IntentClassifier | None = None,
+    persona: Persona | None = None,
 ) -> Answering:
-    """The knowledge responder on the configured embedder; ``responder`` replaces it."""
-    settings, kcfg = core.settings, core.settings.knowledge
+    """The knowledge responder on the configured embedder (``responder`` replaces it);
+    without a generator or classifier it answers from the knowledge base alone."""
+    kcfg = settings.knowledge
     embedder = embedder or build_embedder(kcfg)
-    knowledge = KnowledgeStore(core.sessions, embedder)
-    retriever = build_retriever(core.sessions, embedder, kcfg)
-    intent_examples = IntentExamples(core.sessions, embedder)
+    knowledge = KnowledgeStore(sessions, embedder)
+    retriever = build_retriever(sessions, embedder, kcfg)
+    intent_examples = IntentExamples(sessions, embedder)
     intent_router = IntentRouter(
-        store=knowledge, examples=intent_examples,
-        classifier=intent_classifier or llm.classifier,
+        store=knowledge, examples=intent_examples, classifier=intent_classifier,
         confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
     )
-    persona = Persona(settings.bot_name, settings.business_name, settings.language)
+    persona = persona or Persona(settings.bot_name, settings.business_name, settings.language)
     responder = responder or KnowledgeResponder(
         persona=persona, router=intent_router, retriever=retriever, store=knowledge,
-        config=kcfg, generator=answer_generator or llm.generator,
+        config=kcfg, generator=answer_generator,
     )
     return Answering(knowledge, retriever, intent_examples, intent_router, responder)
 

@@ -135,8 +135,9 @@ class Runtime:
         channels = build_channels(core, media.media)
         delivery = build_delivery(core, channels.channels)
         answering = build_answering(
-            core, llm, embedder=embedder, responder=responder,
-            answer_generator=answer_generator, intent_classifier=intent_classifier,
+            settings, core.sessions, embedder=embedder, responder=responder,
+            answer_generator=answer_generator or llm.generator,
+            intent_classifier=intent_classifier or llm.classifier,
         )
         staff = build_staff(core, delivery, summarizer=summarizer or llm.summarizer)
         processing = build_processing(

