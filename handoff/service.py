@@ -1,9 +1,9 @@
 """The one service that moves conversations between the bot, the queue and the agents.
 
 Every ownership change goes through here, under a row lock on the conversation and
-through ``next_owner``; the pipeline's own commit takes the same lock, so a claim
-that lands while the bot is thinking silences the bot. Effects leave as rows
-(outbox messages, tickets) in the same transaction; notifications and sending
+through ``next_owner`` (``handoff.steps``); the pipeline's own commit takes the same
+lock, so a claim that lands while the bot is thinking silences the bot. Effects leave
+as rows (outbox messages, tickets) in the same transaction; notifications and sending
 happen after the commit.
 """
 
@@ -13,21 +13,23 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handoff.access import require_holder, require_visible, visible_to_agent
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Contact, Conversation, Message
-from handoff.errors import Conflict, ConversationNotFound, InvalidInput, NotAllowed
+from handoff.conversations import Contact, Conversation
+from handoff.errors import Conflict, InvalidInput, NotAllowed
 from handoff.hours import BusinessHours
-from handoff.ownership import Owner, OwnerEvent, TransitionRefused, next_owner
+from handoff.ownership import Owner, OwnerEvent
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
 from handoff.roles import Role
+from handoff.steps import After, AfterCommit, InboxEvents, Steps
 from handoff.tables import AgentPresence, Label, Note, Team, TeamMember, Ticket, User
 from handoff.texts import DAY_NAMES, MINUTES, NEXT_OPEN
 from handoff.texts import text as say
@@ -59,16 +61,6 @@ class Outcome:
     message_id: uuid.UUID | None = None
 
 
-@dataclass
-class _After:
-    """Work to do once the transaction committed."""
-
-    conversations: set[uuid.UUID] = field(default_factory=set)
-    forget: set[uuid.UUID] = field(default_factory=set)
-    send: set[uuid.UUID] = field(default_factory=set)
-    sweep: bool = False
-
-
 class HandoffService:
     """Claims, replies, transfers, releases, resolves, timeouts, assignment and notices."""
 
@@ -85,33 +77,34 @@ class HandoffService:
         self._sessions = sessions
         self.config = config
         self.hours = BusinessHours.parse(config.hours, config.timezone, config.holidays)
-        self._publisher = publisher
-        self._outbox = outbox
-        self._memory = memory
         self._clock = clock
+        self._steps = Steps(clock=clock, hours=self.hours)
+        self._events = InboxEvents(publisher)
+        self._after = AfterCommit(events=self._events, outbox=outbox, memory=memory,
+                                  sweep=self.sweep)
 
     # ----------------------------------------------------------------- agent actions
 
     async def claim(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
         """Take a queued conversation; a second agent at the same instant gets Conflict."""
-        after = _After()
+        after = After()
         async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
+            conv = await self._steps.lock(session, conversation_id)
+            await require_visible(session, actor, conv)
             owner = Owner(conv.owner)
             if owner is Owner.HUMAN and conv.assigned_agent_id == actor.id:
                 return _outcome(conv)  # a double click claims once
             if owner is Owner.HUMAN:
                 name = await self._user_name(session, conv.assigned_agent_id)
                 raise Conflict("already_claimed", f"already claimed by {name}")
-            self._move(conv, OwnerEvent.CLAIM, reason="claimed")
+            self._steps.move(conv, OwnerEvent.CLAIM, reason="claimed")
             conv.assigned_agent_id = actor.id
-            ticket = await self._ticket(session, conv)
+            ticket = await self._steps.ticket(session, conv)
             if ticket.claimed_at is None:
                 ticket.claimed_at = self._clock()
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
-        await self._after(after)
+        await self._after.run(after)
         return outcome
 
     async def reply(
@@ -146,11 +139,11 @@ class HandoffService:
             raise InvalidInput("media", "media must be a stored voice note, image or document")
         else:
             body = _clean_text(body) if body and body.strip() else None
-        after = _After()
+        after = After()
         async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
+            conv = await self._steps.lock(session, conversation_id)
             if check_visible:
-                await self._require_visible(session, actor, conv)
+                await require_visible(session, actor, conv)
             owner = Owner(conv.owner)
             if owner is Owner.CLOSED:
                 raise Conflict("closed", "the conversation is closed; it reopens when the "
@@ -159,24 +152,22 @@ class HandoffService:
                 name = await self._user_name(session, conv.assigned_agent_id)
                 raise Conflict("not_yours", f"the conversation belongs to {name}")
             if owner is Owner.QUEUED:
-                self._move(conv, OwnerEvent.CLAIM, reason="claimed")
+                self._steps.move(conv, OwnerEvent.CLAIM, reason="claimed")
             elif owner is Owner.BOT:
-                self._move(conv, OwnerEvent.TAKEOVER, reason="agent_takeover")
+                self._steps.move(conv, OwnerEvent.TAKEOVER, reason="agent_takeover")
             conv.assigned_agent_id = actor.id
-            ticket = await self._ticket(session, conv, reason=conv.owner_reason)
-            message_id = self._enqueue(
+            ticket = await self._steps.ticket(session, conv, reason=conv.owner_reason)
+            message_id = self._steps.enqueue(
                 session, conv, body, author="agent", author_id=actor.id, kind=kind, media=media
             )
             now = self._clock()
             ticket.claimed_at = ticket.claimed_at or now
-            if ticket.first_response_at is None:
-                ticket.first_response_at = now
-                ticket.first_response_seconds = self.hours.business_seconds(ticket.opened_at, now)
+            self._steps.first_response(ticket, now)
             conv.last_message_at = now
             after.conversations.add(conv.id)
             after.send.add(conv.id)
             outcome = _outcome(conv, message_id)
-        await self._after(after)
+        await self._after.run(after)
         return outcome
 
     async def start(
@@ -221,16 +212,16 @@ class HandoffService:
 
     async def release(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
         """Give a claimed conversation back to the queue (someone else may take it)."""
-        after = _After(sweep=True)
+        after = After(sweep=True)
         async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            self._require_holder(actor, conv)
-            self._move(conv, OwnerEvent.RELEASE, reason="released")
+            conv = await self._steps.lock(session, conversation_id)
+            await require_visible(session, actor, conv)
+            require_holder(actor, conv)
+            self._steps.move(conv, OwnerEvent.RELEASE, reason="released")
             conv.assigned_agent_id = None
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
-        await self._after(after)
+        await self._after.run(after)
         return outcome
 
     async def transfer(
@@ -244,34 +235,34 @@ class HandoffService:
         """Hand the conversation to another agent (stays human) or to another team's queue."""
         if (agent_id is None) == (team_id is None):
             raise InvalidInput("transfer_target", "give exactly one of agent_id or team_id")
-        after = _After()
+        after = After()
         async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
+            conv = await self._steps.lock(session, conversation_id)
+            await require_visible(session, actor, conv)
             if actor.role is Role.AGENT:
-                self._require_holder(actor, conv)
+                require_holder(actor, conv)
             owner = Owner(conv.owner)
             if owner not in (Owner.QUEUED, Owner.HUMAN):
                 raise Conflict("not_in_handoff", f"cannot transfer a conversation owned by "
                                f"{owner.value}")
-            ticket = await self._ticket(session, conv)
+            ticket = await self._steps.ticket(session, conv)
             if agent_id is not None:
                 await self._require_agent(session, agent_id)
                 if owner is Owner.HUMAN:
-                    self._move(conv, OwnerEvent.TAKEOVER, reason="transferred")
+                    self._steps.move(conv, OwnerEvent.TAKEOVER, reason="transferred")
                 conv.assigned_agent_id = agent_id
                 ticket.assigned_at = self._clock()
             else:
                 if await session.get(Team, team_id) is None:
                     raise InvalidInput("unknown_team", "no such team")
                 if owner is Owner.HUMAN:
-                    self._move(conv, OwnerEvent.RELEASE, reason="transferred")
+                    self._steps.move(conv, OwnerEvent.RELEASE, reason="transferred")
                 conv.assigned_agent_id = None
                 ticket.team_id = team_id
                 await self._assign(session, conv, ticket)
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
-        await self._after(after)
+        await self._after.run(after)
         return outcome
 
     async def reassign(
@@ -284,39 +275,39 @@ class HandoffService:
 
     async def resolve(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
         """Done: back to the bot with a fresh context, the ticket closed, CSAT asked."""
-        after = _After(sweep=True)
+        after = After(sweep=True)
         async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
+            conv = await self._steps.lock(session, conversation_id)
+            await require_visible(session, actor, conv)
             owner = Owner(conv.owner)
             if owner is Owner.HUMAN and actor.role is Role.AGENT:
-                self._require_holder(actor, conv)
-            self._move(conv, OwnerEvent.RESOLVE, reason="resolved")
-            ticket = await self._ticket(session, conv)
-            self._close_ticket(ticket, "resolved", actor.id)
+                require_holder(actor, conv)
+            self._steps.move(conv, OwnerEvent.RESOLVE, reason="resolved")
+            ticket = await self._steps.ticket(session, conv)
+            self._steps.close_ticket(ticket, "resolved", actor.id)
             conv.assigned_agent_id = None
             if self.config.csat:
-                self._enqueue(
+                self._steps.enqueue(
                     session, conv, say("csat_question", ticket.language), author="system"
                 )
                 ticket.csat_asked_at = self._clock()
                 ticket.csat_open = True
                 after.send.add(conv.id)
-            await self._fresh_context(session, conv)
+            await self._steps.fresh_context(session, conv)
             after.forget.add(conv.id)
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
-        await self._after(after)
+        await self._after.run(after)
         return outcome
 
     async def add_note(self, actor: Principal, conversation_id: uuid.UUID, body: str) -> uuid.UUID:
         body = _clean_text(body)
         async with self._sessions() as session, session.begin():
-            conv = await self._get(session, conversation_id)
-            await self._require_visible(session, actor, conv)
+            conv = await self._steps.get(session, conversation_id)
+            await require_visible(session, actor, conv)
             note = Note(id=uuid.uuid4(), conversation_id=conv.id, author_id=actor.id, text=body)
             session.add(note)
-        await self._publish(conversation_id, "note")
+        await self._events.conversation(conversation_id, "note")
         return note.id
 
     async def set_labels(
@@ -326,11 +317,11 @@ class HandoffService:
         if any(len(label) > MAX_LABEL for label in clean):
             raise InvalidInput("label_too_long", f"labels have at most {MAX_LABEL} characters")
         async with self._sessions() as session, session.begin():
-            conv = await self._get(session, conversation_id)
-            await self._require_visible(session, actor, conv)
+            conv = await self._steps.get(session, conversation_id)
+            await require_visible(session, actor, conv)
             await session.execute(delete(Label).where(Label.conversation_id == conv.id))
             session.add_all(Label(conversation_id=conv.id, label=label) for label in clean)
-        await self._publish(conversation_id, "labels")
+        await self._events.conversation(conversation_id, "labels")
         return clean
 
     async def set_presence(
@@ -352,7 +343,7 @@ class HandoffService:
                 presence.capacity = capacity
         if online:
             await self.sweep()
-        await self._publisher.publish("agents", {"agent_id": str(actor.id), "online": online})
+        await self._events.agent(actor.id, online=online)
 
     # ----------------------------------------------------------------- hooks for the bot
 
@@ -372,9 +363,11 @@ class HandoffService:
         expected wait in business hours, the out-of-office reply outside them) and
         the new owner.
         """
-        conv = await self._lock(session, conversation_id)
-        self._move(conv, OwnerEvent.ESCALATE, reason=reason or "escalated")
-        ticket = await self._ticket(session, conv, reason=reason, intent=intent, language=language)
+        conv = await self._steps.lock(session, conversation_id)
+        self._steps.move(conv, OwnerEvent.ESCALATE, reason=reason or "escalated")
+        ticket = await self._steps.ticket(
+            session, conv, reason=reason, intent=intent, language=language
+        )
         if ticket.team_id is None:
             ticket.team_id = await self._route(session, reason, intent, text_hint)
         agent = await self._assign(session, conv, ticket)
@@ -386,13 +379,11 @@ class HandoffService:
 
     async def takeover_in(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
         """A message typed on the business phone: a human has the conversation now."""
-        conv = await self._lock(session, conversation_id)
-        self._move(conv, OwnerEvent.TAKEOVER, reason="owner_phone")
-        ticket = await self._ticket(session, conv, reason="owner_phone")
+        conv = await self._steps.lock(session, conversation_id)
+        self._steps.move(conv, OwnerEvent.TAKEOVER, reason="owner_phone")
+        ticket = await self._steps.ticket(session, conv, reason="owner_phone")
         now = self._clock()
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
-            ticket.first_response_seconds = self.hours.business_seconds(ticket.opened_at, now)
+        self._steps.first_response(ticket, now)
 
     async def silenced_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, owner: Owner
@@ -403,7 +394,7 @@ class HandoffService:
         now = self._clock()
         if self.hours.is_open(now) or owner is not Owner.QUEUED:
             return ()
-        ticket = await self._open_ticket(session, conversation_id)
+        ticket = await self._steps.open_ticket(session, conversation_id)
         if ticket is None or ticket.out_of_office_sent_at is not None:
             return ()
         ticket.out_of_office_sent_at = now
@@ -469,24 +460,24 @@ class HandoffService:
             ).scalars().all()
         done = 0
         for conversation_id in ids:
-            after = _After(sweep=True)
+            after = After(sweep=True)
             async with self._sessions() as session, session.begin():
-                conv = await self._lock(session, conversation_id)
+                conv = await self._steps.lock(session, conversation_id)
                 latest = max(filter(None, [conv.last_message_at, conv.owner_changed_at]),
                              default=None)
                 if conv.owner != Owner.HUMAN.value or latest is None or latest >= cutoff:
                     continue
-                self._move(conv, OwnerEvent.TIMEOUT, reason="idle_timeout")
-                ticket = await self._ticket(session, conv)
-                self._close_ticket(ticket, "timeout", None)
-                self._enqueue(session, conv, say("idle_timeout", ticket.language),
+                self._steps.move(conv, OwnerEvent.TIMEOUT, reason="idle_timeout")
+                ticket = await self._steps.ticket(session, conv)
+                self._steps.close_ticket(ticket, "timeout", None)
+                self._steps.enqueue(session, conv, say("idle_timeout", ticket.language),
                               author="system")
                 conv.assigned_agent_id = None
-                await self._fresh_context(session, conv)
+                await self._steps.fresh_context(session, conv)
                 after.forget.add(conv.id)
                 after.send.add(conv.id)
                 after.conversations.add(conv.id)
-            await self._after(after)
+            await self._after.run(after)
             done += 1
         return done
 
@@ -512,55 +503,10 @@ class HandoffService:
                 if await self._assign(session, conv, ticket, locked=True) is not None:
                     assigned += 1
                     touched.add(conv.id)
-        await self._after(_After(conversations=touched))
+        await self._after.run(After(conversations=touched))
         return assigned
 
     # ----------------------------------------------------------------- internals
-
-    async def _lock(self, session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-        conv = (
-            await session.execute(
-                select(Conversation).where(Conversation.id == conversation_id).with_for_update()
-            )
-        ).scalar_one_or_none()
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
-
-    async def _get(self, session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-        conv = await session.get(Conversation, conversation_id)
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
-
-    def _move(self, conv: Conversation, event: OwnerEvent, *, reason: str) -> None:
-        try:
-            new = next_owner(Owner(conv.owner), event)
-        except TransitionRefused as exc:
-            raise Conflict(f"cannot_{event.value}", str(exc)) from exc
-        conv.owner = new.value
-        conv.owner_reason = reason
-        conv.owner_changed_at = self._clock()
-
-    async def _require_visible(
-        self, session: AsyncSession, actor: Principal, conv: Conversation
-    ) -> None:
-        if actor.role is not Role.AGENT or conv.assigned_agent_id == actor.id:
-            return
-        visible = (
-            await session.execute(
-                select(func.count()).select_from(Conversation).where(
-                    Conversation.id == conv.id, visible_to_agent(actor.id)
-                )
-            )
-        ).scalar_one()
-        if not visible:
-            raise NotAllowed("not_your_team", "this conversation belongs to another team")
-
-    @staticmethod
-    def _require_holder(actor: Principal, conv: Conversation) -> None:
-        if actor.role is Role.AGENT and conv.assigned_agent_id != actor.id:
-            raise NotAllowed("not_yours", "only the agent who has the conversation can do this")
 
     async def _require_agent(self, session: AsyncSession, agent_id: uuid.UUID) -> None:
         user = await session.get(User, agent_id)
@@ -570,91 +516,6 @@ class HandoffService:
     async def _user_name(self, session: AsyncSession, user_id: uuid.UUID | None) -> str:
         user = await session.get(User, user_id) if user_id else None
         return user.name if user else "another agent"
-
-    async def _open_ticket(
-        self, session: AsyncSession, conversation_id: uuid.UUID
-    ) -> Ticket | None:
-        return (
-            await session.execute(
-                select(Ticket).where(Ticket.conversation_id == conversation_id,
-                                     Ticket.closed_at.is_(None))
-            )
-        ).scalar_one_or_none()
-
-    async def _ticket(
-        self,
-        session: AsyncSession,
-        conv: Conversation,
-        *,
-        reason: str | None = None,
-        intent: str | None = None,
-        language: str | None = None,
-    ) -> Ticket:
-        ticket = await self._open_ticket(session, conv.id)
-        if ticket is None:
-            if language is None:
-                language = await self._last_language(session, conv.id)
-            ticket = Ticket(
-                id=uuid.uuid4(), conversation_id=conv.id, reason=reason,
-                intent=intent or conv.last_intent, language=language or "es",
-                opened_at=self._clock(), csat_open=False,
-            )
-            session.add(ticket)
-            # an earlier CSAT question is no longer open once a new handoff starts
-            await session.execute(
-                update(Ticket).where(Ticket.conversation_id == conv.id, Ticket.csat_open)
-                .values(csat_open=False)
-            )
-            await session.flush()
-        return ticket
-
-    async def _last_language(self, session: AsyncSession, conversation_id: uuid.UUID) -> str:
-        previous = (
-            await session.execute(
-                select(Ticket.language).where(Ticket.conversation_id == conversation_id)
-                .order_by(Ticket.opened_at.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
-        return previous or "es"
-
-    def _close_ticket(self, ticket: Ticket, outcome: str, by: uuid.UUID | None) -> None:
-        now = self._clock()
-        ticket.closed_at = now
-        ticket.outcome = outcome
-        ticket.closed_by = by
-        ticket.resolution_seconds = self.hours.business_seconds(ticket.opened_at, now)
-
-    async def _fresh_context(self, session: AsyncSession, conv: Conversation) -> None:
-        """The bot starts over; messages the human already saw are never answered by it."""
-        conv.context_started_at = self._clock()
-        await session.execute(
-            update(Message)
-            .where(Message.conversation_id == conv.id, Message.direction == "in",
-                   Message.status == "received")
-            .values(status="processed", processed_at=func.clock_timestamp(), escalated=False,
-                    error="handled by an agent")
-        )
-
-    def _enqueue(
-        self,
-        session: AsyncSession,
-        conv: Conversation,
-        body: str | None,
-        *,
-        author: str,
-        author_id: uuid.UUID | None = None,
-        kind: str = "text",
-        media: dict[str, Any] | None = None,
-    ) -> uuid.UUID:
-        message_id = uuid.uuid4()
-        session.add(
-            Message(
-                id=message_id, conversation_id=conv.id, direction="out", author=author,
-                kind=kind, channel=conv.channel, text=body, status="pending",
-                author_id=author_id, media=media,
-            )
-        )
-        return message_id
 
     async def _route(
         self, session: AsyncSession, reason: str | None, intent: str | None, hint: str
@@ -775,35 +636,7 @@ class HandoffService:
 
     async def notify(self, conversation_id: uuid.UUID, kind: str = "message") -> None:
         """Tell every inbox that the conversation changed (e.g. the phone's owner wrote)."""
-        await self._publish(conversation_id, kind)
-
-    async def _publish(self, conversation_id: uuid.UUID, kind: str) -> None:
-        payload: dict[str, Any] = {"conversation_id": str(conversation_id), "kind": kind}
-        await self._publisher.publish("conversations", payload)
-
-    async def _after(self, after: _After) -> None:
-        for conversation_id in after.forget:
-            await self._memory.forget(conversation_id)
-        for conversation_id in after.send:
-            await self._outbox.send_pending(conversation_id)
-        if after.sweep:
-            await self.sweep()
-        for conversation_id in after.conversations:
-            await self._publish(conversation_id, "owner")
-
-
-def visible_to_agent(agent_id: uuid.UUID) -> Any:
-    """SQL condition: the conversation is assigned to the agent, or any of its handoffs
-    was routed to one of the agent's teams, or to no team (so nothing goes unseen)."""
-    my_teams = select(TeamMember.team_id).where(TeamMember.user_id == agent_id)
-    return or_(
-        Conversation.assigned_agent_id == agent_id,
-        select(Ticket.id).where(
-            Ticket.conversation_id == Conversation.id,
-            or_(Ticket.team_id.is_(None), Ticket.team_id.in_(my_teams)),
-        ).exists(),
-    )
-
+        await self._events.conversation(conversation_id, kind)
 
 def _outcome(conv: Conversation, message_id: uuid.UUID | None = None) -> Outcome:
     return Outcome(conv.id, Owner(conv.owner), conv.assigned_agent_id, message_id)
@@ -818,4 +651,4 @@ def _clean_text(body: str) -> str:
     return body
 
 
-__all__ = ["HandoffService", "Outcome", "visible_to_agent"]
+__all__ = ["HandoffService", "Outcome", "close_csat_sql", "visible_to_agent"]
