@@ -9,15 +9,14 @@ happen after the commit.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff.access import require_holder, require_visible, visible_to_agent
@@ -26,12 +25,13 @@ from handoff.config import HandoffConfig
 from handoff.conversations import Contact, Conversation
 from handoff.errors import Conflict, InvalidInput, NotAllowed
 from handoff.hours import BusinessHours
+from handoff.notices import CustomerNotices
 from handoff.ownership import Owner, OwnerEvent
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
 from handoff.roles import Role
+from handoff.routing import Routing
 from handoff.steps import After, AfterCommit, InboxEvents, Steps
-from handoff.tables import AgentPresence, Label, Note, Team, TeamMember, Ticket, User
-from handoff.texts import DAY_NAMES, MINUTES, NEXT_OPEN
+from handoff.tables import AgentPresence, Label, Note, Team, Ticket, User
 from handoff.texts import text as say
 
 _CSAT = re.compile(r"^\s*([1-5])\s*(?:/\s*5)?\s*[.!⭐️👍🙂😊]*\s*$")
@@ -80,8 +80,10 @@ class HandoffService:
         self._clock = clock
         self._steps = Steps(clock=clock, hours=self.hours)
         self._events = InboxEvents(publisher)
+        self._routing = Routing(sessions, config=config, clock=clock, events=self._events)
+        self._notices = CustomerNotices(config=config, hours=self.hours)
         self._after = AfterCommit(events=self._events, outbox=outbox, memory=memory,
-                                  sweep=self.sweep)
+                                  sweep=self._routing.sweep)
 
     # ----------------------------------------------------------------- agent actions
 
@@ -259,7 +261,7 @@ class HandoffService:
                     self._steps.move(conv, OwnerEvent.RELEASE, reason="transferred")
                 conv.assigned_agent_id = None
                 ticket.team_id = team_id
-                await self._assign(session, conv, ticket)
+                await self._routing.assign(session, conv, ticket)
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
         await self._after.run(after)
@@ -369,13 +371,13 @@ class HandoffService:
             session, conv, reason=reason, intent=intent, language=language
         )
         if ticket.team_id is None:
-            ticket.team_id = await self._route(session, reason, intent, text_hint)
-        agent = await self._assign(session, conv, ticket)
+            ticket.team_id = await self._routing.team_for(session, reason, intent, text_hint)
+        agent = await self._routing.assign(session, conv, ticket)
         now = self._clock()
         if not self.hours.is_open(now):
             ticket.out_of_office_sent_at = now
-            return (self._out_of_office(language, now),), Owner(conv.owner)
-        return (await self._queued_notice(session, ticket, agent, language),), Owner(conv.owner)
+            return (self._notices.out_of_office(language, now),), Owner(conv.owner)
+        return (await self._notices.queued(session, ticket, agent, language),), Owner(conv.owner)
 
     async def takeover_in(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
         """A message typed on the business phone: a human has the conversation now."""
@@ -398,7 +400,7 @@ class HandoffService:
         if ticket is None or ticket.out_of_office_sent_at is not None:
             return ()
         ticket.out_of_office_sent_at = now
-        return (self._out_of_office(ticket.language, now),)
+        return (self._notices.out_of_office(ticket.language, now),)
 
     async def csat_expected(
         self, conversation_id: uuid.UUID, body: str | None
@@ -483,28 +485,7 @@ class HandoffService:
 
     async def sweep(self) -> int:
         """Assign unassigned queued conversations (oldest first) to agents with room."""
-        assigned = 0
-        touched: set[uuid.UUID] = set()
-        async with self._sessions() as session, session.begin():
-            await session.execute(select(func.pg_advisory_xact_lock(_ASSIGN_LOCK)))
-            rows = (
-                await session.execute(
-                    select(Conversation, Ticket)
-                    .join(Ticket, and_(Ticket.conversation_id == Conversation.id,
-                                       Ticket.closed_at.is_(None)))
-                    .where(Conversation.owner == Owner.QUEUED.value,
-                           Conversation.assigned_agent_id.is_(None))
-                    .order_by(Ticket.opened_at)
-                    .limit(500)
-                    .with_for_update(of=Conversation, skip_locked=True)
-                )
-            ).all()
-            for conv, ticket in rows:
-                if await self._assign(session, conv, ticket, locked=True) is not None:
-                    assigned += 1
-                    touched.add(conv.id)
-        await self._after.run(After(conversations=touched))
-        return assigned
+        return await self._routing.sweep()
 
     # ----------------------------------------------------------------- internals
 
@@ -517,122 +498,8 @@ class HandoffService:
         user = await session.get(User, user_id) if user_id else None
         return user.name if user else "another agent"
 
-    async def _route(
-        self, session: AsyncSession, reason: str | None, intent: str | None, hint: str
-    ) -> uuid.UUID | None:
-        """The team whose skills match the escalation reason, intent and the customer's words."""
-        wanted: list[str] = []
-        for key in (reason, intent):
-            if key and key in self.config.reason_skills:
-                wanted.append(self.config.reason_skills[key])
-        folded = f"{reason or ''} {intent or ''} {hint}".lower()
-        for skill, words in self.config.skills.items():
-            if any(word in folded for word in words) and skill not in wanted:
-                wanted.insert(0, skill)
-        wanted.append("general")
-        teams = (await session.execute(select(Team.id, Team.skills).order_by(Team.name))).all()
-        for skill in wanted:
-            for team_id, skills in teams:
-                if skill in (skills or []):
-                    found: uuid.UUID = team_id
-                    return found
-        return None
-
-    async def _assign(
-        self, session: AsyncSession, conv: Conversation, ticket: Ticket, *, locked: bool = False
-    ) -> uuid.UUID | None:
-        """Pick an online agent with room (least busy or round robin) for a queued conversation."""
-        if not locked:
-            await session.execute(select(func.pg_advisory_xact_lock(_ASSIGN_LOCK)))
-        load = (
-            select(func.count())
-            .select_from(Conversation)
-            .where(Conversation.assigned_agent_id == User.id,
-                   Conversation.owner.in_([Owner.QUEUED.value, Owner.HUMAN.value]))
-            .scalar_subquery()
-        )
-        query = (
-            select(User.id, load.label("load"))
-            .join(AgentPresence, AgentPresence.user_id == User.id)
-            .where(User.active, User.role == Role.AGENT.value, AgentPresence.online,
-                   load < AgentPresence.capacity)
-        )
-        if ticket.team_id is not None:
-            query = query.join(TeamMember, and_(TeamMember.user_id == User.id,
-                                                TeamMember.team_id == ticket.team_id))
-        fairness = AgentPresence.last_assigned_at.asc().nulls_first()
-        if self.config.assignment == "least_busy":
-            query = query.order_by(load.asc(), fairness, User.email)
-        else:
-            query = query.order_by(fairness, User.email)
-        row = (await session.execute(query.limit(1))).first()
-        if row is None:
-            return None
-        now = self._clock()
-        agent_id: uuid.UUID = row.id
-        conv.assigned_agent_id = agent_id
-        ticket.assigned_at = now
-        await session.execute(
-            update(AgentPresence).where(AgentPresence.user_id == agent_id)
-            .values(last_assigned_at=func.clock_timestamp())
-        )
-        return agent_id
-
-    async def _queued_notice(
-        self, session: AsyncSession, ticket: Ticket, agent: uuid.UUID | None, language: str
-    ) -> str:
-        team_name = (
-            await session.execute(select(Team.name).where(Team.id == ticket.team_id))
-        ).scalar_one_or_none()
-        team = f" ({team_name})" if team_name else ""
-        online = select(func.count()).select_from(AgentPresence).join(
-            User, User.id == AgentPresence.user_id
-        ).where(AgentPresence.online, User.active, User.role == Role.AGENT.value)
-        if ticket.team_id is not None:
-            online = online.join(TeamMember, and_(TeamMember.user_id == User.id,
-                                                  TeamMember.team_id == ticket.team_id))
-        agents = int((await session.execute(online)).scalar_one())
-        if agents == 0:
-            return say("queued_nobody", language, team=team)
-        ahead = 0
-        if agent is None:
-            ahead = int(
-                (
-                    await session.execute(
-                        select(func.count()).select_from(Ticket).join(
-                            Conversation, Conversation.id == Ticket.conversation_id
-                        ).where(
-                            Ticket.closed_at.is_(None), Ticket.id != ticket.id,
-                            Conversation.owner == Owner.QUEUED.value,
-                            Ticket.team_id.is_(None) if ticket.team_id is None
-                            else Ticket.team_id == ticket.team_id,
-                        )
-                    )
-                ).scalar_one()
-            )
-        minutes = max(2, math.ceil(self.config.avg_handle_minutes * (ahead + 1) / agents))
-        wait = MINUTES.get(language, MINUTES["es"]).format(n=minutes)
-        return say("queued", language, team=team, wait=wait)
-
-    def _out_of_office(self, language: str, now: datetime) -> str:
-        opening = self.hours.next_open(now)
-        lang = language if language in DAY_NAMES else "es"
-        if opening is None:
-            when = "—"
-        else:
-            local = opening.astimezone(self.hours.zone)
-            when = NEXT_OPEN[lang].format(
-                when=f"{DAY_NAMES[lang][local.weekday()]} {local:%H:%M}"
-            )
-        return say("out_of_office", language, hours=self.describe_hours(lang), next_open=when)
-
     def describe_hours(self, language: str) -> str:
-        spec = self.config.hours
-        if language == "es":
-            for en, es in (("mon", "lun"), ("tue", "mar"), ("wed", "mié"), ("thu", "jue"),
-                           ("fri", "vie"), ("sat", "sáb"), ("sun", "dom")):
-                spec = spec.replace(en, es)
-        return spec.replace(";", ",") + f" ({self.config.timezone})"
+        return self._notices.describe_hours(language)
 
     async def notify(self, conversation_id: uuid.UUID, kind: str = "message") -> None:
         """Tell every inbox that the conversation changed (e.g. the phone's owner wrote)."""
