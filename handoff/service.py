@@ -9,21 +9,21 @@ happen after the commit.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff.access import require_holder, require_visible, visible_to_agent
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
 from handoff.conversations import Contact, Conversation
+from handoff.csat import CsatAnswers, close_csat_sql
 from handoff.errors import Conflict, InvalidInput, NotAllowed
+from handoff.hooks import PipelineHooks
 from handoff.hours import BusinessHours
 from handoff.notices import CustomerNotices
 from handoff.ownership import Owner, OwnerEvent
@@ -31,24 +31,13 @@ from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
 from handoff.roles import Role
 from handoff.routing import Routing
 from handoff.steps import After, AfterCommit, InboxEvents, Steps
-from handoff.tables import AgentPresence, Label, Note, Team, Ticket, User
+from handoff.tables import AgentPresence, Label, Note, Team, User
 from handoff.texts import text as say
+from handoff.timers import IdleTimeout
 
-_CSAT = re.compile(r"^\s*([1-5])\s*(?:/\s*5)?\s*[.!⭐️👍🙂😊]*\s*$")
-_ASSIGN_LOCK = 0x61746E64  # pg advisory lock key: assignments are serialized
 MAX_TEXT = 4096
 _MEDIA_KINDS = frozenset({"voice", "image", "document"})
 MAX_LABEL = 40
-
-
-def close_csat_sql(conversation_ids_sql: str) -> str:
-    """For a caller's own statement (the worker's one-statement commit): the customers of
-    the conversations ``conversation_ids_sql`` selects wrote again, so their open
-    satisfaction questions are closed unanswered."""
-    return (
-        "UPDATE handoff_tickets SET csat_open = false "
-        f"WHERE conversation_id IN ({conversation_ids_sql}) AND csat_open"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +73,11 @@ class HandoffService:
         self._notices = CustomerNotices(config=config, hours=self.hours)
         self._after = AfterCommit(events=self._events, outbox=outbox, memory=memory,
                                   sweep=self._routing.sweep)
+        self._hooks = PipelineHooks(clock=clock, hours=self.hours, steps=self._steps,
+                                    routing=self._routing, notices=self._notices)
+        self._csat = CsatAnswers(sessions, config=config, clock=clock)
+        self._idle = IdleTimeout(sessions, config=config, clock=clock, steps=self._steps,
+                                 after=self._after)
 
     # ----------------------------------------------------------------- agent actions
 
@@ -359,129 +353,36 @@ class HandoffService:
         language: str,
         text_hint: str = "",
     ) -> tuple[tuple[str, ...], Owner]:
-        """The bot hands over (inside the pipeline's locked transaction).
-
-        Returns the customer notice that replaces the bot's own handoff line (the
-        expected wait in business hours, the out-of-office reply outside them) and
-        the new owner.
-        """
-        conv = await self._steps.lock(session, conversation_id)
-        self._steps.move(conv, OwnerEvent.ESCALATE, reason=reason or "escalated")
-        ticket = await self._steps.ticket(
-            session, conv, reason=reason, intent=intent, language=language
+        return await self._hooks.escalate_in(
+            session, conversation_id, reason=reason, intent=intent, language=language,
+            text_hint=text_hint,
         )
-        if ticket.team_id is None:
-            ticket.team_id = await self._routing.team_for(session, reason, intent, text_hint)
-        agent = await self._routing.assign(session, conv, ticket)
-        now = self._clock()
-        if not self.hours.is_open(now):
-            ticket.out_of_office_sent_at = now
-            return (self._notices.out_of_office(language, now),), Owner(conv.owner)
-        return (await self._notices.queued(session, ticket, agent, language),), Owner(conv.owner)
 
     async def takeover_in(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
-        """A message typed on the business phone: a human has the conversation now."""
-        conv = await self._steps.lock(session, conversation_id)
-        self._steps.move(conv, OwnerEvent.TAKEOVER, reason="owner_phone")
-        ticket = await self._steps.ticket(session, conv, reason="owner_phone")
-        now = self._clock()
-        self._steps.first_response(ticket, now)
+        await self._hooks.takeover_in(session, conversation_id)
 
     async def silenced_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, owner: Owner
     ) -> tuple[str, ...]:
-        """A customer wrote while the conversation waits in the queue: the out-of-office
-        reply, once per handoff, outside business hours; nothing otherwise (and never once
-        a person has it: whoever answers at night is not "closed")."""
-        now = self._clock()
-        if self.hours.is_open(now) or owner is not Owner.QUEUED:
-            return ()
-        ticket = await self._steps.open_ticket(session, conversation_id)
-        if ticket is None or ticket.out_of_office_sent_at is not None:
-            return ()
-        ticket.out_of_office_sent_at = now
-        return (self._notices.out_of_office(ticket.language, now),)
+        return await self._hooks.silenced_in(session, conversation_id, owner)
 
     async def csat_expected(
         self, conversation_id: uuid.UUID, body: str | None
     ) -> tuple[int, str] | None:
-        """(score, language) when ``body`` answers an open CSAT question of the conversation."""
-        match = _CSAT.match(body or "")
-        if match is None:
-            return None
-        async with self._sessions() as session:
-            language = (
-                await session.execute(
-                    select(Ticket.language).where(
-                        Ticket.conversation_id == conversation_id,
-                        Ticket.csat_open,
-                        Ticket.csat_asked_at
-                        > self._clock() - timedelta(hours=self.config.csat_window_hours),
-                    )
-                )
-            ).scalars().first()
-        return (int(match.group(1)), language) if language else None
+        return await self._csat.expected(conversation_id, body)
 
     async def csat_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, score: int | None
     ) -> bool:
-        """Close the CSAT window (the customer's next message after the question); store
-        ``score`` when given. False when there was no open question to answer."""
-        ticket = (
-            await session.execute(
-                select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.csat_open)
-                .with_for_update()
-            )
-        ).scalars().first()
-        if ticket is None:
-            return False
-        ticket.csat_open = False
-        if score is not None:
-            ticket.csat_score = score
-            ticket.csat_answered_at = self._clock()
-        return True
+        return await self._csat.answered_in(session, conversation_id, score)
 
     def csat_thanks(self, language: str) -> str:
-        return say("csat_thanks", language)
+        return self._csat.thanks(language)
 
     # ----------------------------------------------------------------- periodic work
 
     async def timeout_idle(self) -> int:
-        """Idle human conversations go back to the bot with a notice; returns how many."""
-        cutoff = self._clock() - timedelta(minutes=self.config.idle_timeout_minutes)
-        last = func.greatest(
-            func.coalesce(Conversation.last_message_at, Conversation.owner_changed_at),
-            func.coalesce(Conversation.owner_changed_at, Conversation.last_message_at),
-        )
-        async with self._sessions() as session:
-            ids = (
-                await session.execute(
-                    select(Conversation.id).where(Conversation.owner == Owner.HUMAN.value,
-                                                  last < cutoff)
-                )
-            ).scalars().all()
-        done = 0
-        for conversation_id in ids:
-            after = After(sweep=True)
-            async with self._sessions() as session, session.begin():
-                conv = await self._steps.lock(session, conversation_id)
-                latest = max(filter(None, [conv.last_message_at, conv.owner_changed_at]),
-                             default=None)
-                if conv.owner != Owner.HUMAN.value or latest is None or latest >= cutoff:
-                    continue
-                self._steps.move(conv, OwnerEvent.TIMEOUT, reason="idle_timeout")
-                ticket = await self._steps.ticket(session, conv)
-                self._steps.close_ticket(ticket, "timeout", None)
-                self._steps.enqueue(session, conv, say("idle_timeout", ticket.language),
-                              author="system")
-                conv.assigned_agent_id = None
-                await self._steps.fresh_context(session, conv)
-                after.forget.add(conv.id)
-                after.send.add(conv.id)
-                after.conversations.add(conv.id)
-            await self._after.run(after)
-            done += 1
-        return done
+        return await self._idle.run()
 
     async def sweep(self) -> int:
         """Assign unassigned queued conversations (oldest first) to agents with room."""
