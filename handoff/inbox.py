@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handoff.access import visible_to_agent
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
 from handoff.conversations import Contact, Conversation, Message
@@ -25,7 +26,6 @@ from handoff.hours import BusinessHours
 from handoff.ownership import Owner
 from handoff.ports import Clock, ConversationSummarizer
 from handoff.roles import Role
-from handoff.service import visible_to_agent
 from handoff.tables import (
     AgentPresence,
     CannedResponse,

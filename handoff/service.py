@@ -1,76 +1,44 @@
 """The one service that moves conversations between the bot, the queue and the agents.
 
 Every ownership change goes through here, under a row lock on the conversation and
-through ``next_owner``; the pipeline's own commit takes the same lock, so a claim
-that lands while the bot is thinking silences the bot. Effects leave as rows
-(outbox messages, tickets) in the same transaction; notifications and sending
+through ``next_owner`` (``handoff.steps``); the pipeline's own commit takes the same
+lock, so a claim that lands while the bot is thinking silences the bot. Effects leave
+as rows (outbox messages, tickets) in the same transaction; notifications and sending
 happen after the commit.
+
+``HandoffService`` is the façade the bot and the API hold; each job lives in its own
+module: ``actions`` (what agents do), ``hooks`` (what the pipeline calls inside its
+transaction), ``csat``, ``timers``, ``routing``, ``notices``, ``access`` and ``steps``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handoff.access import visible_to_agent
+from handoff.actions import AgentActions, Outcome
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Contact, Conversation, Message
-from handoff.errors import Conflict, ConversationNotFound, InvalidInput, NotAllowed
+from handoff.csat import CsatAnswers, close_csat_sql
+from handoff.hooks import PipelineHooks
 from handoff.hours import BusinessHours
-from handoff.ownership import Owner, OwnerEvent, TransitionRefused, next_owner
+from handoff.notices import CustomerNotices
+from handoff.ownership import Owner
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
-from handoff.roles import Role
-from handoff.tables import AgentPresence, Label, Note, Team, TeamMember, Ticket, User
-from handoff.texts import DAY_NAMES, MINUTES, NEXT_OPEN
-from handoff.texts import text as say
-
-_CSAT = re.compile(r"^\s*([1-5])\s*(?:/\s*5)?\s*[.!⭐️👍🙂😊]*\s*$")
-_ASSIGN_LOCK = 0x61746E64  # pg advisory lock key: assignments are serialized
-MAX_TEXT = 4096
-_MEDIA_KINDS = frozenset({"voice", "image", "document"})
-MAX_LABEL = 40
-
-
-def close_csat_sql(conversation_ids_sql: str) -> str:
-    """For a caller's own statement (the worker's one-statement commit): the customers of
-    the conversations ``conversation_ids_sql`` selects wrote again, so their open
-    satisfaction questions are closed unanswered."""
-    return (
-        "UPDATE handoff_tickets SET csat_open = false "
-        f"WHERE conversation_id IN ({conversation_ids_sql}) AND csat_open"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What an action did: the conversation's owner and agent afterwards."""
-
-    conversation_id: uuid.UUID
-    owner: Owner
-    assigned_agent_id: uuid.UUID | None
-    message_id: uuid.UUID | None = None
-
-
-@dataclass
-class _After:
-    """Work to do once the transaction committed."""
-
-    conversations: set[uuid.UUID] = field(default_factory=set)
-    forget: set[uuid.UUID] = field(default_factory=set)
-    send: set[uuid.UUID] = field(default_factory=set)
-    sweep: bool = False
+from handoff.routing import Routing
+from handoff.steps import AfterCommit, InboxEvents, Steps
+from handoff.timers import IdleTimeout
 
 
 class HandoffService:
-    """Claims, replies, transfers, releases, resolves, timeouts, assignment and notices."""
+    """Claims, replies, transfers, releases, resolves, timeouts, assignment and notices.
+
+    Wires the parts together and delegates to them; it holds no logic of its own.
+    """
 
     def __init__(
         self,
@@ -82,37 +50,30 @@ class HandoffService:
         memory: MemoryReset,
         clock: Clock,
     ) -> None:
-        self._sessions = sessions
         self.config = config
         self.hours = BusinessHours.parse(config.hours, config.timezone, config.holidays)
-        self._publisher = publisher
-        self._outbox = outbox
-        self._memory = memory
-        self._clock = clock
+        steps = Steps(clock=clock, hours=self.hours)
+        self._events = InboxEvents(publisher)
+        self._routing = Routing(sessions, config=config, clock=clock, events=self._events)
+        self._notices = CustomerNotices(config=config, hours=self.hours)
+        after = AfterCommit(
+            events=self._events, outbox=outbox, memory=memory, sweep=self._routing.sweep
+        )
+        self._actions = AgentActions(
+            sessions, config=config, clock=clock, steps=steps, routing=self._routing,
+            after=after, events=self._events,
+        )
+        self._hooks = PipelineHooks(
+            clock=clock, hours=self.hours, steps=steps, routing=self._routing,
+            notices=self._notices,
+        )
+        self._csat = CsatAnswers(sessions, config=config, clock=clock)
+        self._idle = IdleTimeout(sessions, config=config, clock=clock, steps=steps, after=after)
 
     # ----------------------------------------------------------------- agent actions
 
     async def claim(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
-        """Take a queued conversation; a second agent at the same instant gets Conflict."""
-        after = _After()
-        async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            owner = Owner(conv.owner)
-            if owner is Owner.HUMAN and conv.assigned_agent_id == actor.id:
-                return _outcome(conv)  # a double click claims once
-            if owner is Owner.HUMAN:
-                name = await self._user_name(session, conv.assigned_agent_id)
-                raise Conflict("already_claimed", f"already claimed by {name}")
-            self._move(conv, OwnerEvent.CLAIM, reason="claimed")
-            conv.assigned_agent_id = actor.id
-            ticket = await self._ticket(session, conv)
-            if ticket.claimed_at is None:
-                ticket.claimed_at = self._clock()
-            after.conversations.add(conv.id)
-            outcome = _outcome(conv)
-        await self._after(after)
-        return outcome
+        return await self._actions.claim(actor, conversation_id)
 
     async def reply(
         self,
@@ -123,61 +84,7 @@ class HandoffService:
         kind: str = "text",
         media: dict[str, Any] | None = None,
     ) -> Outcome:
-        """Send ``body`` to the customer as the agent, through the outbox; or stored media
-        (``kind`` voice, image or document, ``media`` its stored reference) with an optional
-        caption."""
-        return await self._reply(
-            actor, conversation_id, body, check_visible=True, kind=kind, media=media
-        )
-
-    async def _reply(
-        self,
-        actor: Principal,
-        conversation_id: uuid.UUID,
-        body: str | None,
-        *,
-        check_visible: bool,
-        kind: str = "text",
-        media: dict[str, Any] | None = None,
-    ) -> Outcome:
-        if media is None:
-            body = _clean_text(body or "")
-        elif kind not in _MEDIA_KINDS or not media.get("key"):
-            raise InvalidInput("media", "media must be a stored voice note, image or document")
-        else:
-            body = _clean_text(body) if body and body.strip() else None
-        after = _After()
-        async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            if check_visible:
-                await self._require_visible(session, actor, conv)
-            owner = Owner(conv.owner)
-            if owner is Owner.CLOSED:
-                raise Conflict("closed", "the conversation is closed; it reopens when the "
-                               "customer writes")
-            if owner is Owner.HUMAN and conv.assigned_agent_id not in (None, actor.id):
-                name = await self._user_name(session, conv.assigned_agent_id)
-                raise Conflict("not_yours", f"the conversation belongs to {name}")
-            if owner is Owner.QUEUED:
-                self._move(conv, OwnerEvent.CLAIM, reason="claimed")
-            elif owner is Owner.BOT:
-                self._move(conv, OwnerEvent.TAKEOVER, reason="agent_takeover")
-            conv.assigned_agent_id = actor.id
-            ticket = await self._ticket(session, conv, reason=conv.owner_reason)
-            message_id = self._enqueue(
-                session, conv, body, author="agent", author_id=actor.id, kind=kind, media=media
-            )
-            now = self._clock()
-            ticket.claimed_at = ticket.claimed_at or now
-            if ticket.first_response_at is None:
-                ticket.first_response_at = now
-                ticket.first_response_seconds = self.hours.business_seconds(ticket.opened_at, now)
-            conv.last_message_at = now
-            after.conversations.add(conv.id)
-            after.send.add(conv.id)
-            outcome = _outcome(conv, message_id)
-        await self._after(after)
-        return outcome
+        return await self._actions.reply(actor, conversation_id, body, kind=kind, media=media)
 
     async def start(
         self,
@@ -189,49 +96,12 @@ class HandoffService:
         account: str,
         name: str | None = None,
     ) -> Outcome:
-        """An agent writes first to a customer; the bot stays out of it."""
-        body = _clean_text(body)
-        async with self._sessions() as session, session.begin():
-            contact_id = (
-                await session.execute(select(Contact.id).where(Contact.phone_e164 == phone))
-            ).scalar_one_or_none()
-            if contact_id is None:
-                contact_id = uuid.uuid4()
-                session.add(Contact(id=contact_id, phone_e164=phone, name=name))
-                await session.flush()
-            conv_id = (
-                await session.execute(
-                    select(Conversation.id).where(
-                        Conversation.contact_id == contact_id,
-                        Conversation.channel == channel,
-                        Conversation.account == account,
-                    )
-                )
-            ).scalar_one_or_none()
-            if conv_id is None:
-                conv_id = uuid.uuid4()
-                session.add(
-                    Conversation(
-                        id=conv_id, contact_id=contact_id, channel=channel, account=account,
-                        owner=Owner.BOT.value, context_started_at=self._clock(),
-                    )
-                )
-                await session.flush()
-        return await self._reply(actor, conv_id, body, check_visible=False)
+        return await self._actions.start(
+            actor, phone=phone, body=body, channel=channel, account=account, name=name
+        )
 
     async def release(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
-        """Give a claimed conversation back to the queue (someone else may take it)."""
-        after = _After(sweep=True)
-        async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            self._require_holder(actor, conv)
-            self._move(conv, OwnerEvent.RELEASE, reason="released")
-            conv.assigned_agent_id = None
-            after.conversations.add(conv.id)
-            outcome = _outcome(conv)
-        await self._after(after)
-        return outcome
+        return await self._actions.release(actor, conversation_id)
 
     async def transfer(
         self,
@@ -241,118 +111,30 @@ class HandoffService:
         agent_id: uuid.UUID | None = None,
         team_id: uuid.UUID | None = None,
     ) -> Outcome:
-        """Hand the conversation to another agent (stays human) or to another team's queue."""
-        if (agent_id is None) == (team_id is None):
-            raise InvalidInput("transfer_target", "give exactly one of agent_id or team_id")
-        after = _After()
-        async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            if actor.role is Role.AGENT:
-                self._require_holder(actor, conv)
-            owner = Owner(conv.owner)
-            if owner not in (Owner.QUEUED, Owner.HUMAN):
-                raise Conflict("not_in_handoff", f"cannot transfer a conversation owned by "
-                               f"{owner.value}")
-            ticket = await self._ticket(session, conv)
-            if agent_id is not None:
-                await self._require_agent(session, agent_id)
-                if owner is Owner.HUMAN:
-                    self._move(conv, OwnerEvent.TAKEOVER, reason="transferred")
-                conv.assigned_agent_id = agent_id
-                ticket.assigned_at = self._clock()
-            else:
-                if await session.get(Team, team_id) is None:
-                    raise InvalidInput("unknown_team", "no such team")
-                if owner is Owner.HUMAN:
-                    self._move(conv, OwnerEvent.RELEASE, reason="transferred")
-                conv.assigned_agent_id = None
-                ticket.team_id = team_id
-                await self._assign(session, conv, ticket)
-            after.conversations.add(conv.id)
-            outcome = _outcome(conv)
-        await self._after(after)
-        return outcome
+        return await self._actions.transfer(
+            actor, conversation_id, agent_id=agent_id, team_id=team_id
+        )
 
     async def reassign(
         self, actor: Principal, conversation_id: uuid.UUID, agent_id: uuid.UUID
     ) -> Outcome:
-        """A supervisor gives a queued or claimed conversation to ``agent_id``."""
-        if actor.role is Role.AGENT:
-            raise NotAllowed("supervisors_only", "only supervisors and admins reassign")
-        return await self.transfer(actor, conversation_id, agent_id=agent_id)
+        return await self._actions.reassign(actor, conversation_id, agent_id)
 
     async def resolve(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
-        """Done: back to the bot with a fresh context, the ticket closed, CSAT asked."""
-        after = _After(sweep=True)
-        async with self._sessions() as session, session.begin():
-            conv = await self._lock(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            owner = Owner(conv.owner)
-            if owner is Owner.HUMAN and actor.role is Role.AGENT:
-                self._require_holder(actor, conv)
-            self._move(conv, OwnerEvent.RESOLVE, reason="resolved")
-            ticket = await self._ticket(session, conv)
-            self._close_ticket(ticket, "resolved", actor.id)
-            conv.assigned_agent_id = None
-            if self.config.csat:
-                self._enqueue(
-                    session, conv, say("csat_question", ticket.language), author="system"
-                )
-                ticket.csat_asked_at = self._clock()
-                ticket.csat_open = True
-                after.send.add(conv.id)
-            await self._fresh_context(session, conv)
-            after.forget.add(conv.id)
-            after.conversations.add(conv.id)
-            outcome = _outcome(conv)
-        await self._after(after)
-        return outcome
+        return await self._actions.resolve(actor, conversation_id)
 
     async def add_note(self, actor: Principal, conversation_id: uuid.UUID, body: str) -> uuid.UUID:
-        body = _clean_text(body)
-        async with self._sessions() as session, session.begin():
-            conv = await self._get(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            note = Note(id=uuid.uuid4(), conversation_id=conv.id, author_id=actor.id, text=body)
-            session.add(note)
-        await self._publish(conversation_id, "note")
-        return note.id
+        return await self._actions.add_note(actor, conversation_id, body)
 
     async def set_labels(
         self, actor: Principal, conversation_id: uuid.UUID, labels: Sequence[str]
     ) -> list[str]:
-        clean = sorted({label.strip().lower() for label in labels if label.strip()})
-        if any(len(label) > MAX_LABEL for label in clean):
-            raise InvalidInput("label_too_long", f"labels have at most {MAX_LABEL} characters")
-        async with self._sessions() as session, session.begin():
-            conv = await self._get(session, conversation_id)
-            await self._require_visible(session, actor, conv)
-            await session.execute(delete(Label).where(Label.conversation_id == conv.id))
-            session.add_all(Label(conversation_id=conv.id, label=label) for label in clean)
-        await self._publish(conversation_id, "labels")
-        return clean
+        return await self._actions.set_labels(actor, conversation_id, labels)
 
     async def set_presence(
         self, actor: Principal, *, online: bool, capacity: int | None = None
     ) -> None:
-        """An agent goes online (the unassigned backlog is swept to them) or offline."""
-        if capacity is not None and not 1 <= capacity <= 100:
-            raise InvalidInput("capacity", "capacity must be between 1 and 100")
-        async with self._sessions() as session, session.begin():
-            presence = await session.get(AgentPresence, actor.id, with_for_update=True)
-            if presence is None:
-                presence = AgentPresence(
-                    user_id=actor.id, capacity=self.config.default_capacity, online=False
-                )
-                session.add(presence)
-            presence.online = online
-            presence.changed_at = self._clock()
-            if capacity is not None:
-                presence.capacity = capacity
-        if online:
-            await self.sweep()
-        await self._publisher.publish("agents", {"agent_id": str(actor.id), "online": online})
+        await self._actions.set_presence(actor, online=online, capacity=capacity)
 
     # ----------------------------------------------------------------- hooks for the bot
 
@@ -366,456 +148,48 @@ class HandoffService:
         language: str,
         text_hint: str = "",
     ) -> tuple[tuple[str, ...], Owner]:
-        """The bot hands over (inside the pipeline's locked transaction).
-
-        Returns the customer notice that replaces the bot's own handoff line (the
-        expected wait in business hours, the out-of-office reply outside them) and
-        the new owner.
-        """
-        conv = await self._lock(session, conversation_id)
-        self._move(conv, OwnerEvent.ESCALATE, reason=reason or "escalated")
-        ticket = await self._ticket(session, conv, reason=reason, intent=intent, language=language)
-        if ticket.team_id is None:
-            ticket.team_id = await self._route(session, reason, intent, text_hint)
-        agent = await self._assign(session, conv, ticket)
-        now = self._clock()
-        if not self.hours.is_open(now):
-            ticket.out_of_office_sent_at = now
-            return (self._out_of_office(language, now),), Owner(conv.owner)
-        return (await self._queued_notice(session, ticket, agent, language),), Owner(conv.owner)
+        return await self._hooks.escalate_in(
+            session, conversation_id, reason=reason, intent=intent, language=language,
+            text_hint=text_hint,
+        )
 
     async def takeover_in(self, session: AsyncSession, conversation_id: uuid.UUID) -> None:
-        """A message typed on the business phone: a human has the conversation now."""
-        conv = await self._lock(session, conversation_id)
-        self._move(conv, OwnerEvent.TAKEOVER, reason="owner_phone")
-        ticket = await self._ticket(session, conv, reason="owner_phone")
-        now = self._clock()
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
-            ticket.first_response_seconds = self.hours.business_seconds(ticket.opened_at, now)
+        await self._hooks.takeover_in(session, conversation_id)
 
     async def silenced_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, owner: Owner
     ) -> tuple[str, ...]:
-        """A customer wrote while the conversation waits in the queue: the out-of-office
-        reply, once per handoff, outside business hours; nothing otherwise (and never once
-        a person has it: whoever answers at night is not "closed")."""
-        now = self._clock()
-        if self.hours.is_open(now) or owner is not Owner.QUEUED:
-            return ()
-        ticket = await self._open_ticket(session, conversation_id)
-        if ticket is None or ticket.out_of_office_sent_at is not None:
-            return ()
-        ticket.out_of_office_sent_at = now
-        return (self._out_of_office(ticket.language, now),)
+        return await self._hooks.silenced_in(session, conversation_id, owner)
 
     async def csat_expected(
         self, conversation_id: uuid.UUID, body: str | None
     ) -> tuple[int, str] | None:
-        """(score, language) when ``body`` answers an open CSAT question of the conversation."""
-        match = _CSAT.match(body or "")
-        if match is None:
-            return None
-        async with self._sessions() as session:
-            language = (
-                await session.execute(
-                    select(Ticket.language).where(
-                        Ticket.conversation_id == conversation_id,
-                        Ticket.csat_open,
-                        Ticket.csat_asked_at
-                        > self._clock() - timedelta(hours=self.config.csat_window_hours),
-                    )
-                )
-            ).scalars().first()
-        return (int(match.group(1)), language) if language else None
+        return await self._csat.expected(conversation_id, body)
 
     async def csat_in(
         self, session: AsyncSession, conversation_id: uuid.UUID, score: int | None
     ) -> bool:
-        """Close the CSAT window (the customer's next message after the question); store
-        ``score`` when given. False when there was no open question to answer."""
-        ticket = (
-            await session.execute(
-                select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.csat_open)
-                .with_for_update()
-            )
-        ).scalars().first()
-        if ticket is None:
-            return False
-        ticket.csat_open = False
-        if score is not None:
-            ticket.csat_score = score
-            ticket.csat_answered_at = self._clock()
-        return True
+        return await self._csat.answered_in(session, conversation_id, score)
 
     def csat_thanks(self, language: str) -> str:
-        return say("csat_thanks", language)
+        return self._csat.thanks(language)
 
     # ----------------------------------------------------------------- periodic work
 
     async def timeout_idle(self) -> int:
-        """Idle human conversations go back to the bot with a notice; returns how many."""
-        cutoff = self._clock() - timedelta(minutes=self.config.idle_timeout_minutes)
-        last = func.greatest(
-            func.coalesce(Conversation.last_message_at, Conversation.owner_changed_at),
-            func.coalesce(Conversation.owner_changed_at, Conversation.last_message_at),
-        )
-        async with self._sessions() as session:
-            ids = (
-                await session.execute(
-                    select(Conversation.id).where(Conversation.owner == Owner.HUMAN.value,
-                                                  last < cutoff)
-                )
-            ).scalars().all()
-        done = 0
-        for conversation_id in ids:
-            after = _After(sweep=True)
-            async with self._sessions() as session, session.begin():
-                conv = await self._lock(session, conversation_id)
-                latest = max(filter(None, [conv.last_message_at, conv.owner_changed_at]),
-                             default=None)
-                if conv.owner != Owner.HUMAN.value or latest is None or latest >= cutoff:
-                    continue
-                self._move(conv, OwnerEvent.TIMEOUT, reason="idle_timeout")
-                ticket = await self._ticket(session, conv)
-                self._close_ticket(ticket, "timeout", None)
-                self._enqueue(session, conv, say("idle_timeout", ticket.language),
-                              author="system")
-                conv.assigned_agent_id = None
-                await self._fresh_context(session, conv)
-                after.forget.add(conv.id)
-                after.send.add(conv.id)
-                after.conversations.add(conv.id)
-            await self._after(after)
-            done += 1
-        return done
+        return await self._idle.run()
 
     async def sweep(self) -> int:
-        """Assign unassigned queued conversations (oldest first) to agents with room."""
-        assigned = 0
-        touched: set[uuid.UUID] = set()
-        async with self._sessions() as session, session.begin():
-            await session.execute(select(func.pg_advisory_xact_lock(_ASSIGN_LOCK)))
-            rows = (
-                await session.execute(
-                    select(Conversation, Ticket)
-                    .join(Ticket, and_(Ticket.conversation_id == Conversation.id,
-                                       Ticket.closed_at.is_(None)))
-                    .where(Conversation.owner == Owner.QUEUED.value,
-                           Conversation.assigned_agent_id.is_(None))
-                    .order_by(Ticket.opened_at)
-                    .limit(500)
-                    .with_for_update(of=Conversation, skip_locked=True)
-                )
-            ).all()
-            for conv, ticket in rows:
-                if await self._assign(session, conv, ticket, locked=True) is not None:
-                    assigned += 1
-                    touched.add(conv.id)
-        await self._after(_After(conversations=touched))
-        return assigned
+        return await self._routing.sweep()
 
-    # ----------------------------------------------------------------- internals
-
-    async def _lock(self, session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-        conv = (
-            await session.execute(
-                select(Conversation).where(Conversation.id == conversation_id).with_for_update()
-            )
-        ).scalar_one_or_none()
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
-
-    async def _get(self, session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-        conv = await session.get(Conversation, conversation_id)
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
-
-    def _move(self, conv: Conversation, event: OwnerEvent, *, reason: str) -> None:
-        try:
-            new = next_owner(Owner(conv.owner), event)
-        except TransitionRefused as exc:
-            raise Conflict(f"cannot_{event.value}", str(exc)) from exc
-        conv.owner = new.value
-        conv.owner_reason = reason
-        conv.owner_changed_at = self._clock()
-
-    async def _require_visible(
-        self, session: AsyncSession, actor: Principal, conv: Conversation
-    ) -> None:
-        if actor.role is not Role.AGENT or conv.assigned_agent_id == actor.id:
-            return
-        visible = (
-            await session.execute(
-                select(func.count()).select_from(Conversation).where(
-                    Conversation.id == conv.id, visible_to_agent(actor.id)
-                )
-            )
-        ).scalar_one()
-        if not visible:
-            raise NotAllowed("not_your_team", "this conversation belongs to another team")
-
-    @staticmethod
-    def _require_holder(actor: Principal, conv: Conversation) -> None:
-        if actor.role is Role.AGENT and conv.assigned_agent_id != actor.id:
-            raise NotAllowed("not_yours", "only the agent who has the conversation can do this")
-
-    async def _require_agent(self, session: AsyncSession, agent_id: uuid.UUID) -> None:
-        user = await session.get(User, agent_id)
-        if user is None or not user.active:
-            raise InvalidInput("unknown_agent", "no such active user")
-
-    async def _user_name(self, session: AsyncSession, user_id: uuid.UUID | None) -> str:
-        user = await session.get(User, user_id) if user_id else None
-        return user.name if user else "another agent"
-
-    async def _open_ticket(
-        self, session: AsyncSession, conversation_id: uuid.UUID
-    ) -> Ticket | None:
-        return (
-            await session.execute(
-                select(Ticket).where(Ticket.conversation_id == conversation_id,
-                                     Ticket.closed_at.is_(None))
-            )
-        ).scalar_one_or_none()
-
-    async def _ticket(
-        self,
-        session: AsyncSession,
-        conv: Conversation,
-        *,
-        reason: str | None = None,
-        intent: str | None = None,
-        language: str | None = None,
-    ) -> Ticket:
-        ticket = await self._open_ticket(session, conv.id)
-        if ticket is None:
-            if language is None:
-                language = await self._last_language(session, conv.id)
-            ticket = Ticket(
-                id=uuid.uuid4(), conversation_id=conv.id, reason=reason,
-                intent=intent or conv.last_intent, language=language or "es",
-                opened_at=self._clock(), csat_open=False,
-            )
-            session.add(ticket)
-            # an earlier CSAT question is no longer open once a new handoff starts
-            await session.execute(
-                update(Ticket).where(Ticket.conversation_id == conv.id, Ticket.csat_open)
-                .values(csat_open=False)
-            )
-            await session.flush()
-        return ticket
-
-    async def _last_language(self, session: AsyncSession, conversation_id: uuid.UUID) -> str:
-        previous = (
-            await session.execute(
-                select(Ticket.language).where(Ticket.conversation_id == conversation_id)
-                .order_by(Ticket.opened_at.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
-        return previous or "es"
-
-    def _close_ticket(self, ticket: Ticket, outcome: str, by: uuid.UUID | None) -> None:
-        now = self._clock()
-        ticket.closed_at = now
-        ticket.outcome = outcome
-        ticket.closed_by = by
-        ticket.resolution_seconds = self.hours.business_seconds(ticket.opened_at, now)
-
-    async def _fresh_context(self, session: AsyncSession, conv: Conversation) -> None:
-        """The bot starts over; messages the human already saw are never answered by it."""
-        conv.context_started_at = self._clock()
-        await session.execute(
-            update(Message)
-            .where(Message.conversation_id == conv.id, Message.direction == "in",
-                   Message.status == "received")
-            .values(status="processed", processed_at=func.clock_timestamp(), escalated=False,
-                    error="handled by an agent")
-        )
-
-    def _enqueue(
-        self,
-        session: AsyncSession,
-        conv: Conversation,
-        body: str | None,
-        *,
-        author: str,
-        author_id: uuid.UUID | None = None,
-        kind: str = "text",
-        media: dict[str, Any] | None = None,
-    ) -> uuid.UUID:
-        message_id = uuid.uuid4()
-        session.add(
-            Message(
-                id=message_id, conversation_id=conv.id, direction="out", author=author,
-                kind=kind, channel=conv.channel, text=body, status="pending",
-                author_id=author_id, media=media,
-            )
-        )
-        return message_id
-
-    async def _route(
-        self, session: AsyncSession, reason: str | None, intent: str | None, hint: str
-    ) -> uuid.UUID | None:
-        """The team whose skills match the escalation reason, intent and the customer's words."""
-        wanted: list[str] = []
-        for key in (reason, intent):
-            if key and key in self.config.reason_skills:
-                wanted.append(self.config.reason_skills[key])
-        folded = f"{reason or ''} {intent or ''} {hint}".lower()
-        for skill, words in self.config.skills.items():
-            if any(word in folded for word in words) and skill not in wanted:
-                wanted.insert(0, skill)
-        wanted.append("general")
-        teams = (await session.execute(select(Team.id, Team.skills).order_by(Team.name))).all()
-        for skill in wanted:
-            for team_id, skills in teams:
-                if skill in (skills or []):
-                    found: uuid.UUID = team_id
-                    return found
-        return None
-
-    async def _assign(
-        self, session: AsyncSession, conv: Conversation, ticket: Ticket, *, locked: bool = False
-    ) -> uuid.UUID | None:
-        """Pick an online agent with room (least busy or round robin) for a queued conversation."""
-        if not locked:
-            await session.execute(select(func.pg_advisory_xact_lock(_ASSIGN_LOCK)))
-        load = (
-            select(func.count())
-            .select_from(Conversation)
-            .where(Conversation.assigned_agent_id == User.id,
-                   Conversation.owner.in_([Owner.QUEUED.value, Owner.HUMAN.value]))
-            .scalar_subquery()
-        )
-        query = (
-            select(User.id, load.label("load"))
-            .join(AgentPresence, AgentPresence.user_id == User.id)
-            .where(User.active, User.role == Role.AGENT.value, AgentPresence.online,
-                   load < AgentPresence.capacity)
-        )
-        if ticket.team_id is not None:
-            query = query.join(TeamMember, and_(TeamMember.user_id == User.id,
-                                                TeamMember.team_id == ticket.team_id))
-        fairness = AgentPresence.last_assigned_at.asc().nulls_first()
-        if self.config.assignment == "least_busy":
-            query = query.order_by(load.asc(), fairness, User.email)
-        else:
-            query = query.order_by(fairness, User.email)
-        row = (await session.execute(query.limit(1))).first()
-        if row is None:
-            return None
-        now = self._clock()
-        agent_id: uuid.UUID = row.id
-        conv.assigned_agent_id = agent_id
-        ticket.assigned_at = now
-        await session.execute(
-            update(AgentPresence).where(AgentPresence.user_id == agent_id)
-            .values(last_assigned_at=func.clock_timestamp())
-        )
-        return agent_id
-
-    async def _queued_notice(
-        self, session: AsyncSession, ticket: Ticket, agent: uuid.UUID | None, language: str
-    ) -> str:
-        team_name = (
-            await session.execute(select(Team.name).where(Team.id == ticket.team_id))
-        ).scalar_one_or_none()
-        team = f" ({team_name})" if team_name else ""
-        online = select(func.count()).select_from(AgentPresence).join(
-            User, User.id == AgentPresence.user_id
-        ).where(AgentPresence.online, User.active, User.role == Role.AGENT.value)
-        if ticket.team_id is not None:
-            online = online.join(TeamMember, and_(TeamMember.user_id == User.id,
-                                                  TeamMember.team_id == ticket.team_id))
-        agents = int((await session.execute(online)).scalar_one())
-        if agents == 0:
-            return say("queued_nobody", language, team=team)
-        ahead = 0
-        if agent is None:
-            ahead = int(
-                (
-                    await session.execute(
-                        select(func.count()).select_from(Ticket).join(
-                            Conversation, Conversation.id == Ticket.conversation_id
-                        ).where(
-                            Ticket.closed_at.is_(None), Ticket.id != ticket.id,
-                            Conversation.owner == Owner.QUEUED.value,
-                            Ticket.team_id.is_(None) if ticket.team_id is None
-                            else Ticket.team_id == ticket.team_id,
-                        )
-                    )
-                ).scalar_one()
-            )
-        minutes = max(2, math.ceil(self.config.avg_handle_minutes * (ahead + 1) / agents))
-        wait = MINUTES.get(language, MINUTES["es"]).format(n=minutes)
-        return say("queued", language, team=team, wait=wait)
-
-    def _out_of_office(self, language: str, now: datetime) -> str:
-        opening = self.hours.next_open(now)
-        lang = language if language in DAY_NAMES else "es"
-        if opening is None:
-            when = "—"
-        else:
-            local = opening.astimezone(self.hours.zone)
-            when = NEXT_OPEN[lang].format(
-                when=f"{DAY_NAMES[lang][local.weekday()]} {local:%H:%M}"
-            )
-        return say("out_of_office", language, hours=self.describe_hours(lang), next_open=when)
+    # ----------------------------------------------------------------- notices
 
     def describe_hours(self, language: str) -> str:
-        spec = self.config.hours
-        if language == "es":
-            for en, es in (("mon", "lun"), ("tue", "mar"), ("wed", "mié"), ("thu", "jue"),
-                           ("fri", "vie"), ("sat", "sáb"), ("sun", "dom")):
-                spec = spec.replace(en, es)
-        return spec.replace(";", ",") + f" ({self.config.timezone})"
+        return self._notices.describe_hours(language)
 
     async def notify(self, conversation_id: uuid.UUID, kind: str = "message") -> None:
         """Tell every inbox that the conversation changed (e.g. the phone's owner wrote)."""
-        await self._publish(conversation_id, kind)
-
-    async def _publish(self, conversation_id: uuid.UUID, kind: str) -> None:
-        payload: dict[str, Any] = {"conversation_id": str(conversation_id), "kind": kind}
-        await self._publisher.publish("conversations", payload)
-
-    async def _after(self, after: _After) -> None:
-        for conversation_id in after.forget:
-            await self._memory.forget(conversation_id)
-        for conversation_id in after.send:
-            await self._outbox.send_pending(conversation_id)
-        if after.sweep:
-            await self.sweep()
-        for conversation_id in after.conversations:
-            await self._publish(conversation_id, "owner")
+        await self._events.conversation(conversation_id, kind)
 
 
-def visible_to_agent(agent_id: uuid.UUID) -> Any:
-    """SQL condition: the conversation is assigned to the agent, or any of its handoffs
-    was routed to one of the agent's teams, or to no team (so nothing goes unseen)."""
-    my_teams = select(TeamMember.team_id).where(TeamMember.user_id == agent_id)
-    return or_(
-        Conversation.assigned_agent_id == agent_id,
-        select(Ticket.id).where(
-            Ticket.conversation_id == Conversation.id,
-            or_(Ticket.team_id.is_(None), Ticket.team_id.in_(my_teams)),
-        ).exists(),
-    )
-
-
-def _outcome(conv: Conversation, message_id: uuid.UUID | None = None) -> Outcome:
-    return Outcome(conv.id, Owner(conv.owner), conv.assigned_agent_id, message_id)
-
-
-def _clean_text(body: str) -> str:
-    body = (body or "").strip()
-    if not body:
-        raise InvalidInput("empty", "the text must not be empty")
-    if len(body) > MAX_TEXT:
-        raise InvalidInput("too_long", f"the text has more than {MAX_TEXT} characters")
-    return body
-
-
-__all__ = ["HandoffService", "Outcome", "visible_to_agent"]
+__all__ = ["HandoffService", "Outcome", "close_csat_sql", "visible_to_agent"]
