@@ -24,125 +24,31 @@ from bot.answering.responder import Decision, Responder, ResponseRequest
 from bot.answering.rules import Intent, route_rules
 from bot.clock import Clock
 from bot.conversation.outbox import OutboxSender
+from bot.conversation.pipeline.sql import COMMIT_RUNS_SQL
+from bot.conversation.pipeline.state import (
+    BATCH,
+    Pending,
+    Snapshot,
+    StateReader,
+    is_fresh,
+)
 from bot.db import AutocommitPool
 from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.infra.redis_adapter import ConversationMemory, EventBus
 from bot.logs import get_logger
 from bot.media import MediaStore
-from bot.messages import Author, MediaRef, MessageKind, Turn
+from bot.messages import Author, MessageKind, Turn
 from bot.metrics import Metrics
 from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
-from handoff.service import HandoffService, close_csat_sql
+from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
 
 MEDIA_NEEDS_PERSON = "media_needs_person"
-
-BATCH = 50
-
-# The next unprocessed messages of several conversations (at most ``limit`` each, in
-# order) with each conversation's state, in one round trip.
-_PENDING_SQL = """
-SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
-       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
-FROM unnest(%(ids)s::uuid[]) AS q(id)
-JOIN conversations c ON c.id = q.id
-JOIN contacts ct ON ct.id = c.contact_id
-CROSS JOIN LATERAL (
-    SELECT * FROM messages m
-    WHERE m.conversation_id = q.id AND m.direction = 'in' AND m.status = 'received'
-    ORDER BY m.seq
-    LIMIT %(limit)s
-) m
-ORDER BY m.conversation_id, m.seq
-"""
-
-# The commit of the runs of several conversations, in one statement (atomic on its own;
-# see Pipeline._commit_runs). The latency of each message marked (accepted -> processed,
-# both stamped by PostgreSQL) comes back for the metrics. A run's messages are
-# committed at once; their processed_at stamps (a microsecond apart) keep the order in
-# which they were decided.
-_COMMIT_RUNS_SQL = f"""
-WITH runs AS (
-    SELECT * FROM unnest(%(run_ids)s::uuid[], %(run_fresh)s::bool[], %(run_intent)s::text[])
-        AS r(id, fresh, last_intent)
-),
-conversation AS (
-    -- NO KEY UPDATE: serialized with a takeover, while a new message's foreign key
-    -- check (KEY SHARE) on the same conversation does not wait for this statement
-    SELECT id, channel FROM conversations
-    WHERE id IN (SELECT id FROM runs) AND owner = 'bot'
-    ORDER BY id
-    FOR NO KEY UPDATE
-),
-marked AS (
-    UPDATE messages AS m
-    SET status = 'processed', error = NULL,
-        processed_at = statement_timestamp() + (v.n - 1) * interval '1 microsecond',
-        intent = v.intent, confidence = v.confidence, escalated = false,
-        sources = v.sources::jsonb
-    FROM unnest(%(ids)s::uuid[], %(intents)s::text[], %(confidences)s::float8[],
-                %(sources)s::text[]) WITH ORDINALITY AS v(id, intent, confidence, sources, n),
-         conversation
-    WHERE m.id = v.id AND m.status = 'received' AND m.conversation_id = conversation.id
-    RETURNING m.id, m.conversation_id,
-              extract(epoch FROM m.processed_at - m.created_at) AS latency
-),
-replies AS (
-    INSERT INTO messages (id, conversation_id, direction, author, kind, channel, text,
-                          status, in_reply_to, reply_seq)
-    SELECT r.id, conversation.id, 'out', 'bot', 'text', conversation.channel, r.text,
-           'pending', r.in_reply_to, r.reply_seq
-    FROM unnest(%(reply_ids)s::uuid[], %(reply_to)s::uuid[], %(reply_seq)s::int[],
-                %(reply_text)s::text[]) WITH ORDINALITY AS r(id, in_reply_to, reply_seq, text, n)
-    JOIN marked ON marked.id = r.in_reply_to
-    JOIN conversation ON conversation.id = marked.conversation_id
-    ORDER BY r.n  -- the outbox sends in seq order: replies keep the messages' order
-),
-closed_csat AS (
-    {close_csat_sql("SELECT conversation_id FROM marked")}
-),
-moved AS (
-    UPDATE conversations AS c SET
-        last_inbound_at = %(now)s, last_message_at = %(now)s, last_intent = runs.last_intent,
-        context_started_at = CASE WHEN runs.fresh THEN %(now)s ELSE c.context_started_at END
-    FROM runs
-    WHERE c.id = runs.id AND c.id IN (SELECT conversation_id FROM marked)
-)
-SELECT id, latency FROM marked
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    id: uuid.UUID
-    conversation_id: uuid.UUID
-    kind: str
-    text: str | None
-    transcript: str | None
-    attempts: int
-    media: dict[str, Any] | None = None
-    voice_problem: str | None = None  # AudioUnusable.code, "refused" (not stored), or "failed"
-
-    @property
-    def media_ref(self) -> MediaRef | None:
-        if not self.media or not self.media.get("mime_type"):
-            return None
-        return MediaRef(**{k: v for k, v in self.media.items() if k in MediaRef.__slots__})
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    owner: Owner
-    contact_name: str | None
-    context_started_at: datetime | None
-    last_inbound_at: datetime | None
-    channel: str
-
 
 @dataclass(slots=True)
 class _Run:
@@ -152,13 +58,13 @@ class _Run:
     escalation, opt-out or CSAT answer, which goes one by one): it is not decided twice."""
 
     conversation_id: uuid.UUID
-    snapshot: _Snapshot
+    snapshot: Snapshot
     fresh: bool
-    steps: list[tuple[_Pending, Decision]]
+    steps: list[tuple[Pending, Decision]]
     decided: Decision | None = None
 
 
-def _turns(steps: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
+def _turns(steps: list[tuple[Pending, Decision]], now: datetime) -> list[Turn]:
     """The memory lines of a run: each customer message, then the bot's replies to it."""
     turns: list[Turn] = []
     for pending, decision in steps:
@@ -167,24 +73,8 @@ def _turns(steps: list[tuple[_Pending, Decision]], now: datetime) -> list[Turn]:
     return turns
 
 
-def _plain(pending: _Pending) -> bool:
+def _plain(pending: Pending) -> bool:
     return pending.kind == MessageKind.TEXT.value and bool(pending.text and pending.text.strip())
-
-
-async def _read_snapshot(session: AsyncSession, conversation_id: uuid.UUID) -> _Snapshot:
-    row = (
-        await session.execute(
-            select(
-                CONVERSATIONS.c.owner, CONTACTS.c.name, CONVERSATIONS.c.context_started_at,
-                CONVERSATIONS.c.last_inbound_at, CONVERSATIONS.c.channel,
-            )
-            .join(CONTACTS, CONTACTS.c.id == CONVERSATIONS.c.contact_id)
-            .where(CONVERSATIONS.c.id == conversation_id)
-        )
-    ).one()
-    return _Snapshot(
-        Owner(row.owner), row.name, row.context_started_at, row.last_inbound_at, row.channel
-    )
 
 
 class Pipeline:
@@ -208,6 +98,7 @@ class Pipeline:
         handoff: HandoffService | None = None,
     ) -> None:
         self._handoff = handoff
+        self._state = StateReader(sessions=sessions, fast=fast)
         self._sessions = sessions
         self._fast = fast
         self._memory = memory
@@ -249,7 +140,7 @@ class Pipeline:
         another query."""
         ids = list(dict.fromkeys(conversation_ids))
         self._metrics.batch_conversations.observe(len(ids))
-        pending = await self._pending(ids)
+        pending = await self._state.pending(ids)
         now = self._clock()
         candidates, others = self._candidates(pending, now)
         drains: dict[uuid.UUID, asyncio.Task[int]] = {
@@ -294,7 +185,7 @@ class Pipeline:
     async def _settle(
         self,
         runs: dict[uuid.UUID, _Run],
-        pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]],
+        pending: dict[uuid.UUID, tuple[list[Pending], Snapshot]],
         now: datetime,
         drains: dict[uuid.UUID, asyncio.Task[int]],
     ) -> int:
@@ -320,10 +211,6 @@ class Pipeline:
             )
         return len(marked)
 
-    def _fresh(self, snapshot: _Snapshot, now: datetime) -> bool:
-        """A new context: the conversation's first message, or after ``ttl`` of silence."""
-        return snapshot.last_inbound_at is None or now - snapshot.last_inbound_at > self._ttl
-
     async def _histories(self, runs: list[_Run]) -> dict[uuid.UUID, list[Turn]]:
         """The memory of each run's conversation since its context started (one round
         trip); none for a fresh context."""
@@ -331,15 +218,16 @@ class Pipeline:
         return await self._memory.recent_many(since) if since else {}
 
     def _candidates(
-        self, pending: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]], now: datetime
-    ) -> tuple[dict[uuid.UUID, tuple[_Run, list[_Pending]]], list[uuid.UUID]]:
+        self, pending: dict[uuid.UUID, tuple[list[Pending], Snapshot]], now: datetime
+    ) -> tuple[dict[uuid.UUID, tuple[_Run, list[Pending]]], list[uuid.UUID]]:
         """The conversations whose first waiting message may start a run (the bot owns
         them and it is plain text), each with its empty run; and the others."""
-        candidates: dict[uuid.UUID, tuple[_Run, list[_Pending]]] = {}
+        candidates: dict[uuid.UUID, tuple[_Run, list[Pending]]] = {}
         others: list[uuid.UUID] = []
         for cid, (batch, snapshot) in pending.items():
             if snapshot.owner is Owner.BOT and _plain(batch[0]):
-                candidates[cid] = (_Run(cid, snapshot, self._fresh(snapshot, now), []), batch)
+                fresh = is_fresh(snapshot, now, self._ttl)
+                candidates[cid] = (_Run(cid, snapshot, fresh, []), batch)
             else:
                 others.append(cid)
         return candidates, others
@@ -353,7 +241,7 @@ class Pipeline:
         done = 0
         channel: str | None = None
         while True:
-            batch, snapshot = (await self._pending([conversation_id])).get(
+            batch, snapshot = (await self._state.pending([conversation_id])).get(
                 conversation_id, ([], None)
             )
             index = 0
@@ -384,8 +272,8 @@ class Pipeline:
         return done
 
     async def _process_run(
-        self, messages: list[_Pending], snapshot: _Snapshot
-    ) -> tuple[int, _Snapshot, Decision | None]:
+        self, messages: list[Pending], snapshot: Snapshot
+    ) -> tuple[int, Snapshot, Decision | None]:
         """Decide one conversation's leading plain text messages in order and commit them
         together. Returns how many are done, the conversation's state after them, and the
         decision already taken for the next message (not decided twice)."""
@@ -402,7 +290,7 @@ class Pipeline:
         if not await self._commit_runs({conversation_id: run}, now):
             # An agent took the conversation meanwhile (or another run did the work):
             # one by one, from the state as it is now.
-            return 0, await self._snapshot(conversation_id), None
+            return 0, await self._state.snapshot(conversation_id), None
         after = replace(
             snapshot, last_inbound_at=now,
             context_started_at=now if run.fresh else snapshot.context_started_at,
@@ -410,26 +298,8 @@ class Pipeline:
         # every message of the run is done: marked here, or (rarely) by another run
         return len(run.steps), after, run.decided
 
-    async def _pending(
-        self, conversation_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[list[_Pending], _Snapshot]]:
-        """The next batch of unprocessed messages of each conversation with its state, in
-        one round trip (autocommit: no transaction to open and close). Conversations
-        with nothing waiting are left out."""
-        async with self._fast.connection() as connection:
-            cursor = await connection.execute(
-                _PENDING_SQL, {"ids": conversation_ids, "limit": BATCH}
-            )
-            rows = await cursor.fetchall()
-        found: dict[uuid.UUID, tuple[list[_Pending], _Snapshot]] = {}
-        for row in rows:
-            if row[1] not in found:
-                found[row[1]] = ([], _Snapshot(Owner(row[7]), row[8], row[9], row[10], row[11]))
-            found[row[1]][0].append(_Pending(*row[:7]))
-        return found
-
     async def _decide_run(
-        self, run: _Run, messages: list[_Pending], history: list[Turn], now: datetime
+        self, run: _Run, messages: list[Pending], history: list[Turn], now: datetime
     ) -> _Run:
         """Decide ``messages`` in order into ``run`` while they are plain text the bot
         answers without escalating; stop at the first that is not."""
@@ -492,7 +362,7 @@ class Pipeline:
             "now": now,
         }
         async with self._fast.connection() as connection:
-            cursor = await connection.execute(_COMMIT_RUNS_SQL, params)
+            cursor = await connection.execute(COMMIT_RUNS_SQL, params)
             latencies = {row[0]: float(row[1]) for row in await cursor.fetchall()}
         await self._after_runs(runs, latencies, now)
         return set(latencies)
@@ -528,8 +398,8 @@ class Pipeline:
         await self._events.publish_many(events)
 
     async def _process_guarded(
-        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
-    ) -> _Snapshot:
+        self, pending: Pending, snapshot: Snapshot, decided: Decision | None = None
+    ) -> Snapshot:
         try:
             return await self._process(pending, snapshot, decided)
         except Exception as exc:
@@ -540,16 +410,16 @@ class Pipeline:
             log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
             if not parked:
                 raise
-            return await self._snapshot(pending.conversation_id)
+            return await self._state.snapshot(pending.conversation_id)
 
     async def _process(
-        self, pending: _Pending, snapshot: _Snapshot, decided: Decision | None = None
-    ) -> _Snapshot:
+        self, pending: Pending, snapshot: Snapshot, decided: Decision | None = None
+    ) -> Snapshot:
         if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
             pending = await self._transcribe(pending)
         for _ in range(3):
             now = self._clock()
-            fresh = self._fresh(snapshot, now)
+            fresh = is_fresh(snapshot, now, self._ttl)
             owner = snapshot.owner
             if owner is Owner.CLOSED:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
@@ -567,14 +437,10 @@ class Pipeline:
                     last_inbound_at=now,
                     context_started_at=now if fresh else snapshot.context_started_at,
                 )
-            snapshot = await self._snapshot(pending.conversation_id)
+            snapshot = await self._state.snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
 
-    async def _snapshot(self, conversation_id: uuid.UUID) -> _Snapshot:
-        async with self._sessions() as session:
-            return await _read_snapshot(session, conversation_id)
-
-    async def _transcribe(self, pending: _Pending) -> _Pending:
+    async def _transcribe(self, pending: Pending) -> Pending:
         """Transcribe a voice note and store the text in its own transaction, before deciding:
         a retried job finds the transcript and never transcribes twice."""
         ref = pending.media_ref
@@ -625,7 +491,7 @@ class Pipeline:
         async with self._sessions() as session, session.begin():
             await session.execute(insert(TranscriptionRecord).values(**values))
 
-    async def _csat_answer(self, pending: _Pending) -> Decision | None:
+    async def _csat_answer(self, pending: Pending) -> Decision | None:
         """The customer's next message after the CSAT question, when it is a 1-5 score."""
         if self._handoff is None:
             return None
@@ -640,7 +506,7 @@ class Pipeline:
             csat_score=score,
         )
 
-    async def _decide(self, pending: _Pending, snapshot: _Snapshot, fresh: bool) -> Decision:
+    async def _decide(self, pending: Pending, snapshot: Snapshot, fresh: bool) -> Decision:
         history = (
             []
             if fresh
@@ -664,7 +530,7 @@ class Pipeline:
             )
 
     async def _commit(
-        self, pending: _Pending, decision: Decision | None, *, now: datetime, fresh: bool
+        self, pending: Pending, decision: Decision | None, *, now: datetime, fresh: bool
     ) -> Owner | None:
         """Write the outcome atomically; the new owner, or None when the owner changed
         under us (decide again)."""
@@ -749,7 +615,7 @@ class Pipeline:
         session: AsyncSession,
         channel: str,
         contact_id: uuid.UUID,
-        pending: _Pending,
+        pending: Pending,
         decision: Decision,
         owner: Owner,
         changes: dict[str, object],
@@ -783,7 +649,7 @@ class Pipeline:
     async def _add_replies(
         session: AsyncSession,
         channel: str,
-        pending: _Pending,
+        pending: Pending,
         replies: tuple[str, ...],
         author: Author,
     ) -> None:
@@ -804,7 +670,7 @@ class Pipeline:
 
     async def _after_commit(
         self,
-        pending: _Pending,
+        pending: Pending,
         decision: Decision | None,
         owner: Owner,
         *,
@@ -834,7 +700,7 @@ class Pipeline:
             escalated=bool(decision and decision.escalate),
         )
 
-    async def _record_failure(self, pending: _Pending, exc: Exception) -> bool:
+    async def _record_failure(self, pending: Pending, exc: Exception) -> bool:
         async with self._sessions() as session, session.begin():
             attempts = (
                 await session.execute(
@@ -857,7 +723,7 @@ def _language(texts: list[str]) -> str:
     return detect_language(" ".join(texts), "es")
 
 
-def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
+def _media_decision(pending: Pending, history: list[Turn]) -> Decision:
     """A photo or document: the bot cannot act on it, so acknowledge and queue for a person."""
     language = _language(
         [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
@@ -876,7 +742,7 @@ def _media_decision(pending: _Pending, history: list[Turn]) -> Decision:
     )
 
 
-def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
+def _voice_problem_decision(pending: Pending, history: list[Turn]) -> Decision:
     """A voice note we could not understand: say so plainly; a failing transcriber escalates."""
     language = _language([turn.text for turn in history if turn.role == "customer"])
     problem = pending.voice_problem or "corrupt"
@@ -888,6 +754,6 @@ def _voice_problem_decision(pending: _Pending, history: list[Turn]) -> Decision:
     return Decision(
         Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
     )
-def _asks_opt_out(pending: _Pending) -> bool:
+def _asks_opt_out(pending: Pending) -> bool:
     routed = route_rules(pending.text or pending.transcript or "")
     return routed is not None and routed.intent is Intent.OPT_OUT
