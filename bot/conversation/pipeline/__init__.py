@@ -32,15 +32,14 @@ from bot.conversation.pipeline.state import (
     StateReader,
     is_fresh,
 )
+from bot.conversation.pipeline.voice import VoiceTranscriber
 from bot.db import AutocommitPool
-from bot.errors import AudioUnusable, TranscriberUnavailable
 from bot.i18n import detect_language, t
 from bot.infra.redis_adapter import ConversationMemory, EventBus
 from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.messages import Author, MessageKind, Turn
 from bot.metrics import Metrics
-from bot.speech.records import TranscriptionRecord
 from bot.speech.service import SpeechService
 from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
 from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
@@ -109,8 +108,7 @@ class Pipeline:
         self._clock = clock
         self._ttl = memory_ttl
         self._max_attempts = max_attempts
-        self._media = media
-        self._speech = speech
+        self._voice = VoiceTranscriber(sessions=sessions, media=media, speech=speech)
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of one conversation; return how many.
@@ -416,7 +414,7 @@ class Pipeline:
         self, pending: Pending, snapshot: Snapshot, decided: Decision | None = None
     ) -> Snapshot:
         if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
-            pending = await self._transcribe(pending)
+            pending = await self._voice.transcribe(pending)
         for _ in range(3):
             now = self._clock()
             fresh = is_fresh(snapshot, now, self._ttl)
@@ -439,57 +437,6 @@ class Pipeline:
                 )
             snapshot = await self._state.snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
-
-    async def _transcribe(self, pending: Pending) -> Pending:
-        """Transcribe a voice note and store the text in its own transaction, before deciding:
-        a retried job finds the transcript and never transcribes twice."""
-        ref = pending.media_ref
-        if self._speech is None or self._media is None or ref is None:
-            return replace(pending, voice_problem="corrupt" if ref is None else "failed")
-        if ref.key is None:  # refused by the media checks, or the download failed
-            log.warning(
-                "voice.not_stored", message_id=str(pending.id),
-                conversation_id=str(pending.conversation_id),
-            )
-            return replace(pending, voice_problem="refused")
-        usage = {"message_id": pending.id, "conversation_id": pending.conversation_id}
-        try:
-            transcript = await self._speech.transcribe_media(self._media, ref)
-        except AudioUnusable as exc:
-            log.warning(
-                "voice.unusable", code=exc.code, reason=exc.reason, media_key=ref.key,
-                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
-            )
-            await self._record_transcription(
-                **usage, backend="none", outcome="unusable", error=f"{exc.code}: {exc.reason}"
-            )
-            return replace(pending, voice_problem=exc.code)
-        except TranscriberUnavailable as exc:
-            log.error(
-                "voice.transcriber_unavailable", backend=exc.backend, error=str(exc),
-                message_id=str(pending.id), conversation_id=str(pending.conversation_id),
-            )
-            await self._record_transcription(
-                **usage, backend=exc.backend, outcome="failed", error=str(exc)[:500]
-            )
-            return replace(pending, voice_problem="failed")
-        async with self._sessions() as session, session.begin():
-            done = await session.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == pending.id, MESSAGES.c.transcript.is_(None))
-                .values(transcript=transcript.text)
-            )
-            if done.rowcount:  # type: ignore[attr-defined]  # once per voice note
-                await session.execute(insert(TranscriptionRecord).values(
-                    **usage, backend=transcript.backend[:100], outcome="ok",
-                    audio_seconds=transcript.duration, elapsed_seconds=transcript.elapsed,
-                ))
-        return replace(pending, transcript=transcript.text)
-
-    async def _record_transcription(self, **values: object) -> None:
-        """The transcription log (analytics: volume and audio minutes per backend)."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(insert(TranscriptionRecord).values(**values))
 
     async def _csat_answer(self, pending: Pending) -> Decision | None:
         """The customer's next message after the CSAT question, when it is a 1-5 score."""
