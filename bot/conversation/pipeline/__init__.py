@@ -21,9 +21,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.answering.responder import Decision, Responder, ResponseRequest
-from bot.answering.rules import Intent, route_rules
 from bot.clock import Clock
 from bot.conversation.outbox import OutboxSender
+from bot.conversation.pipeline.deciding import MEDIA_NEEDS_PERSON, Decider, asks_opt_out
 from bot.conversation.pipeline.sql import COMMIT_RUNS_SQL
 from bot.conversation.pipeline.state import (
     BATCH,
@@ -34,7 +34,7 @@ from bot.conversation.pipeline.state import (
 )
 from bot.conversation.pipeline.voice import VoiceTranscriber
 from bot.db import AutocommitPool
-from bot.i18n import detect_language, t
+from bot.i18n import t
 from bot.infra.redis_adapter import ConversationMemory, EventBus
 from bot.logs import get_logger
 from bot.media import MediaStore
@@ -46,8 +46,6 @@ from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
 from handoff.service import HandoffService
 
 log = get_logger("atiende.pipeline")
-
-MEDIA_NEEDS_PERSON = "media_needs_person"
 
 @dataclass(slots=True)
 class _Run:
@@ -108,6 +106,9 @@ class Pipeline:
         self._clock = clock
         self._ttl = memory_ttl
         self._max_attempts = max_attempts
+        self._decider = Decider(
+            memory=memory, responder=responder, metrics=metrics, handoff=handoff
+        )
         self._voice = VoiceTranscriber(sessions=sessions, media=media, speech=speech)
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
@@ -423,8 +424,10 @@ class Pipeline:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
             decision = None
             if bot_may_reply(owner):
-                decision = decided or await self._csat_answer(pending) or await self._decide(
-                    pending, snapshot, fresh
+                decision = (
+                    decided
+                    or await self._decider.csat_answer(pending)
+                    or await self._decider.decide(pending, snapshot, fresh)
                 )
             decided = None  # taken for the state it was decided in: decide again after
             committed = await self._commit(pending, decision, now=now, fresh=fresh)
@@ -437,44 +440,6 @@ class Pipeline:
                 )
             snapshot = await self._state.snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
-
-    async def _csat_answer(self, pending: Pending) -> Decision | None:
-        """The customer's next message after the CSAT question, when it is a 1-5 score."""
-        if self._handoff is None:
-            return None
-        answer = await self._handoff.csat_expected(
-            pending.conversation_id, pending.text or pending.transcript
-        )
-        if answer is None:
-            return None
-        score, language = answer
-        return Decision(
-            "csat", 1.0, (self._handoff.csat_thanks(language),), language=language,
-            csat_score=score,
-        )
-
-    async def _decide(self, pending: Pending, snapshot: Snapshot, fresh: bool) -> Decision:
-        history = (
-            []
-            if fresh
-            else await self._memory.recent(
-                pending.conversation_id, since=snapshot.context_started_at
-            )
-        )
-        text = pending.text or pending.transcript
-        if pending.kind in (MessageKind.IMAGE.value, MessageKind.DOCUMENT.value):
-            return _media_decision(pending, history)
-        if pending.kind == MessageKind.VOICE.value and not text:
-            return _voice_problem_decision(pending, history)
-        if not text or not text.strip():
-            return Decision(Intent.OTHER.value, 0.0, (t("unsupported"),))
-        with self._metrics.stage_seconds.labels("decide").time():
-            return await self._responder.respond(
-                ResponseRequest(
-                    conversation_id=pending.conversation_id, message_id=pending.id, text=text,
-                    history=history, contact_name=snapshot.contact_name,
-                )
-            )
 
     async def _commit(
         self, pending: Pending, decision: Decision | None, *, now: datetime, fresh: bool
@@ -533,7 +498,7 @@ class Pipeline:
                 )
                 decision = replace(decision, replies=sent)
             else:
-                if _asks_opt_out(pending):
+                if asks_opt_out(pending):
                     # A human owns the chat, so the bot stays silent (the agent sees the
                     # message), but "BAJA" still stops every campaign message from now on.
                     await session.execute(
@@ -664,43 +629,3 @@ class Pipeline:
             )
         self._metrics.parked.inc()
         return True
-
-
-def _language(texts: list[str]) -> str:
-    return detect_language(" ".join(texts), "es")
-
-
-def _media_decision(pending: Pending, history: list[Turn]) -> Decision:
-    """A photo or document: the bot cannot act on it, so acknowledge and queue for a person."""
-    language = _language(
-        [turn.text for turn in history if turn.role == "customer"] + [pending.text or ""]
-    )
-    if not (pending.media or {}).get("key"):
-        # Refused (too big, not what it claimed, a decompression bomb) or never downloaded:
-        # nothing to show a person, so ask the customer to send it again.
-        return Decision(
-            Intent.OTHER.value, 1.0, (t(f"media_refused_{pending.kind}", language),),
-            language=language,
-        )
-    ack = t(f"media_received_{pending.kind}", language)
-    return Decision(
-        Intent.OTHER.value, 1.0, (f"{ack} {t('media_review', language)}",),
-        escalate=True, reason=MEDIA_NEEDS_PERSON, language=language,
-    )
-
-
-def _voice_problem_decision(pending: Pending, history: list[Turn]) -> Decision:
-    """A voice note we could not understand: say so plainly; a failing transcriber escalates."""
-    language = _language([turn.text for turn in history if turn.role == "customer"])
-    problem = pending.voice_problem or "corrupt"
-    if problem == "failed":
-        return Decision(
-            Intent.OTHER.value, 0.0, (t("voice_failed", language),), escalate=True,
-            reason="transcription_failed", language=language,
-        )
-    return Decision(
-        Intent.OTHER.value, 0.0, (t(f"voice_{problem}", language),), language=language,
-    )
-def _asks_opt_out(pending: Pending) -> bool:
-    routed = route_rules(pending.text or pending.transcript or "")
-    return routed is not None and routed.intent is Intent.OPT_OUT
