@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.answering.responder import Decision, Responder, ResponseRequest
 from bot.clock import Clock
 from bot.conversation.outbox import OutboxSender
-from bot.conversation.pipeline.deciding import MEDIA_NEEDS_PERSON, Decider, asks_opt_out
+from bot.conversation.pipeline.committing import Committer
+from bot.conversation.pipeline.deciding import MEDIA_NEEDS_PERSON, Decider
+from bot.conversation.pipeline.one_by_one import MessageProcessor
 from bot.conversation.pipeline.sql import COMMIT_RUNS_SQL
 from bot.conversation.pipeline.state import (
     BATCH,
@@ -34,16 +35,16 @@ from bot.conversation.pipeline.state import (
 )
 from bot.conversation.pipeline.voice import VoiceTranscriber
 from bot.db import AutocommitPool
-from bot.i18n import t
 from bot.infra.redis_adapter import ConversationMemory, EventBus
 from bot.logs import get_logger
 from bot.media import MediaStore
-from bot.messages import Author, MessageKind, Turn
+from bot.messages import MessageKind, Turn
 from bot.metrics import Metrics
 from bot.speech.service import SpeechService
-from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
-from handoff.ownership import Owner, OwnerEvent, bot_may_reply, next_owner
+from handoff.ownership import Owner
 from handoff.service import HandoffService
+
+__all__ = ["BATCH", "MEDIA_NEEDS_PERSON", "Pipeline"]
 
 log = get_logger("atiende.pipeline")
 
@@ -94,9 +95,9 @@ class Pipeline:
         speech: SpeechService | None = None,
         handoff: HandoffService | None = None,
     ) -> None:
+        state = StateReader(sessions=sessions, fast=fast)
         self._handoff = handoff
-        self._state = StateReader(sessions=sessions, fast=fast)
-        self._sessions = sessions
+        self._state = state
         self._fast = fast
         self._memory = memory
         self._responder = responder
@@ -105,11 +106,18 @@ class Pipeline:
         self._metrics = metrics
         self._clock = clock
         self._ttl = memory_ttl
-        self._max_attempts = max_attempts
-        self._decider = Decider(
-            memory=memory, responder=responder, metrics=metrics, handoff=handoff
+        self._one_by_one = MessageProcessor(
+            state=state,
+            voice=VoiceTranscriber(sessions=sessions, media=media, speech=speech),
+            decider=Decider(
+                memory=memory, responder=responder, metrics=metrics, handoff=handoff
+            ),
+            committer=Committer(
+                sessions=sessions, memory=memory, events=events, metrics=metrics,
+                max_attempts=max_attempts, handoff=handoff,
+            ),
+            metrics=metrics, clock=clock, memory_ttl=memory_ttl,
         )
-        self._voice = VoiceTranscriber(sessions=sessions, media=media, speech=speech)
 
     async def process_conversation(self, conversation_id: uuid.UUID) -> int:
         """Drain every stored, unprocessed message of one conversation; return how many.
@@ -260,7 +268,7 @@ class Pipeline:
                 with structlog.contextvars.bound_contextvars(
                     conversation_id=str(conversation_id), message_id=str(pending.id)
                 ):
-                    snapshot = await self._process_guarded(pending, snapshot, decision)
+                    snapshot = await self._one_by_one.process(pending, snapshot, decision)
                 index += 1
                 done += 1
             if len(batch) < BATCH:
@@ -395,237 +403,3 @@ class Pipeline:
                 )
         await self._memory.store_many(turns, forget=fresh)
         await self._events.publish_many(events)
-
-    async def _process_guarded(
-        self, pending: Pending, snapshot: Snapshot, decided: Decision | None = None
-    ) -> Snapshot:
-        try:
-            return await self._process(pending, snapshot, decided)
-        except Exception as exc:
-            # The job boundary: record the attempt, park the message after the last
-            # one so the conversation moves on, otherwise let the dispatcher retry it.
-            self._metrics.failures.inc()
-            parked = await self._record_failure(pending, exc)
-            log.exception("pipeline.failed", attempts=pending.attempts + 1, parked=parked)
-            if not parked:
-                raise
-            return await self._state.snapshot(pending.conversation_id)
-
-    async def _process(
-        self, pending: Pending, snapshot: Snapshot, decided: Decision | None = None
-    ) -> Snapshot:
-        if pending.kind == MessageKind.VOICE.value and pending.transcript is None:
-            pending = await self._voice.transcribe(pending)
-        for _ in range(3):
-            now = self._clock()
-            fresh = is_fresh(snapshot, now, self._ttl)
-            owner = snapshot.owner
-            if owner is Owner.CLOSED:
-                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
-            decision = None
-            if bot_may_reply(owner):
-                decision = (
-                    decided
-                    or await self._decider.csat_answer(pending)
-                    or await self._decider.decide(pending, snapshot, fresh)
-                )
-            decided = None  # taken for the state it was decided in: decide again after
-            committed = await self._commit(pending, decision, now=now, fresh=fresh)
-            if committed is not None:
-                return replace(
-                    snapshot,
-                    owner=committed,
-                    last_inbound_at=now,
-                    context_started_at=now if fresh else snapshot.context_started_at,
-                )
-            snapshot = await self._state.snapshot(pending.conversation_id)
-        raise RuntimeError("conversation owner kept changing while processing")
-
-    async def _commit(
-        self, pending: Pending, decision: Decision | None, *, now: datetime, fresh: bool
-    ) -> Owner | None:
-        """Write the outcome atomically; the new owner, or None when the owner changed
-        under us (decide again)."""
-        async with self._sessions() as session, session.begin():
-            conversation = (
-                await session.execute(
-                    select(
-                        CONVERSATIONS.c.owner, CONVERSATIONS.c.channel,
-                        CONVERSATIONS.c.contact_id,
-                    )
-                    .where(CONVERSATIONS.c.id == pending.conversation_id)
-                    .with_for_update()
-                )
-            ).one()
-            owner = Owner(conversation.owner)
-            if owner is Owner.CLOSED:
-                owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
-            if (decision is not None) != bot_may_reply(owner):
-                return None
-            if decision is not None and self._handoff is not None:
-                # the customer's next message closes an open CSAT question (nothing is
-                # written yet, so returning None here leaves no trace)
-                answered = await self._handoff.csat_in(
-                    session, pending.conversation_id, decision.csat_score
-                )
-                if decision.csat_score is not None and not answered:
-                    return None  # answered meanwhile by another run: decide again
-            latency = (
-                await session.execute(
-                    update(MESSAGES)
-                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
-                    .values(
-                        status="processed", processed_at=func.clock_timestamp(), error=None,
-                        intent=decision.intent if decision else None,
-                        confidence=decision.confidence if decision else None,
-                        escalated=decision.escalate if decision else False,
-                        sources=list(decision.sources) if decision else [],
-                    )
-                    .returning(
-                        func.extract("epoch", MESSAGES.c.processed_at - MESSAGES.c.created_at)
-                    )
-                )
-            ).scalar_one_or_none()
-            if latency is None:
-                return owner  # another run already finished it
-            changes: dict[str, object] = {"last_inbound_at": now, "last_message_at": now}
-            if fresh:
-                changes["context_started_at"] = now
-            if decision is not None:
-                owner, sent = await self._apply(
-                    session, conversation.channel, conversation.contact_id, pending, decision,
-                    owner, changes,
-                )
-                decision = replace(decision, replies=sent)
-            else:
-                if asks_opt_out(pending):
-                    # A human owns the chat, so the bot stays silent (the agent sees the
-                    # message), but "BAJA" still stops every campaign message from now on.
-                    await session.execute(
-                        update(CONTACTS).where(CONTACTS.c.id == conversation.contact_id)
-                        .values(opted_out=True)
-                    )
-                if self._handoff is not None:
-                    notices = await self._handoff.silenced_in(
-                        session, pending.conversation_id, owner
-                    )
-                    await self._add_replies(
-                        session, conversation.channel, pending, notices, Author.SYSTEM
-                    )
-            changes["owner"] = owner.value
-            await session.execute(
-                update(CONVERSATIONS)
-                .where(CONVERSATIONS.c.id == pending.conversation_id)
-                .values(**changes)
-            )
-        self._metrics.processing_seconds.observe(float(latency))
-        await self._after_commit(pending, decision, owner, now=now, fresh=fresh)
-        return owner
-
-    async def _apply(
-        self,
-        session: AsyncSession,
-        channel: str,
-        contact_id: uuid.UUID,
-        pending: Pending,
-        decision: Decision,
-        owner: Owner,
-        changes: dict[str, object],
-    ) -> tuple[Owner, tuple[str, ...]]:
-        replies = decision.replies
-        if decision.escalate and self._handoff is not None:
-            # the handoff's honest notice (expected wait, or out of office) replaces the
-            # bot's own handoff line: one message, never one on top of the other
-            replies, owner = await self._handoff.escalate_in(
-                session, pending.conversation_id, reason=decision.reason,
-                intent=decision.intent, language=decision.language,
-                text_hint=pending.text or pending.transcript or "",
-            )
-            if decision.reason == MEDIA_NEEDS_PERSON and replies:
-                # still one message: say the photo/document arrived, then the notice
-                ack = t(f"media_received_{pending.kind}", decision.language)
-                replies = (f"{ack}\n\n{replies[0]}", *replies[1:])
-        elif decision.escalate:
-            owner = next_owner(owner, OwnerEvent.ESCALATE)
-            changes["owner_reason"] = decision.reason
-            changes["owner_changed_at"] = func.now()
-        await self._add_replies(session, channel, pending, replies, Author.BOT)
-        changes["last_intent"] = decision.intent
-        if decision.opt_out:
-            await session.execute(
-                update(CONTACTS).where(CONTACTS.c.id == contact_id).values(opted_out=True)
-            )
-        return owner, replies
-
-    @staticmethod
-    async def _add_replies(
-        session: AsyncSession,
-        channel: str,
-        pending: Pending,
-        replies: tuple[str, ...],
-        author: Author,
-    ) -> None:
-        if not replies:
-            return
-        await session.execute(
-            insert(MESSAGES),
-            [
-                {
-                    "id": uuid.uuid4(), "conversation_id": pending.conversation_id,
-                    "direction": "out", "author": author.value,
-                    "kind": MessageKind.TEXT.value, "channel": channel, "text": reply,
-                    "status": "pending", "in_reply_to": pending.id, "reply_seq": position,
-                }
-                for position, reply in enumerate(replies)
-            ],
-        )
-
-    async def _after_commit(
-        self,
-        pending: Pending,
-        decision: Decision | None,
-        owner: Owner,
-        *,
-        now: datetime,
-        fresh: bool,
-    ) -> None:
-        if fresh:
-            await self._memory.forget(pending.conversation_id)
-        turns = [Turn("customer", pending.text or pending.transcript or "", now)]
-        if decision is not None:
-            turns += [Turn("bot", reply, now) for reply in decision.replies]
-            self._metrics.intents.labels(decision.intent).inc()
-            if decision.escalate:
-                self._metrics.escalations.labels(decision.reason or "unknown").inc()
-        else:
-            self._metrics.silenced.labels(owner.value).inc()
-        await self._memory.append(pending.conversation_id, turns)
-        payload = {
-            "message_id": str(pending.id), "conversation_id": str(pending.conversation_id),
-            "owner": owner.value, "bot_replied": decision is not None,
-        }
-        await self._events.publish(f"processed:{pending.id}", payload)
-        await self._events.publish("conversations", payload)
-        log.info(
-            "pipeline.processed", intent=decision.intent if decision else None,
-            owner=owner.value, replies=len(decision.replies) if decision else 0,
-            escalated=bool(decision and decision.escalate),
-        )
-
-    async def _record_failure(self, pending: Pending, exc: Exception) -> bool:
-        async with self._sessions() as session, session.begin():
-            attempts = (
-                await session.execute(
-                    update(MESSAGES)
-                    .where(MESSAGES.c.id == pending.id, MESSAGES.c.status == "received")
-                    .values(attempts=MESSAGES.c.attempts + 1, error=f"{type(exc).__name__}: {exc}")
-                    .returning(MESSAGES.c.attempts)
-                )
-            ).scalar_one_or_none()
-            if attempts is None or attempts < self._max_attempts:
-                return False
-            await session.execute(
-                update(MESSAGES).where(MESSAGES.c.id == pending.id).values(status="failed")
-            )
-        self._metrics.parked.inc()
-        return True
