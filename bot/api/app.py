@@ -25,6 +25,7 @@ from bot.api.routes import (
     llm,
     media,
     simulator,
+    staff,
     whatsapp_cloud,
     whatsapp_numbers,
 )
@@ -85,6 +86,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(whatsapp_numbers.pages)
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
+    app.include_router(staff.router)
     app.include_router(media.router)
     app.include_router(media.outgoing)
     app.include_router(campaigns.router)
