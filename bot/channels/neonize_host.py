@@ -110,10 +110,21 @@ class Host:
         task.add_done_callback(self._requests.discard)
 
     async def _answer(self, message: dict[str, Any]) -> None:
+        op = str(message.get("op"))
         try:
-            value = await self._run(str(message.get("op")), message.get("args") or {})
+            value = await self._run(op, message.get("args") or {})
         except AtiendeError as exc:
             await self.send({"id": message.get("id"), "error": encode_error(exc)})
+        except Exception as exc:
+            # The process boundary: every request gets an answer. neonize raises more than
+            # NeonizeError (an image PIL cannot read, ffmpeg refusing an audio file): then
+            # the media itself is bad and sending it again cannot help.
+            log.warning("neonize.request_failed", account=self.config.account, op=op,
+                        error=repr(exc), exc_info=True)
+            what = f"{op} failed: {type(exc).__name__}: {exc}"
+            error = (ChannelRefused(what, channel="whatsapp") if op == "send_media"
+                     else ChannelError(what, channel="whatsapp"))
+            await self.send({"id": message.get("id"), "error": encode_error(error)})
         else:
             await self.send({"id": message.get("id"), "ok": value})
 

@@ -86,6 +86,14 @@ class ProcessSession:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
+
     async def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(

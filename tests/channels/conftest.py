@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import bot.channels.neonize_adapter  # noqa: F401  (imports neonize quietly, fir
 from bot.settings import Settings, WhatsAppCloudSettings
 from bot.wiring.runtime import Runtime
 from tests.channels.fake_graph import FakeGraph
-from tests.channels.real_store import RealStore, drop_role, make_real_store
+from tests.channels.real_store import RealStore, provisioned_store
 from tests.conftest import app_client
 
 APP_SECRET = "test-app-secret"
@@ -29,19 +29,12 @@ BUSINESS_PHONE = "15550783881"
 
 @pytest.fixture
 async def real_store(database_url: str) -> AsyncIterator[RealStore]:
-    """whatsmeow's store in the test database: its schema and role, provisioned as in
-    production (the role is server-wide, so it is dropped afterwards)."""
-    store = make_real_store(database_url)
-    assert store.store.provisioner is not None
-    try:
-        assert await store.store.provisioner.ensure(5)
+    async with provisioned_store(database_url) as store:
         yield store
-    finally:
-        drop_role(database_url, store.role)
 
 
 @pytest.fixture
-async def password_auth(real_store: RealStore, pg_admin_url: str) -> AsyncIterator[str]:
+def password_auth(real_store: RealStore, pg_admin_url: str) -> Iterator[str]:
     """The embedded server trusts local users; for this test the store role must give its
     password (a line for that role only, removed afterwards)."""
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -59,7 +52,7 @@ async def password_auth(real_store: RealStore, pg_admin_url: str) -> AsyncIterat
                 psycopg.connect(wrong).close()
             except psycopg.OperationalError:
                 break
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
         yield real_store.role
     finally:
         hba.write_text(original)

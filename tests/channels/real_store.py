@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,19 @@ def make_real_store(database_url: str) -> RealStore:
     return RealStore(database_url, store, store.provisioner.role)
 
 
+@contextlib.asynccontextmanager
+async def provisioned_store(database_url: str) -> AsyncIterator[RealStore]:
+    """whatsmeow's store in the test database: its schema and role, provisioned as in
+    production (the role is server-wide, so it is dropped afterwards)."""
+    store = make_real_store(database_url)
+    assert store.store.provisioner is not None
+    try:
+        assert await store.store.provisioner.ensure(5)
+        yield store
+    finally:
+        drop_role(database_url, store.role)
+
+
 def drop_role(database_url: str, role: str) -> None:
     """Roles are server-wide: remove the test database's store role after the test."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -113,7 +126,8 @@ def drop_role(database_url: str, role: str) -> None:
 def real_settings(tmp_path: Path, **neonize: Any) -> Settings:
     """A runtime whose numbers run the real neonize in client processes, fast retries."""
     options: dict[str, Any] = {
-        "enabled": True, "poll_seconds": 0.1, "lease_seconds": 2, "restart_cap": 1,
+        # a lease long enough that a busy machine's event-loop lag never loses it mid-test
+        "enabled": True, "poll_seconds": 0.1, "lease_seconds": 10, "restart_cap": 1,
         "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.3,
         "qr_timeout_seconds": 5.0, "connect_timeout_seconds": 30.0,
     }

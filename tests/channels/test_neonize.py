@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from bot.api import create_app
 from bot.channels.neonize_adapter import NeonizeSession
+from bot.channels.session_wire import decode_event, dumps, encode_event
 from bot.channels.wa_events import ConnectionEvent, ConnState, IncomingMessage, IncomingReceipt
 from bot.channels.wa_store import store_url
 from bot.infra.redis_adapter import Lease
@@ -133,6 +135,35 @@ async def test_store_url_for_whatsmeow() -> None:
         "postgres://postgres@/atiende?host=/tmp/pg&sslmode=disable")
     assert store_url("postgresql+psycopg://u:p@db:5432/x?sslmode=require") == (
         "postgres://u:p@db:5432/x?sslmode=require")
+
+
+async def test_events_cross_the_pipe_unchanged() -> None:
+    """What a number's client process sends the worker: the same typed events; media is
+    fetched back through the process on demand."""
+    session = offline_session()
+    feed(session.client, message_event("3EB0PTT", voice(), media_type="ptt"))
+    feed(session.client, message_event("3EB0TXT", text("¿tienen seguro para moto? 🏍️")))
+    feed(session.client, receipt(["3EB0OUT1"], "READ"))
+    feed(session.client, pb.TemporaryBan(
+        Code=pb.TemporaryBan.TempBanReason.Value("SEND_TO_TOO_MANY_PEOPLE"), Expire=60))
+    fetched: list[str] = []
+
+    def download_for(message_id: str) -> Callable[[], Awaitable[bytes]]:
+        async def download() -> bytes:
+            fetched.append(message_id)
+            return b"OggS"
+
+        return download
+
+    for event in await drain(session):
+        line = dumps({"event": encode_event(event)})
+        back = decode_event(json.loads(line)["event"], download_for)
+        assert back == event  # the download callable is not compared
+        if isinstance(event, IncomingMessage):
+            assert (back.download is None) == (event.download is None)  # type: ignore[union-attr]
+            if back.download is not None:  # type: ignore[union-attr]
+                assert await back.download() == b"OggS"  # type: ignore[union-attr]
+    assert fetched == ["3EB0PTT"]
 
 
 async def test_resume_uses_the_stored_device_jid() -> None:
@@ -377,6 +408,34 @@ async def test_restart_cap_marks_failed(wa_runtime: Runtime, sessions: Sessions)
     assert "no such host" in (record.detail or "")
     assert len(sessions.made) == 3  # first try + 2 restarts
     assert record.restarts == 2
+
+
+async def test_qr_scanned_by_another_numbers_phone_needs_linking(
+    wa_runtime: Runtime, sessions: Sessions
+) -> None:
+    await wa_runtime.whatsapp.book.add(BUSINESS, None)
+    await wa_runtime.whatsapp.book.request_link(BUSINESS, pairing_phone=None)
+
+    async def started() -> bool:
+        return bool(sessions.made)
+
+    await until(started)
+    session = sessions.latest()
+    feed_qr(session.client, "2@scan-me")
+    wrong_phone = pb.JID(User="5215599990000", Server="s.whatsapp.net", Device=7, RawAgent=0,
+                         Integrator=0, IsEmpty=False)
+    feed(session.client, pb.PairStatus(ID=wrong_phone, BusinessName="Otro", Platform="ios"))
+
+    async def needs_link() -> bool:
+        return (await number_state(wa_runtime)).state == "needs_link"
+
+    await until(needs_link)
+    record = await number_state(wa_runtime)
+    assert record.jid is None  # never stored: resuming it would run another number's phone
+    assert "scanned by +525599990000, not by this number" in (record.detail or "")
+    assert ("stop", (), {}) in client_of(session).calls
+    await asyncio.sleep(0.3)
+    assert len(sessions.made) == 1  # waits for the admin to link again
 
 
 async def test_qr_nobody_scans_times_out_and_can_retry(

@@ -20,8 +20,9 @@ from bot.channels.session_process import ProcessSession
 from bot.channels.session_wire import HostConfig
 from bot.channels.supervisor import Session
 from bot.channels.wa_events import ConnectionEvent, ConnState
-from bot.channels.wa_store import application_name, prepare_store, store_url
-from bot.errors import SessionStoreError
+from bot.channels.wa_store import application_name, database_name, prepare_store, store_url
+from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable, SessionStoreError
+from bot.messages import MessageKind
 from bot.wiring.runtime import Runtime
 from tests.channels.neonize_fakes import (
     Sessions,
@@ -148,6 +149,32 @@ async def test_a_go_panic_ends_only_that_numbers_process(real_store: RealStore) 
     assert await real_store.all_closed()
 
 
+async def test_requests_over_the_pipe_get_the_libraries_answers(real_store: RealStore) -> None:
+    await run_once(real_store.session(BUSINESS))
+    real_store.add_device(DEVICE)
+    session = real_store.session(BUSINESS, DEVICE)
+    await session.start()
+    try:
+        assert (await first_event(session)).state is ConnState.FAILED  # offline: not connected
+        with pytest.raises(ChannelError, match="send failed: .*websocket not connected"):
+            await session.send_text("+525512345678", "hola")
+        with pytest.raises(ChannelError, match="presence failed"):
+            await session.typing("+525512345678", active=True)
+        with pytest.raises(ChannelError, match="mark read failed"):
+            await session.mark_read("3EB0ABC", "+525512345678")
+        with pytest.raises(ChannelError, match="pairing code failed"):
+            await session.pairing_code("+525511110000")
+        with pytest.raises(ChannelRefused, match="UnidentifiedImageError"):  # not a picture
+            await session.send_media("+525512345678", MessageKind.IMAGE, b"\x89PNG broken",
+                                     caption="póliza", filename=None, mime_type="image/png")
+        assert await session.ping()
+    finally:
+        await session.stop()
+    assert not session.running and await real_store.all_closed()
+    with pytest.raises(ChannelUnavailable):  # stopped: asked again, it says so at once
+        await session.send_text("+525512345678", "hola")
+
+
 async def test_stop_closes_every_store_connection(real_store: RealStore) -> None:
     await run_once(real_store.session(BUSINESS))
     real_store.add_device(DEVICE)
@@ -224,6 +251,8 @@ async def test_dial_failures_restart_then_fail_with_an_alert(
     assert DIAL in (record.detail or "")
     assert alert["account"] == BUSINESS and alert["state"] == "failed"
     assert real_runtime.whatsapp.pool is not None and not real_runtime.whatsapp.pool.running()
+    metrics = real_runtime.metrics.render().decode()
+    assert f'atiende_whatsapp_store_connections{{account="{BUSINESS}"}} 0.0' in metrics
 
 
 async def test_missing_device_needs_linking_and_a_new_link_starts_fresh(
@@ -274,13 +303,17 @@ async def test_a_device_of_another_number_is_not_resumed(
     assert DIAL in (other.detail or "")
 
 
-@pytest.mark.parametrize("case", ["missing database", "unreachable socket", "newer schema"])
+@pytest.mark.parametrize(
+    "case", ["wrong password", "missing database", "unreachable socket", "newer schema"])
 async def test_a_bad_store_is_said_plainly_on_the_page(
     case: str, tmp_path: Path, database_url: str, redis_url: str, real_store: RealStore,
-    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str],
 ) -> None:
     socket_dir = database_url.split("host=", 1)[1]
+    role = real_store.role
     store_url, expected = {
+        "wrong password": (f"postgres://{role}:not-the-password@/{database_name(database_url)}"
+                           f"?host={socket_dir}", f'wrong password for the store user "{role}"'),
         "missing database": (f"postgres://postgres@/no_such_db?host={socket_dir}",
                              'the store database "no_such_db" does not exist'),
         "unreachable socket": ("postgres://postgres@/atiende?host=/nonexistent/pg",
@@ -288,11 +321,13 @@ async def test_a_bad_store_is_said_plainly_on_the_page(
         "newer schema": (None, "written by a newer whatsmeow (schema v99; this Atiende "
                                "knows up to v15)"),
     }[case]
-    if store_url is None:
+    if case == "wrong password":
+        request.getfixturevalue("password_auth")
+    if case == "newer schema":
         with real_store.admin() as conn:
             conn.execute(f"CREATE TABLE {SCHEMA}.whatsmeow_version (version int, compat int)")
             conn.execute(f"INSERT INTO {SCHEMA}.whatsmeow_version VALUES (99, 99)")
-            conn.execute(f"ALTER TABLE {SCHEMA}.whatsmeow_version OWNER TO {real_store.role}")
+            conn.execute(f"ALTER TABLE {SCHEMA}.whatsmeow_version OWNER TO {role}")
     rt = await Runtime.create(real_settings(tmp_path, store_url=store_url),
                               database_url=database_url, redis_url=redis_url)
     rt.start_worker()
@@ -314,19 +349,10 @@ async def test_a_bad_store_is_said_plainly_on_the_page(
     assert expected in logs.err + logs.out  # and in the logs
 
 
-async def test_wrong_password_is_said_plainly(
-    real_store: RealStore, password_auth: str,
-) -> None:
-    url = real_store.host(BUSINESS).store
-    role_and_password = url.split("//", 1)[1].split("@", 1)[0]
-    wrong = url.replace(role_and_password, role_and_password.split(":")[0] + ":not-the-password")
-    session = ProcessSession(HostConfig(account=BUSINESS, store=wrong,
-                                        session_id="atiende-525511110000", jid=None))
-    event = await run_once(session)
-    assert event.state is ConnState.FAILED
-    assert f'wrong password for the store user "{real_store.role}"' in (event.detail or "")
-    right = await run_once(real_store.session(BUSINESS))
-    assert DIAL in (right.detail or "")
+async def test_the_right_password_still_works(real_store: RealStore, password_auth: str) -> None:
+    """The wrong-password case above is the server refusing, not a store that never works."""
+    event = await run_once(real_store.session(BUSINESS))
+    assert DIAL in (event.detail or "")
 
 
 async def test_a_crashing_number_leaves_the_worker_and_the_others_working(
@@ -368,7 +394,7 @@ async def test_a_crashing_number_leaves_the_worker_and_the_others_working(
 
         await until(gave_up, 60)
         record = await number_state(rt, BUSINESS)
-        assert "crashed (SIGABRT)" in (record.detail or "") and len(crashes) == 3
+        assert "crashed (SIGABRT)" in (record.detail or "") and len(crashes) == 3  # 1 + 2
         assert (await number_state(rt, OTHER)).state == "connected"
         assert rt.whatsapp.live.accounts() == [OTHER]
     finally:
