@@ -126,6 +126,9 @@ _EXPLAINED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
          "cannot reach the store's PostgreSQL at {0}: is the server running and reachable?"),
         (r"(?:no such host|could not translate host name) ?\"?([^\"\s]*)",
          "cannot reach the store's PostgreSQL: unknown host {0}: check the host in the store URL"),
+        (r"permission denied to (?:create|alter) role",
+         "Atiende's database user may not create the store's user (it needs CREATEROLE): "
+         "create that user as the README says, or set " + URL_SETTING),
         (r"permission denied for (\w+ \S+)",
          "the store user may not use {0}: it must own the store's schema (see the README)"),
         (r"relation \"whatsmeow_version\" does not exist",
@@ -141,7 +144,8 @@ def explain_store_error(raw: str) -> str:
     for pattern, template in _EXPLAINED:
         match = pattern.search(text)
         if match:
-            return f"{template.format(*match.groups())} ({text[:300]})"
+            found = [group.rstrip(":,.") for group in match.groups()]
+            return f"{template.format(*found)} ({text[:300]})"
     return f"WhatsApp session store error: {text[:300]}"
 
 

@@ -24,7 +24,7 @@ from bot.api import create_app
 from bot.channels.neonize_adapter import NeonizeSession
 from bot.channels.session_wire import decode_event, dumps, encode_event
 from bot.channels.wa_events import ConnectionEvent, ConnState, IncomingMessage, IncomingReceipt
-from bot.channels.wa_store import store_url
+from bot.channels.wa_store import explain_connect_error, explain_store_error, store_url
 from bot.infra.redis_adapter import Lease
 from bot.messages import MessageKind
 from bot.settings import Settings
@@ -34,6 +34,7 @@ from handoff.conversations import Contact, Conversation, Message
 from tests.channels.neonize_fakes import (
     BUSINESS,
     CUSTOMER_JID,
+    DIAL_ERROR,
     Sessions,
     client_of,
     feed,
@@ -135,6 +136,37 @@ async def test_store_url_for_whatsmeow() -> None:
         "postgres://postgres@/atiende?host=/tmp/pg&sslmode=disable")
     assert store_url("postgresql+psycopg://u:p@db:5432/x?sslmode=require") == (
         "postgres://u:p@db:5432/x?sslmode=require")
+
+
+@pytest.mark.parametrize(("raw", "said"), [
+    # lib/pq through whatsmeow (measured with neonize 0.5.2) and libpq through psycopg
+    ('error: failed to upgrade database: failed to check if version table is up to date: pq: '
+     'database "nodb" does not exist (3D000)', 'the store database "nodb" does not exist'),
+    ("error: failed to upgrade database: failed to check if version table is up to date: dial "
+     "unix /tmp/nope/.s.PGSQL.5432: connect: no such file or directory",
+     "nothing listens at /tmp/nope/.s.PGSQL.5432"),
+    ('connection failed: connection to server on socket "/x/.s.PGSQL.5432" failed: FATAL:  '
+     'password authentication failed for user "wa_store"',
+     'wrong password for the store user "wa_store"'),
+    ("error: failed to upgrade database: unsupported database schema version: currently on v99 "
+     "(compatible down to v99), latest known: v15",
+     "newer whatsmeow (schema v99; this Atiende knows up to v15)"),
+    ('pq: too many connections for role "t_whatsmeow"',
+     'the store user "t_whatsmeow" has used all the connections'),
+    ("dial tcp 10.0.0.5:5432: connect: connection refused",
+     "cannot reach the store's PostgreSQL at 10.0.0.5:5432: is the server running"),
+    ("permission denied to create role", "needs CREATEROLE"),
+    ('error: failed to upgrade database: pq: relation "whatsmeow_version" does not exist at '
+     "column 29 (42P01)", "a user that can see only that one"),
+])
+def test_store_errors_in_plain_words(raw: str, said: str) -> None:
+    explained = explain_store_error(raw)
+    assert said in explained and raw.removeprefix("error: ")[:80] in explained
+
+
+def test_connect_errors_in_plain_words() -> None:
+    assert explain_connect_error(DIAL_ERROR).startswith("cannot reach WhatsApp's servers")
+    assert "does not exist" in explain_connect_error('pq: database "x" does not exist')
 
 
 async def test_events_cross_the_pipe_unchanged() -> None:
