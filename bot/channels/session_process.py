@@ -135,7 +135,12 @@ class ProcessSession:
                 log.warning("whatsapp.client_garbled", account=self.account, line=line[:200])
                 continue
             if "event" in message:
-                event = decode_event(message["event"], self._download_for)
+                try:
+                    event = decode_event(message["event"], self._download_for)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("whatsapp.client_bad_event", account=self.account,
+                                error=repr(exc))
+                    continue
                 if isinstance(event, ConnectionEvent) and event.state not in _ONGOING:
                     self._ended = True
                 if not self._stopping:

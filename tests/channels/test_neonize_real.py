@@ -251,8 +251,12 @@ async def test_dial_failures_restart_then_fail_with_an_alert(
     assert DIAL in (record.detail or "")
     assert alert["account"] == BUSINESS and alert["state"] == "failed"
     assert real_runtime.whatsapp.pool is not None and not real_runtime.whatsapp.pool.running()
-    metrics = real_runtime.metrics.render().decode()
-    assert f'atiende_whatsapp_store_connections{{account="{BUSINESS}"}} 0.0' in metrics
+    gauge = f'atiende_whatsapp_store_connections{{account="{BUSINESS}"}}'
+
+    async def counted_closed() -> bool:  # the pool counts them at every check
+        return f"{gauge} 0.0" in real_runtime.metrics.render().decode()
+
+    await until(counted_closed, 10)
 
 
 async def test_missing_device_needs_linking_and_a_new_link_starts_fresh(
