@@ -67,7 +67,8 @@ test: install-test lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 ## make reliability: the whole proof suite at full size (duplicates, kill -9 of the API and the
-## worker, Redis loss, fuzzing, several minutes of load); prints the figures (RELIABILITY.md).
+## worker, Redis loss, fuzzing, 5 WhatsApp numbers x 200 start/stop/crash cycles on the real
+## neonize, several minutes of load); prints the figures (RELIABILITY.md).
 reliability: install-test
 	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops
 

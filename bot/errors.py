@@ -9,6 +9,7 @@
     │   ├── ChannelUnavailable     not connected here right now (reconnecting, banned, other node)
     │   └── ChannelRefused         permanent: retrying the same message cannot succeed
     │       └── OutsideServiceWindow   Cloud API free text after the 24-hour window
+    ├── SessionStoreError          whatsmeow's session store cannot be used (``raw``: its words)
     ├── InvalidWebhook             a webhook body that is not what the provider sends (400)
     ├── NotFound                   a conversation or message id that does not exist
     │   └── MediaNotFound          no stored media under that key
@@ -77,6 +78,15 @@ class ChannelRefused(ChannelError):
 
 class OutsideServiceWindow(ChannelRefused):
     """Free text to a customer who has not written in 24 hours (send a template instead)."""
+
+
+class SessionStoreError(AtiendeError):
+    """whatsmeow's session store (PostgreSQL) cannot be used; the message says why in an
+    operator's words, ``raw`` keeps the driver's own text."""
+
+    def __init__(self, message: str, *, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
 
 
 class InvalidWebhook(AtiendeError):

@@ -79,6 +79,11 @@ class Metrics:
             "atiende_whatsapp_number_restarts_total", "Reconnects of a WhatsApp number",
             ["account", "reason"], registry=r,
         )
+        self.store_connections = Gauge(
+            "atiende_whatsapp_store_connections",
+            "Open connections of a WhatsApp number's client to whatsmeow's store",
+            ["account"], registry=r,
+        )
         self.stage_seconds = Histogram(
             "atiende_stage_seconds", "Time spent per pipeline stage (decide, commit, send)",
             ["stage"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),

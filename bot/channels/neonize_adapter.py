@@ -8,25 +8,31 @@ Small pieces, each with one job:
   neonize keeps only the last), pushes mapped events onto an ordered queue, and
   offers send / presence / read / download / pairing code, translating neonize's
   exceptions into ``ChannelError``.
-- ``store_url``: our database URL → the lib/pq URL whatsmeow's sqlstore takes.
+- ``store_devices``: the devices whatsmeow's store holds (creating/upgrading its tables).
 
 Handlers run on neonize's module-wide loop and their exceptions are silently lost,
 so a handler only maps and enqueues; a consumer task (owned by the supervisor)
 does the slow work, in order.
+
+``connect()`` returns at once with the task that runs the connection; a dial or store
+failure lands in that task later, so ``start`` watches it and reports a ``FAILED``
+connection event. Resuming a device the store does not hold crashes the whole process in
+Go (nil pointer in ``whatsmeow.NewClient``): callers check ``store_devices`` first, and
+production runs each number in its own process (``neonize_host``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import io
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from bot.channels.receipts import DeliveryStatus
+from bot.channels.delivery import DeliveryStatus
 from bot.channels.wa_events import (
     WHATSAPP_CHANNEL,
     ConnectionEvent,
@@ -35,7 +41,8 @@ from bot.channels.wa_events import (
     IncomingReceipt,
     WaAddress,
 )
-from bot.errors import ChannelError, ChannelRefused, InvalidPhoneNumber
+from bot.channels.wa_store import explain_connect_error, explain_store_error
+from bot.errors import ChannelError, ChannelRefused, InvalidPhoneNumber, SessionStoreError
 from bot.logs import get_logger
 from bot.messages import MessageKind
 from bot.phones import normalize_phone
@@ -52,6 +59,9 @@ def _closing_popen(cmd: str, mode: str = "r", buffering: int = -1) -> io.StringI
 _os_popen = os.popen
 os.popen = _closing_popen  # type: ignore[assignment]
 try:
+    # GetAllDevices is only reachable through the private binder: ClientFactory's wrapper
+    # turns its "error: …" answer into a ValueError and loses the text (neonize 0.5.2).
+    from neonize._binder import func_callback_bytes2, gocode
     from neonize.aioze import events as neonize_events
     from neonize.aioze.client import NewAClient
     from neonize.exc import NeonizeError
@@ -59,6 +69,7 @@ try:
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
     from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
     from neonize.utils.jid import build_jid
+    from neonize.utils.log import log_whatsmeow
 finally:
     os.popen = _os_popen
 
@@ -81,20 +92,19 @@ _BAN_REASONS = {
 }
 
 
-def store_url(database_url: str) -> str:
-    """``postgresql://user@/db?host=/socket/dir`` → lib/pq's ``postgres://…`` for whatsmeow.
+def store_devices(url: str) -> list[str]:
+    """The device JIDs (``user:device@server``) whatsmeow's store at ``url`` holds.
 
-    lib/pq takes a unix-socket directory as ``host=/dir`` in the query string, like
-    libpq; ``sslmode=disable`` is added unless given (the embedded server has no TLS).
+    Opening the store runs whatsmeow's table creation/upgrade (call it under
+    ``wa_store.prepare_store``'s lock). Blocking; raises ``SessionStoreError``.
     """
-    parts = urlsplit(database_url)
-    scheme = "postgres"
-    query = parse_qs(parts.query)
-    pairs = [f"{k}={v[-1]}" for k, v in query.items()]
-    if "sslmode" not in query:
-        pairs.append("sslmode=disable")
-    netloc = parts.netloc
-    return urlunsplit((scheme, netloc, parts.path, "&".join(pairs), ""))
+    answer = gocode.GetAllDevices(url.encode(), func_callback_bytes2(log_whatsmeow))
+    if isinstance(answer, int):
+        answer = ctypes.string_at(answer)
+    text = (answer or b"").decode(errors="replace")
+    if text.startswith("error:"):
+        raise SessionStoreError(explain_store_error(text), raw=text)
+    return [entry.split(",", 1)[0] for entry in text.split("|\u0001|") if entry]
 
 
 def _jid_text(jid: pb.JID) -> str:
@@ -280,6 +290,7 @@ class NeonizeSession:
             else client_factory(store, uuid=session_id, new_device=True)
         )
         self._task: asyncio.Future[Any] | None = None
+        self._stopping = False
         self._register()
 
     def _register(self) -> None:
@@ -318,17 +329,33 @@ class NeonizeSession:
 
         return download
 
-    # --- lifecycle (Go-backed: never called by the offline tests) ---------------------
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect in the background (neonize's connect returns the running task)."""
+        """Connect in the background: neonize's ``connect`` returns the running task at
+        once; whatever ends that task (a dial or store error) becomes a ``FAILED`` event."""
         neonize_events.set_event_loop(asyncio.get_running_loop())
+        self._stopping = False
         try:
-            self._task = await self.client.connect()
+            task = await self.client.connect()
         except NeonizeError as exc:
-            raise ChannelError(f"connect failed: {exc}", channel=WHATSAPP_CHANNEL) from exc
+            raise ChannelError(f"connect failed: {explain_connect_error(str(exc))}",
+                               channel=WHATSAPP_CHANNEL) from exc
+        if isinstance(task, asyncio.Future):
+            self._task = task
+            task.add_done_callback(self._connection_ended)
+
+    def _connection_ended(self, task: asyncio.Future[Any]) -> None:
+        if self._stopping or task.cancelled():
+            return
+        error = task.exception()
+        detail = (f"connect failed: {explain_connect_error(str(error))}" if error is not None
+                  else "the WhatsApp connection ended")
+        log.warning("neonize.connection_ended", account=self.account, detail=detail)
+        self.events.put_nowait(ConnectionEvent(self.account, ConnState.FAILED, detail=detail))
 
     async def stop(self) -> None:
+        self._stopping = True
         with contextlib.suppress(NeonizeError):
             await self.client.stop()
         if self._task is not None:

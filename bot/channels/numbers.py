@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,9 +111,11 @@ class NumberBook:
 
 
 Supervise = Callable[[str], Coroutine[Any, Any, Any]]
+# Called at every check with the number of enabled numbers (fits the store to them).
+Prepare = Callable[[list[NumberRecord]], Awaitable[object]]
 
 # States a supervisor ends in that need an admin before trying again.
-_PARKED = frozenset({"logged_out", "failed", "stopped"})
+_PARKED = frozenset({"logged_out", "needs_link", "failed", "stopped"})
 
 
 class NumberPool:
@@ -121,18 +123,19 @@ class NumberPool:
 
     def __init__(
         self, book: NumberBook, supervise: Supervise, *, interval: float = 5.0,
-        threads: int | None = None,
+        threads: int | None = None, prepare: Prepare | None = None,
     ) -> None:
         self._book = book
         self._supervise = supervise
+        self._prepare = prepare
         self._interval = interval
         self._threads = threads
         self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     async def run_forever(self) -> None:
         if self._threads:
-            # neonize runs every Go call through asyncio.to_thread and a live session
-            # keeps one thread for its whole life: the default pool (~cpu+4) is too small.
+            # In-process neonize sessions run every Go call through asyncio.to_thread and
+            # keep one thread for life: the default pool (~cpu+4) is too small for many.
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="atiende-wa"))
         try:
@@ -149,7 +152,10 @@ class NumberPool:
         for account, task in list(self._tasks.items()):
             if task.done():
                 del self._tasks[account]
-        for record in await self._book.all():
+        records = await self._book.all()
+        if self._prepare is not None:
+            await self._prepare(records)
+        for record in records:
             if not record.enabled or record.account in self._tasks:
                 continue
             if record.state in _PARKED:

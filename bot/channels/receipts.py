@@ -8,7 +8,6 @@ is recorded with its provider error code unless the message was already read.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,19 +15,13 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.delivery import DeliveryStatus
 from bot.logs import get_logger
 from handoff.conversations import Message
 
+__all__ = ["DeliveryStatus", "Receipt", "ReceiptRecorder"]
+
 log = get_logger("atiende.receipts")
-
-
-class DeliveryStatus(enum.StrEnum):
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    PLAYED = "played"
-    FAILED = "failed"
-
 
 # Which current statuses each new status may replace (forward only).
 _REPLACES: dict[DeliveryStatus, tuple[str, ...]] = {

@@ -8,9 +8,13 @@ Connection outcomes are handled as whatsmeow means them:
   flap, so the session is stopped and retried only after the longest backoff;
 - logged out (the phone unlinked us): whatsmeow deleted the device; the session stops
   and the number waits for an admin to link it again (new QR); never auto-retried;
+- needs linking: the stored device cannot be resumed (not in whatsmeow's store, or it is
+  another number's phone): the JID is cleared and, like logged out, the number waits for
+  a new QR or pairing code, with the reason on the page and an alert;
 - temporary ban: stopped until the ban expires; other numbers are unaffected;
-- anything else (connect failure, crash): restart with exponential backoff, up to a
-  cap; then the number is ``failed`` and an admin alert is published.
+- anything else (connect failure, store error, a crashed client process, no answer
+  within ``connect_timeout``): restart with exponential backoff, up to a cap; then the
+  number is ``failed`` and an admin alert is published.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bot.channels.wa_events import (
     ConnState,
     IncomingMessage,
     IncomingReceipt,
+    foreign_device,
 )
 from bot.channels.whatsapp import LiveSessions, WaSession, WhatsAppInbound
 from bot.clock import Clock
@@ -86,6 +91,8 @@ class SupervisorPolicy:
     qr_timeout: float
     lease_ttl: float
     inbound_attempts: int = 6
+    connect_timeout: float = 90.0  # start → first connection event (QR, connected, failure)
+    region: str = "MX"  # to read the phone in a device JID
 
 
 class NumberSupervisor:
@@ -150,7 +157,7 @@ class NumberSupervisor:
             state = outcome.state
             if state is ConnState.STANDBY:  # lease lost: another node takes over
                 return state
-            if state is ConnState.LOGGED_OUT:
+            if state in (ConnState.LOGGED_OUT, ConnState.NEEDS_LINK):
                 await self._set(state, outcome.detail or "logged out: link the number again",
                                 jid=None, qr=None, pairing_code=None)
                 await self._alert(state, outcome.detail)
@@ -183,6 +190,9 @@ class NumberSupervisor:
             await self._sleep(wait)
 
     async def _run_session(self, record: NumberRecord) -> ConnectionEvent:
+        unusable = await self._unusable_device(record)
+        if unusable is not None:
+            return ConnectionEvent(self.account, ConnState.NEEDS_LINK, detail=unusable)
         session = self._factory(record)
         await self._set(ConnState.CONNECTING, None)
         try:
@@ -195,6 +205,16 @@ class NumberSupervisor:
         finally:
             await self._stop(session)
 
+    async def _unusable_device(self, record: NumberRecord) -> str | None:
+        """Why the stored device must not be resumed for this number (None: it may)."""
+        if not record.jid:
+            return None
+        owner = foreign_device(record.jid, self.account, self._policy.region)
+        if owner is not None:  # e.g. rows restored or edited by hand: never run it twice
+            return (f"the stored device {record.jid} is {owner}'s, not this number's: "
+                    "link this number again")
+        return None
+
     async def _stop(self, session: Session) -> None:
         self._live.drop(self.account, session)
         try:
@@ -205,6 +225,7 @@ class NumberSupervisor:
     async def _watch(self, session: Session, record: NumberRecord) -> ConnectionEvent:
         loop = asyncio.get_running_loop()
         qr_deadline: float | None = None
+        answer_deadline: float | None = loop.time() + self._policy.connect_timeout
         pairing = {"asked": False}
         while True:
             if self._lease_lost.is_set():
@@ -213,6 +234,10 @@ class NumberSupervisor:
                 return ConnectionEvent(
                     self.account, ConnState.STOPPED,
                     detail="the QR was not scanned in time: start the link again")
+            if answer_deadline is not None and loop.time() > answer_deadline:
+                return ConnectionEvent(
+                    self.account, ConnState.FAILED,
+                    detail=f"no answer from WhatsApp in {self._policy.connect_timeout:.0f}s")
             try:
                 event = await asyncio.wait_for(session.events.get(), timeout=0.5)
             except TimeoutError:
@@ -223,6 +248,7 @@ class NumberSupervisor:
             if isinstance(event, IncomingReceipt):
                 await self._inbound.receipt(event)
                 continue
+            answer_deadline = None
             ended = await self._on_connection(session, record, event, pairing)
             if ended is not None:
                 return ended
@@ -244,6 +270,12 @@ class NumberSupervisor:
                 pairing["asked"] = True
                 await self._pairing_code(session, record.pairing_phone)
         elif event.state is ConnState.CONNECTED:
+            owner = foreign_device(event.jid, self.account, self._policy.region) if event.jid \
+                else None
+            if owner is not None:  # the QR was scanned with another number's phone
+                return ConnectionEvent(self.account, ConnState.NEEDS_LINK, detail=(
+                    f"the QR was scanned by {owner}, not by this number: remove the device "
+                    "in that phone's Linked devices and link again from this number's phone"))
             self._attempt = 0
             self._live.put(session)
             fields: dict[str, object] = {"qr": None, "pairing_code": None,

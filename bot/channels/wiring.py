@@ -9,10 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.numbers import NumberBook, NumberPool, NumberRecord
+from bot.channels.numbers import NumberBook, NumberPool, NumberRecord, Prepare
 from bot.channels.receipts import ReceiptRecorder
+from bot.channels.session_process import ProcessSession
+from bot.channels.session_wire import HostConfig
 from bot.channels.supervisor import (
     Backoff,
     NumberSupervisor,
@@ -21,6 +24,16 @@ from bot.channels.supervisor import (
     SupervisorPolicy,
 )
 from bot.channels.wa_events import WHATSAPP_CHANNEL, ConnState
+from bot.channels.wa_store import (
+    APP_NAME_PREFIX,
+    StoreProvisioner,
+    application_name,
+    default_role,
+    derived_password,
+    derived_store_url,
+    number_store_url,
+    store_url,
+)
 from bot.channels.whatsapp import (
     LidDirectory,
     LiveSessions,
@@ -30,6 +43,7 @@ from bot.channels.whatsapp import (
 )
 from bot.clock import Clock
 from bot.conversation.ingest import Ingestor
+from bot.db import libpq_url
 from bot.errors import AtiendeError
 from bot.infra.jobs import PARKED_SEND_QUEUE, SEND_QUEUE, JobQueue, node_send_queue
 from bot.infra.redis_adapter import CacheUnavailable, EventBus, Lease, RedisClient
@@ -118,19 +132,66 @@ def node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def neonize_factory(config: NeonizeConfig, database_url: str, region: str) -> SessionFactory:
-    """Sessions backed by neonize, whatsmeow's store in PostgreSQL (imported lazily:
-    loading neonize's Go library costs ~55 MB, only paid when numbers are enabled)."""
-    from bot.channels.neonize_adapter import NeonizeSession, store_url
+@dataclass(frozen=True)
+class NeonizeStore:
+    """Where whatsmeow keeps the numbers' sessions."""
 
-    store = store_url(config.store_url or database_url)
+    url: str  # lib/pq URL (with the role's password: never logged as is)
+    provisioner: StoreProvisioner | None  # None: STORE_URL given, the operator manages it
+
+
+def neonize_store(config: NeonizeConfig, database_url: str, secret_key: str) -> NeonizeStore:
+    """``STORE_URL`` as given, else the app database in its own schema and role."""
+    if config.store_url:
+        return NeonizeStore(store_url(config.store_url), None)
+    role = config.store_role or default_role(database_url)
+    password = derived_password(secret_key, role)
+    provisioner = StoreProvisioner(
+        libpq_url(database_url), schema=config.store_schema, role=role, password=password,
+        per_number=config.store_connections_per_number)
+    url = derived_store_url(database_url, role=role, password=password,
+                            schema=config.store_schema)
+    return NeonizeStore(url, provisioner)
+
+
+def neonize_factory(
+    config: NeonizeConfig, store: NeonizeStore, region: str, *, log_level: str = "WARNING",
+) -> SessionFactory:
+    """Each number's neonize client in its own process (``neonize_host``): a Go panic ends
+    that process only, and stopping it closes its store connections."""
 
     def factory(record: NumberRecord) -> Session:
-        return NeonizeSession(account=record.account, store=store,
-                              session_id=record.session_id, jid=record.jid,
-                              default_region=region)
+        host = HostConfig(account=record.account,
+                          store=number_store_url(store.url, record.account),
+                          session_id=record.session_id, jid=record.jid, region=region,
+                          log_level=log_level)
+        return ProcessSession(host, call_timeout=config.call_timeout_seconds,
+                              stop_timeout=config.stop_timeout_seconds)
 
     return factory
+
+
+def store_keeper(
+    store: NeonizeStore, sessions: async_sessionmaker[AsyncSession], metrics: Metrics,
+) -> Prepare:
+    """At every check: the store's schema, role and connection limit fit the numbers, and
+    each number's open store connections are counted (``atiende_whatsapp_store_connections``;
+    a client process tags its connections with the number as ``application_name``)."""
+
+    async def prepare(records: list[NumberRecord]) -> None:
+        if store.provisioner is not None:
+            await store.provisioner.ensure(sum(1 for r in records if r.enabled))
+        async with sessions() as session:
+            rows = (await session.execute(text(
+                "SELECT application_name, count(*) FROM pg_stat_activity "
+                "WHERE application_name LIKE :prefix GROUP BY 1"),
+                {"prefix": f"{APP_NAME_PREFIX}%"})).all()
+        counts = {str(name): int(n) for name, n in rows}
+        for record in records:
+            metrics.store_connections.labels(record.account).set(
+                counts.get(application_name(record.account), 0))
+
+    return prepare
 
 
 def build_whatsapp(
@@ -145,8 +206,10 @@ def build_whatsapp(
     clock: Clock,
     media: MediaSaver | None,
     factory: SessionFactory | None,
+    region: str = "MX",
     jobs: JobQueue | None = None,
     node: str | None = None,
+    prepare: Prepare | None = None,
 ) -> WhatsAppNumbers:
     """With ``jobs``, numbers' send jobs are targeted at their lease holder."""
     book = NumberBook(sessions)
@@ -164,7 +227,8 @@ def build_whatsapp(
     policy = SupervisorPolicy(
         backoff=Backoff(config.backoff_initial_seconds, config.backoff_max_seconds),
         restart_cap=config.restart_cap, qr_timeout=config.qr_timeout_seconds,
-        lease_ttl=config.lease_seconds,
+        lease_ttl=config.lease_seconds, connect_timeout=config.connect_timeout_seconds,
+        region=region,
     )
 
     async def supervise(account: str) -> ConnState:
@@ -179,7 +243,7 @@ def build_whatsapp(
 
     pool = (
         NumberPool(book, supervise, interval=config.poll_seconds,
-                   threads=config.worker_threads if config.enabled else None)
+                   threads=config.worker_threads if config.enabled else None, prepare=prepare)
         if factory is not None else None
     )
     return WhatsAppNumbers(book=book, live=live, channel=WhatsAppChannel(live, media), pool=pool,

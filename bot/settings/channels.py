@@ -34,8 +34,24 @@ class NeonizeConfig(BaseModel):
     enabled: bool = False
     store_url: str | None = Field(
         default=None,
-        description="lib/pq URL of the whatsmeow store; empty = the app database",
+        description="lib/pq URL of the whatsmeow store, used as given (its own database and "
+        "role); empty = the app database, schema STORE_SCHEMA, role STORE_ROLE (created)",
     )
+    store_schema: str = Field(default="whatsmeow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    store_role: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="the store's database user; empty = <app database>_whatsmeow",
+    )
+    store_connections_per_number: int = Field(
+        default=6, ge=2,
+        description="the store role's CONNECTION LIMIT is this x enabled numbers + 1",
+    )
+    connect_timeout_seconds: float = Field(
+        default=90.0, gt=0, description="start → first answer (QR, connected, failure)")
+    call_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="one send / download through a number's client")
+    stop_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a client process is killed if it has not left by then")
     qr_timeout_seconds: float = Field(default=120.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=1)
     restart_cap: int = Field(default=8, ge=1)
@@ -45,7 +61,7 @@ class NeonizeConfig(BaseModel):
     poll_seconds: float = Field(default=5.0, gt=0, description="how often numbers are checked")
     worker_threads: int = Field(
         default=128, ge=8,
-        description="default-executor threads: each live neonize session holds one for life",
+        description="default-executor threads (in-process sessions hold one each for life)",
     )
 
 

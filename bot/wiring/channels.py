@@ -9,7 +9,13 @@ from bot.channels.cloud_webhook import CloudWebhook
 from bot.channels.receipts import ReceiptRecorder
 from bot.channels.simulator import SimulatorChannel
 from bot.channels.supervisor import SessionFactory
-from bot.channels.wiring import WhatsAppNumbers, build_whatsapp, neonize_factory
+from bot.channels.wiring import (
+    WhatsAppNumbers,
+    build_whatsapp,
+    neonize_factory,
+    neonize_store,
+    store_keeper,
+)
 from bot.conversation.channel import ChannelRegistry
 from bot.conversation.ingest import Ingestor
 from bot.infra.jobs import JobQueue
@@ -61,12 +67,17 @@ def build_inlets(
     """Neonize numbers (their sessions imported only when enabled) and the webhook."""
     settings = core.settings
     neonize, cloud = settings.channels.neonize, settings.whatsapp_cloud
+    prepare = None
     if whatsapp_sessions is None and neonize.enabled:
-        whatsapp_sessions = neonize_factory(neonize, core.database_url, settings.default_region)
+        store = neonize_store(neonize, core.database_url, settings.secret_key.get_secret_value())
+        whatsapp_sessions = neonize_factory(neonize, store, settings.default_region,
+                                            log_level=settings.log_level)
+        prepare = store_keeper(store, core.sessions, core.metrics)
     whatsapp = build_whatsapp(
         neonize, sessions=core.sessions, redis=core.redis, ingestor=ingestor,
         receipts=channels.receipts, metrics=core.metrics, events=core.events, clock=core.clock,
-        media=media, factory=whatsapp_sessions, jobs=jobs,
+        media=media, factory=whatsapp_sessions, jobs=jobs, prepare=prepare,
+        region=settings.default_region,
     )
     if whatsapp.pool is not None:
         channels.channels.add(whatsapp.channel)

@@ -5,23 +5,59 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 import bot.channels.neonize_adapter  # noqa: F401  (imports neonize quietly, first)
 from bot.settings import Settings, WhatsAppCloudSettings
 from bot.wiring.runtime import Runtime
 from tests.channels.fake_graph import FakeGraph
+from tests.channels.real_store import RealStore, provisioned_store
 from tests.conftest import app_client
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "verify-me"
 PHONE_NUMBER_ID = "106540352242922"
 BUSINESS_PHONE = "15550783881"
+
+
+@pytest.fixture
+async def real_store(database_url: str) -> AsyncIterator[RealStore]:
+    async with provisioned_store(database_url) as store:
+        yield store
+
+
+@pytest.fixture
+def password_auth(real_store: RealStore, pg_admin_url: str) -> Iterator[str]:
+    """The embedded server trusts local users; for this test the store role must give its
+    password (a line for that role only, removed afterwards)."""
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        row = conn.execute("SHOW hba_file").fetchone()
+        assert row is not None
+        hba = Path(str(row[0]))
+        original = hba.read_text()
+        hba.write_text(f"local all {real_store.role} scram-sha-256\n{original}")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        url = real_store.host("+525511110000").store
+        wrong = url.replace(f"{real_store.role}:", f"{real_store.role}:x", 1)
+        for _ in range(50):  # the server rereads the file a moment after the reload
+            try:
+                psycopg.connect(wrong).close()
+            except psycopg.OperationalError:
+                break
+            time.sleep(0.1)
+        yield real_store.role
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
 
 
 @pytest.fixture

@@ -1,18 +1,33 @@
 """Offline neonize: a NewAClient whose network calls record instead of reaching Go, and
 helpers that feed hand-built protobuf events through neonize's own dispatch path
-(``client.event.execute``, the exact callback the Go side calls)."""
+(``client.event.execute``, the exact callback the Go side calls).
+
+``connect`` behaves like the real one (measured with neonize 0.5.2 offline): it returns
+the running connection task at once and never raises; a dial or store failure ends that
+task ~50 ms later with ``NeonizeError``; ``stop`` ends the task without error.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from google.protobuf.message import Message as ProtoMessage
 from neonize.aioze.client import NewAClient
 from neonize.events import EVENT_TO_INT
+from neonize.exc import NeonizeError
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
+
+from bot.channels.neonize_adapter import NeonizeSession
+from bot.channels.numbers import NumberRecord
+from bot.channels.supervisor import Session
+from bot.wiring.runtime import Runtime
+from handoff.roles import Role
 
 BUSINESS = "+525511110000"
 CUSTOMER_JID = "5215512345678"
@@ -28,16 +43,26 @@ class RecordingClient(NewAClient):
         self.media: bytes | Exception = b"OggS fake voice note"
         self.counter = 0
         self.init_args = (args, kwargs)
+        self.connect_error: str | None = None  # set: the connection task fails with it
+        self._stopped = asyncio.Event()
 
     def _record(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
 
     async def connect(self, proxy_settings: Any = None) -> Any:  # type: ignore[override]
         self._record("connect")
-        return None
+        self.connect_task = asyncio.get_running_loop().create_task(self._run())
+        return self.connect_task
+
+    async def _run(self) -> None:
+        if self.connect_error is not None:
+            await asyncio.sleep(0.05)  # the real dial fails about this much later
+            raise NeonizeError(self.connect_error)
+        await self._stopped.wait()
 
     async def stop(self) -> None:
         self._record("stop")
+        self._stopped.set()
 
     async def send_message(self, to: Any, message: Any, *a: Any, **k: Any) -> Any:  # type: ignore[override]
         self._record("send_message", to, message)
@@ -135,3 +160,93 @@ def feed_qr(client: NewAClient, code: str) -> None:
     """Deliver a QR as the Go side does: neonize's private QR callback with a C string."""
     buffer = ctypes.create_string_buffer(code.encode())
     client._NewAClient__onQr(0, ctypes.addressof(buffer))  # type: ignore[attr-defined]
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+# --- sessions for a runtime: real NeonizeSessions on recording clients ---------------------
+
+
+def offline_session(account: str = BUSINESS, jid_text: str | None = None) -> NeonizeSession:
+    return NeonizeSession(account=account, store="postgres://u@/db?host=/tmp&sslmode=disable",
+                          session_id=f"atiende-{account}", jid=jid_text,
+                          client_factory=RecordingClient)
+
+
+def client_of(session: NeonizeSession) -> RecordingClient:
+    assert isinstance(session.client, RecordingClient)
+    return session.client
+
+
+
+class Sessions:
+    """Session factory for the runtime: real NeonizeSessions on recording clients."""
+
+    def __init__(self) -> None:
+        self.made: list[NeonizeSession] = []
+        self.fail_connect: set[str] = set()
+
+    def __call__(self, record: NumberRecord) -> Session:
+        session = offline_session(record.account, record.jid)
+        if record.account in self.fail_connect:
+            client_of(session).connect_error = DIAL_ERROR
+        self.made.append(session)
+        return session
+
+    def latest(self, account: str = BUSINESS) -> NeonizeSession:
+        return [s for s in self.made if s.account == account][-1]
+
+
+# what the real library's connection task fails with offline (neonize 0.5.2)
+DIAL_ERROR = ("failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send "
+              "handshake request: Get \"https://web.whatsapp.com/ws/chat\": dial tcp: lookup "
+              "web.whatsapp.com: no such host")
+
+
+
+async def number_state(rt: Runtime, account: str = BUSINESS) -> NumberRecord:
+    record = await rt.whatsapp.book.get(account)
+    assert record is not None
+    return record
+
+
+async def linked(rt: Runtime, sessions: Sessions, account: str = BUSINESS) -> NeonizeSession:
+    await rt.whatsapp.book.add(account, "Ventas")
+    await rt.whatsapp.book.request_link(account, pairing_phone=None)
+
+    async def started() -> bool:
+        return any(s.account == account for s in sessions.made)
+
+    await until(started)
+    session = sessions.latest(account)
+    feed_qr(session.client, "2@abc,def,ghi")
+
+    async def pairing() -> bool:
+        return (await number_state(rt, account)).state == "pairing"
+
+    await until(pairing)
+    assert (await number_state(rt, account)).qr == "2@abc,def,ghi"
+    device = pb.JID(User=account.lstrip("+"), Server="s.whatsapp.net", Device=4, RawAgent=0,
+                    Integrator=0, IsEmpty=False)
+    feed(session.client, pb.PairStatus(ID=device, BusinessName="Seguros", Platform="android"))
+
+    async def connected() -> bool:
+        return (await number_state(rt, account)).state == "connected"
+
+    await until(connected)
+    return session
+
+
+async def login(rt: Runtime, client: httpx.AsyncClient, role: str) -> dict[str, str]:
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.mx"
+    await rt.auth.create_user(email=email, name=role, role=Role(role), password="contraseña-123")
+    r = await client.post("/api/v1/auth/login",
+                          json={"email": email, "password": "contraseña-123"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -20,10 +21,10 @@ from neonize.proto import Neonize_pb2 as pb
 from sqlalchemy import select
 
 from bot.api import create_app
-from bot.channels.neonize_adapter import NeonizeSession, store_url
-from bot.channels.numbers import NumberRecord
-from bot.channels.supervisor import Session
+from bot.channels.neonize_adapter import NeonizeSession
+from bot.channels.session_wire import decode_event, dumps, encode_event
 from bot.channels.wa_events import ConnectionEvent, ConnState, IncomingMessage, IncomingReceipt
+from bot.channels.wa_store import explain_connect_error, explain_store_error, store_url
 from bot.infra.redis_adapter import Lease
 from bot.messages import MessageKind
 from bot.settings import Settings
@@ -33,15 +34,22 @@ from handoff.conversations import Contact, Conversation, Message
 from tests.channels.neonize_fakes import (
     BUSINESS,
     CUSTOMER_JID,
-    RecordingClient,
+    DIAL_ERROR,
+    Sessions,
+    client_of,
     feed,
     feed_qr,
     image,
     jid,
+    linked,
+    login,
     message_event,
+    number_state,
+    offline_session,
     receipt,
     settle,
     text,
+    until,
     voice,
 )
 from tests.voice.conftest import png
@@ -49,29 +57,10 @@ from tests.voice.conftest import png
 OTHER = "+525522220000"
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture(autouse=True)
 async def neonize_loop() -> None:
     # neonize dispatches handlers onto one module-wide loop, set once (at connect).
     neonize_events.set_event_loop(asyncio.get_running_loop())
-
-
-def offline_session(account: str = BUSINESS, jid_text: str | None = None) -> NeonizeSession:
-    return NeonizeSession(account=account, store="postgres://u@/db?host=/tmp&sslmode=disable",
-                          session_id=f"atiende-{account}", jid=jid_text,
-                          client_factory=RecordingClient)
-
-
-def client_of(session: NeonizeSession) -> RecordingClient:
-    assert isinstance(session.client, RecordingClient)
-    return session.client
 
 
 def _no_protobuf(value: Any) -> None:
@@ -149,6 +138,66 @@ async def test_store_url_for_whatsmeow() -> None:
         "postgres://u:p@db:5432/x?sslmode=require")
 
 
+@pytest.mark.parametrize(("raw", "said"), [
+    # lib/pq through whatsmeow (measured with neonize 0.5.2) and libpq through psycopg
+    ('error: failed to upgrade database: failed to check if version table is up to date: pq: '
+     'database "nodb" does not exist (3D000)', 'the store database "nodb" does not exist'),
+    ("error: failed to upgrade database: failed to check if version table is up to date: dial "
+     "unix /tmp/nope/.s.PGSQL.5432: connect: no such file or directory",
+     "nothing listens at /tmp/nope/.s.PGSQL.5432"),
+    ('connection failed: connection to server on socket "/x/.s.PGSQL.5432" failed: FATAL:  '
+     'password authentication failed for user "wa_store"',
+     'wrong password for the store user "wa_store"'),
+    ("error: failed to upgrade database: unsupported database schema version: currently on v99 "
+     "(compatible down to v99), latest known: v15",
+     "newer whatsmeow (schema v99; this Atiende knows up to v15)"),
+    ('pq: too many connections for role "t_whatsmeow"',
+     'the store user "t_whatsmeow" has used all the connections'),
+    ("dial tcp 10.0.0.5:5432: connect: connection refused",
+     "cannot reach the store's PostgreSQL at 10.0.0.5:5432: is the server running"),
+    ("permission denied to create role", "needs CREATEROLE"),
+    ('error: failed to upgrade database: pq: relation "whatsmeow_version" does not exist at '
+     "column 29 (42P01)", "a user that can see only that one"),
+])
+def test_store_errors_in_plain_words(raw: str, said: str) -> None:
+    explained = explain_store_error(raw)
+    assert said in explained and raw.removeprefix("error: ")[:80] in explained
+
+
+def test_connect_errors_in_plain_words() -> None:
+    assert explain_connect_error(DIAL_ERROR).startswith("cannot reach WhatsApp's servers")
+    assert "does not exist" in explain_connect_error('pq: database "x" does not exist')
+
+
+async def test_events_cross_the_pipe_unchanged() -> None:
+    """What a number's client process sends the worker: the same typed events; media is
+    fetched back through the process on demand."""
+    session = offline_session()
+    feed(session.client, message_event("3EB0PTT", voice(), media_type="ptt"))
+    feed(session.client, message_event("3EB0TXT", text("¿tienen seguro para moto? 🏍️")))
+    feed(session.client, receipt(["3EB0OUT1"], "READ"))
+    feed(session.client, pb.TemporaryBan(
+        Code=pb.TemporaryBan.TempBanReason.Value("SEND_TO_TOO_MANY_PEOPLE"), Expire=60))
+    fetched: list[str] = []
+
+    def download_for(message_id: str) -> Callable[[], Awaitable[bytes]]:
+        async def download() -> bytes:
+            fetched.append(message_id)
+            return b"OggS"
+
+        return download
+
+    for event in await drain(session):
+        line = dumps({"event": encode_event(event)})
+        back = decode_event(json.loads(line)["event"], download_for)
+        assert back == event  # the download callable is not compared
+        if isinstance(event, IncomingMessage):
+            assert (back.download is None) == (event.download is None)  # type: ignore[union-attr]
+            if back.download is not None:  # type: ignore[union-attr]
+                assert await back.download() == b"OggS"  # type: ignore[union-attr]
+    assert fetched == ["3EB0PTT"]
+
+
 async def test_resume_uses_the_stored_device_jid() -> None:
     session = offline_session(jid_text="5215511110000:7@s.whatsapp.net")
     args, kwargs = client_of(session).init_args
@@ -159,28 +208,6 @@ async def test_resume_uses_the_stored_device_jid() -> None:
 
 
 # --- the whole path: supervisor, ingest, pipeline, paced outbox, receipts ------------------
-
-
-class Sessions:
-    """Session factory for the runtime: real NeonizeSessions on recording clients."""
-
-    def __init__(self) -> None:
-        self.made: list[NeonizeSession] = []
-        self.fail_connect: set[str] = set()
-
-    def __call__(self, record: NumberRecord) -> Session:
-        session = offline_session(record.account, record.jid)
-        if record.account in self.fail_connect:
-            client_of(session).connect = _broken_connect  # type: ignore[method-assign]
-        self.made.append(session)
-        return session
-
-    def latest(self, account: str = BUSINESS) -> NeonizeSession:
-        return [s for s in self.made if s.account == account][-1]
-
-
-async def _broken_connect(*_: Any, **__: Any) -> None:
-    raise NeonizeError("dial tcp: lookup web.whatsapp.com: no such host")
 
 
 @pytest.fixture
@@ -210,39 +237,6 @@ async def wa_runtime(
     await rt.close()
 
 
-async def _state(rt: Runtime, account: str = BUSINESS) -> NumberRecord:
-    record = await rt.whatsapp.book.get(account)
-    assert record is not None
-    return record
-
-
-async def _linked(rt: Runtime, sessions: Sessions, account: str = BUSINESS) -> NeonizeSession:
-    await rt.whatsapp.book.add(account, "Ventas")
-    await rt.whatsapp.book.request_link(account, pairing_phone=None)
-
-    async def started() -> bool:
-        return any(s.account == account for s in sessions.made)
-
-    await until(started)
-    session = sessions.latest(account)
-    feed_qr(session.client, "2@abc,def,ghi")
-
-    async def pairing() -> bool:
-        return (await _state(rt, account)).state == "pairing"
-
-    await until(pairing)
-    assert (await _state(rt, account)).qr == "2@abc,def,ghi"
-    device = pb.JID(User=account.lstrip("+"), Server="s.whatsapp.net", Device=4, RawAgent=0,
-                    Integrator=0, IsEmpty=False)
-    feed(session.client, pb.PairStatus(ID=device, BusinessName="Seguros", Platform="android"))
-
-    async def connected() -> bool:
-        return (await _state(rt, account)).state == "connected"
-
-    await until(connected)
-    return session
-
-
 async def _rows(rt: Runtime, **where: Any) -> list[Message]:
     async with rt.sessions() as s:
         q = select(Message).order_by(Message.seq)
@@ -252,8 +246,8 @@ async def _rows(rt: Runtime, **where: Any) -> list[Message]:
 
 
 async def test_link_receive_reply_and_receipts(wa_runtime: Runtime, sessions: Sessions) -> None:
-    session = await _linked(wa_runtime, sessions)
-    record = await _state(wa_runtime)
+    session = await linked(wa_runtime, sessions)
+    record = await number_state(wa_runtime)
     assert record.jid == f"{BUSINESS.lstrip('+')}:4@s.whatsapp.net" and record.qr is None
     client = client_of(session)
     feed(client, message_event("3EB0HOLA", text("hola buenas")))
@@ -295,7 +289,7 @@ async def test_link_receive_reply_and_receipts(wa_runtime: Runtime, sessions: Se
 async def test_owner_typed_moves_to_human_and_voice_is_kept(
     wa_runtime: Runtime, sessions: Sessions
 ) -> None:
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     client = client_of(session)
     client.media = NeonizeError("media expired")
     feed(client, message_event("3EB0OWN", text("Buenas, soy Carlos, yo le atiendo"),
@@ -325,7 +319,7 @@ async def test_owner_typed_moves_to_human_and_voice_is_kept(
 async def test_image_downloaded_into_the_media_store(
     wa_runtime: Runtime, sessions: Sessions
 ) -> None:
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     picture = png(32, 32)
     client_of(session).media = picture
     feed(session.client, message_event("3EB0FOTO", image("la placa del coche", "image/png")))
@@ -343,7 +337,7 @@ async def test_image_downloaded_into_the_media_store(
 async def test_lid_sender_mapped_to_known_contact(
     wa_runtime: Runtime, sessions: Sessions
 ) -> None:
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     async with wa_runtime.sessions() as s, s.begin():
         s.add(Contact(id=uuid.uuid4(), phone_e164="+525512345678", wa_lid="987654321012345",
                       name="Lupita"))
@@ -362,19 +356,19 @@ async def test_lid_sender_mapped_to_known_contact(
 
 
 async def test_logged_out_needs_a_new_link(wa_runtime: Runtime, sessions: Sessions) -> None:
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     alerts = wa_runtime.events.subscribe("admin:alerts")
     async with alerts as queue:
         feed(session.client, pb.LoggedOut(OnConnect=False,
                                           Reason=pb.ConnectFailureReason.Value("LOGGED_OUT")))
 
         async def logged_out() -> bool:
-            return (await _state(wa_runtime)).state == "logged_out"
+            return (await number_state(wa_runtime)).state == "logged_out"
 
         await until(logged_out)
         alert = await asyncio.wait_for(queue.get(), 5)
     assert alert["state"] == "logged_out" and alert["account"] == BUSINESS
-    record = await _state(wa_runtime)
+    record = await number_state(wa_runtime)
     assert record.jid is None
     assert ("stop", (), {}) in client_of(session).calls
     await asyncio.sleep(0.5)
@@ -390,11 +384,11 @@ async def test_logged_out_needs_a_new_link(wa_runtime: Runtime, sessions: Sessio
 
 
 async def test_stream_replaced_is_not_fought(wa_runtime: Runtime, sessions: Sessions) -> None:
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     feed(session.client, pb.StreamReplaced())
 
     async def replaced() -> bool:
-        return (await _state(wa_runtime)).state == "stream_replaced"
+        return (await number_state(wa_runtime)).state == "stream_replaced"
 
     await until(replaced)
     assert ("stop", (), {}) in client_of(session).calls
@@ -411,16 +405,16 @@ async def test_stream_replaced_is_not_fought(wa_runtime: Runtime, sessions: Sess
 async def test_temporary_ban_leaves_other_numbers_working(
     wa_runtime: Runtime, sessions: Sessions
 ) -> None:
-    banned = await _linked(wa_runtime, sessions, BUSINESS)
-    other = await _linked(wa_runtime, sessions, OTHER)
+    banned = await linked(wa_runtime, sessions, BUSINESS)
+    other = await linked(wa_runtime, sessions, OTHER)
     feed(banned.client, pb.TemporaryBan(
         Code=pb.TemporaryBan.TempBanReason.Value("SEND_TO_TOO_MANY_PEOPLE"), Expire=3600))
 
     async def banned_state() -> bool:
-        return (await _state(wa_runtime, BUSINESS)).state == "temp_banned"
+        return (await number_state(wa_runtime, BUSINESS)).state == "temp_banned"
 
     await until(banned_state)
-    record = await _state(wa_runtime, BUSINESS)
+    record = await number_state(wa_runtime, BUSINESS)
     assert record.retry_at is not None and "too many people" in (record.detail or "")
     feed(other.client, message_event("3EB0OTRO", text("hola"), pushname="Beto"))
 
@@ -428,7 +422,7 @@ async def test_temporary_ban_leaves_other_numbers_working(
         return any(c[0] == "send_message" for c in client_of(other).calls)
 
     await until(answered)
-    assert (await _state(wa_runtime, OTHER)).state == "connected"
+    assert (await number_state(wa_runtime, OTHER)).state == "connected"
 
 
 async def test_restart_cap_marks_failed(wa_runtime: Runtime, sessions: Sessions) -> None:
@@ -437,13 +431,43 @@ async def test_restart_cap_marks_failed(wa_runtime: Runtime, sessions: Sessions)
     await wa_runtime.whatsapp.book.request_link(BUSINESS, pairing_phone=None)
 
     async def failed() -> bool:
-        return (await _state(wa_runtime)).state == "failed"
+        return (await number_state(wa_runtime)).state == "failed"
 
     await until(failed)
-    record = await _state(wa_runtime)
+    record = await number_state(wa_runtime)
     assert "gave up after 2 restarts" in (record.detail or "")
+    assert "cannot reach WhatsApp's servers" in (record.detail or "")
     assert "no such host" in (record.detail or "")
     assert len(sessions.made) == 3  # first try + 2 restarts
+    assert record.restarts == 2
+
+
+async def test_qr_scanned_by_another_numbers_phone_needs_linking(
+    wa_runtime: Runtime, sessions: Sessions
+) -> None:
+    await wa_runtime.whatsapp.book.add(BUSINESS, None)
+    await wa_runtime.whatsapp.book.request_link(BUSINESS, pairing_phone=None)
+
+    async def started() -> bool:
+        return bool(sessions.made)
+
+    await until(started)
+    session = sessions.latest()
+    feed_qr(session.client, "2@scan-me")
+    wrong_phone = pb.JID(User="5215599990000", Server="s.whatsapp.net", Device=7, RawAgent=0,
+                         Integrator=0, IsEmpty=False)
+    feed(session.client, pb.PairStatus(ID=wrong_phone, BusinessName="Otro", Platform="ios"))
+
+    async def needs_link() -> bool:
+        return (await number_state(wa_runtime)).state == "needs_link"
+
+    await until(needs_link)
+    record = await number_state(wa_runtime)
+    assert record.jid is None  # never stored: resuming it would run another number's phone
+    assert "scanned by +525599990000, not by this number" in (record.detail or "")
+    assert ("stop", (), {}) in client_of(session).calls
+    await asyncio.sleep(0.3)
+    assert len(sessions.made) == 1  # waits for the admin to link again
 
 
 async def test_qr_nobody_scans_times_out_and_can_retry(
@@ -459,16 +483,16 @@ async def test_qr_nobody_scans_times_out_and_can_retry(
     feed_qr(sessions.latest().client, "2@first")
 
     async def code() -> bool:
-        return (await _state(wa_runtime)).pairing_code == "ABCD-EFGH"
+        return (await number_state(wa_runtime)).pairing_code == "ABCD-EFGH"
 
     await until(code)
     assert ("PairPhone", ("525511110000",), {}) in client_of(sessions.latest()).calls
 
     async def stopped() -> bool:
-        return (await _state(wa_runtime)).state == "stopped"
+        return (await number_state(wa_runtime)).state == "stopped"
 
     await until(stopped)
-    record = await _state(wa_runtime)
+    record = await number_state(wa_runtime)
     assert not record.enabled and record.qr is None and "not scanned" in (record.detail or "")
     await wa_runtime.whatsapp.book.request_link(BUSINESS, pairing_phone=None)
 
@@ -510,27 +534,16 @@ async def wa_client(wa_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def _login(rt: Runtime, client: httpx.AsyncClient, role: str) -> dict[str, str]:
-    from handoff.roles import Role
-
-    email = f"{role}-{uuid.uuid4().hex[:6]}@example.mx"
-    await rt.auth.create_user(email=email, name=role, role=Role(role), password="contraseña-123")
-    r = await client.post("/api/v1/auth/login",
-                          json={"email": email, "password": "contraseña-123"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 async def test_admin_links_a_number_from_the_page(
     wa_runtime: Runtime, wa_client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
     api = "/api/v1/whatsapp/numbers"
     assert (await wa_client.get(api)).status_code == 401
-    agent = await _login(wa_runtime, wa_client, "agent")
+    agent = await login(wa_runtime, wa_client, "agent")
     assert (await wa_client.get(api, headers=agent)).status_code == 403
     assert (await wa_client.post(api, json={"account": "+52 55 1111 0000"},
                                  headers=agent)).status_code == 403
-    admin = await _login(wa_runtime, wa_client, "admin")
+    admin = await login(wa_runtime, wa_client, "admin")
     created = await wa_client.post(api, json={"account": "55 1111 0000", "label": "Ventas"},
                                    headers=admin)
     assert created.status_code == 201 and created.json()["account"] == BUSINESS
@@ -571,7 +584,7 @@ async def test_agent_sends_an_image_through_the_number(
 ) -> None:
     from tests.voice.conftest import chunks_of
 
-    session = await _linked(wa_runtime, sessions)
+    session = await linked(wa_runtime, sessions)
     client = client_of(session)
     feed(client, message_event("3EB0Q", text("me mandas la póliza?")))
 
@@ -605,7 +618,7 @@ async def test_second_node_waits_then_takes_over(
     from bot.channels.supervisor import Backoff, NumberSupervisor, SupervisorPolicy
     from bot.channels.whatsapp import LidDirectory, LiveSessions, WhatsAppInbound
 
-    await _linked(wa_runtime, sessions)  # node A (the runtime's pool) owns the number
+    await linked(wa_runtime, sessions)  # node A (the runtime's pool) owns the number
     lease = Lease(wa_runtime.redis, f"whatsapp:{BUSINESS}", holder="node-b",
                   ttl=timedelta(seconds=2))
     live_b = LiveSessions()
@@ -628,7 +641,7 @@ async def test_second_node_waits_then_takes_over(
     feed(sessions.latest().client, pb.Connected(status=True))
 
     async def b_connected() -> bool:
-        record = await _state(wa_runtime)
+        record = await number_state(wa_runtime)
         return record.state == "connected" and record.owner_node == "node-b"
 
     await until(b_connected)

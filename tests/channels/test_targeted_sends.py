@@ -18,17 +18,21 @@ from bot.settings import Settings
 from bot.settings.channels import ChannelsConfig, NeonizeConfig, PacingConfig
 from bot.wiring.runtime import Runtime
 from handoff.conversations import Message
-from tests.channels.neonize_fakes import BUSINESS, feed, message_event
+from tests.channels.neonize_fakes import (
+    BUSINESS,
+    Sessions,
+    client_of,
+    feed,
+    linked,
+    message_event,
+    number_state,
+    until,
+)
 from tests.channels.neonize_fakes import text as wa_text
 from tests.channels.test_neonize import (
     OTHER,
-    Sessions,
-    _linked,
     _rows,
-    _state,
-    client_of,
     neonize_loop,  # noqa: F401  (autouse fixture: neonize's handler loop)
-    until,
 )
 
 
@@ -104,7 +108,7 @@ async def test_sends_follow_the_lease_holder_through_a_takeover(
 ) -> None:
     rt_a, sessions_a, rt_b, sessions_b = two_nodes
     rt_a.start_worker()
-    session_a = await _linked(rt_a, sessions_a)  # node A holds the number
+    session_a = await linked(rt_a, sessions_a)  # node A holds the number
     rt_b.start_worker()  # node B: its worker runs, its supervisor stands by
     await until(lambda: _standby(rt_b))
     assert not any(s.account == BUSINESS for s in sessions_b.made)
@@ -159,7 +163,7 @@ async def test_sends_follow_the_lease_holder_through_a_takeover(
     await until(b_sent)
     assert _sent_texts(sessions_b) == ["cinco", "seis"]
     assert len(_sent_texts(sessions_a)) == sends_by_a  # A sent nothing after it left
-    record = await _state(rt_b)
+    record = await number_state(rt_b)
     assert record.owner_node == rt_b.whatsapp.node_id
     # every row went out exactly once
     out = await _rows(rt_b, direction="out")
@@ -181,7 +185,7 @@ async def test_other_numbers_are_unaffected_by_a_missing_holder(
     (scheduled from node B) and is sent once a node links it."""
     rt_a, sessions_a, rt_b, _ = two_nodes
     rt_a.start_worker()
-    session_a = await _linked(rt_a, sessions_a)
+    session_a = await linked(rt_a, sessions_a)
     feed(session_a.client, message_event("3EB0X1", wa_text("qué tal")))
 
     async def answered() -> bool:
@@ -208,7 +212,7 @@ async def test_other_numbers_are_unaffected_by_a_missing_holder(
         status = (await s.execute(select(Message.status).where(Message.id == waiting[0]))
                   ).scalar_one()
     assert status == "pending"
-    await _linked(rt_a, sessions_a, OTHER)  # the other number is linked: A adopts its job
+    await linked(rt_a, sessions_a, OTHER)  # the other number is linked: A adopts its job
 
     async def other_sent() -> bool:
         async with rt_a.sessions() as s:
@@ -226,7 +230,7 @@ async def test_a_send_job_stalled_on_a_dead_node_goes_to_the_new_holder(
     recovered and the number's messages go out from B, once each."""
     rt_a, sessions_a, rt_b, sessions_b = two_nodes
     rt_a.start_worker()
-    session_a = await _linked(rt_a, sessions_a)
+    session_a = await linked(rt_a, sessions_a)
     feed(session_a.client, message_event("3EB0Z", wa_text("buenas")))
 
     async def answered() -> bool:
