@@ -14,7 +14,9 @@ import psycopg
 from bot.wiring.runtime import Runtime
 
 
-def cli(database_url: str, redis_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    database_url: str, redis_url: str, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ATIENDE_DATABASE_URL": database_url, "ATIENDE_REDIS_URL": redis_url,
            "ATIENDE_DATA_DIR": str(tmp_path), "ATIENDE_LOG_LEVEL": "WARNING"}
     return subprocess.run([sys.executable, "-m", "bot", "apikeys", *args], env=env,

@@ -76,10 +76,10 @@ async def test_a_password_change_racing_logins_leaves_no_old_token(runtime: Runt
     for round_ in range(8):
         new = f"clave-nueva-{round_}"
 
-        async def try_login(password: str = current) -> str | None:
+        async def try_login(password: str = current, client: str = f"c{round_}") -> str | None:
             try:
                 return (await runtime.auth.login("caro@seguros.mx", password,
-                                                 client=f"c{round_}")).token
+                                                 client=client)).token
             except AuthError:
                 return None
 
