@@ -16,6 +16,7 @@ from bot.messages import MessageKind
 from bot.wiring.runtime import Runtime
 
 ACCOUNT = "5215500000001"
+OPEN_TICKETS = "SELECT count(*) FROM handoff_tickets WHERE closed_at IS NULL"
 LID = "987654321012345"
 PHONE = "+525512345678"
 
@@ -73,7 +74,7 @@ async def test_lid_contact_merged_into_phone_contact(runtime: Runtime, first: st
     for side in sides:
         await side(runtime)
     assert await scalar(runtime, "SELECT count(*) FROM contacts") == 2
-    assert await scalar(runtime, "SELECT count(*) FROM handoff_tickets WHERE closed_at IS NULL") == 2
+    assert await scalar(runtime, OPEN_TICKETS) == 2
     before = await scalar(runtime, "SELECT count(*) FROM messages")
 
     # a message that carries both: the number of the LID is known now
@@ -113,7 +114,7 @@ async def test_concurrent_merges_of_one_pair_merge_once(runtime: Runtime) -> Non
     assert sum(r is not None for r in results) == 1
     assert await scalar(runtime, "SELECT count(*) FROM contacts") == 1
     assert await scalar(runtime, "SELECT count(*) FROM conversations") == 1
-    assert await scalar(runtime, "SELECT count(*) FROM handoff_tickets WHERE closed_at IS NULL") == 1
+    assert await scalar(runtime, OPEN_TICKETS) == 1
 
 
 async def test_a_lid_contact_alone_learns_its_number(runtime: Runtime) -> None:
