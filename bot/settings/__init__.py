@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = 5
     job_retry_base_seconds: float = 2.0
     stalled_job_seconds: float = 30.0
+    # a reply a dead process had claimed for sending is sent again after this long: keep
+    # it above the longest send (provider timeout, typing time), or a slow send repeats
+    send_claim_seconds: float = Field(default=120.0, ge=1)
     reconcile_interval_seconds: float = 5.0
 
     log_level: str = "INFO"

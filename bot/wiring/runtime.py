@@ -170,6 +170,7 @@ class Runtime:
             stalled_seconds=settings.stalled_job_seconds,
             interval_seconds=settings.reconcile_interval_seconds,
             campaigns=campaigns.campaign_scheduler,
+            send_claim_seconds=settings.send_claim_seconds,
         )
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
