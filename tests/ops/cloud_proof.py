@@ -40,7 +40,8 @@ def questions() -> list[str]:
     with greetings and thanks between them, as customers write."""
     labelled = yaml.safe_load((ROOT / "knowledge/demo/questions.yaml").read_text())
     asked = [q["q"] for q in labelled if not q.get("escalate") and q.get("sources")]
-    return [text for pair in zip(asked, ["hola", "gracias!!"] * len(asked)) for text in pair]
+    small_talk = ["hola", "gracias!!"] * len(asked)
+    return [text for pair in zip(asked, small_talk[: len(asked)], strict=True) for text in pair]
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,9 @@ def decided(database_url: str, graph: FakeGraph, prefix: str) -> Decided:
         and (row[3] not in handed or row[4] < handed[row[3]])
     ]
     violations = [str(c) for c, times in order.items() if times != sorted(times)]
+    distinct = {row[1] for row in inbound}
     return Decided(
-        stored=len({row[1] for row in inbound}) if len(inbound) == len({r[1] for r in inbound})
-        else -len(inbound),
+        stored=len(distinct) if len(inbound) == len(distinct) else -len(inbound),  # twice: <0
         processed=sum(row[2] == "processed" for row in inbound),
         replies=sum(len(v) for v in by_message.values()), sent=sent,
         unanswered_while_bot=unanswered, gaps=gaps, order_violations=violations,
