@@ -87,7 +87,7 @@ test: install-test lint
 ## make reliability: the whole proof suite at full size (duplicates, kill -9 of the API and the
 ## worker, Redis loss, fuzzing, several minutes of load); prints the figures (RELIABILITY.md).
 reliability: install-test
-	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops
+	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops tests/prod/test_wheel_install.py
 
 bench: install
 	$(BIN)/atiende bench pipeline
