@@ -44,13 +44,9 @@ async def test_cli_key_works_as_bearer_until_revoked(
     assert "crm-sync" in listed.stdout and "last use never" not in listed.stdout
     assert key not in listed.stdout
 
-    again = cli(database_url, redis_url, tmp_path, "create", "--name", "crm-sync",
-                "--role", "agent")
-    assert again.returncode == 1 and "already exists" in again.stderr
     revoked = cli(database_url, redis_url, tmp_path, "revoke", "crm-sync")
     assert revoked.returncode == 0, revoked.stderr
     assert (await client.get("/api/v1/conversations", headers=bearer)).status_code == 401
-    assert cli(database_url, redis_url, tmp_path, "revoke", "crm-sync").returncode == 1
 
 
 async def test_admins_manage_keys_over_the_api(
@@ -61,6 +57,9 @@ async def test_admins_manage_keys_over_the_api(
                              json={"name": "zapier", "role": "agent"})
     assert made.status_code == 201
     key = made.json()["key"]
+    twice = await client.post("/api/v1/apikeys", headers=admin,
+                              json={"name": "zapier", "role": "admin"})
+    assert twice.status_code == 409 and "already exists" in twice.text
     listed = (await client.get("/api/v1/apikeys", headers=admin)).json()
     assert [k["name"] for k in listed] == ["zapier"] and "key" not in listed[0]
     me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
@@ -70,5 +69,7 @@ async def test_admins_manage_keys_over_the_api(
                                 headers=admin)).status_code == 204
     assert (await client.get("/api/v1/auth/me",
                              headers={"Authorization": f"Bearer {key}"})).status_code == 401
+    assert (await client.delete(f"/api/v1/apikeys/{made.json()['id']}",
+                                headers=admin)).status_code == 404  # revoked once only
     assert (await client.get("/api/v1/auth/me",
                              headers={"Authorization": "Bearer atk_forged"})).status_code == 401
