@@ -6,28 +6,46 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean
+.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Reinstall when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# Exactly the locked versions (requirements*.lock, from `make lock`), then the project
+# itself without resolving again. Reinstall when pyproject.toml or a lock file changes.
+# `atiende models install` checks each model file against its SHA-256 and stops on a
+# mismatch.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/atiende models install
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed $(VENV)/.installed-reference
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml requirements-test.lock $(VENV)/.installed $(VENV)/.installed-reference
+	$(BIN)/pip install -q -r requirements-test.lock
 	touch $@
 
-## The openai-whisper reference transcriber (optional; the tests use it): CPU torch, no triton.
+## The openai-whisper reference transcriber (optional; the tests use it): the CPU build of
+## torch (torch==2.13.0+cpu: no CUDA libraries, no triton), openai-whisper without its deps.
+## Where pip does not find the +cpu build, add PyTorch's CPU wheel index (see README).
 $(VENV)/.installed-reference: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[reference]'
+	$(BIN)/pip install -q -r requirements.lock '.[reference]'
+	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	$(BIN)/atiende models convert-whisper
 	touch $@
+
+## Re-resolve the lock files from pyproject.toml (upgrades what is not pinned there).
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11.7 --no-header --annotation-style line --quiet
+lock: | $(BIN)/python
+	$(BIN)/pip install -q uv==0.9.5
+	{ echo '# Locked dependency set of atiende: `make lock` re-resolves it from'; \
+	  echo '# pyproject.toml (uv pip compile); `make` installs exactly these versions.'; \
+	  $(UV_COMPILE) -o -; } > requirements.lock
+	{ echo '# Locked dependency set of atiende (with the test extra): `make lock` re-resolves it from'; \
+	  echo '# pyproject.toml (uv pip compile); `make` installs exactly these versions.'; \
+	  $(UV_COMPILE) --extra test -o -; } > requirements-test.lock
 
 install-reference: $(VENV)/.installed-reference
 
@@ -70,7 +88,7 @@ test: install-test lint
 ## worker, Redis loss, fuzzing, 5 WhatsApp numbers x 200 start/stop/crash cycles on the real
 ## neonize, several minutes of load); prints the figures (RELIABILITY.md).
 reliability: install-test
-	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops
+	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops tests/prod/test_wheel_install.py
 
 bench: install
 	$(BIN)/atiende bench pipeline

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+import sysconfig
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -17,6 +19,24 @@ from sqlalchemy.ext.asyncio import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class MigrationsMissing(RuntimeError):
+    """Neither a checkout nor the installed package carries the migrations."""
+
+
+def migrations_root() -> Path:
+    """The folder holding ``alembic.ini`` and ``migrations/``: the checkout when run from
+    one, else ``<prefix>/share/atiende`` where the wheel installs them (data files)."""
+    candidates = [REPO_ROOT]
+    for prefix in (sysconfig.get_path("data"), sys.prefix, sys.base_prefix):
+        candidates.append(Path(prefix) / "share" / "atiende")
+    for root in candidates:
+        if (root / "alembic.ini").is_file() and (root / "migrations" / "env.py").is_file():
+            return root
+    looked = ", ".join(str(c) for c in candidates)
+    raise MigrationsMissing(f"alembic.ini and migrations/ not found (looked in {looked}); "
+                            "reinstall the atiende package")
 
 # What the driver raises (connection lost, pool timeout, a failed statement), and its
 # connection type, for modules that run SQL without importing the driver.
@@ -93,6 +113,6 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config = Config(str(migrations_root() / "alembic.ini"))
     config.attributes["url"] = url
     command.upgrade(config, "heads")

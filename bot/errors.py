@@ -21,6 +21,8 @@
     │   ├── AudioUnusable          the audio itself is bad: corrupt, empty, too long (``reason``)
     │   └── TranscriberUnavailable a backend is not installed or its provider failed
     ├── QueueUnavailable           the job queue (PostgreSQL) could not take or move a job
+    ├── WebhookTargetRefused       a webhook URL we will not call (scheme, private address)
+    ├── WebhookDeliveryFailed      one webhook delivery attempt failed (retried with backoff)
     ├── LLMConfigError             the LLM chain configuration is invalid (``ATIENDE_LLM_CONFIG``)
     └── LLMError                   an LLM chain call gave no usable answer (``provider``, ``model``)
         ├── LLMUnavailable         not configured, or no provider reachable / all cooling down
@@ -188,3 +190,16 @@ class LLMRateLimited(LLMError):
 
 class LLMBadResponse(LLMError):
     pass
+
+
+class WebhookTargetRefused(AtiendeError):
+    """A webhook URL we will not call (bad scheme, or it resolves to a refused address)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class WebhookDeliveryFailed(AtiendeError):
+    """One delivery attempt failed; the job queue retries it with backoff."""

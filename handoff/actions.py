@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff.access import require_holder, require_visible
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Contact, Conversation
+from handoff.conversations import Contact, Conversation, contact_key
 from handoff.errors import Conflict, InvalidInput, NotAllowed
 from handoff.ownership import Owner, OwnerEvent
 from handoff.ports import Clock
@@ -163,6 +163,7 @@ class AgentActions:
     ) -> Outcome:
         """An agent writes first to a customer; the bot stays out of it."""
         body = _clean_text(body)
+        phone = contact_key(channel, phone)
         async with self._sessions() as session, session.begin():
             contact_id = (
                 await session.execute(select(Contact.id).where(Contact.phone_e164 == phone))

@@ -77,6 +77,7 @@ class Actor:
     @classmethod
     def of(cls, principal: _PrincipalLike, *, client: str | None = None) -> Actor:
         role = getattr(principal.role, "value", principal.role)
+        client = client or getattr(principal, "client", None)
         return cls("user", principal.id, principal.email, str(role), client)
 
     @classmethod

@@ -40,18 +40,23 @@ class UserExists(Exception):
     pass
 
 
+class UnknownUser(LookupError):
+    pass
+
+
 class InvalidUser(ValueError):
     pass
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a logged-in staff member."""
+    """Who is calling: a logged-in staff member (or an API key acting with a role)."""
 
     id: uuid.UUID
     email: str
     name: str
     role: Role
+    client: str | None = None  # the caller's IP, for the audit log
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +142,65 @@ class AuthService:
         now = self._clock()
         expires = now + self._ttl
         async with self._sessions() as session, session.begin():
+            # A password change (or deactivation) that committed after the password was
+            # checked wins: the row is locked and re-read, so no token outlives it.
+            current = (
+                await session.execute(
+                    select(User.password_hash, User.active)
+                    .where(User.id == user.id).with_for_update(read=True)
+                )
+            ).one_or_none()
+            if current is None or not current.active or current.password_hash != user.password_hash:
+                raise AuthError("wrong email or password")
             session.add(AuthToken(token_hash=_digest(token), user_id=user.id, expires_at=expires))
             await session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
         return IssuedToken(token, expires, _principal(user))
+
+    async def change_password(self, user_id: uuid.UUID, *, current: str, new: str) -> int:
+        """The user's own change: checks ``current``; every session of theirs is revoked.
+        Returns how many sessions were revoked."""
+        async with self._sessions() as session, session.begin():
+            user = await self._locked_user(session, user_id)
+            if not self._passwords.verify(user.password_hash, current):
+                raise AuthError("the current password is wrong")
+            return await self._set_password(session, user, new)
+
+    async def reset_password(self, user_id: uuid.UUID, *, new: str) -> int:
+        """An admin sets someone's password; every session of theirs is revoked."""
+        async with self._sessions() as session, session.begin():
+            user = await self._locked_user(session, user_id)
+            return await self._set_password(session, user, new)
+
+    async def revoke_sessions(self, user_id: uuid.UUID) -> int:
+        """Log a user out everywhere (e.g. when deactivated)."""
+        async with self._sessions() as session, session.begin():
+            return await self._revoke_all(session, user_id)
+
+    async def _locked_user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
+        user = (
+            await session.execute(select(User).where(User.id == user_id).with_for_update())
+        ).scalar_one_or_none()
+        if user is None:
+            raise UnknownUser(f"no user {user_id}")
+        return user
+
+    async def _set_password(self, session: AsyncSession, user: User, new: str) -> int:
+        if len(new) < MIN_PASSWORD:
+            raise InvalidUser(f"password must have at least {MIN_PASSWORD} characters")
+        await session.execute(
+            update(User).where(User.id == user.id)
+            .values(password_hash=self._passwords.hash(new))
+        )
+        return await self._revoke_all(session, user.id)
+
+    async def _revoke_all(self, session: AsyncSession, user_id: uuid.UUID) -> int:
+        revoked = await session.execute(
+            update(AuthToken)
+            .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+            .values(revoked_at=self._clock())
+            .returning(AuthToken.token_hash)
+        )
+        return len(revoked.all())
 
     async def resolve(self, token: str) -> Principal | None:
         """The principal behind a token, or None if unknown, expired, revoked or inactive."""

@@ -45,6 +45,27 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+SIMULATOR_CHANNEL = "simulator"
+SIMULATOR_PREFIX = "sim:"
+
+
+def contact_key(channel: str, phone: str) -> str:
+    """The ``contacts.phone_e164`` a customer of ``channel`` is stored under.
+
+    Anyone who reaches the simulator can type any number: its customers get contacts of
+    their own (``sim:+52…``), so a simulated "BAJA" never opts a real customer out, and a
+    simulated conversation never joins a real one's history, tickets or campaigns.
+    """
+    if channel == SIMULATOR_CHANNEL and not phone.startswith(SIMULATOR_PREFIX):
+        return SIMULATOR_PREFIX + phone
+    return phone
+
+
+def display_phone(key: str) -> str:
+    """The number behind a contact key (the simulator's prefix removed)."""
+    return key.removeprefix(SIMULATOR_PREFIX)
+
+
 class Contact(Base):
     __tablename__ = "contacts"
 

@@ -176,3 +176,26 @@ class Label(RecordsBase):
         ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
     )
     label: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class ApiKey(Base):
+    """A long-lived key for integrations: acts with ``role``; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin','supervisor','agent')", name="role_valid"),
+        Index("uq_api_keys_active_name", "name", unique=True,
+              postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists: "atk_AbCd…"
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -133,6 +133,9 @@ async def app_client(runtime: Runtime, **options: object) -> AsyncIterator[httpx
     async with httpx.AsyncClient(
         transport=transport, base_url="http://atiende.test", **options  # type: ignore[arg-type]
     ) as c:
+        # one simulator session for the whole client, as a browser has after its first
+        # request (concurrent first requests would otherwise each be given their own)
+        c.cookies.set("atiende_sim", f"test-session-{uuid.uuid4().hex}")
         yield c
 
 
@@ -180,3 +183,19 @@ async def auth_headers(runtime: Runtime, client: httpx.AsyncClient):  # type: ig
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     return make
+
+
+async def staff_outcome(
+    client: httpx.AsyncClient, runtime: Runtime, message_id: object, *, wait: float = 20
+) -> httpx.Response:
+    """The simulator outcome of a message the test stored itself (not through the
+    simulator's POST): only staff may read those, so ask with a supervisor's API key."""
+    from handoff.roles import Role
+
+    key = await runtime.api_keys.create(
+        name=f"test-{uuid.uuid4().hex[:8]}", role=Role.SUPERVISOR, created_by="tests"
+    )
+    return await client.get(
+        f"/api/v1/simulator/messages/{message_id}", params={"wait": wait},
+        headers={"Authorization": f"Bearer {key.key}"},
+    )

@@ -18,7 +18,7 @@ from bot.messages import InboundMessage, MessageKind
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
 from handoff.conversations import Contact, Conversation, Message
-from tests.conftest import ask
+from tests.conftest import ask, staff_outcome
 
 
 class RecordingResponder:
@@ -138,7 +138,8 @@ async def test_mexican_521_and_52_are_one_contact(
     assert a["conversation_id"] == b["conversation_id"] == c["conversation_id"]
     async with runtime.sessions() as s:
         contacts = (await s.execute(select(Contact.phone_e164))).scalars().all()
-    assert contacts == ["+525544445555"]
+    # a simulator customer's contact is its own (never a real WhatsApp customer's)
+    assert contacts == ["sim:+525544445555"]
 
 
 async def test_ordering_within_a_conversation_while_others_interleave(
@@ -247,11 +248,7 @@ async def test_unknown_message_type_is_stored_and_acknowledged(
             received_at=runtime.clock(), raw={"type": "poll", "poll": {"q": "¿sí o no?"}},
         )
     )
-    out = (
-        await client.get(
-            f"/api/v1/simulator/messages/{accepted.message_id}", params={"wait": 10}
-        )
-    ).json()
+    out = (await staff_outcome(client, runtime, accepted.message_id, wait=10)).json()
     assert out["status"] == "processed"
     assert "no puedo leer" in out["replies"][0]
     async with runtime.sessions() as s:

@@ -104,6 +104,21 @@ def test_compose_is_the_production_shape() -> None:
     services = compose["services"]
     assert {"app", "worker", "postgres", "redis", "minio", "migrate"} <= set(services)
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
+    for name, service in services.items():
+        if "image" in service and name not in ("app", "worker", "migrate"):
+            tag = service["image"].rsplit(":", 1)[-1]
+            assert ":" in service["image"] and tag != "latest" and any(c.isdigit() for c in tag), (
+                f"{name}: image not pinned to a version")
+    # each long-running service has its own healthcheck (the worker's on its own port)
+    for name in ("app", "worker", "postgres", "redis", "minio"):
+        assert "healthcheck" in services[name], name
+    assert "8000/healthz" in str(services["app"]["healthcheck"]["test"])
+    assert "8001/healthz" in str(services["worker"]["healthcheck"]["test"])
+    assert services["worker"]["environment"]["ATIENDE_WORKER_PORT"] == "8001"
+    for name in ("app", "worker"):
+        waits = services[name]["depends_on"]
+        assert waits["minio-bucket"]["condition"] == "service_completed_successfully"
+        assert waits["migrate"]["condition"] == "service_completed_successfully"
     fields = set(Settings.model_fields)
     text = (ROOT / "docker-compose.yml").read_text()
     for name, nested in set(re.findall(r"ATIENDE_([A-Z_]+?)(?:__([A-Z_0-9]+))?:", text)):

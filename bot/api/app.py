@@ -21,6 +21,7 @@ from bot.api.routes import (
     campaigns,
     health,
     inbox,
+    integrations,
     knowledge,
     llm,
     media,
@@ -38,6 +39,7 @@ from bot.errors import (
     MediaRejected,
     MediaStoreError,
     NotFound,
+    WebhookTargetRefused,
 )
 from bot.logs import get_logger
 from bot.wiring.runtime import Runtime
@@ -87,6 +89,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(inbox.router)
     app.include_router(inbox.pages)
     app.include_router(staff.router)
+    app.include_router(integrations.router)
     app.include_router(media.router)
     app.include_router(media.outgoing)
     app.include_router(campaigns.router)
@@ -175,6 +178,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserExists)
     async def user_exists(request: Request, exc: UserExists) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+    @app.exception_handler(WebhookTargetRefused)
+    async def webhook_refused(request: Request, exc: WebhookTargetRefused) -> JSONResponse:
+        log.info("http.webhook_refused", path=request.url.path, url=exc.url, reason=exc.reason)
+        return _unprocessable(f"webhook refused: {exc.reason}", "webhook_refused")
+
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

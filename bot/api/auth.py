@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, status
 
+from bot.api.clientip import client_ip
 from bot.api.deps import RuntimeDep
+from handoff.apikeys import is_api_key
 from handoff.audit import Actor
 from handoff.auth import Principal
 from handoff.roles import Role
@@ -51,11 +54,23 @@ def _token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+def request_client(request: Request, runtime: Runtime) -> str:
+    """The client IP (``X-Forwarded-For`` only from ``ATIENDE_TRUSTED_PROXIES``)."""
+    return client_ip(request, runtime.settings.trusted_proxy_networks)
+
+
 async def current_principal(request: Request, runtime: RuntimeDep) -> Principal | None:
+    """The caller behind a login token or API key (with the client IP), or None."""
     token = _token(request)
     if not token:
         return None
-    return await runtime.auth.resolve(token)
+    if is_api_key(token):
+        principal = await runtime.api_keys.resolve(token)
+    else:
+        principal = await runtime.auth.resolve(token)
+    if principal is None:
+        return None
+    return dataclasses.replace(principal, client=request_client(request, runtime))
 
 
 def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:

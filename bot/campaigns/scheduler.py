@@ -28,7 +28,7 @@ from bot.campaigns.values import CLOUD_CHANNEL, campaign_event
 from bot.clock import Clock
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 from handoff.ownership import Owner
 
 __all__ = ["CampaignScheduler", "PendingSender", "Step"]
@@ -274,7 +274,10 @@ async def _upsert_contact(
     return (
         await session.execute(
             insert(Contact)
-            .values(id=uuid.uuid4(), phone_e164=recipient.phone_e164, name=recipient.name)
+            # a simulator campaign writes to the simulator's own contact of that number
+            .values(id=uuid.uuid4(), phone_e164=contact_key(recipient.channel,
+                                                            recipient.phone_e164),
+                    name=recipient.name)
             .on_conflict_do_update(
                 index_elements=["phone_e164"],
                 set_={"name": func.coalesce(Contact.name, recipient.name)},

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.clock import Clock
@@ -20,9 +22,10 @@ from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.messages import InboundMessage, MessageKind
 from bot.phones import normalize_phone
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 
 MAX_TEXT = 4096
+SESSION_KEY = "sim_session"  # messages.raw: the simulator session that sent it
 log = get_logger("atiende.simulator")
 
 
@@ -71,9 +74,11 @@ class SimulatorService:
         self._region = default_region
 
     async def send(
-        self, *, phone: str, text: str | None, name: str | None, message_id: str | None
+        self, *, phone: str, text: str | None, name: str | None, message_id: str | None,
+        session: str | None = None,
     ) -> Accepted:
-        """Accept a customer text as if WhatsApp had delivered it."""
+        """Accept a customer text as if WhatsApp had delivered it (``session``: the
+        simulator session sending it, the only one that may read it back besides staff)."""
         if text is None or not text.strip():
             raise InvalidMessage("text must not be empty")
         if len(text) > MAX_TEXT:
@@ -82,11 +87,12 @@ class SimulatorService:
             channel=SIMULATOR,
             account=SIMULATOR_ACCOUNT,
             provider_message_id=message_id or f"sim-{uuid.uuid4()}",
-            sender_phone=normalize_phone(phone, self._region),
+            sender_phone=contact_key(SIMULATOR, normalize_phone(phone, self._region)),
             sender_name=name,
             kind=MessageKind.TEXT,
             text=text,
             received_at=self._clock(),
+            raw={SESSION_KEY: session} if session else {},
         )
         return await self._ingestor.accept(message)
 
@@ -99,11 +105,13 @@ class SimulatorService:
         filename: str | None,
         name: str | None,
         message_id: str | None,
+        session: str | None = None,
     ) -> Accepted:
         """Accept a customer voice note: stored (checked) first, then delivered like text."""
         if self._media is None:
             raise InvalidMessage("this server has no media store")
-        sender = normalize_phone(phone, self._region)  # refuse a bad number before storing
+        # refuse a bad number before storing anything
+        sender = contact_key(SIMULATOR, normalize_phone(phone, self._region))
         ref = await self._media.save(
             audio, kind=MessageKind.VOICE, mime_type=mime_type, filename=filename
         )
@@ -116,6 +124,7 @@ class SimulatorService:
             kind=MessageKind.VOICE,
             media=ref,
             received_at=self._clock(),
+            raw={SESSION_KEY: session} if session else {},
         )
         assert ref.key is not None
         try:
@@ -129,36 +138,46 @@ class SimulatorService:
                  size=ref.size, mime_type=ref.mime_type)
         return accepted
 
-    async def outcome(self, message_id: uuid.UUID, *, wait: float = 0.0) -> Outcome:
-        """The outcome; with ``wait``, block up to that many seconds for processing."""
-        current = await self._read(message_id)
+    async def outcome(
+        self, message_id: uuid.UUID, *, wait: float = 0.0, session: str | None = None,
+        staff: bool = False,
+    ) -> Outcome:
+        """The outcome; with ``wait``, block up to that many seconds for processing.
+
+        Only staff, or the simulator ``session`` that sent the message, may read it: any
+        other message (a WhatsApp one, another session's) is "not found"."""
+        read = functools.partial(self._read, session=None if staff else session or "")
+        current = await read(message_id)
         if current.status != "received" or wait <= 0:
             return current
         async with self._events.subscribe(f"processed:{message_id}") as queue:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
             while (remaining := deadline - loop.time()) > 0:
-                current = await self._read(message_id)
+                current = await read(message_id)
                 if current.status != "received":
                     return current
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=min(remaining, 0.5))
-        return await self._read(message_id)
+        return await read(message_id)
 
-    async def _read(self, message_id: uuid.UUID) -> Outcome:
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(Message, Conversation.owner)
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .where(Message.id == message_id, Message.direction == "in")
-                )
-            ).one_or_none()
+    async def _read(self, message_id: uuid.UUID, *, session: str | None) -> Outcome:
+        query = (
+            select(Message, Conversation.owner)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id, Message.direction == "in")
+        )
+        if session is not None:  # not staff: the sender's own session only
+            query = query.where(
+                Conversation.channel == SIMULATOR, Message.raw[SESSION_KEY].astext == session
+            )
+        async with self._sessions() as db:
+            row = (await db.execute(query)).one_or_none()
             if row is None:
                 raise NotFound(f"message {message_id} not found")
             message, owner = row
             replies = (
-                await session.execute(
+                await db.execute(
                     select(Message.text)
                     .where(Message.in_reply_to == message_id)
                     .order_by(Message.reply_seq)
@@ -177,24 +196,33 @@ class SimulatorService:
             sources=list(message.sources or []),
         )
 
-    async def chat(self, phone: str, *, after_seq: int = 0) -> list[tuple[int, ChatLine]]:
-        """The simulator conversation of ``phone`` as the customer sees it."""
-        e164 = normalize_phone(phone, self._region)
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Message)
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(
-                        Contact.phone_e164 == e164,
-                        Conversation.channel == SIMULATOR,
-                        Message.seq > after_seq,
-                    )
-                    .order_by(Message.seq)
-                    .limit(200)
-                )
-            ).scalars().all()
+    async def chat(
+        self, phone: str, *, after_seq: int = 0, session: str | None = None, staff: bool = False
+    ) -> list[tuple[int, ChatLine]]:
+        """The simulator conversation of ``phone`` as the customer sees it: for staff, or
+        for a simulator session that has written in it (empty for anyone else)."""
+        key = contact_key(SIMULATOR, normalize_phone(phone, self._region))
+        query = (
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(
+                Contact.phone_e164 == key,
+                Conversation.channel == SIMULATOR,
+                Message.seq > after_seq,
+            )
+            .order_by(Message.seq)
+            .limit(200)
+        )
+        if not staff:
+            sent = aliased(Message)
+            mine = select(sent.id).where(
+                sent.conversation_id == Conversation.id,
+                sent.raw[SESSION_KEY].astext == (session or ""),
+            )
+            query = query.where(exists(mine))
+        async with self._sessions() as db:
+            rows = (await db.execute(query)).scalars().all()
         return [
             (m.seq, ChatLine(m.id, m.direction, m.author, m.text or m.transcript, m.status, m.kind))
             for m in rows

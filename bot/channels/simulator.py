@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.infra.redis_adapter import EventBus
 from bot.messages import OutboundMessage, SendReceipt
+from handoff.conversations import display_phone
 
 SIMULATOR = "simulator"
 SIMULATOR_ACCOUNT = "demo"
@@ -30,5 +31,5 @@ class SimulatorChannel:
                 "key": message.media.key, "mime_type": message.media.mime_type,
                 "size": message.media.size, "sha256": message.media.sha256,
             }
-        await self._events.publish(f"sim:{message.to_phone}", event)
+        await self._events.publish(f"sim:{display_phone(message.to_phone)}", event)
         return SendReceipt(provider_message_id=f"sim-{message.outbox_id}")

@@ -8,9 +8,10 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.lid_merge import LID_PREFIX, Merged, lid_key, merge_lid_into_phone
 from bot.channels.receipts import Receipt, ReceiptRecorder
 from bot.channels.wa_events import WHATSAPP_CHANNEL, IncomingMessage, IncomingReceipt
 from bot.conversation.ingest import Accepted, Ingestor
@@ -21,7 +22,7 @@ from handoff.conversations import Contact
 
 log = get_logger("atiende.whatsapp")
 
-LID_PREFIX = "lid:"
+__all__ = ["LID_PREFIX", "LidDirectory", "LiveSessions", "WhatsAppChannel", "WhatsAppInbound"]
 
 
 class MediaSaver(Protocol):
@@ -145,17 +146,18 @@ class LidDirectory:
             ).scalar_one_or_none()
         return phone
 
-    async def remember(self, lid: str, phone: str) -> None:
+    async def remember(self, lid: str, phone: str) -> Merged | None:
+        """The LID's number is known now: one contact for them (a contact stored under
+        the LID alone is merged into the phone contact, atomically)."""
         async with self._sessions() as session, session.begin():
-            taken = (
-                await session.execute(select(Contact.id).where(Contact.wa_lid == lid))
-            ).scalar_one_or_none()
-            if taken is None:
-                await session.execute(
-                    update(Contact)
-                    .where(Contact.phone_e164 == phone, Contact.wa_lid.is_(None))
-                    .values(wa_lid=lid)
-                )
+            merged = await merge_lid_into_phone(session, lid=lid, phone=phone)
+        if merged is not None:
+            log.info("whatsapp.lid_merged", lid=lid, contact_id=str(merged.contact_id),
+                     removed_contact_id=str(merged.removed_contact_id),
+                     conversations_merged=merged.conversations_merged,
+                     conversations_moved=merged.conversations_moved,
+                     tickets_closed=merged.tickets_closed)
+        return merged
 
 
 class WhatsAppInbound:
@@ -213,7 +215,7 @@ class WhatsAppInbound:
             # Unknown hidden number: keep the message under the LID itself (replies go
             # to the LID address); nothing is dropped.
             log.info("whatsapp.unmapped_lid", lid=event.peer.lid, wamid=event.message_id)
-            return f"{LID_PREFIX}{event.peer.lid}"[:20]
+            return lid_key(event.peer.lid)
         raise ChannelRefused(f"message {event.message_id} has no sender", channel=WHATSAPP_CHANNEL)
 
     async def _download(

@@ -31,6 +31,7 @@ bench_app.command("speech")(speech_cli.bench_speech)
 
 
 def _register_subcommands() -> None:
+    from bot.cli import apikeys as cli_apikeys
     from bot.cli import backup as cli_backup
     from bot.cli import campaigns as cli_campaigns
     from bot.cli import jobs as cli_jobs
@@ -42,6 +43,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_llm.app, name="llm")
     app.add_typer(cli_backup.app, name="backup")
     app.add_typer(cli_campaigns.app, name="campaigns")
+    app.add_typer(cli_apikeys.app, name="apikeys")
 
 
 _register_subcommands()
@@ -127,7 +129,7 @@ def serve() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the job worker and reconciler (no HTTP)."""
+    """Run the job worker and reconciler; ``/healthz`` and ``/metrics`` on ATIENDE_WORKER_PORT."""
     from bot.infra.backing import backing_services
     from bot.wiring.runtime import Runtime
 
@@ -135,6 +137,8 @@ def worker() -> None:
     backing = backing_services(settings)
 
     async def main() -> None:
+        from bot.api.worker_http import WorkerHttp
+
         runtime = await Runtime.create(
             settings, database_url=backing.database_url, redis_url=backing.redis_url
         )
@@ -142,10 +146,16 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_event.set)
+        http = None
+        if settings.worker_port:  # its health and metrics (the worker serves no API)
+            http = WorkerHttp(runtime, host=settings.host, port=settings.worker_port)
+            await http.start()
         runtime.start_worker()
         try:
             await stop_event.wait()
         finally:
+            if http is not None:
+                await http.close()
             await runtime.close()
 
     aio.run(main())
@@ -176,8 +186,11 @@ def ask(
         _fail("give exactly one of --text or --audio")
     base = os.environ.get("ATIENDE_URL", "http://127.0.0.1:8000").rstrip("/")
     deadline = time.monotonic() + timeout
+    # a production server with the simulator on wants a staff login: a token or API key
+    token = os.environ.get("ATIENDE_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(base_url=base, timeout=timeout + 5) as client:
+        with httpx.Client(base_url=base, timeout=timeout + 5, headers=headers) as client:
             if audio is not None:
                 if not audio.exists():
                     _fail(f"{audio}: no such file")

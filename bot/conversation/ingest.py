@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import asdict, dataclass
@@ -16,7 +17,7 @@ from bot.db import AutocommitPool, driver_connection
 from bot.logs import get_logger
 from bot.messages import Author, InboundMessage
 from bot.metrics import Metrics
-from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES
+from handoff.conversations import CONTACTS, CONVERSATIONS, MESSAGES, contact_key
 from handoff.ownership import Owner, OwnerEvent, next_owner
 from handoff.service import HandoffService
 
@@ -98,6 +99,9 @@ class Ingestor:
 
     async def accept(self, message: InboundMessage) -> Accepted:
         """Persist ``message`` (once per channel + provider id) and record its work atomically."""
+        key = contact_key(message.channel, message.sender_phone)
+        if key != message.sender_phone:
+            message = dataclasses.replace(message, sender_phone=key)
         if not message.from_owner and message.provider_message_id is not None:
             return await self._accept_customer(message)
         async with self._sessions() as session, session.begin():

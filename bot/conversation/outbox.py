@@ -18,14 +18,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.channel import ChannelRegistry, Presence
 from bot.conversation.pacing import Pacer
-from bot.db import AutocommitPool
+from bot.db import AutocommitPool, DriverConnection
 from bot.errors import ChannelError, ChannelRefused, ChannelUnavailable
 from bot.infra.redis_adapter import CacheUnavailable
 from bot.logs import get_logger
@@ -47,6 +47,34 @@ SET status = 'sent', sent_at = clock_timestamp(), error = NULL, attempts = m.att
     provider_message_id = v.provider_id
 FROM unnest(%s::uuid[], %s::text[]) AS v(id, provider_id)
 WHERE m.id = v.id
+"""
+
+# Channels whose inline sends are marked in the transaction that locked them (nothing
+# outside Atiende sees a send twice); the others are claimed first (``_CLAIM_OUT``).
+TRANSACTIONAL = ("simulator",)
+
+# A real provider's next row, claimed (``sending``, committed at once) before it is sent.
+_CLAIM_OUT = """
+WITH claimed AS (
+    UPDATE messages SET status = 'sending', claimed_at = clock_timestamp()
+    WHERE id IN (
+        SELECT m.id FROM messages m
+        JOIN conversations c ON c.id = m.conversation_id
+        JOIN contacts ct ON ct.id = c.contact_id
+        WHERE {where} AND m.id <> ALL(%(tried)s::uuid[])
+        ORDER BY m.seq
+        LIMIT {limit}
+        FOR UPDATE OF m SKIP LOCKED
+    )
+    RETURNING id
+)
+SELECT m.id, m.conversation_id, m.kind, m.text, m.author, m.channel, m.attempts, m.raw,
+       m.media, c.account, ct.phone_e164, ct.opted_out
+FROM messages m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN contacts ct ON ct.id = c.contact_id
+WHERE m.id IN (SELECT id FROM claimed)
+ORDER BY m.seq
 """
 
 # Rows to send inline, oldest first, locked (SKIP LOCKED) until the sender's commit.
@@ -108,9 +136,9 @@ class OutboxSender:
         """Send what is pending (for one conversation, several, or all); return how many
         were sent.
 
-        Rows are locked (SKIP LOCKED) for the duration of the send and marked in the same
-        transaction, so two senders never send one row; if this process dies mid-send
-        the row is still ``pending`` and is sent by the next run. Rows of paced channels
+        Rows are locked (SKIP LOCKED) or claimed, so two senders never send one row; if
+        this process dies mid-send the row is sent by the next run (a real provider's row
+        only if it was the one in flight: see ``_send_claimed``). Rows of paced channels
         are handed to their number's send job instead. ``channels``, when the caller
         knows the conversations' channels, saves the query for the other kind.
         """
@@ -132,12 +160,27 @@ class OutboxSender:
             conditions.append("m.created_at < now() - %(older_than)s")
             params["older_than"] = older_than
         where = " AND ".join(conditions)
+        unpaced = None if channels is None else {c for c in channels if c not in paced}
         sent = 0
-        while True:  # a batch at a time (each in its own transaction), oldest first
-            batch_sent, fetched, failed = await self._send_inline(where, params)
-            sent += batch_sent
-            if fetched < OUT_BATCH or failed:
-                return sent
+        # the simulator's rows: a batch per transaction, sends and marks together (no
+        # provider to be sent twice); a real provider's rows: claimed, then each marked
+        # sent as soon as the provider took it, so a crash can repeat at most the sends
+        # that were in flight, never a whole batch
+        for claimed in (False, True):
+            wanted = [c for c in unpaced or () if (c in TRANSACTIONAL) != claimed]
+            if unpaced is not None and not wanted:
+                continue
+            clause = "m.channel <> ALL(%(transactional)s)" if claimed else (
+                "m.channel = ANY(%(transactional)s)")
+            query = f"{where} AND {clause}"
+            values = {**params, "transactional": list(TRANSACTIONAL)}
+            while True:  # a batch at a time, oldest first
+                send = self._send_claimed if claimed else self._send_inline
+                batch_sent, fetched, failed = await send(query, values)
+                sent += batch_sent
+                if fetched < OUT_BATCH or failed:
+                    break
+        return sent
 
     async def _send_inline(self, where: str, params: dict[str, object]) -> tuple[int, int, bool]:
         """Send one batch of pending rows; (sent, rows fetched, whether a send failed)."""
@@ -149,43 +192,13 @@ class OutboxSender:
             cursor = await connection.execute(query, params)
             rows = await cursor.fetchall()
             for row in rows:
-                (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
-                 account, phone, opted_out) = row
-                if author == Author.CAMPAIGN.value and opted_out:
-                    # re-checked at send time: an opt-out beats a message already queued
-                    await connection.execute(
-                        "UPDATE messages SET status = 'cancelled', error = 'opted_out' "
-                        "WHERE id = %s", (outbox_id,),
-                    )
-                    log.info("outbox.cancelled", outbox_id=str(outbox_id), reason="opted_out")
+                outcome = await self._send_row(connection, row)
+                if outcome is None:
                     continue
-                message = OutboundMessage(
-                    outbox_id=outbox_id, conversation_id=conv_id, channel=row_channel,
-                    account=account, to_phone=phone, kind=MessageKind(kind), text=body,
-                    author=Author(author), template=(raw or {}).get("template"),
-                    media=_media_ref(media),
-                )
-                started = time.perf_counter()
-                try:
-                    receipt = await self._channels.get(message.channel).send(message)
-                except ChannelError as exc:
-                    self._metrics.channel_send_seconds.labels(message.channel, "error").observe(
-                        time.perf_counter() - started
-                    )
-                    final = attempts + 1 >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
-                    await connection.execute(
-                        "UPDATE messages SET status = %s, attempts = %s, error = %s "
-                        "WHERE id = %s",
-                        ("failed" if final else "pending", attempts + 1, str(exc), outbox_id),
-                    )
-                    self._failure_logged(message, attempts + 1, exc, final=final)
+                if isinstance(outcome, ChannelError):
                     failed = True
                     continue
-                self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
-                    time.perf_counter() - started
-                )
-                delivered.append((message.outbox_id, receipt.provider_message_id))
-                self._metrics.messages_out.labels(message.channel, "sent").inc()
+                delivered.append((row[0], outcome))
                 sent += 1
             if delivered:
                 # one statement for every row sent (the locks are held until the commit)
@@ -195,6 +208,72 @@ class OutboxSender:
                      [provider_id for _, provider_id in delivered]),
                 )
         return sent, len(rows), failed
+
+    async def _send_claimed(self, where: str, params: dict[str, object]) -> tuple[int, int, bool]:
+        """Up to a batch of rows, one at a time: claim it (``sending``, committed), send
+        it, mark it sent. A process that dies leaves at most the row it was sending in
+        ``sending`` (:meth:`recover_stuck` puts it back): only that one can go out twice."""
+        sent = fetched = 0
+        failed = False
+        claim = _CLAIM_OUT.format(where=where, limit=1)
+        tried: list[uuid.UUID] = []  # a row that failed and went back to pending: not again
+        async with self._fast.connection() as connection:
+            while fetched < OUT_BATCH:
+                row = await (await connection.execute(claim, {**params, "tried": tried})
+                             ).fetchone()
+                if row is None:
+                    break
+                fetched += 1
+                outcome = await self._send_row(connection, row)
+                if isinstance(outcome, ChannelError):
+                    failed = True
+                    tried.append(row[0])
+                elif outcome is not None:
+                    await connection.execute(_MARK_SENT, ([row[0]], [outcome]))
+                    sent += 1
+        return sent, fetched, failed
+
+    async def _send_row(
+        self, connection: DriverConnection, row: Sequence[Any]
+    ) -> str | None | ChannelError:
+        """Send one fetched row: the provider's message id, the error (already recorded on
+        the row), or None when the row was cancelled instead (an opt-out)."""
+        (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
+         account, phone, opted_out) = row
+        if author == Author.CAMPAIGN.value and opted_out:
+            # re-checked at send time: an opt-out beats a message already queued
+            await connection.execute(
+                "UPDATE messages SET status = 'cancelled', error = 'opted_out' "
+                "WHERE id = %s", (outbox_id,),
+            )
+            log.info("outbox.cancelled", outbox_id=str(outbox_id), reason="opted_out")
+            return None
+        message = OutboundMessage(
+            outbox_id=outbox_id, conversation_id=conv_id, channel=row_channel,
+            account=account, to_phone=phone, kind=MessageKind(kind), text=body,
+            author=Author(author), template=(raw or {}).get("template"),
+            media=_media_ref(media),
+        )
+        started = time.perf_counter()
+        try:
+            receipt = await self._channels.get(message.channel).send(message)
+        except ChannelError as exc:
+            self._metrics.channel_send_seconds.labels(message.channel, "error").observe(
+                time.perf_counter() - started
+            )
+            final = attempts + 1 >= MAX_SEND_ATTEMPTS or isinstance(exc, ChannelRefused)
+            await connection.execute(
+                "UPDATE messages SET status = %s, attempts = %s, error = %s "
+                "WHERE id = %s",
+                ("failed" if final else "pending", attempts + 1, str(exc), outbox_id),
+            )
+            self._failure_logged(message, attempts + 1, exc, final=final)
+            return exc
+        self._metrics.channel_send_seconds.labels(message.channel, "ok").observe(
+            time.perf_counter() - started
+        )
+        self._metrics.messages_out.labels(message.channel, "sent").inc()
+        return receipt.provider_message_id
 
     async def drain_number(self, channel: str, account: str) -> int:
         """Send one number's pending rows in order, paced; reschedule itself when it must wait."""

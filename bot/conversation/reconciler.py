@@ -44,7 +44,9 @@ class Reconciler:
         stalled_seconds: float,
         interval_seconds: float,
         campaigns: CampaignTicks | None = None,
+        send_claim_seconds: float = 120.0,
     ) -> None:
+        self._send_claim = timedelta(seconds=send_claim_seconds)
         self._sessions = sessions
         self._jobs = jobs
         self._inbound = inbound
@@ -72,7 +74,7 @@ class Reconciler:
         if retried:
             log.warning("reconciler.stalled_jobs_retried", job_ids=retried)
         requeued = await self._requeue_orphans()
-        recovered = await self._outbox.recover_stuck(older_than=timedelta(seconds=120))
+        recovered = await self._outbox.recover_stuck(older_than=self._send_claim)
         sent = await self._outbox.send_pending(older_than=timedelta(seconds=5))
         ticks = await self._reschedule_campaigns()
         if requeued or recovered or sent or ticks:

@@ -35,6 +35,9 @@ PARKED_SEND_QUEUE = "outbound.parked"
 CAMPAIGN_TASK = "atiende.campaign_tick"
 CAMPAIGN_QUEUE = "campaigns"
 PERIODIC_QUEUE = "periodic"
+# the name and queue the webhook triggers (migration prod_0001) put their jobs under
+WEBHOOK_TASK = "atiende.webhook_deliver"
+WEBHOOK_QUEUE = "webhooks"
 
 
 SendRouter = Callable[[str, str], Awaitable[str]]
@@ -174,6 +177,33 @@ class JobQueue:
         except procrastinate.exceptions.AlreadyEnqueued:
             return False
         return True
+    def register_webhooks(
+        self, deliver: Callable[[int, bool], Awaitable[None]], *, max_attempts: int,
+        retry_base_seconds: int,
+    ) -> None:
+        """Bind the webhook delivery handler: ``deliver(delivery_id, last_try)`` raises to
+        be retried (exponential backoff: base, base², base³… seconds)."""
+        retry = procrastinate.RetryStrategy(
+            max_attempts=max_attempts, exponential_wait=max(retry_base_seconds, 1)
+        )
+
+        async def webhook_deliver(context: procrastinate.JobContext, delivery_id: int) -> None:
+            attempts = context.job.attempts if context.job is not None else 0
+            await deliver(int(delivery_id), attempts + 1 >= max_attempts)
+
+        self._app.task(name=WEBHOOK_TASK, queue=WEBHOOK_QUEUE, retry=retry, pass_context=True)(
+            webhook_deliver
+        )
+
+    async def defer_webhook(self, delivery_id: int) -> None:
+        """Queue one delivery attempt series (a replay; the triggers queue the first)."""
+        try:
+            await self._app.configure_task(WEBHOOK_TASK, queue=WEBHOOK_QUEUE).defer_async(
+                delivery_id=delivery_id
+            )
+        except ConnectorException as exc:
+            raise QueueUnavailable(f"cannot queue webhook delivery {delivery_id}: {exc}") from exc
+
     def register_periodic(
         self, name: str, handler: Callable[[], Awaitable[object]], *, every_seconds: int
     ) -> None:
@@ -203,7 +233,7 @@ class JobQueue:
     ) -> None:
         """Run a worker until cancelled (jobs still running after ``shutdown_seconds`` are
         aborted; their messages stay stored and are processed again later)."""
-        queues = [SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE]
+        queues = [SEND_QUEUE, PERIODIC_QUEUE, CAMPAIGN_QUEUE, WEBHOOK_QUEUE]
         if self._own_send_queue is not None:
             queues.append(self._own_send_queue)
         await self._app.run_worker_async(

@@ -35,6 +35,7 @@ from bot.conversation.reconciler import Reconciler
 from bot.db import AutocommitPool
 from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
+from bot.integrations.webhooks import WebhookService
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.metrics import Metrics
@@ -46,8 +47,10 @@ from bot.wiring.campaigns import build_campaigns
 from bot.wiring.channels import build_channels, build_inlets
 from bot.wiring.conversation import build_delivery, build_processing
 from bot.wiring.core import Core
+from bot.wiring.integrations import build_webhooks
 from bot.wiring.media import agent_voice_notes, build_media
 from bot.wiring.staff import build_staff
+from handoff.apikeys import ApiKeys
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
@@ -88,6 +91,7 @@ class Runtime:
     reconciler: Reconciler
     auth: AuthService
     audit: AuditLog
+    api_keys: ApiKeys
     handoff: HandoffService
     inbox: InboxQueries
     clock: Clock
@@ -108,6 +112,7 @@ class Runtime:
     agent_voice: AgentVoiceNotes
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
+    webhooks: WebhookService
     core: Core
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -146,6 +151,7 @@ class Runtime:
         )
         jobs = delivery.jobs
         campaigns = build_campaigns(core, jobs, delivery.outbox)
+        webhooks = build_webhooks(core, jobs)
         jobs.register_periodic(
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
@@ -164,11 +170,12 @@ class Runtime:
             stalled_seconds=settings.stalled_job_seconds,
             interval_seconds=settings.reconcile_interval_seconds,
             campaigns=campaigns.campaign_scheduler,
+            send_claim_seconds=settings.send_claim_seconds,
         )
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      inlets),
-            llm=llm, reconciler=reconciler, core=core,
+            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
         )
 
@@ -190,6 +197,11 @@ class Runtime:
             self._spawn("atiende-whatsapp", self.whatsapp.pool.run_forever())
         if settings.speech.warm_at_start:
             self._spawn("atiende-speech-warm", self._warm_speech())
+
+    def dead_tasks(self) -> list[str]:
+        """The worker's background tasks that ended (they should run until shutdown)."""
+        return [t.get_name() for t in self._tasks
+                if t.done() and t.get_name() != "atiende-speech-warm"]
 
     def _spawn(self, name: str, work: Any) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

@@ -8,6 +8,7 @@ from bot.answering.generation import Summarizer
 from bot.wiring.adapters import SummarizerPort
 from bot.wiring.conversation import Delivery
 from bot.wiring.core import Core
+from handoff.apikeys import ApiKeys
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
@@ -20,6 +21,7 @@ class Staff:
     inbox: InboxQueries
     auth: AuthService
     audit: AuditLog
+    api_keys: ApiKeys
 
 
 def auth_service(core: Core) -> AuthService:
@@ -39,4 +41,5 @@ def build_staff(core: Core, delivery: Delivery, *, summarizer: Summarizer) -> St
         core.sessions, config=config, clock=clock,
         summarizer=SummarizerPort(summarizer, clock=clock),
     )
-    return Staff(handoff, inbox, auth_service(core), AuditLog(core.sessions))
+    return Staff(handoff, inbox, auth_service(core), AuditLog(core.sessions),
+                 ApiKeys(core.sessions, clock=clock))

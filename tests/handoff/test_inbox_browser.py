@@ -104,8 +104,12 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+# the customer's phone: one simulator session (only it may read its chat back)
+CUSTOMER_COOKIES = {"atiende_sim": "customer-phone-session-0001"}
+
+
 async def customer(base: str, text: str, name: str | None = None) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=15, cookies=CUSTOMER_COOKIES) as http:
         body: dict[str, object] = {"from": PHONE, "text": text}
         if name:
             body["name"] = name
@@ -170,6 +174,9 @@ async def test_two_agents_live_claim_reply_resolve(
     await expect(beto.get_by_test_id("messages")).to_contain_text("Ya levanto tu reporte",
                                                                    timeout=10_000)
     async with httpx.AsyncClient(base_url=base) as http:
+        # anyone else's session sees nothing of it; the customer's own sees it all
+        assert (await http.get(f"/api/v1/simulator/conversations/{PHONE}")).json() == []
+        http.cookies.update(CUSTOMER_COOKIES)
         chat = (await http.get(f"/api/v1/simulator/conversations/{PHONE}")).json()
     agent_lines = [line for line in chat if line["author"] == "agent"]
     assert agent_lines and agent_lines[-1]["status"] == "sent"

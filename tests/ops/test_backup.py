@@ -103,7 +103,7 @@ async def test_backup_round_trip_restores_data_and_media(
         after = conn.execute(SNAPSHOT).fetchone()
         owner = conn.execute(
             "SELECT owner FROM conversations c JOIN contacts k ON k.id = c.contact_id "
-            "WHERE k.phone_e164 = '+525511110001'"
+            "WHERE k.phone_e164 = 'sim:+525511110001'"  # the simulator's own contact
         ).fetchone()
     assert after == before
     assert owner == ("queued",)

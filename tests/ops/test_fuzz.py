@@ -64,6 +64,11 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         # a server-sent-events stream never ends (its text/event-stream type is declared:
         # test_event_streams_declare_their_media_type)
         "--exclude-path", "/api/v1/inbox/stream",
+        # changing the admin's own password revokes the token the rest of the run uses
+        "--exclude-path", "/api/v1/auth/password",
+        # a subscription resolves its URL's host name (DNS) and would post to it: no test
+        # sends traffic beyond 127.0.0.1 (tests/prod/test_webhooks.py covers this route)
+        "--exclude-path", "/api/v1/webhooks",
         "--max-examples", "60" if FULL else "12",
         "--phases", "examples,coverage,fuzzing",
         "--workers", "2",

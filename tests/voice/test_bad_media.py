@@ -22,7 +22,7 @@ from bot.messages import MessageKind
 from bot.speech.audio import decode
 from bot.wiring.runtime import Runtime
 from handoff.conversations import Message
-from tests.conftest import ask
+from tests.conftest import ask, staff_outcome
 from tests.voice.conftest import send_voice
 
 PHONE = "+525588887777"
@@ -60,8 +60,11 @@ def _stored_files(runtime: Runtime) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-async def _outcome(client: httpx.AsyncClient, message_id: uuid.UUID) -> dict[str, object]:
-    response = await client.get(f"/api/v1/simulator/messages/{message_id}", params={"wait": 30})
+async def _outcome(
+    client: httpx.AsyncClient, runtime: Runtime, message_id: uuid.UUID
+) -> dict[str, object]:
+    # a WhatsApp message: only staff may read its outcome
+    response = await staff_outcome(client, runtime, message_id, wait=30)
     assert response.status_code == 200, response.text
     data: dict[str, object] = response.json()
     return data
@@ -86,7 +89,7 @@ async def test_refused_media_from_whatsapp(
     event = _event(kind, mime_type, payload, filename="archivo")
     with capture_logs() as logs:
         accepted = await _inbound(voice_runtime).message(event)
-        outcome = await _outcome(voice_client, accepted.message_id)
+        outcome = await _outcome(voice_client, voice_runtime, accepted.message_id)
 
     # Kept (never lost), without media; nothing half-written in the store.
     assert _stored_files(voice_runtime) == []
@@ -113,7 +116,7 @@ async def test_oversize_whatsapp_media_is_refused_before_storing(
     big = b"OggS" + b"\x00" * 300_000
     event = _event(MessageKind.VOICE, "audio/ogg; codecs=opus", big)
     accepted = await _inbound(voice_runtime, max_bytes=100_000).message(event)
-    outcome = await _outcome(voice_client, accepted.message_id)
+    outcome = await _outcome(voice_client, voice_runtime, accepted.message_id)
     assert _stored_files(voice_runtime) == []
     assert "no la pude recibir" in str(outcome["replies"]), outcome
 

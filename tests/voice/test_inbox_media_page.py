@@ -26,6 +26,7 @@ from bot.wiring.runtime import Runtime
 from handoff.conversations import Message
 from handoff.roles import Role
 from knowledge.embeddings import Embedder
+from tests.conftest import staff_outcome
 from tests.voice.conftest import CHROMIUM_ARGS, ScriptedProvider, chunks_of, serve
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
@@ -80,8 +81,7 @@ async def _deliver(
         channel="simulator", account="demo", provider_message_id=f"m-{uuid.uuid4()}",
         sender_phone=PHONE, kind=kind, received_at=datetime.now(UTC), media=ref, text=text,
     ))
-    done = await http.get(f"/api/v1/simulator/messages/{accepted.message_id}",
-                          params={"wait": 60})
+    done = await staff_outcome(http, runtime, accepted.message_id, wait=60)
     assert done.json()["status"] == "processed", done.text
     return accepted.conversation_id, accepted.message_id
 

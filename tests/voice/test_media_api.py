@@ -6,6 +6,7 @@ import httpx
 
 from bot.messages import MessageKind
 from bot.wiring.runtime import Runtime
+from tests.conftest import staff_outcome
 from tests.voice.conftest import chunks_of, png
 
 
@@ -55,9 +56,7 @@ async def test_staff_get_a_message_media_link_and_content(
     assert (await client.get(f"{path}/content")).status_code == 401
 
     # an agent sees a conversation once it is handed over (the photo escalates it)
-    processed = await client.get(
-        f"/api/v1/simulator/messages/{accepted.message_id}", params={"wait": 20}
-    )
+    processed = await staff_outcome(client, runtime, accepted.message_id)
     assert processed.json()["status"] == "processed"
     headers = await auth_headers("agent")
     link = await client.get(path, headers=headers)
@@ -96,8 +95,7 @@ async def test_agents_get_media_only_of_conversations_they_may_see(
         sender_phone="+5215533334444", kind=MessageKind.IMAGE, received_at=datetime.now(UTC),
         media=ref,
     ))
-    done = await client.get(f"/api/v1/simulator/messages/{accepted.message_id}",
-                            params={"wait": 20})
+    done = await staff_outcome(client, runtime, accepted.message_id)
     assert done.json()["owner"] == "queued"  # the photo went to the General team's queue
 
     path = f"/api/v1/media/messages/{accepted.message_id}"

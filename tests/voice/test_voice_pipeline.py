@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from bot.messages import InboundMessage, MessageKind
 from bot.wiring.runtime import Runtime
 from handoff.conversations import Conversation, Message
-from tests.conftest import ask
+from tests.conftest import ask, staff_outcome
 from tests.voice.conftest import CountingTranscriber, chunks_of, png, send_voice
 
 
@@ -150,9 +150,7 @@ async def test_photo_is_stored_acknowledged_and_escalated(
 ) -> None:
     message = await _image_message(voice_runtime, "mira como quedó mi carro 😭")
     accepted = await voice_runtime.ingestor.accept(message)
-    outcome = (await voice_client.get(
-        f"/api/v1/simulator/messages/{accepted.message_id}", params={"wait": 20}
-    )).json()
+    outcome = (await staff_outcome(voice_client, voice_runtime, accepted.message_id)).json()
     assert outcome["escalated"] is True and outcome["owner"] == "queued"
     assert len(outcome["replies"]) == 1  # one message: the photo arrived + the handoff notice
     assert outcome["replies"][0].startswith("¡Gracias! Recibí tu imagen")

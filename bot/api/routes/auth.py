@@ -10,11 +10,11 @@ from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from bot.api.auth import SESSION_COOKIE, StaffDep
+from bot.api.auth import SESSION_COOKIE, StaffDep, request_client
 from bot.api.deps import RuntimeDep
 from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
-from handoff.auth import AuthError, IssuedToken, LoginThrottled
+from handoff.auth import AuthError, IssuedToken, LoginThrottled, UnknownUser
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 pages = APIRouter(include_in_schema=False)
@@ -40,7 +40,7 @@ class LoginResponse(BaseModel):
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return request_client(request, request.app.state.runtime)
 
 
 def _throttled(exc: LoginThrottled) -> HTTPException:
@@ -88,6 +88,31 @@ async def me(principal: StaffDep) -> UserPublic:
     return UserPublic(
         id=principal.id, email=principal.email, name=principal.name, role=principal.role.value
     )
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
+
+
+@router.post("/password", status_code=204)
+async def change_password(
+    body: PasswordChange, request: Request, runtime: RuntimeDep, principal: StaffDep
+) -> Response:
+    """Change your own password; every session of yours (this one too) is revoked."""
+    try:
+        revoked = await runtime.auth.change_password(
+            principal.id, current=body.current_password, new=body.new_password
+        )
+    except AuthError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except UnknownUser as exc:  # an API key has no password
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this caller has no password") from exc
+    await runtime.audit.record(Actor.of(principal), "users.password_change",
+                               f"user:{principal.id}", {"sessions_revoked": revoked})
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
 
 
 @router.post("/logout", status_code=204)

@@ -9,12 +9,13 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import AdminDep, StaffDep, SupervisorDep, audit
 from bot.api.deps import RuntimeDep
+from handoff.auth import UnknownUser
 from handoff.roles import Role
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -179,10 +180,31 @@ async def update_user(
 ) -> UserPublic:
     """Admins: deactivate a staff account (its logins stop at once) or change its role."""
     user = await runtime.inbox.update_user(user_id, active=body.active, role=body.role)
+    if body.active is False:
+        await runtime.auth.revoke_sessions(user_id)  # logged out everywhere, at once
     changes = body.model_dump(exclude_none=True, mode="json")
     await audit(runtime, principal, "users.update", f"user:{user_id}", **changes)
     return UserPublic(id=user.id, email=user.email, name=user.name, role=user.role,
                       active=user.active)
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=8, max_length=200)
+
+
+@router.post("/users/{user_id}/password", status_code=204)
+async def reset_password(
+    user_id: uuid.UUID, body: PasswordReset, runtime: RuntimeDep, principal: AdminDep
+) -> Response:
+    """Admins: set a staff member's password; all their sessions are revoked."""
+    try:
+        revoked = await runtime.auth.reset_password(user_id, new=body.password)
+    except UnknownUser as exc:
+        raise HTTPException(404, "no such user") from exc
+    await audit(runtime, principal, "users.password_reset", f"user:{user_id}",
+                sessions_revoked=revoked)
+    return Response(status_code=204)
 
 
 @router.get("/handoff/settings")
