@@ -40,6 +40,8 @@ log = get_logger("atiende.outbox")
 MAX_SEND_ATTEMPTS = 8
 OUT_BATCH = 100  # rows sent per transaction
 CACHE_DOWN_RETRY_SECONDS = 5.0
+# Messages the business starts (not answers): an opt-out cancels them even once queued.
+UNSOLICITED = frozenset({Author.CAMPAIGN.value, Author.SEQUENCE.value})
 
 _MARK_SENT = """
 UPDATE messages AS m
@@ -151,7 +153,7 @@ class OutboxSender:
             for row in rows:
                 (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
                  account, phone, opted_out) = row
-                if author == Author.CAMPAIGN.value and opted_out:
+                if author in UNSOLICITED and opted_out:
                     # re-checked at send time: an opt-out beats a message already queued
                     await connection.execute(
                         "UPDATE messages SET status = 'cancelled', error = 'opted_out' "
@@ -306,7 +308,7 @@ class OutboxSender:
                 )
                 log.info("outbox.cancelled", outbox_id=str(row.id), reason="human_owner")
                 return None, True
-            if row.author == Author.CAMPAIGN.value and row.opted_out:
+            if row.author in UNSOLICITED and row.opted_out:
                 await session.execute(
                     update(Message).where(Message.id == row.id)
                     .values(status="cancelled", error="opted_out")
