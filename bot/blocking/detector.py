@@ -9,9 +9,11 @@ which the number's receipts were demonstrably flowing.
 
 Why an outage on our side marks nobody: receipts that never reached us look exactly
 like a block. So the watch only advances up to the number's latest receipt (nothing
-arrives during an outage, so nothing accrues), and a number silent for
-``receipt_silence_hours`` is in an outage: every message sent until its receipts come
-back is below its ``outage_seq`` line and never counts (those receipts may be lost).
+arrives during an outage, so nothing accrues); and a number whose receipts stopped
+``outage_minutes`` ago while ``outage_conversations`` or more conversations wait for one
+(a few blocks look like a few; an outage looks like everyone) is in an outage: every
+message sent until its receipts come back is below its ``outage_seq`` line and never
+counts (those receipts may be lost). Messages that failed to send are never evidence.
 All durations are measured on the injected clock, so tests drive days with a fake one.
 """
 
@@ -39,24 +41,34 @@ EVIDENCE_MESSAGES = 10  # at most this many message ids are kept as evidence
 
 _LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('atiende.blocking.detector'))")
 
-_OUTAGE_STARTS = text(
+# Per number: how many conversations wait for a receipt for a message sent after the
+# newest one known delivered (in an outage that is everyone; with a few blocks, a few).
+_NUMBERS = text(
     """
-    UPDATE delivery_health
-    SET outage_seq = (SELECT coalesce(max(seq), 0) FROM messages),
-        outages = outages + CASE WHEN outage_since IS NULL THEN 1 ELSE 0 END,
-        outage_since = coalesce(outage_since, last_receipt_at)
-    WHERE last_receipt_at < :silent_since
-    RETURNING channel, account, outage_since
+    WITH tail AS (
+      SELECT c.channel, c.account, count(DISTINCT m.conversation_id) AS waiting
+      FROM messages m
+      JOIN conversations c ON c.id = m.conversation_id
+      JOIN delivery_health h ON h.channel = c.channel AND h.account = c.account
+      WHERE m.direction = 'out' AND m.status = 'sent' AND m.channel = ANY(:channels)
+        AND m.seq > h.last_delivered_seq
+      GROUP BY c.channel, c.account
+    )
+    SELECT h.channel, h.account, h.last_receipt_at, h.outage_since,
+           coalesce(t.waiting, 0) AS waiting
+    FROM delivery_health h LEFT JOIN tail t ON t.channel = h.channel AND t.account = h.account
     """
 )
 
-# Receipts are back: the messages sent while they were missing stay below the line.
-_OUTAGE_ENDS = text(
+# In an outage the line follows the newest message: nothing sent until the receipts come
+# back counts; when they are back it is drawn once more, over what was sent meanwhile.
+_LINE = text(
     """
     UPDATE delivery_health
-    SET outage_seq = (SELECT coalesce(max(seq), 0) FROM messages), outage_since = NULL
-    WHERE last_receipt_at >= :silent_since AND outage_since IS NOT NULL
-    RETURNING channel, account
+    SET outage_seq = (SELECT coalesce(max(seq), 0) FROM messages),
+        outages = outages + CASE WHEN :outage AND outage_since IS NULL THEN 1 ELSE 0 END,
+        outage_since = CASE WHEN :outage THEN coalesce(outage_since, last_receipt_at) END
+    WHERE channel = :channel AND account = :account
     """
 )
 
@@ -202,15 +214,29 @@ class BlockDetector:
         return DetectorRun(suspected, blocked, cleared, outages)
 
     async def _watch_numbers(self, session: AsyncSession, now: datetime) -> list[str]:
-        silent_since = now - timedelta(hours=self._config.receipt_silence_hours)
-        started = (await session.execute(_OUTAGE_STARTS, {"silent_since": silent_since})).all()
-        for row in started:
-            log.warning("blocking.receipts_silent", channel=row.channel, account=row.account,
-                        since=row.outage_since.isoformat())
-        ended = (await session.execute(_OUTAGE_ENDS, {"silent_since": silent_since})).all()
-        for row in ended:
-            log.info("blocking.receipts_back", channel=row.channel, account=row.account)
-        return [f"{r.channel}:{r.account}" for r in started]
+        """Find numbers whose receipts stopped (an outage) and move their evidence line."""
+        config = self._config
+        quiet_since = now - timedelta(minutes=config.outage_minutes)
+        started: list[str] = []
+        numbers = (
+            await session.execute(_NUMBERS, {"channels": list(config.channels)})
+        ).all()
+        for row in numbers:
+            outage = (row.waiting >= config.outage_conversations
+                      and row.last_receipt_at < quiet_since)
+            if not outage and row.outage_since is None:
+                continue
+            params = {"channel": row.channel, "account": row.account, "outage": outage}
+            await session.execute(_LINE, params)
+            number = f"{row.channel}:{row.account}"
+            if outage and row.outage_since is None:
+                started.append(number)
+                log.warning("blocking.receipts_stopped", number=number, waiting=row.waiting,
+                            last_receipt_at=row.last_receipt_at.isoformat())
+            elif not outage:
+                log.info("blocking.receipts_back", number=number,
+                         since=row.outage_since.isoformat())
+        return started
 
     async def _clear_resolved(self, session: AsyncSession, now: datetime) -> int:
         rows = (await session.execute(_RESOLVED, {"now": now})).all()

@@ -79,6 +79,9 @@ class DeliveryHealth(Base):
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_receipt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the newest message of the number known delivered: what was sent after it and is
+    # still undelivered in many conversations at once points at an outage, not blocks
+    last_delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # messages up to this seq may have lost their receipts (before the first receipt
     # ever seen, or during an outage): they are never evidence of a block
     outage_seq: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,8 +17,9 @@ __all__ = ["DeliverySignals", "HEALTH_WRITE_EVERY"]
 
 log = get_logger("atiende.blocking")
 
-# A busy number gets many receipts a second: its health row is written at most this
-# often, so concurrent receipts do not queue on one row lock.
+# A receipt for an older message (a "read" after the "delivered", say) refreshes the
+# number's health row at most this often, so concurrent receipts rarely queue on its
+# lock; a receipt for a newer message always moves the delivered line forward.
 HEALTH_WRITE_EVERY = timedelta(seconds=30)
 
 _CLEAR = text(
@@ -35,23 +36,33 @@ _CLEAR = text(
     """
 )
 
+# The newest delivered message per number among this receipt's messages.
+_PER_NUMBER = """
+    SELECT c.channel, c.account, max(v.seq) AS seq
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:seqs AS bigint[])) AS v(id, seq)
+    JOIN conversations c ON c.id = v.id
+    GROUP BY c.channel, c.account
+"""
+
 # The first receipt a number ever gets draws its evidence line: messages sent before
 # it may have lost their receipts (statuses not subscribed yet, say) and never count.
 _FIRST_RECEIPT = text(
-    """
-    INSERT INTO delivery_health (channel, account, last_receipt_at, outage_seq, outages)
-    SELECT DISTINCT c.channel, c.account, :now,
-           (SELECT coalesce(max(seq), 0) FROM messages), 0
-    FROM conversations c WHERE c.id = ANY(:ids)
+    f"""
+    INSERT INTO delivery_health (channel, account, last_receipt_at, last_delivered_seq,
+                                 outage_seq, outages)
+    SELECT d.channel, d.account, :now, d.seq, (SELECT coalesce(max(seq), 0) FROM messages), 0
+    FROM ({_PER_NUMBER}) AS d
     ON CONFLICT (channel, account) DO NOTHING
     """
 )
 
 _HEALTHY = text(
-    """
-    UPDATE delivery_health h SET last_receipt_at = :now
-    FROM (SELECT DISTINCT channel, account FROM conversations WHERE id = ANY(:ids)) c
-    WHERE h.channel = c.channel AND h.account = c.account AND h.last_receipt_at < :stale
+    f"""
+    UPDATE delivery_health h
+    SET last_receipt_at = :now, last_delivered_seq = greatest(h.last_delivered_seq, d.seq)
+    FROM ({_PER_NUMBER}) AS d
+    WHERE h.channel = d.channel AND h.account = d.account
+      AND (h.last_delivered_seq < d.seq OR h.last_receipt_at < :stale)
     """
 )
 
@@ -64,14 +75,16 @@ class DeliverySignals:
         self._clock = clock
 
     async def delivered(
-        self, session: AsyncSession, conversation_ids: Sequence[uuid.UUID]
+        self, session: AsyncSession, messages: Sequence[tuple[uuid.UUID, int]]
     ) -> None:
         now = self._clock()
-        ids = list(dict.fromkeys(conversation_ids))
+        ids = list(dict.fromkeys(conversation_id for conversation_id, _ in messages))
         cleared = (await session.execute(_CLEAR, {"ids": ids, "now": now})).all()
         for row in cleared:
             if row.was == "blocked":
                 log.info("blocking.cleared", conversation_id=str(row.conversation_id),
                          reason="delivered")
-        await session.execute(_FIRST_RECEIPT, {"ids": ids, "now": now})
-        await session.execute(_HEALTHY, {"ids": ids, "now": now, "stale": now - HEALTH_WRITE_EVERY})
+        params = {"ids": [c for c, _ in messages], "seqs": [s for _, s in messages],
+                  "now": now, "stale": now - HEALTH_WRITE_EVERY}
+        await session.execute(_FIRST_RECEIPT, params)
+        await session.execute(_HEALTHY, params)

@@ -58,11 +58,11 @@ REACHED = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStat
 
 
 class DeliveryListener(Protocol):
-    """Told, inside the receipt's own transaction, which conversations just had a message
-    reach the customer (``bot.blocking`` clears its marks and watches number health)."""
+    """Told, inside the receipt's own transaction, which messages (conversation, seq) just
+    reached the customer (``bot.blocking`` clears its marks and watches number health)."""
 
     async def delivered(
-        self, session: AsyncSession, conversation_ids: Sequence[uuid.UUID]
+        self, session: AsyncSession, messages: Sequence[tuple[uuid.UUID, int]]
     ) -> None: ...
 
 
@@ -95,12 +95,13 @@ class ReceiptRecorder:
                     Message.status.in_(_REPLACES[receipt.status]),
                 )
                 .values(**values)
-                .returning(Message.id, Message.conversation_id)
+                .returning(Message.id, Message.conversation_id, Message.seq)
             )
             rows = result.all()
             moved = len(rows)
             if rows and self._listener is not None and receipt.status in REACHED:
-                await self._listener.delivered(session, [r.conversation_id for r in rows])
+                await self._listener.delivered(
+                    session, [(r.conversation_id, r.seq) for r in rows])
         log.info(
             "receipt.recorded", channel=receipt.channel, status=receipt.status.value,
             provider_message_ids=list(receipt.provider_message_ids), moved=moved,

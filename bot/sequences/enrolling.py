@@ -78,7 +78,8 @@ async def target_by_phone(
             .returning(Conversation.id)
         )
     ).scalar_one()
-    return Target(contact.id, conversation_id, phone, contact.name, contact.opted_out,
+    # the name given with this enrollment fills {nombre}; else the one we know
+    return Target(contact.id, conversation_id, phone, name or contact.name, contact.opted_out,
                   new_contact=bool(contact.inserted))
 
 

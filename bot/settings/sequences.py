@@ -46,11 +46,16 @@ class BlockingConfig(BaseModel):
         default=72.0, gt=0, description="how long they stay undelivered (watched while the "
         "number's delivery receipts were flowing) before the contact is marked",
     )
-    receipt_silence_hours: float = Field(
-        default=12.0, gt=0,
-        description="a number without any delivery receipt for this long is in an outage "
-        "(ours or WhatsApp's): that time does not count, and messages sent until the "
-        "receipts come back are not evidence",
+    outage_minutes: float = Field(
+        default=60.0, gt=0,
+        description="a number whose receipts stopped this long ago while messages to "
+        "several conversations wait for one is in an outage (ours or WhatsApp's): what it "
+        "sent until the receipts come back is never evidence",
+    )
+    outage_conversations: int = Field(
+        default=5, ge=2,
+        description="how many conversations must wait for a receipt to call it an outage "
+        "(fewer looks like a few customers who blocked the number)",
     )
     channels: tuple[str, ...] = Field(
         default=("whatsapp", "whatsapp_cloud"),

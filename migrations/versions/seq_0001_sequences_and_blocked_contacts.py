@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('account', sa.String(length=64), nullable=False),
     sa.Column('last_receipt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_delivered_seq', sa.BigInteger(), nullable=False),
     sa.Column('outage_seq', sa.BigInteger(), nullable=False),
     sa.Column('outage_since', sa.DateTime(timezone=True), nullable=True),
     sa.Column('outages', sa.Integer(), nullable=False),
