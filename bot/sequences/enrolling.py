@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.blocking import is_blocked
 from bot.campaigns.templating import values_for, variables
 from bot.errors import NotFound, SequenceConflict, SequenceRejected
-from bot.sequences.models import Sequence, SequenceEnrollment
+from bot.sequences.models import Sequence as SequenceRow
+from bot.sequences.models import SequenceEnrollment
 from bot.sequences.timing import first_due
 from bot.sequences.values import Step
 from handoff.conversations import Contact, Conversation, Message
@@ -38,7 +39,7 @@ class Target:
     new_contact: bool = False
 
 
-def steps_of(sequence: Sequence) -> tuple[Step, ...]:
+def steps_of(sequence: SequenceRow) -> tuple[Step, ...]:
     return tuple(Step.from_json(s) for s in sequence.steps)
 
 
@@ -102,15 +103,17 @@ async def target_by_conversation(session: AsyncSession, conversation_id: uuid.UU
 async def enroll(
     session: AsyncSession,
     *,
-    sequence: Sequence,
+    sequence: SequenceRow,
     target: Target,
     fields: Mapping[str, str],
     source: str,
     by: uuid.UUID | None,
     now: datetime,
+    again: bool = False,
 ) -> SequenceEnrollment:
-    """Write the enrollment, or refuse: opted out, probably blocked, already in this
-    sequence (``SequenceConflict``), a value the steps need is missing (``SequenceRejected``)."""
+    """Write the enrollment, or refuse: opted out, probably blocked, in this sequence now
+    (or before, unless ``again``) (``SequenceConflict``), a value the steps need is
+    missing (``SequenceRejected``)."""
     if sequence.status != "active":
         raise SequenceConflict("not_active", f"sequence {sequence.id} was deleted")
     if target.opted_out:
@@ -120,6 +123,8 @@ async def enroll(
             "probably_blocked",
             f"{target.phone} has probably blocked this number; an agent can clear the mark",
         )
+    if not again:
+        await _not_before(session, sequence, target)
     steps = steps_of(sequence)
     values = values_for(target.name, target.phone, fields)
     missing = [v for v in used_variables(steps) if not str(values.get(v, "")).strip()]
@@ -144,7 +149,7 @@ async def enroll(
                 conversation_id=target.conversation_id, phone_e164=target.phone,
                 name=target.name, fields=dict(fields), state="active", source=source,
                 enrolled_by=by, enrolled_at=now, enrolled_seq=last_seq, next_step=0,
-                steps_sent=0, due_at=first_due(steps, now, sequence.timezone),
+                steps_queued=0, due_at=first_due(steps, now, sequence.timezone),
             )
             .on_conflict_do_nothing(
                 index_elements=["sequence_id", "conversation_id"],
@@ -170,3 +175,24 @@ async def enroll(
     enrollment = await session.get(SequenceEnrollment, enrollment_id)
     assert enrollment is not None
     return enrollment
+
+
+async def _not_before(session: AsyncSession, sequence: SequenceRow, target: Target) -> None:
+    """A contact who already went through the sequence is not enrolled again by accident
+    (a retried API call, a list uploaded twice): that would send its steps twice."""
+    earlier = (
+        await session.execute(
+            select(SequenceEnrollment.id, SequenceEnrollment.state).where(
+                SequenceEnrollment.sequence_id == sequence.id,
+                SequenceEnrollment.conversation_id == target.conversation_id,
+            ).order_by(SequenceEnrollment.enrolled_at.desc()).limit(1)
+        )
+    ).one_or_none()
+    if earlier is not None:
+        raise SequenceConflict(
+            "already_enrolled",
+            f"{target.phone} is already in sequence {sequence.name!r} ({earlier.state}); "
+            "send again=true to start it over" if earlier.state != "active"
+            else f"{target.phone} is already in sequence {sequence.name!r}",
+            enrollment_id=str(earlier.id), state=earlier.state,
+        )

@@ -130,7 +130,7 @@ class IntentWatcher:
                         target = await target_by_conversation(session, match.conversation_id)
                         enrollment = await enroll(
                             session, sequence=sequence, target=target, fields={},
-                            source="intent", by=None, now=now)
+                            source="intent", by=None, now=now, again=True)
                 except (SequenceConflict, SequenceRejected, NotFound) as exc:
                     # already in it, opted out, blocked, no phone: nothing to do, said once
                     log.info("sequences.intent_skipped", sequence_id=str(sequence.id),

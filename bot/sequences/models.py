@@ -107,7 +107,9 @@ class SequenceEnrollment(Base):
     # the conversation's last message at enrollment: customer messages after it are replies
     enrolled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     next_step: Mapped[int] = mapped_column(Integer, default=0)
-    steps_sent: Mapped[int] = mapped_column(Integer, default=0)
+    # steps written to the outbox (the API's ``steps_sent`` counts the ones the channel
+    # accepted: a step withdrawn or refused is not sent)
+    steps_queued: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.campaigns.models import ContactList, ContactListEntry
@@ -27,12 +27,12 @@ from bot.sequences.enrolling import (
     target_by_phone,
 )
 from bot.sequences.models import Sequence as SequenceRow
-from bot.sequences.models import SequenceEnrollment
+from bot.sequences.models import SequenceEnrollment, SequenceSend
 from bot.sequences.validation import validate_draft
 from bot.sequences.values import EnrollmentView, EnrollReport, SequenceDraft, SequenceView
 from handoff.access import require_visible
 from handoff.auth import Principal
-from handoff.conversations import Conversation
+from handoff.conversations import Conversation, Message
 
 __all__ = ["SequenceService"]
 
@@ -47,6 +47,27 @@ _WITHDRAW = text(
                  AND message_id IS NOT NULL)
       AND status = 'pending'
     """
+)
+
+_WITHDRAW_SEQUENCE = text(
+    """
+    UPDATE messages SET status = 'cancelled', error = :why
+    WHERE id IN (SELECT message_id FROM sequence_sends WHERE sequence_id = :id
+                 AND message_id IS NOT NULL)
+      AND status = 'pending'
+    """
+)
+
+
+# Steps of an enrollment the channel accepted (withdrawn, refused or unsent ones are not).
+_SENT = (
+    select(func.count())
+    .select_from(SequenceSend)
+    .join(Message, Message.id == SequenceSend.message_id)
+    .where(SequenceSend.enrollment_id == SequenceEnrollment.id,
+           Message.status.in_(("sent", "delivered", "read", "played")))
+    .correlate(SequenceEnrollment)
+    .scalar_subquery()
 )
 
 
@@ -136,6 +157,9 @@ class SequenceService:
                     active=len(active),
                 )
             await _stop(session, list(active), reason="sequence_deleted", by=by, now=now)
+            # a last step still in the outbox (its enrollment completed) goes too
+            await session.execute(_WITHDRAW_SEQUENCE, {"id": sequence_id,
+                                                       "why": "sequence: sequence_deleted"})
             sequence.status = "deleted"
             sequence.deleted_at = now
             sequence.deleted_by = by
@@ -146,21 +170,24 @@ class SequenceService:
     # -- enrollments -----------------------------------------------------------------
     async def enroll_phone(
         self, sequence_id: uuid.UUID, *, phone: str, name: str | None = None,
-        fields: Mapping[str, str] | None = None, by: uuid.UUID | None,
+        fields: Mapping[str, str] | None = None, by: uuid.UUID | None, again: bool = False,
     ) -> EnrollmentView:
         """Enroll a number (normalized E.164) on the sequence's own number; a number never
-        seen before becomes a contact (``new_contact``)."""
+        seen before becomes a contact (``new_contact``). A contact who was in the sequence
+        before is enrolled again only with ``again``."""
         now = self._clock()
         async with self._sessions() as session, session.begin():
             sequence = await _active(session, sequence_id)
             target = await target_by_phone(session, phone=phone, name=name,
                                            channel=sequence.channel, account=sequence.account)
             enrollment = await enroll(session, sequence=sequence, target=target,
-                                      fields=fields or {}, source="api", by=by, now=now)
+                                      fields=fields or {}, source="api", by=by, now=now,
+                                      again=again)
         return await self._logged_view(enrollment, target, by)
 
     async def enroll_conversation(
-        self, sequence_id: uuid.UUID, conversation_id: uuid.UUID, *, actor: Principal
+        self, sequence_id: uuid.UUID, conversation_id: uuid.UUID, *, actor: Principal,
+        again: bool = False,
     ) -> EnrollmentView:
         """An agent enrolls the customer of a conversation they can see, on its number."""
         now = self._clock()
@@ -169,7 +196,7 @@ class SequenceService:
             sequence = await _active(session, sequence_id)
             target = await target_by_conversation(session, conversation_id)
             enrollment = await enroll(session, sequence=sequence, target=target, fields={},
-                                      source="agent", by=actor.id, now=now)
+                                      source="agent", by=actor.id, now=now, again=again)
         return await self._logged_view(enrollment, target, actor.id)
 
     async def enroll_list(
@@ -266,14 +293,15 @@ class SequenceService:
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(SequenceEnrollment, SequenceRow.name, SequenceRow.steps)
+                    select(SequenceEnrollment, SequenceRow.name, SequenceRow.steps,
+                           _SENT.label("sent"))
                     .join(SequenceRow, SequenceRow.id == SequenceEnrollment.sequence_id)
                     .where(*conditions)
                     .order_by(SequenceEnrollment.enrolled_at.desc(), SequenceEnrollment.id)
                     .limit(limit).offset(offset)
                 )
             ).all()
-        return [_enrollment_view(e, name, len(steps)) for e, name, steps in rows]
+        return [_enrollment_view(e, name, len(steps), sent) for e, name, steps, sent in rows]
 
 
 async def _active(session: AsyncSession, sequence_id: uuid.UUID) -> SequenceRow:
@@ -329,11 +357,13 @@ async def _view(session: AsyncSession, sequence: SequenceRow, *, analytics: bool
     )
 
 
-def _enrollment_view(e: SequenceEnrollment, name: str, total: int) -> EnrollmentView:
+def _enrollment_view(
+    e: SequenceEnrollment, name: str, total: int, sent: int
+) -> EnrollmentView:
     return EnrollmentView(
         id=e.id, sequence_id=e.sequence_id, sequence_name=name, phone=e.phone_e164,
         name=e.name, conversation_id=e.conversation_id, state=e.state,
-        steps_sent=e.steps_sent, next_step=e.next_step, total_steps=total,
+        steps_sent=sent, next_step=e.next_step, total_steps=total,
         stop_reason=e.stop_reason, paused_reason=e.paused_reason, source=e.source,
         enrolled_at=e.enrolled_at, due_at=e.due_at, finished_at=e.finished_at,
     )

@@ -41,7 +41,7 @@ BUSY_RETRY = timedelta(seconds=60)  # a paced number with a full outbox is tried
 
 _DUE = """
     SELECT e.id, e.sequence_id, e.conversation_id, e.next_step, e.enrolled_at,
-           e.last_step_at, e.paused_reason, e.phone_e164, e.name, e.fields, e.steps_sent,
+           e.last_step_at, e.paused_reason, e.phone_e164, e.name, e.fields, e.steps_queued,
            c.channel, c.account, c.owner, c.owner_changed_at, c.last_inbound_at,
            ct.opted_out,
            EXISTS (SELECT 1 FROM contact_blocks b WHERE b.conversation_id = e.conversation_id
@@ -273,7 +273,7 @@ def _move(row: Row[Any], rule: _Rules, decision: Decision, now: datetime) -> dic
     """The enrollment's row after ``decision`` (every key, for one bulk UPDATE)."""
     move: dict[str, Any] = {
         "id": row.id, "state": "active", "stop_reason": None, "paused_reason": None,
-        "next_step": row.next_step, "steps_sent": row.steps_sent, "due_at": None,
+        "next_step": row.next_step, "steps_queued": row.steps_queued, "due_at": None,
         "last_step_at": row.last_step_at,
         "finished_at": None,
     }
@@ -286,7 +286,7 @@ def _move(row: Row[Any], rule: _Rules, decision: Decision, now: datetime) -> dic
         due = next_due(rule.steps, step, enrolled_at=row.enrolled_at, now=now,
                        timezone=rule.timezone)
         move.update(next_step=step, due_at=due, last_step_at=now,
-                    steps_sent=row.steps_sent + (decision.action is Action.SEND))
+                    steps_queued=row.steps_queued + (decision.action is Action.SEND))
         if due is None:
             move.update(state="completed", finished_at=now)
     return move

@@ -106,7 +106,7 @@ def upgrade() -> None:
     sa.Column('enrolled_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('enrolled_seq', sa.BigInteger(), nullable=False),
     sa.Column('next_step', sa.Integer(), nullable=False),
-    sa.Column('steps_sent', sa.Integer(), nullable=False),
+    sa.Column('steps_queued', sa.Integer(), nullable=False),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_step_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),

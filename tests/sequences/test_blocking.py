@@ -117,7 +117,7 @@ async def test_a_real_block_is_marked_after_the_configured_evidence_and_not_befo
     # left out of the sequence at its next step, and out of a campaign
     await rt.sequence_ticker.tick()
     row = await enrollment(rt, enrolled[BLOCKER])
-    assert (row.state, row.stop_reason, row.steps_sent) == ("stopped", "probably_blocked", 6)
+    assert (row.state, row.stop_reason, row.steps_queued) == ("stopped", "probably_blocked", 6)
     assert (await enrollment(rt, enrolled[NORMAL[0]])).state == "active"
     refused = await api.post(f"/api/v1/conversations/{blocker}/sequences", headers=supervisor,
                              json={"sequence_id": str(row.sequence_id)})

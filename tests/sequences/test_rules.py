@@ -30,7 +30,7 @@ async def test_a_reply_stops_the_sequence_before_the_next_step(
     assert result.stopped == 1 and result.queued == 0
     assert await sent_to(rt, PHONE) == [("Paso 1, Ana", "sent")]
     row = await enrollment(rt, enrolled.id)
-    assert (row.state, row.stop_reason, row.steps_sent, row.due_at) == (
+    assert (row.state, row.stop_reason, row.steps_queued, row.due_at) == (
         "stopped", "replied", 1, None)
     # a later tick finds nothing due: the stopped enrollment is out of the index
     assert (await rt.sequence_ticker.tick()).found == 0
@@ -49,7 +49,7 @@ async def test_without_a_reply_every_step_goes_out_once_then_it_completes(
     assert [t for t, _ in await sent_to(rt, PHONE)] == ["Paso 1, Ana", "Paso 2, Ana",
                                                        "Paso 3, Ana"]
     row = await enrollment(rt, enrolled.id)
-    assert (row.state, row.steps_sent, row.stop_reason) == ("completed", 3, None)
+    assert (row.state, row.steps_queued, row.stop_reason) == ("completed", 3, None)
     assert [s.step for s in await sends(rt, enrolled.id)] == [0, 1, 2]
 
 
@@ -84,7 +84,7 @@ async def test_a_human_owner_pauses_it_and_the_delay_restarts_at_the_handback(
     fake_clock.advance(minutes=61)
     assert (await rt.sequence_ticker.tick()).waiting == 1
     row = await enrollment(rt, enrolled.id)
-    assert (row.state, row.paused_reason, row.steps_sent) == ("active", "human_owner", 1)
+    assert (row.state, row.paused_reason, row.steps_queued) == ("active", "human_owner", 1)
     fake_clock.advance(minutes=30)
     await rt.sequence_ticker.tick()
     assert len(await sent_to(rt, PHONE)) == 1  # still the agent's: nothing sent over them

@@ -99,7 +99,7 @@ async def test_closed_window_sends_the_template_or_leaves_the_step_to_do_by_hand
     assert len(graph.sends()) == 3
     for enrolled in (first, second):
         row = await enrollment(cloud, enrolled.id)
-        assert (row.state, row.steps_sent, row.next_step) == ("completed", 1, 2)
+        assert (row.state, row.steps_queued, row.next_step) == ("completed", 1, 2)
 
     supervisor = await headers("supervisor")
     tasks = (await cloud_api.get("/api/v1/sequence-tasks", headers=supervisor)).json()

@@ -90,6 +90,7 @@ class EnrollBody(BaseModel):
     phone: str = Field(min_length=3, max_length=40)
     name: str | None = Field(default=None, max_length=200)
     fields: dict[str, Annotated[str, Field(max_length=500)]] = Field(default={}, max_length=50)
+    again: bool = Field(default=False, description="enroll a contact who was in it before")
 
 
 class EnrollListBody(BaseModel):
@@ -100,6 +101,7 @@ class EnrollListBody(BaseModel):
 class EnrollConversationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sequence_id: uuid.UUID
+    again: bool = Field(default=False, description="enroll a contact who was in it before")
 
 
 class StepStatsPublic(BaseModel):
@@ -291,7 +293,8 @@ async def enroll_phone(
     probably blocked; 422: invalid number or a missing template value)."""
     phone = normalize_phone(body.phone, runtime.settings.default_region)
     view = await runtime.sequences.enroll_phone(
-        sequence_id, phone=phone, name=body.name, fields=body.fields, by=principal.id)
+        sequence_id, phone=phone, name=body.name, fields=body.fields, by=principal.id,
+        again=body.again)
     await audit(runtime, principal, "sequence.enroll", f"sequence:{sequence_id}",
                 enrollment_id=str(view.id))
     return _enrollment(view)
@@ -351,7 +354,7 @@ async def enroll_conversation(
 ) -> EnrollmentPublic:
     """An agent enrolls this customer (on this conversation's number)."""
     view = await runtime.sequences.enroll_conversation(
-        body.sequence_id, conversation_id, actor=principal)
+        body.sequence_id, conversation_id, actor=principal, again=body.again)
     await audit(runtime, principal, "sequence.enroll", f"conversation:{conversation_id}",
                 enrollment_id=str(view.id))
     return _enrollment(view)
