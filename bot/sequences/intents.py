@@ -39,7 +39,7 @@ _BOUND = text(
       (SELECT max(seq) + 1 FROM (
           SELECT seq FROM messages WHERE seq > :cursor ORDER BY seq LIMIT :limit) AS s),
       (SELECT min(seq) FROM messages
-        WHERE seq > :cursor AND created_at > now() - interval '5 seconds')
+        WHERE seq > :cursor AND created_at > now() - interval '2 seconds')
     ) AS bound
     """
 )
