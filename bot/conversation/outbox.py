@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -272,28 +272,41 @@ class OutboxSender:
         """The oldest pending row of one number, claimed; bot rows of human-owned chats
         are cancelled instead (the bot never talks over a human)."""
         while True:
-            message, cancelled = await self._claim_one(channel, account)
+            message, cancelled = await self._claim_one(
+                Message.channel == channel, Conversation.account == account)
             if not cancelled:
                 return message
 
-    async def _claim_one(
-        self, channel: str, account: str
-    ) -> tuple[OutboundMessage | None, bool]:
+    async def send_each(self, outbox_ids: Sequence[uuid.UUID]) -> int:
+        """Send these (unpaced) rows one at a time: each is claimed (``sending``, committed)
+        before the channel is called and marked sent right after, so a process killed
+        mid-way leaves at most the one row in flight to recovery, not a whole batch sent
+        and still pending. For messages the business starts (sequence steps), where a
+        repeat is worse than a slower send."""
+        sent = 0
+        for outbox_id in outbox_ids:
+            message, _ = await self._claim_one(Message.id == outbox_id)
+            if message is None:
+                continue  # sent or taken by someone else, or cancelled
+            try:
+                sent += await self._send_one(message)
+            except ChannelUnavailable:
+                continue  # unclaimed: it waits for the channel, like any reply
+        return sent
+
+    async def _claim_one(self, *where: Any) -> tuple[OutboundMessage | None, bool]:
         async with self._sessions() as session, session.begin():
             row = (
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
                         Message.author, Message.raw, Message.in_reply_to, Message.media,
-                        Conversation.owner, Contact.phone_e164.label("phone"),
-                        Contact.opted_out,
+                        Message.channel, Conversation.account, Conversation.owner,
+                        Contact.phone_e164.label("phone"), Contact.opted_out,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
                     .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(
-                        Message.direction == "out", Message.status == "pending",
-                        Message.channel == channel, Conversation.account == account,
-                    )
+                    .where(Message.direction == "out", Message.status == "pending", *where)
                     .order_by(Message.seq)
                     .limit(1)
                     .with_for_update(of=Message, skip_locked=True)
@@ -328,8 +341,8 @@ class OutboxSender:
                     )
                 ).scalar_one_or_none()
         return OutboundMessage(
-            outbox_id=row.id, conversation_id=row.conversation_id, channel=channel,
-            account=account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
+            outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+            account=row.account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
             author=Author(row.author), template=(row.raw or {}).get("template"),
             reply_to=reply_to, media=_media_ref(row.media),
         ), False

@@ -82,6 +82,8 @@ class PendingSender(Protocol):
         older_than: timedelta | None = None, channels: Any = None,
     ) -> int: ...
 
+    async def send_each(self, outbox_ids: Sequence[uuid.UUID]) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
@@ -99,7 +101,8 @@ class BatchResult:
 
     found: int = 0
     actions: Counter[str] = field(default_factory=Counter)
-    conversations: dict[uuid.UUID, str] = field(default_factory=dict)  # to send: channel
+    # what to send once committed: (message, conversation, channel)
+    queued: list[tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -170,10 +173,14 @@ class SequenceTicker:
         return batch
 
     async def _send(self, batch: BatchResult) -> None:
-        if batch.conversations:
-            await self._outbox.send_pending(
-                list(batch.conversations), channels=set(batch.conversations.values())
-            )
+        """Paced numbers get their send job; the rest go out one claimed row at a time
+        (a worker killed mid-send repeats at most the message in flight)."""
+        paced = [c for _, c, channel in batch.queued if channel in self._paced]
+        if paced:
+            await self._outbox.send_pending(paced, channels=set(self._paced))
+        unpaced = [m for m, _, channel in batch.queued if channel not in self._paced]
+        if unpaced:
+            await self._outbox.send_each(unpaced)
 
     async def run_batch(self, *, only: Sequence[uuid.UUID] | None = None) -> BatchResult:
         """Find up to ``tick_batch`` due enrollments (of ``only``, if given) and write what
@@ -223,7 +230,7 @@ class SequenceTicker:
                 sends.append(_send_row(row, decision, message_id, now))
                 if message_id is not None:
                     messages.append(_message_row(row, decision, message_id))
-                    result.conversations[row.conversation_id] = row.channel
+                    result.queued.append((message_id, row.conversation_id, row.channel))
             if decision.action is Action.STOP:
                 log.info("sequences.stopped", enrollment_id=str(row.id),
                          conversation_id=str(row.conversation_id), reason=decision.reason)
