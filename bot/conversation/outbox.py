@@ -40,6 +40,8 @@ log = get_logger("atiende.outbox")
 MAX_SEND_ATTEMPTS = 8
 OUT_BATCH = 100  # rows sent per transaction
 CACHE_DOWN_RETRY_SECONDS = 5.0
+# A sequence step whose sender died mid-send: it may have gone out, so it is not repeated.
+INTERRUPTED = "interrupted mid-send: not repeated (it may have gone out)"
 # Messages the business starts (not answers): an opt-out cancels them even once queued.
 UNSOLICITED = frozenset({Author.CAMPAIGN.value, Author.SEQUENCE.value})
 
@@ -416,18 +418,26 @@ class OutboxSender:
     async def recover_stuck(self, *, older_than: timedelta) -> int:
         """Rows left in ``sending`` by a process that died go back to ``pending``: claimed
         more than ``older_than`` ago (a reply that waited long for its number and was
-        only just taken is being sent now, and must not be sent twice)."""
+        only just taken is being sent now, and must not be sent twice).
+
+        A sequence step is the exception: the process may have died after the channel
+        took it, and a follow-up repeated is worse than one missed, so it is marked
+        ``failed`` (``INTERRUPTED``) instead of sent again."""
+        stuck = (
+            Message.direction == "out", Message.status == "sending",
+            func.coalesce(Message.claimed_at, Message.created_at) < func.now() - older_than,
+        )
         async with self._sessions() as session, session.begin():
-            result = await session.execute(
+            interrupted = await session.execute(
                 update(Message)
-                .where(
-                    Message.direction == "out",
-                    Message.status == "sending",
-                    func.coalesce(Message.claimed_at, Message.created_at)
-                    < func.now() - older_than,
-                )
-                .values(status="pending")
+                .where(*stuck, Message.author == Author.SEQUENCE.value)
+                .values(status="failed", error=INTERRUPTED)
                 .returning(Message.id)
+            )
+            for (outbox_id,) in interrupted.all():
+                log.warning("outbox.interrupted", outbox_id=str(outbox_id))
+            result = await session.execute(
+                update(Message).where(*stuck).values(status="pending").returning(Message.id)
             )
             return len(result.all())
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.conversation.outbox import INTERRUPTED
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
 from bot.sequences.intents import IntentWatcher
@@ -49,7 +50,8 @@ _DUE = """
            EXISTS (SELECT 1 FROM messages i WHERE i.conversation_id = e.conversation_id
                    AND i.seq > e.enrolled_seq AND i.direction = 'in'
                    AND i.author = 'customer') AS replied,
-           (SELECT m.status FROM sequence_sends p JOIN messages m ON m.id = p.message_id
+           (SELECT CASE WHEN m.error = :interrupted THEN 'interrupted' ELSE m.status END
+            FROM sequence_sends p JOIN messages m ON m.id = p.message_id
             WHERE p.enrollment_id = e.id AND p.step = e.next_step - 1) AS previous_status
     FROM sequence_enrollments e
     JOIN conversations c ON c.id = e.conversation_id
@@ -188,7 +190,8 @@ class SequenceTicker:
         started = time.perf_counter()
         result = BatchResult()
         now = self._clock()
-        params: dict[str, Any] = {"now": now, "batch": self._config.tick_batch}
+        params: dict[str, Any] = {"now": now, "batch": self._config.tick_batch,
+                                  "interrupted": INTERRUPTED}
         if only is not None:
             params["ids"] = list(only)
         async with self._sessions() as session, session.begin():

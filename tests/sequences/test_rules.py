@@ -160,3 +160,34 @@ async def test_a_delay_counts_from_enrollment_when_asked(
     fake_clock.advance(minutes=30)  # a late tick: step 1 goes at 30, step 2 still at 60
     await rt.sequence_ticker.tick()
     assert (await enrollment(rt, enrolled.id)).due_at == fake_clock.now + timedelta(minutes=30)
+
+
+async def test_a_refused_step_stops_it_and_one_interrupted_mid_send_is_not_repeated(
+    rt: Runtime, fake_clock: FakeClock
+) -> None:
+    from datetime import timedelta as td
+
+    from sqlalchemy import text
+
+    sequence_id = await make_sequence(rt, 0, 60, 60)
+    refused = await rt.sequences.enroll_phone(sequence_id, phone=PHONE, name="Ana", by=None)
+    cut = await rt.sequences.enroll_phone(sequence_id, phone="+525533335555", name="Eva",
+                                          by=None)
+    async with rt.sessions() as s, s.begin():
+        # the channel refused one step for good; the other's sender died mid-send
+        await s.execute(text(
+            "UPDATE messages SET status = 'failed', error = 'recipient not on WhatsApp' "
+            "WHERE id = (SELECT message_id FROM sequence_sends WHERE enrollment_id = :id)"),
+            {"id": refused.id})
+        await s.execute(text(
+            "UPDATE messages SET status = 'sending', claimed_at = now() - interval '10 minutes'"
+            " WHERE id = (SELECT message_id FROM sequence_sends WHERE enrollment_id = :id)"),
+            {"id": cut.id})
+    assert await rt.outbox.recover_stuck(older_than=td(seconds=120)) == 0  # not re-sent
+    assert [s for _, s in await sent_to(rt, "+525533335555")] == ["failed"]
+    fake_clock.advance(minutes=61)
+    await rt.sequence_ticker.tick()
+    row = await enrollment(rt, refused.id)
+    assert (row.state, row.stop_reason) == ("stopped", "send_failed")
+    assert [t for t, _ in await sent_to(rt, "+525533335555")] == ["Paso 1, Eva", "Paso 2, Eva"]
+    assert (await enrollment(rt, cut.id)).state == "active"
