@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.logs import get_logger
+from bot.metrics import Metrics
 from bot.settings.sequences import BlockingConfig
 
 __all__ = ["BlockDetector", "DetectorRun"]
@@ -192,10 +193,12 @@ class BlockDetector:
         sessions: async_sessionmaker[AsyncSession],
         config: BlockingConfig,
         clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock
+        self._metrics = metrics
 
     async def run(self) -> DetectorRun:
         """One pass over the numbers and the conversations with undelivered messages."""
@@ -208,6 +211,8 @@ class BlockDetector:
             outages = await self._watch_numbers(session, now)
             cleared = await self._clear_resolved(session, now)
             suspected, blocked = await self._observe(session, now)
+        if blocked and self._metrics is not None:
+            self._metrics.blocked_marks.inc(len(blocked))
         if blocked or cleared or outages:
             log.info("blocking.run", blocked=[str(b) for b in blocked], cleared=cleared,
                      outages=outages, suspected=suspected)

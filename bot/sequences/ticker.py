@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.conversation.outbox import INTERRUPTED
 from bot.logs import get_logger
 from bot.messages import Author, MessageKind
+from bot.metrics import Metrics
 from bot.sequences.intents import IntentWatcher
 from bot.sequences.models import SequenceEnrollment, SequenceSend
 from bot.sequences.timing import Action, Decision, Due, decide, next_due
@@ -132,6 +133,7 @@ class SequenceTicker:
         config: SequencesConfig,
         paced_channels: Sequence[str] = (),
         intents: IntentWatcher | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._outbox = outbox
@@ -139,6 +141,7 @@ class SequenceTicker:
         self._config = config
         self._paced = list(paced_channels)
         self._intents = intents or IntentWatcher(sessions=sessions, clock=clock)
+        self._metrics = metrics
 
     async def tick(self) -> TickResult:
         """Enroll by intent, then queue due steps batch after batch (within the budget)."""
@@ -202,6 +205,11 @@ class SequenceTicker:
             if rows:
                 await self._apply(session, rows, now, result)
         result.seconds = time.perf_counter() - started
+        if self._metrics is not None:
+            self._metrics.sequence_batch_seconds.observe(result.seconds)
+            for action, n in result.actions.items():
+                if action != "completed":
+                    self._metrics.sequence_steps.labels(action).inc(n)
         return result
 
     async def _apply(

@@ -30,9 +30,10 @@ def build_sequences(core: Core, jobs: JobQueue, outbox: OutboxSender) -> Sequenc
     settings, sessions, clock = core.settings, core.sessions, core.clock
     ticker = SequenceTicker(
         sessions=sessions, outbox=outbox, clock=clock, config=settings.sequences,
-        paced_channels=settings.channels.pacing.channels,
+        paced_channels=settings.channels.pacing.channels, metrics=core.metrics,
     )
-    detector = BlockDetector(sessions=sessions, config=settings.blocking, clock=clock)
+    detector = BlockDetector(sessions=sessions, config=settings.blocking, clock=clock,
+                             metrics=core.metrics)
     if settings.sequences.tick_seconds:
         jobs.register_periodic(SEQUENCE_TICK, ticker.tick,
                                every_seconds=settings.sequences.tick_seconds)

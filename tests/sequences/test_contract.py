@@ -61,5 +61,7 @@ async def test_create_enroll_and_list_as_the_contract_says(
     assert refused.status_code == 403
     anonymous = await client.get(f"/api/v1/sequences/{sequence_id}/enrollments")
     assert anonymous.status_code == 401
+    metrics = (await client.get("/metrics")).text
+    assert 'atiende_sequence_steps_total{action="send"} 1.0' in metrics
     docs = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/sequences" in docs and "/api/v1/sequences/{sequence_id}/enrollments" in docs
