@@ -189,7 +189,8 @@ async def _ticks(
         f"due steps ({outcomes.get('send', 0)} queued, {outcomes.get('stop', 0)} stopped by a "
         f"reply), {sent} sent to the simulator",
         f"  tick find-and-queue transaction: {_ms(steady)}",
-        f"window opening: {burst} steps due at once, batches of 500: {_ms(per_batch)}; "
+        f"window opening: {burst} steps due at once, batches of "
+        f"{settings.sequences.tick_batch}: {_ms(per_batch)}; "
         f"all queued in {drain:.2f}s",
         f"  due-step query plan: {plan}",
     ])
@@ -223,7 +224,7 @@ async def _burst(runtime: Runtime, clock: FakeClock, burst: int) -> tuple[list[f
         timings.append(batch.seconds)
         async with runtime.sessions() as session, session.begin():
             await session.execute(_SENDER)  # what the outbox would do meanwhile
-        if batch.found < 500:
+        if batch.found < runtime.settings.sequences.tick_batch:
             break
     return timings, time.perf_counter() - started
 
@@ -232,7 +233,7 @@ async def _plan(runtime: Runtime, clock: FakeClock) -> str:
     async with runtime.sessions() as session:
         rows = (await session.execute(text(
             "EXPLAIN (FORMAT JSON) SELECT id FROM sequence_enrollments "
-            "WHERE state = 'active' AND due_at <= :now ORDER BY due_at LIMIT 500 "
+            "WHERE state = 'active' AND due_at <= :now ORDER BY due_at LIMIT 200 "
             "FOR UPDATE SKIP LOCKED"), {"now": clock()})).scalar_one()
     plan = rows[0]["Plan"] if isinstance(rows, list) else json.loads(rows)[0]["Plan"]
     names = []

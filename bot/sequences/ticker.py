@@ -65,6 +65,9 @@ _DUE = """
 _DUE_ANY = text(_DUE.format(only=""))
 _DUE_THESE = text(_DUE.format(only="AND e.id = ANY(:ids)"))
 
+# Held (in a transaction of its own) while a tick runs.
+_TICK_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('atiende.sequences.tick'))")
+
 # Unsent follow-ups per paced number (the partial index on pending messages answers it).
 _BUSY = text(
     """
@@ -144,7 +147,15 @@ class SequenceTicker:
         self._metrics = metrics
 
     async def tick(self) -> TickResult:
-        """Enroll by intent, then queue due steps batch after batch (within the budget)."""
+        """Enroll by intent, then queue due steps batch after batch (within the budget).
+        One tick at a time in the whole cluster: a periodic tick that finds another still
+        running returns at once (so a killed worker had at most one step in flight)."""
+        async with self._sessions() as guard, guard.begin():
+            if not (await guard.execute(_TICK_LOCK)).scalar():
+                return TickResult(0, 0, 0, 0, 0, 0, 0, [])
+            return await self._tick()
+
+    async def _tick(self) -> TickResult:
         started = time.perf_counter()
         enrolled = await self._intents.run()
         totals: Counter[str] = Counter()

@@ -16,7 +16,7 @@ class SequencesConfig(BaseModel):
         description="how often due steps are looked for (0: no periodic tick in this process)",
     )
     tick_batch: int = Field(
-        default=500, ge=1, le=5000, description="due steps queued per transaction"
+        default=200, ge=1, le=5000, description="due steps queued per transaction"
     )
     tick_budget_seconds: float = Field(
         default=20.0, gt=0, description="longest one tick keeps queueing batches"

@@ -191,3 +191,16 @@ async def test_a_refused_step_stops_it_and_one_interrupted_mid_send_is_not_repea
     assert (row.state, row.stop_reason) == ("stopped", "send_failed")
     assert [t for t, _ in await sent_to(rt, "+525533335555")] == ["Paso 1, Eva", "Paso 2, Eva"]
     assert (await enrollment(rt, cut.id)).state == "active"
+
+
+async def test_one_tick_at_a_time(rt: Runtime, fake_clock: FakeClock) -> None:
+    from sqlalchemy import text
+
+    sequence_id = await make_sequence(rt, 0, 60)
+    await rt.sequences.enroll_phone(sequence_id, phone=PHONE, name="Ana", by=None)
+    fake_clock.advance(minutes=61)
+    async with rt.sessions() as other, other.begin():  # another worker's tick is running
+        await other.execute(text(
+            "SELECT pg_advisory_xact_lock(hashtext('atiende.sequences.tick'))"))
+        assert (await rt.sequence_ticker.tick()).found == 0
+    assert (await rt.sequence_ticker.tick()).found == 1
