@@ -114,26 +114,7 @@ async def enroll(
     """Write the enrollment, or refuse: opted out, probably blocked, in this sequence now
     (or before, unless ``again``) (``SequenceConflict``), a value the steps need is
     missing (``SequenceRejected``)."""
-    if sequence.status != "active":
-        raise SequenceConflict("not_active", f"sequence {sequence.id} was deleted")
-    if target.opted_out:
-        raise SequenceConflict("opted_out", f"{target.phone} opted out of messages")
-    if await is_blocked(session, target.conversation_id):
-        raise SequenceConflict(
-            "probably_blocked",
-            f"{target.phone} has probably blocked this number; an agent can clear the mark",
-        )
-    if not again:
-        await _not_before(session, sequence, target)
-    steps = steps_of(sequence)
-    values = values_for(target.name, target.phone, fields)
-    missing = [v for v in used_variables(steps) if not str(values.get(v, "")).strip()]
-    if missing:
-        raise SequenceRejected(
-            f"no value for {', '.join('{' + v + '}' for v in missing)} for {target.phone}: "
-            "give it in `fields` (or the contact's name)",
-            details=[{"phone": target.phone, "missing": missing}],
-        )
+    steps = await _check(session, sequence, target, fields, again=again)
     last_seq = (
         await session.execute(
             select(func.coalesce(func.max(Message.seq), 0))
@@ -158,23 +139,38 @@ async def enroll(
             .returning(SequenceEnrollment.id)
         )
     ).scalar_one_or_none()
-    if inserted is None:
-        existing = (
-            await session.execute(
-                select(SequenceEnrollment.id).where(
-                    SequenceEnrollment.sequence_id == sequence.id,
-                    SequenceEnrollment.conversation_id == target.conversation_id,
-                    SequenceEnrollment.state == "active",
-                )
-            )
-        ).scalar_one_or_none()
-        raise SequenceConflict(
-            "already_enrolled", f"{target.phone} is already in sequence {sequence.name!r}",
-            enrollment_id=str(existing) if existing else None,
-        )
+    if inserted is None:  # enrolled by someone else at the same instant
+        await _not_before(session, sequence, target)
     enrollment = await session.get(SequenceEnrollment, enrollment_id)
     assert enrollment is not None
     return enrollment
+
+
+async def _check(
+    session: AsyncSession, sequence: SequenceRow, target: Target, fields: Mapping[str, str],
+    *, again: bool,
+) -> tuple[Step, ...]:
+    if sequence.status != "active":
+        raise SequenceConflict("not_active", f"sequence {sequence.id} was deleted")
+    if target.opted_out:
+        raise SequenceConflict("opted_out", f"{target.phone} opted out of messages")
+    if await is_blocked(session, target.conversation_id):
+        raise SequenceConflict(
+            "probably_blocked",
+            f"{target.phone} has probably blocked this number; an agent can clear the mark",
+        )
+    if not again:
+        await _not_before(session, sequence, target)
+    steps = steps_of(sequence)
+    values = values_for(target.name, target.phone, fields)
+    missing = [v for v in used_variables(steps) if not str(values.get(v, "")).strip()]
+    if missing:
+        raise SequenceRejected(
+            f"no value for {', '.join('{' + v + '}' for v in missing)} for {target.phone}: "
+            "give it in `fields` (or the contact's name)",
+            details=[{"phone": target.phone, "missing": missing}],
+        )
+    return steps
 
 
 async def _not_before(session: AsyncSession, sequence: SequenceRow, target: Target) -> None:
