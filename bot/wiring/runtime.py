@@ -1,7 +1,7 @@
 """The full runtime of an Atiende server or worker: every area, wired once from Settings.
 
 ``Runtime.create`` composes the per-area builders of this package (core, media,
-channels, message path, answering, staff, campaigns). A process that needs less builds
+channels, message path, answering, staff, campaigns, sequences). A process that needs less builds
 less: CLI commands that touch the database only use ``bot.wiring.core.core_for``.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.answering.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.answering.intents import IntentRouter
 from bot.answering.responder import Responder
+from bot.blocking import BlockDetector, BlockedContacts
 from bot.campaigns import CampaignScheduler, CampaignService
 from bot.channels.cloud_api import GraphApi
 from bot.channels.cloud_webhook import CloudWebhook
@@ -39,6 +40,7 @@ from bot.integrations.webhooks import WebhookService
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.metrics import Metrics
+from bot.sequences import HandList, SequenceService, SequenceTicker
 from bot.settings import Settings
 from bot.speech.agent_notes import AgentVoiceNotes
 from bot.speech.service import SpeechService
@@ -49,6 +51,7 @@ from bot.wiring.conversation import build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
 from bot.wiring.media import agent_voice_notes, build_media
+from bot.wiring.sequences import build_sequences
 from bot.wiring.staff import build_staff
 from handoff.apikeys import ApiKeys
 from handoff.audit import AuditLog
@@ -113,6 +116,11 @@ class Runtime:
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     webhooks: WebhookService
+    sequences: SequenceService
+    sequence_ticker: SequenceTicker
+    hand_list: HandList
+    blocked: BlockedContacts
+    block_detector: BlockDetector
     core: Core
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -152,6 +160,7 @@ class Runtime:
         jobs = delivery.jobs
         campaigns = build_campaigns(core, jobs, delivery.outbox)
         webhooks = build_webhooks(core, jobs)
+        sequences = build_sequences(core, jobs, delivery.outbox)
         jobs.register_periodic(
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
@@ -174,7 +183,7 @@ class Runtime:
         )
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
-                     inlets),
+                     sequences, inlets),
             llm=llm, reconciler=reconciler, core=core, webhooks=webhooks,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
         )
