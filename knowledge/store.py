@@ -28,11 +28,20 @@ from knowledge.indexing import (
     article_chunks,
     embedding_input,
     product_chunks,
+    replace_chunks,
     vector_literal,
 )
 from knowledge.kinds import ARTICLES, PRODUCTS, ArticleView, ProductView
-from knowledge.models import Article, Chunk, EmbeddingStaging, Product, State, Version
-from knowledge.vectors import drop_other_indexes, ensure_index
+from knowledge.models import (
+    Article,
+    Chunk,
+    ChunkVector,
+    EmbeddingStaging,
+    Product,
+    State,
+    Version,
+)
+from knowledge.vectors import SECOND, drop_other_indexes, ensure_index
 from knowledge.versioned import Doc, ItemKind, Row, View
 
 # Names callers import from here; most are defined by the modules above.
@@ -63,6 +72,40 @@ class VersionView:
     edited_at: datetime
 
 
+# Bump when passage_units/article_chunks cut articles differently: stored articles are
+# then cut again at the next start (``KnowledgeStore.maintain``).
+CHUNKING_VERSION = 2
+
+_MISSING_SECOND = text(
+    "SELECT c.id, c.title, c.heading, c.text, c.role FROM kb_chunks c "
+    "WHERE NOT EXISTS (SELECT 1 FROM kb_chunk_vectors v WHERE v.chunk_id = c.id "
+    "AND v.model = :model) ORDER BY c.id LIMIT :limit"
+)
+_LEXICON_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('kb_lexicon'))",
+    "DELETE FROM kb_lexicon",
+    "INSERT INTO kb_lexicon (lexeme, ndoc) SELECT word, ndoc FROM ts_stat("
+    "'SELECT tsv FROM kb_chunks')",
+    "UPDATE kb_state SET chunks = (SELECT count(*) FROM kb_chunks), "
+    "avg_tokens = coalesce((SELECT avg(tokens) FROM kb_chunks), 0), "
+    "lexicon_revision = :revision WHERE id = 1",
+)
+
+
+async def refresh_lexicon(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Rebuild BM25's document frequencies when the revision moved since the last build
+    (one builder at a time; a concurrent one finds it done)."""
+    async with sessions.begin() as session:
+        state = (await session.execute(text(
+            "SELECT revision, lexicon_revision FROM kb_state WHERE id = 1 FOR UPDATE"
+        ))).first()
+        if state is None or state.revision == state.lexicon_revision:
+            return False
+        for statement in _LEXICON_SQL:
+            await session.execute(text(statement), {"revision": state.revision})
+    return True
+
+
 _SWAP_STAGED = text(
     "UPDATE kb_chunks c SET embedding = s.embedding, model = s.model "
     "FROM kb_embedding_staging s WHERE s.chunk_id = c.id AND s.model = :model"
@@ -70,16 +113,29 @@ _SWAP_STAGED = text(
 
 
 class KnowledgeStore:
-    """Articles and products with versions, chunks and embeddings."""
+    """Articles and products with versions, chunks and embeddings.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder) -> None:
+    ``second`` is an optional second embedding model whose vectors retrieval fuses with
+    the primary ones (``kb_chunk_vectors``): they are filled after every write and by
+    ``maintain`` at startup, so a write never waits on a slower model to be visible.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder,
+        second: Embedder | None = None,
+    ) -> None:
         self._sessions = sessions
         self._embedder = embedder
+        self._second = second
         self._indexed: set[tuple[str, int]] = set()
 
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    @property
+    def second(self) -> Embedder | None:
+        return self._second
 
     # -- reading ---------------------------------------------------------------------
 
@@ -198,6 +254,7 @@ class KnowledgeStore:
             if on_file is not None:
                 on_file(result)
         report = ImportReport(tuple(results))
+        await self.after_write()
         if replace:
             if report.failed:
                 return ImportReport(report.files, replace_skipped=True)
@@ -208,6 +265,7 @@ class KnowledgeStore:
             removed_a, removed_p = await self._remove_missing(
                 article_ids if has_md else None, skus if has_csv else None, editor=editor
             )
+            await self.after_write()
             return ImportReport(report.files, tuple(removed_a), tuple(removed_p))
         return report
 
@@ -237,7 +295,76 @@ class KnowledgeStore:
             swapped += count
             if not stale:
                 break
+        await self.after_write()
         return swapped
+
+    # -- derived data: lexicon, second model's vectors, re-cutting -----------------------
+
+    async def after_write(self) -> None:
+        """Bring derived data up to date: the BM25 lexicon, then the second model's
+        vectors of new chunks (retrieval ranks them without it meanwhile)."""
+        await refresh_lexicon(self._sessions)
+        await self.fill_second_vectors()
+
+    async def maintain(self) -> dict[str, int]:
+        """At startup: articles cut with older chunking rules are cut again, stale
+        primary vectors re-embedded, the lexicon and second vectors brought up to date."""
+        recut = await self.recut_if_needed()
+        redone = await self.reembed()
+        filled = await self.fill_second_vectors()
+        return {"recut": recut, "reembedded": redone, "second_vectors": filled}
+
+    async def fill_second_vectors(self, *, batch: int = 32) -> int:
+        """Vectors of the second model for chunks that lack one; returns how many."""
+        second = self._second
+        if second is None:
+            return 0
+        done = 0
+        while True:
+            async with self._sessions() as session:
+                rows = (await session.execute(_MISSING_SECOND, {
+                    "model": second.name, "limit": batch})).all()
+            if not rows:
+                return done
+            vectors = await second.embed([
+                embedding_input(ChunkRow(0, r.title, r.heading, r.text, "", r.role))
+                for r in rows
+            ])
+            async with self._sessions.begin() as session:
+                if (second.name, -len(vectors[0])) not in self._indexed:
+                    await ensure_index(session, second.name, len(vectors[0]), SECOND)
+                    self._indexed.add((second.name, -len(vectors[0])))
+                await session.execute(
+                    insert(ChunkVector)
+                    .values([{"chunk_id": r.id, "model": second.name, "embedding": v}
+                             for r, v in zip(rows, vectors, strict=True)])
+                    .on_conflict_do_nothing()
+                )
+            done += len(rows)
+
+    async def recut_if_needed(self) -> int:
+        """Articles are cut into passages again when the chunking rules changed since
+        they were saved (no new version: only derived data changes)."""
+        async with self._sessions() as session:
+            state = await session.get(State, 1)
+            if state is None or state.chunking >= CHUNKING_VERSION:
+                return 0
+            rows = (await session.scalars(
+                select(Article).where(Article.deleted_at.is_(None)).order_by(Article.id)
+            )).all()
+            docs = [ARTICLES.from_data(ARTICLES.row_data(r)) for r in rows]
+        for doc in docs:
+            chunks = article_chunks(doc)
+            vectors = await self._embed(chunks)
+            async with self._sessions.begin() as session:
+                await replace_chunks(session, "article", doc.id, chunks, vectors,
+                                     model=self._embedder.name)
+        async with self._sessions.begin() as session:
+            await session.execute(update(State).where(State.id == 1).values(
+                chunking=CHUNKING_VERSION))
+            await _bump(session)
+        await self.after_write()
+        return len(docs)
 
     async def _stage_stale(self, name: str, batch: int) -> None:
         while True:
@@ -313,6 +440,7 @@ class KnowledgeStore:
             )
             if saved is not None:
                 await _bump(session)
+        await self.after_write()
         return saved
 
     async def _restore(
@@ -325,6 +453,7 @@ class KnowledgeStore:
                 session, doc, vectors, model=self._embedder.name, editor=editor, action="restore"
             )
             await _bump(session)
+        await self.after_write()
 
     async def _delete(self, kind: ItemKind[Any, Row, View], key: str, *, editor: str) -> View:
         async with self._sessions.begin() as session:
@@ -333,7 +462,9 @@ class KnowledgeStore:
                 raise EntryNotFound(f"{kind.entity} {key!r} not found")
             await kind.soft_delete(session, row, editor)
             await _bump(session)
-            return kind.view(row)
+            view = kind.view(row)
+        await self.after_write()
+        return view
 
     async def _prepare(
         self, kind: ItemKind[Doc, Any, Any], docs: Sequence[Doc]

@@ -137,6 +137,7 @@ class Runtime:
         speech: SpeechService | None = None,
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
+        second_embedder: Embedder | None = None,
         answer_generator: AnswerGenerator | None = None,
         intent_classifier: IntentClassifier | None = None,
     ) -> Runtime:
@@ -148,7 +149,8 @@ class Runtime:
         channels = build_channels(core, media.media)
         delivery = build_delivery(core, channels.channels)
         answering = build_answering(
-            settings, core.sessions, embedder=embedder, responder=responder,
+            settings, core.sessions, embedder=embedder, second=second_embedder,
+            responder=responder,
             answer_generator=answer_generator or llm.generator,
             intent_classifier=intent_classifier or llm.classifier,
         )
