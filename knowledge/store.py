@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from knowledge.derived import DerivedData, refresh_lexicon
 from knowledge.documents import ArticleDoc, ProductDoc
 from knowledge.embeddings import Embedder, Vector
 from knowledge.errors import EntryNotFound, KnowledgeError
@@ -28,20 +29,18 @@ from knowledge.indexing import (
     article_chunks,
     embedding_input,
     product_chunks,
-    replace_chunks,
     vector_literal,
 )
 from knowledge.kinds import ARTICLES, PRODUCTS, ArticleView, ProductView
 from knowledge.models import (
     Article,
     Chunk,
-    ChunkVector,
     EmbeddingStaging,
     Product,
     State,
     Version,
 )
-from knowledge.vectors import SECOND, drop_other_indexes, ensure_index
+from knowledge.vectors import drop_other_indexes, ensure_index
 from knowledge.versioned import Doc, ItemKind, Row, View
 
 # Names callers import from here; most are defined by the modules above.
@@ -72,40 +71,6 @@ class VersionView:
     edited_at: datetime
 
 
-# Bump when passage_units/article_chunks cut articles differently: stored articles are
-# then cut again at the next start (``KnowledgeStore.maintain``).
-CHUNKING_VERSION = 2
-
-_MISSING_SECOND = text(
-    "SELECT c.id, c.title, c.heading, c.text, c.role FROM kb_chunks c "
-    "WHERE NOT EXISTS (SELECT 1 FROM kb_chunk_vectors v WHERE v.chunk_id = c.id "
-    "AND v.model = :model) ORDER BY c.id LIMIT :limit"
-)
-_LEXICON_SQL = (
-    "SELECT pg_advisory_xact_lock(hashtext('kb_lexicon'))",
-    "DELETE FROM kb_lexicon",
-    "INSERT INTO kb_lexicon (lexeme, ndoc) SELECT word, ndoc FROM ts_stat("
-    "'SELECT tsv FROM kb_chunks')",
-    "UPDATE kb_state SET chunks = (SELECT count(*) FROM kb_chunks), "
-    "avg_tokens = coalesce((SELECT avg(tokens) FROM kb_chunks), 0), "
-    "lexicon_revision = :revision WHERE id = 1",
-)
-
-
-async def refresh_lexicon(sessions: async_sessionmaker[AsyncSession]) -> bool:
-    """Rebuild BM25's document frequencies when the revision moved since the last build
-    (one builder at a time; a concurrent one finds it done)."""
-    async with sessions.begin() as session:
-        state = (await session.execute(text(
-            "SELECT revision, lexicon_revision FROM kb_state WHERE id = 1 FOR UPDATE"
-        ))).first()
-        if state is None or state.revision == state.lexicon_revision:
-            return False
-        for statement in _LEXICON_SQL:
-            await session.execute(text(statement), {"revision": state.revision})
-    return True
-
-
 _SWAP_STAGED = text(
     "UPDATE kb_chunks c SET embedding = s.embedding, model = s.model "
     "FROM kb_embedding_staging s WHERE s.chunk_id = c.id AND s.model = :model"
@@ -128,6 +93,7 @@ class KnowledgeStore:
         self._embedder = embedder
         self._second = second
         self._indexed: set[tuple[str, int]] = set()
+        self._derived = DerivedData(sessions, embedder, second)
 
     @property
     def embedder(self) -> Embedder:
@@ -304,67 +270,21 @@ class KnowledgeStore:
         """Bring derived data up to date: the BM25 lexicon, then the second model's
         vectors of new chunks (retrieval ranks them without it meanwhile)."""
         await refresh_lexicon(self._sessions)
-        await self.fill_second_vectors()
+        await self._derived.fill_second_vectors()
 
     async def maintain(self) -> dict[str, int]:
         """At startup: articles cut with older chunking rules are cut again, stale
         primary vectors re-embedded, the lexicon and second vectors brought up to date."""
-        recut = await self.recut_if_needed()
+        recut = await self._derived.recut_if_needed(self._embed)
+        if recut:
+            await self.after_write()
         redone = await self.reembed()
-        filled = await self.fill_second_vectors()
+        filled = await self._derived.fill_second_vectors()
         return {"recut": recut, "reembedded": redone, "second_vectors": filled}
 
     async def fill_second_vectors(self, *, batch: int = 32) -> int:
         """Vectors of the second model for chunks that lack one; returns how many."""
-        second = self._second
-        if second is None:
-            return 0
-        done = 0
-        while True:
-            async with self._sessions() as session:
-                rows = (await session.execute(_MISSING_SECOND, {
-                    "model": second.name, "limit": batch})).all()
-            if not rows:
-                return done
-            vectors = await second.embed([
-                embedding_input(ChunkRow(0, r.title, r.heading, r.text, "", r.role))
-                for r in rows
-            ])
-            async with self._sessions.begin() as session:
-                if (second.name, -len(vectors[0])) not in self._indexed:
-                    await ensure_index(session, second.name, len(vectors[0]), SECOND)
-                    self._indexed.add((second.name, -len(vectors[0])))
-                await session.execute(
-                    insert(ChunkVector)
-                    .values([{"chunk_id": r.id, "model": second.name, "embedding": v}
-                             for r, v in zip(rows, vectors, strict=True)])
-                    .on_conflict_do_nothing()
-                )
-            done += len(rows)
-
-    async def recut_if_needed(self) -> int:
-        """Articles are cut into passages again when the chunking rules changed since
-        they were saved (no new version: only derived data changes)."""
-        async with self._sessions() as session:
-            state = await session.get(State, 1)
-            if state is None or state.chunking >= CHUNKING_VERSION:
-                return 0
-            rows = (await session.scalars(
-                select(Article).where(Article.deleted_at.is_(None)).order_by(Article.id)
-            )).all()
-            docs = [ARTICLES.from_data(ARTICLES.row_data(r)) for r in rows]
-        for doc in docs:
-            chunks = article_chunks(doc)
-            vectors = await self._embed(chunks)
-            async with self._sessions.begin() as session:
-                await replace_chunks(session, "article", doc.id, chunks, vectors,
-                                     model=self._embedder.name)
-        async with self._sessions.begin() as session:
-            await session.execute(update(State).where(State.id == 1).values(
-                chunking=CHUNKING_VERSION))
-            await _bump(session)
-        await self.after_write()
-        return len(docs)
+        return await self._derived.fill_second_vectors(batch=batch)
 
     async def _stage_stale(self, name: str, batch: int) -> None:
         while True:

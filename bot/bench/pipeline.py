@@ -185,7 +185,7 @@ async def load_big_base(runtime: Runtime, database_url: str, chunks: int) -> Non
     full text) so retrieval works at the size the issue names."""
     from bot.bench.retrieval import synthetic_passages
     from knowledge.demo import demo_files
-    from knowledge.store import refresh_lexicon
+    from knowledge.derived import refresh_lexicon
 
     report = await runtime.knowledge.import_files(demo_files(), editor="bench")
     assert not report.failed, report.summary()

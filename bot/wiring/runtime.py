@@ -32,7 +32,7 @@ from bot.conversation.inbound_queue import InboundQueue
 from bot.conversation.ingest import Ingestor
 from bot.conversation.outbox import OutboxSender
 from bot.conversation.pipeline import Pipeline
-from bot.conversation.reconciler import Reconciler
+from bot.conversation.reconciler import CampaignTicks, Reconciler
 from bot.db import AutocommitPool
 from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
@@ -47,7 +47,7 @@ from bot.speech.service import SpeechService
 from bot.wiring.answering import build_answering
 from bot.wiring.campaigns import build_campaigns
 from bot.wiring.channels import build_channels, build_inlets
-from bot.wiring.conversation import build_delivery, build_processing
+from bot.wiring.conversation import Delivery, build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
 from bot.wiring.media import agent_voice_notes, build_media
@@ -175,14 +175,7 @@ class Runtime:
         targeting = inlets.whatsapp.targeting
         drain = delivery.outbox.drain_number
         jobs.register_send(targeting.guard(drain) if targeting else drain)
-        reconciler = Reconciler(
-            sessions=core.sessions, jobs=jobs, inbound=delivery.inbound,
-            outbox=delivery.outbox, metrics=core.metrics,
-            stalled_seconds=settings.stalled_job_seconds,
-            interval_seconds=settings.reconcile_interval_seconds,
-            campaigns=campaigns.campaign_scheduler,
-            send_claim_seconds=settings.send_claim_seconds,
-        )
+        reconciler = build_reconciler(core, delivery, campaigns.campaign_scheduler)
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      sequences, inlets),
@@ -256,3 +249,15 @@ async def start_llm(core: Core) -> LLMService:
     )
     await llm.start()
     return llm
+
+
+def build_reconciler(core: Core, delivery: Delivery, campaigns: CampaignTicks) -> Reconciler:
+    """What puts back whatever a crash left behind (stalled work, unsent replies)."""
+    settings = core.settings
+    return Reconciler(
+        sessions=core.sessions, jobs=delivery.jobs, inbound=delivery.inbound,
+        outbox=delivery.outbox, metrics=core.metrics,
+        stalled_seconds=settings.stalled_job_seconds,
+        interval_seconds=settings.reconcile_interval_seconds,
+        campaigns=campaigns, send_claim_seconds=settings.send_claim_seconds,
+    )
