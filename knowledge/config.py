@@ -47,6 +47,10 @@ class KnowledgeConfig(BaseModel):
     # The calibrated probability that the best source answers the question
     # (knowledge.ranking); below it the bot says it does not know and hands over.
     min_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
+    # A cascade: a plain question the first model alone answers with at least this
+    # confidence is answered without the second model (its e5 vector is ~3/4 of a
+    # question's CPU); the rest are decided with both. 1.0 turns the shortcut off.
+    first_model_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     # Embedding intent classifier: below this confidence the LLM classifier (if any) decides.
     classifier_confident: float = 0.62
     answer_max_chars: int = Field(default=500, ge=120, le=2000)

@@ -64,14 +64,17 @@ class IntentRouter:
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def route(self, text: str) -> RoutedText:
+    async def route(self, text: str, *, second: bool = True) -> RoutedText:
+        """The intent of ``text``; ``second=False`` asks the first model alone (no e5:
+        the cheap first look of a cascade)."""
         ruled = route_rules(text)
         if ruled is not None:
             return RoutedText(ruled, None)
         vector = (await self._store.embedder.embed([text]))[0]
         nearest = await self._current()
         found = nearest.classify(vector) if nearest is not None else None
-        if found is not None and self._second_nearest is not None and self._second is not None:
+        if (second and found is not None and self._second_nearest is not None
+                and self._second is not None):
             # both models' opinions, averaged: e5 reads the form of a request better,
             # USE its topic
             other = self._second_nearest.classify(await _query_vector(self._second, text))
