@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff.access import require_visible
@@ -24,7 +25,7 @@ from handoff.listing import UNREAD_SQL, ListFilter, Status, conditions
 from handoff.ownership import Owner
 from handoff.ports import Clock, EventPublisher
 from handoff.steps import InboxEvents
-from handoff.tables import AgentPresence, Label, LabelColor, Ticket, User
+from handoff.tables import AgentPresence, Label, LabelColor, Team, Ticket, User
 
 PALETTE = ("#1f6feb", "#8250df", "#bf3989", "#cf222e", "#bc4c00", "#9a6700", "#1a7f37",
            "#0969da", "#6639ba", "#57606a")
@@ -245,6 +246,28 @@ class Workspace:
                 .on_conflict_do_update(index_elements=["label"], set_={"color": color.lower()})
             )
         return next(i for i in await self.labels() if i.name == label)
+
+    # ------------------------------------------------------------------ teams
+
+    async def update_team(
+        self, team_id: uuid.UUID, *, name: str | None, skills: list[str] | None
+    ) -> tuple[uuid.UUID, str, tuple[str, ...]]:
+        """Rename a team or replace its skills (InvalidInput on an empty or taken name)."""
+        try:
+            async with self._sessions() as session, session.begin():
+                team = await session.get(Team, team_id, with_for_update=True)
+                if team is None:
+                    raise InvalidInput("unknown_team", "no such team")
+                if name is not None:
+                    if not name.strip():
+                        raise InvalidInput("empty", "a team needs a name")
+                    team.name = name.strip()
+                if skills is not None:
+                    team.skills = sorted({s.strip().lower() for s in skills if s.strip()})
+                await session.flush()
+                return team.id, team.name, tuple(team.skills)
+        except IntegrityError as exc:
+            raise InvalidInput("team_exists", f"a team named {name!r} already exists") from exc
 
     # ------------------------------------------------------------------ live dashboard
 

@@ -41,7 +41,7 @@ def _inbox(request: Request, user: PageUser, conversation_id: uuid.UUID | None) 
 
 @pages.get("/dashboard", response_class=HTMLResponse)
 async def dashboard_page(request: Request, user: PageSupervisor) -> HTMLResponse:
-    return render(request, "dashboard.html", user=user, areas=("dashboard",),
+    return render(request, "dashboard.html", user=user, areas=("dashboard", "inbox"),
                   title="nav.dashboard", script="dashboard")
 
 
