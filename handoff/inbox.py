@@ -194,7 +194,9 @@ class InboxQueries:
             page = await page_ids(session, actor, filters)
             return await self._items(session, actor, page.ids), page.next_cursor
 
-    async def view(self, actor: Principal, conversation_id: uuid.UUID) -> ConversationView:
+    async def view(
+        self, actor: Principal, conversation_id: uuid.UUID, *, language: str = "es"
+    ) -> ConversationView:
         async with self._sessions() as session:
             query = select(Conversation.id).where(Conversation.id == conversation_id)
             if actor.role is Role.AGENT:
@@ -232,7 +234,7 @@ class InboxQueries:
             tickets = await self._tickets(session, conv.contact_id)
         current = next((t for t in tickets if t[0].conversation_id == conversation_id
                         and t[0].closed_at is None), None)
-        summary, source = await self._summary(messages, conv.context_started_at, item)
+        summary, source = await self._summary(messages, conv.context_started_at, item, language)
         return ConversationView(
             item=item, summary=summary, summary_source=source, messages=messages, notes=notes,
             ticket=self._ticket_view(*current) if current else None,
@@ -318,6 +320,7 @@ class InboxQueries:
         messages: Sequence[MessageView],
         context_started_at: datetime | None,
         item: ConversationItem,
+        language: str = "es",
     ) -> tuple[str, str]:
         turns = [
             (_ROLES[m.author], (m.text or m.transcript or "").strip())
@@ -327,14 +330,14 @@ class InboxQueries:
         if self._summarizer is not None and turns:
             try:
                 llm = await asyncio.wait_for(
-                    self._summarizer.summarize(turns, language="es"), SUMMARY_TIMEOUT
+                    self._summarizer.summarize(turns, language=language), SUMMARY_TIMEOUT
                 )
             except TimeoutError:
                 llm = None
             if llm:
                 return llm.strip(), "llm"
         reason = item.escalation_reason or item.owner_reason
-        return extractive_summary(turns, item.last_intent, reason), "extractive"
+        return extractive_summary(turns, item.last_intent, reason, language), "extractive"
 
     # ------------------------------------------------------------------ teams and agents
 
@@ -451,19 +454,28 @@ class InboxQueries:
             return result.first() is not None
 
 
+_SUMMARY_WORDS = {
+    "es": ("Cliente", "Intención", "Motivo"),
+    "en": ("Customer", "Intent", "Reason"),
+}
+
+
 def extractive_summary(
-    turns: Sequence[tuple[str, str]], intent: str | None, reason: str | None
+    turns: Sequence[tuple[str, str]], intent: str | None, reason: str | None,
+    language: str = "es",
 ) -> str:
-    """A deterministic summary: what the customer said last, the bot's last answer."""
+    """A deterministic summary, in the reader's language: what the customer said last and
+    the bot's last answer."""
+    customer_word, intent_word, reason_word = _SUMMARY_WORDS.get(language, _SUMMARY_WORDS["es"])
     customer = [text for role, text in turns if role == "customer"][-3:]
     bot = [text for role, text in turns if role == "bot"][-1:]
-    lines = [f"Cliente / Customer: «{_clip(t)}»" for t in customer]
+    lines = [f"{customer_word}: «{_clip(t)}»" for t in customer]
     if bot:
         lines.append(f"Bot: «{_clip(bot[0])}»")
     if intent:
-        lines.append(f"Intención / Intent: {intent}")
+        lines.append(f"{intent_word}: {intent}")
     if reason:
-        lines.append(f"Motivo / Reason: {reason}")
+        lines.append(f"{reason_word}: {reason}")
     return "\n".join(lines) if lines else "—"
 
 

@@ -171,6 +171,12 @@ async def page_ids(session: AsyncSession, actor: Principal, f: ListFilter) -> Pa
     return Page([r[0] for r in rows], cursor)
 
 
+# Unread counts start where the handoff did: after the last message sent to the customer
+# before the ticket opened (so the message that asked for a person is unread too).
+HANDOFF_START = """
+    SELECT COALESCE(max(o.seq), 0) FROM messages o
+    WHERE o.conversation_id = c.id AND o.direction = 'out' AND o.created_at < t.opened_at"""
+
 ROWS_SQL = text("""
 SELECT c.id, c.owner, c.owner_reason, c.channel, c.account, c.last_intent,
        c.assigned_agent_id, u.name AS agent_name, c.last_message_at, c.owner_changed_at,
@@ -201,9 +207,8 @@ LEFT JOIN conversation_reads r ON r.conversation_id = c.id AND r.user_id = :user
 LEFT JOIN LATERAL (
     SELECT count(*) AS n FROM messages m
     WHERE m.conversation_id = c.id AND m.direction = 'in'
-      AND m.seq > COALESCE(r.last_read_seq, 0)
-      AND c.owner IN ('queued', 'human') AND t.closed_at IS NULL
-      AND m.created_at >= t.opened_at) un ON true
+      AND m.seq > GREATEST(COALESCE(r.last_read_seq, 0), (""" + HANDOFF_START + """))
+      AND c.owner IN ('queued', 'human') AND t.closed_at IS NULL) un ON true
 WHERE c.id = ANY(:ids)
 """)
 
@@ -225,7 +230,7 @@ SELECT count(*) FROM conversations c
 JOIN handoff_tickets t ON t.conversation_id = c.id AND t.closed_at IS NULL
 LEFT JOIN conversation_reads r ON r.conversation_id = c.id AND r.user_id = :user_id
 JOIN messages m ON m.conversation_id = c.id AND m.direction = 'in'
-     AND m.seq > COALESCE(r.last_read_seq, 0) AND m.created_at >= t.opened_at
+     AND m.seq > GREATEST(COALESCE(r.last_read_seq, 0), (""" + HANDOFF_START + """))
 WHERE c.owner IN ('queued', 'human') AND c.id = ANY(:ids)
 """)
 

@@ -102,6 +102,16 @@ def request_lang(request: Request) -> str:
     return chosen if chosen in LANGUAGES else "es"
 
 
+def api_lang(request: Request) -> str:
+    """The language an API caller reads: the pages' cookie, else ``Accept-Language``,
+    else Spanish."""
+    chosen = request.cookies.get(LANG_COOKIE, "")
+    if chosen in LANGUAGES:
+        return chosen
+    first = request.headers.get("accept-language", "").split(",")[0].strip().lower()[:2]
+    return first if first in LANGUAGES else "es"
+
+
 def render(
     request: Request,
     template: str,
@@ -144,6 +154,7 @@ def _simulator_on(request: Request) -> bool:
 
 
 __all__ = [
-    "HOME", "LANG_COOKIE", "LANGUAGES", "NAV", "NavItem", "PageTexts", "home_of", "nav_for",
+    "HOME", "LANG_COOKIE", "LANGUAGES", "NAV", "NavItem", "PageTexts", "api_lang", "home_of",
+    "nav_for",
     "render", "request_lang",
 ]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import StaffDep, SupervisorDep, audit
 from bot.api.deps import RuntimeDep
+from bot.api.pages import api_lang
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.errors import AtiendeError
 from bot.logs import get_logger
@@ -229,11 +230,12 @@ async def start_conversation(
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
 async def get_conversation(
-    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+    conversation_id: uuid.UUID, request: Request, runtime: RuntimeDep, principal: StaffDep
 ) -> ConversationDetail:
     """Transcript, summary, intent, escalation reason, customer history, notes, SLA; media
     come with short-lived signed links."""
-    detail = _detail(await runtime.inbox.view(principal, conversation_id))
+    view = await runtime.inbox.view(principal, conversation_id, language=api_lang(request))
+    detail = _detail(view)
     for message in detail.messages:
         key = (message.media or {}).get("key")
         if message.media is not None and isinstance(key, str):

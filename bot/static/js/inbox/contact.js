@@ -5,6 +5,7 @@ import {state, emit, labelColor} from "/static/js/inbox/state.js";
 import {act} from "/static/js/inbox/conversation.js";
 
 let contactFor = null;
+let labelSaves = Promise.resolve();
 
 export async function loadLabels() {
   try { state.labels = await api("GET", "/api/v1/labels"); } catch (err) { return; }
@@ -70,18 +71,23 @@ function renderHistory(d) {
 }
 
 function saveLabels(labels) {
-  return act(async () => {
-    await api("PUT", `/api/v1/conversations/${state.current}/labels`, {labels});
+  // shown at once (a second label added right away builds on this one), then saved
+  state.detail.conversation.labels = labels;
+  renderLabels(state.detail.conversation);
+  const id = state.current;
+  labelSaves = labelSaves.then(() => act(async () => {  // one after the other, in order
+    await api("PUT", `/api/v1/conversations/${id}/labels`, {labels});
     await loadLabels();
-  });
+  }));
+  return labelSaves;
 }
 
-export function renderSide(d, fresh) {
+export function renderSide(d) {
   $("summary").textContent = d.summary;
   renderLabels(d.conversation);
   renderNotes(d);
   renderHistory(d);
-  if (fresh || contactFor !== state.current) loadContact(state.current);
+  loadContact(state.current);  // edits by others arrive as events; a focused field is kept
 }
 
 export function initContact() {

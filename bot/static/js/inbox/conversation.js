@@ -188,9 +188,11 @@ export function initConversation() {
     const link = id && document.querySelector(`.conv-link[data-id="${id}"]`);
     (link || $("search")).focus();
   });
-  $("side-toggle").addEventListener("click", () => {
-    const open = !document.body.classList.contains("side-open");
+  const side = (open) => {
     document.body.classList.toggle("side-open", open);
     $("side-toggle").setAttribute("aria-expanded", String(open));
-  });
+    (open ? $("side-close") : $("side-toggle")).focus();
+  };
+  $("side-toggle").addEventListener("click", () => side(!document.body.classList.contains("side-open")));
+  $("side-close").addEventListener("click", () => side(false));
 }

@@ -170,6 +170,6 @@ export function initList() {
   if ("IntersectionObserver" in window) {
     new IntersectionObserver((entries) => {
       if (entries.some((x) => x.isIntersecting) && state.cursor) loadList({append: true});
-    }, {root: $("list").parentElement}).observe(sentinel);
+    }, {root: $("list-scroll"), rootMargin: "200px"}).observe(sentinel);
   }
 }
