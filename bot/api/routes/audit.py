@@ -68,4 +68,4 @@ async def audit_page(
              "until": until.isoformat() if until else "", "lang": chosen}
     labels = request.app.state.texts.areas["audit"][chosen]
     return render(request, "audit.html", user=admin, title="nav.audit",
-                  context={"entries": entries, "L": labels, "lang": lang, "q": query})
+                  context={"entries": entries, "L": labels, "lang": chosen, "q": query})

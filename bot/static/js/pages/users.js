@@ -12,8 +12,8 @@ function roleSelect(u) {
 
 async function update(u, body) {
   const ok = await attempt(() => api("PATCH", `/api/v1/users/${u.id}`, body), $("msg"));
+  await load();
   if (ok) $("msg").textContent = t("common.saved");
-  load();
 }
 
 function resetForm(u) {
@@ -48,7 +48,7 @@ function row(u) {
 }
 
 async function load() {
-  const users = await attempt(() => api("GET", "/api/v1/users"), $("msg"));
+  const users = await attempt(() => api("GET", "/api/v1/users"));
   if (!users) return;
   $("users").replaceChildren(...users.map(row));
 }
