@@ -94,6 +94,8 @@ async def test_find_claim_canned_resolve_in_six_presses(
     await press("Alt+KeyR")  # 6: resolve
     await expect(owner).to_have_attribute("data-owner", "bot")
     assert presses <= 6
+    # the handoff just resolved is in the customer's past conversations, with its outcome
+    await expect(page.get_by_test_id("history-item").first).to_contain_text("resuelta")
     await shot(page, "inbox-six-presses")
 
     sent = await sent_messages(runtime, str(target["conversation_id"]))

@@ -81,6 +81,18 @@ async def test_list_search_filters_and_pages(live: tuple[str, Runtime], browser:
     await expect(t("item").first).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(t("contact-name")).to_have_text("Lupe Pérez 80")
+    # Alt+J / Alt+K: the next and previous conversation of the list
+    await t("search").fill("")
+    await t("tab-all").click()
+    await expect(t("item")).to_have_count(50)
+    names = await rows(page)
+    await t("item").nth(3).click()
+    await expect(t("contact-name")).to_have_text(names[3])
+    await page.keyboard.press("Alt+KeyJ")
+    await expect(t("contact-name")).to_have_text(names[4])
+    await page.keyboard.press("Alt+KeyK")
+    await page.keyboard.press("Alt+KeyK")
+    await expect(t("contact-name")).to_have_text(names[2])
     await shot(page, "inbox-filters")
     await page.context.close()
 
