@@ -14,8 +14,9 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -173,10 +174,36 @@ async def _page_usable(base: str, email: str, password: str, loads: int) -> list
             await browser.close()
 
 
-async def run_inbox_bench(settings: Settings, *, conversations: int, rounds: int) -> str:
-    import uvicorn
+async def _report(base: str, password: str, rounds: int) -> str:
+    lines = []
+    for email in ("super@bench.mx", "agente@bench.mx"):
+        async with httpx.AsyncClient(base_url=base) as http:
+            token = (await http.post("/api/v1/auth/login", json={
+                "email": email, "password": password})).json()["access_token"]
+        every, per = await _api_latencies(base, token, rounds)
+        role = "supervisor (sees all)" if email.startswith("super") else "agent"
+        lines.append(
+            f"  list API as {role}: p50 {_pct(every, 0.5):.1f} ms  "
+            f"p95 {_pct(every, 0.95):.1f} ms  p99 {_pct(every, 0.99):.1f} ms  (n={len(every)})")
+        lines.append("    p95 by query: " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+    if shutil.which("chromium"):
+        loads = await _page_usable(base, "super@bench.mx", password, 5)
+        lines.append(
+            f"  page usable (navigation start -> first rows, search ready), headless Chromium: "
+            f"median {statistics.median(loads):.0f} ms, max {max(loads):.0f} ms (n={len(loads)})")
+    else:
+        lines.append("  page usable: skipped (no chromium on this machine)")
+    return "\n".join(lines)
 
-    from bot.api import create_app
+
+AppFactory = Callable[[Callable[[], Awaitable[Runtime]]], Any]
+
+
+async def run_inbox_bench(
+    settings: Settings, *, conversations: int, rounds: int, make_app: AppFactory
+) -> str:
+    """``make_app`` builds the ASGI app for a runtime (the CLI passes ``create_app``)."""
+    import uvicorn
 
     services = EmbeddedServices(Path(tempfile.mkdtemp(prefix="atiende-bench-")), ephemeral=True)
     database_url, redis_url = services.start()
@@ -200,36 +227,16 @@ async def run_inbox_bench(settings: Settings, *, conversations: int, rounds: int
                 return runtime
 
             server = uvicorn.Server(uvicorn.Config(
-                create_app(factory, run_worker=False), host="127.0.0.1", port=0,
+                make_app(factory), host="127.0.0.1", port=0,
                 log_level="warning", access_log=False, lifespan="on"))
             task = asyncio.create_task(server.serve())
             while not server.started:
                 await asyncio.sleep(0.05)
             base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
             try:
-                lines = [f"inbox: {conversations} conversations, {conversations * 4} messages "
-                         f"(seeded in {seeded:.1f} s); list API pages of 50"]
-                for email in ("super@bench.mx", "agente@bench.mx"):
-                    async with httpx.AsyncClient(base_url=base) as http:
-                        token = (await http.post("/api/v1/auth/login", json={
-                            "email": email, "password": password})).json()["access_token"]
-                    every, per = await _api_latencies(base, token, rounds)
-                    role = "supervisor (sees all)" if email.startswith("super") else "agent"
-                    lines.append(
-                        f"  list API as {role}: p50 {_pct(every, 0.5):.1f} ms  "
-                        f"p95 {_pct(every, 0.95):.1f} ms  p99 {_pct(every, 0.99):.1f} ms  "
-                        f"(n={len(every)})")
-                    lines.append("    p95 by query: " + ", ".join(
-                        f"{k} {v:.1f}" for k, v in per.items()))
-                if shutil.which("chromium"):
-                    loads = await _page_usable(base, "super@bench.mx", password, 5)
-                    lines.append(
-                        f"  page usable (navigation start -> first rows, search ready), "
-                        f"headless Chromium: median {statistics.median(loads):.0f} ms, "
-                        f"max {max(loads):.0f} ms (n={len(loads)})")
-                else:
-                    lines.append("  page usable: skipped (no chromium on this machine)")
-                return "\n".join(lines)
+                head = (f"inbox: {conversations} conversations, {conversations * 4} messages "
+                        f"(seeded in {seeded:.1f} s); list API pages of 50")
+                return head + "\n" + await _report(base, password, rounds)
             finally:
                 server.should_exit = True
                 await asyncio.wait_for(task, 20)
