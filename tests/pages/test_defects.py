@@ -62,6 +62,12 @@ async def test_an_uploaded_contact_list_shows_at_once(
         "Cartera diciembre (2)")
     assert await page.evaluate("window.__sameDocument") == 1  # no reload
     await assert_accessible(page, "campaigns-uploaded")
+    # a draft from the new list, and its page
+    await page.fill("#create input[name=name]", "Renovaciones diciembre")
+    await page.click("#create button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/admin/campaigns/[0-9a-f-]{36}$"))
+    await expect(page.locator("#name")).to_have_text("Renovaciones diciembre")
+    await assert_accessible(page, "campaign")
     await page.context.close()
 
 
