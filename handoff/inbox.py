@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff.access import visible_to_agent
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Conversation, Message
+from handoff.conversations import Conversation, Message, display_phone
 from handoff.errors import ConversationNotFound, InvalidInput
 from handoff.hours import LiveHours
 from handoff.listing import ListFilter, page_ids, page_rows
@@ -264,7 +264,7 @@ class InboxQueries:
         return ConversationItem(
             id=r.id, owner=r.owner, owner_reason=r.owner_reason,
             escalation_reason=r.reason if r.ticket_id else None,
-            contact_name=r.contact_name, contact_phone=r.phone_e164, channel=r.channel,
+            contact_name=r.contact_name, contact_phone=_shown(r.phone_e164), channel=r.channel,
             last_intent=r.last_intent, assigned_agent_id=r.assigned_agent_id,
             assigned_agent_name=r.agent_name if r.assigned_agent_id else None,
             team_id=r.team_id if open_ticket else None,
@@ -482,6 +482,10 @@ def extractive_summary(
 def _clip(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown(key: str | None) -> str | None:
+    return display_phone(key) if key else None
 
 
 __all__ = ["InboxQueries", "extractive_summary"]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff.access import require_visible
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, display_phone
 from handoff.errors import ConversationNotFound, InvalidInput
 from handoff.hours import LiveHours
 from handoff.listing import UNREAD_SQL, ListFilter, Status, conditions
@@ -191,7 +191,9 @@ class Workspace:
             .order_by(Conversation.last_message_at.desc().nulls_last())
         )).all()
         return ContactView(
-            id=contact.id, name=contact.name, phone=contact.phone_e164, email=contact.email,
+            id=contact.id, name=contact.name,
+            phone=display_phone(contact.phone_e164) if contact.phone_e164 else None,
+            email=contact.email,
             notes=contact.notes, opted_out=contact.opted_out,
             conversations=tuple(
                 PastConversation(c.id, c.channel, c.account, c.owner, c.last_message_at, int(n))
@@ -293,8 +295,8 @@ class Workspace:
                 continue
             elapsed = self._hours.business_seconds(opened, now)
             if elapsed >= target * SLA_AT_RISK:
-                risk.append(AtRisk(cid, name or phone or "?", owner, agent, elapsed, target,
-                                   elapsed > target))
+                shown = name or (display_phone(phone) if phone else "?")
+                risk.append(AtRisk(cid, shown, owner, agent, elapsed, target, elapsed > target))
         risk.sort(key=lambda a: -a.elapsed_seconds)
         return Dashboard(
             queue_size=len(queued),

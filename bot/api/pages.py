@@ -49,6 +49,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("hours", "/admin/hours", _ADMIN),
     NavItem("kb", "/admin/kb", _ADMIN),
     NavItem("campaigns", "/admin/campaigns", _SUP),
+    NavItem("sequences", "/admin/sequences", _SUP),
     NavItem("whatsapp", "/admin/whatsapp", _ADMIN),
     NavItem("llm", "/admin/llm", _ADMIN),
     NavItem("analytics", "/admin/analytics", _ADMIN),
@@ -139,13 +140,19 @@ def render(
         "t": t, "lang": lang, "locale": LOCALES[lang], "user": user,
         "nav": nav_for(role), "path": request.url.path, "title": t(title) if title else "",
         "script": script, "i18n_data": data,
-        "simulator": _simulator_on(request),
+        "simulator": _simulator_on(request), "number": _number,
         **(context or {}),
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, template, values, status_code=status_code
     )
     return response
+
+
+def _number(value: float | int | None) -> str:
+    """A count as es-MX and en-US both write it (1,234); dates are formatted in the
+    browser (``<time data-format>``, shell.js) in the reader's own time zone."""
+    return "—" if value is None else f"{value:,}"
 
 
 def _simulator_on(request: Request) -> bool:

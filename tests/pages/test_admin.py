@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from bot.sequences import SequenceDraft, Step
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
 from handoff.config import HandoffConfig
@@ -30,7 +31,7 @@ from tests.pages.conftest import (
 ADMIN_PAGES = ["/dashboard", "/inbox", "/admin/teams", "/admin/canned", "/admin/users",
                "/admin/hours", "/admin/kb", "/admin/kb/catalog", "/admin/kb/intents",
                "/admin/campaigns", "/admin/whatsapp", "/admin/llm", "/admin/analytics",
-               "/admin/audit", "/simulator", "/account"]
+               "/admin/audit", "/admin/sequences", "/simulator", "/account"]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ async def test_home_by_role_navigation_and_not_allowed(
 
     homes = {"agent": "/inbox", "supervisor": "/dashboard", "admin": "/dashboard"}
     navs = {"agent": {"inbox"}, "supervisor": {"inbox", "dashboard", "team", "canned",
-                                               "campaigns"}}
+                                               "campaigns", "sequences"}}
     for role, home in homes.items():
         page = await sign_in(browser, base, await new_user(runtime, role))
         await expect(page).to_have_url(f"{base}{home}")
@@ -71,7 +72,8 @@ async def test_home_by_role_navigation_and_not_allowed(
         if role in navs:
             assert set(shown) == navs[role], (role, shown)
         else:
-            assert {"users", "hours", "kb", "analytics", "audit", "whatsapp", "llm"} <= set(shown)
+            assert {"users", "hours", "kb", "analytics", "audit", "whatsapp", "llm",
+                    "sequences"} <= set(shown)
         await page.goto(f"{base}/")
         await expect(page).to_have_url(f"{base}{home}")
         if role != "admin":  # a page the role may not open says so, as a page
@@ -88,6 +90,8 @@ async def test_every_page_in_both_languages_is_accessible(
 ) -> None:
     base, runtime = live
     email = await new_user(runtime, "admin", "Adela Admin")
+    await runtime.sequences.create(SequenceDraft(  # the sequences page with its tables
+        name="recordatorio", steps=(Step(delay_minutes=60, text="¿*Seguimos*?"),)), by=None)
     for lang, word in (("es", "Salir"), ("en", "Sign out")):
         page = await sign_in(browser, base, email, lang=lang)
         for path in ADMIN_PAGES:

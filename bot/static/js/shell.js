@@ -1,5 +1,6 @@
-// The layout's own behaviour on every page: the language selector and the phone menu.
-import {$} from "/static/js/core.js";
+// The layout's own behaviour on every page: the language selector, the phone menu and
+// server-rendered dates in the reader's locale.
+import {$, fmtDateTime, fmtDate} from "/static/js/core.js";
 
 const select = $("lang");
 if (select) {
@@ -16,4 +17,10 @@ if (toggle) {
     toggle.setAttribute("aria-expanded", String(open));
     document.body.classList.toggle("menu-open", open);
   });
+}
+
+// server-rendered dates in the reader's locale and time zone
+for (const node of document.querySelectorAll("time[data-format]")) {
+  const iso = node.getAttribute("datetime");
+  if (iso) node.textContent = node.dataset.format === "date" ? fmtDate(iso) : fmtDateTime(iso);
 }

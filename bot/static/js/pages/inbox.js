@@ -6,6 +6,7 @@ import {initList, loadList, loadCounts, renderList, fillFilterOptions, tickAges,
 import {initConversation, openConversation, closeConversation, loadDetail, actions} from "/static/js/inbox/conversation.js";
 import {initComposer, restoreDraft} from "/static/js/inbox/composer.js";
 import {initContact, loadLabels, renderSide} from "/static/js/inbox/contact.js";
+import {initFollowups, showFollowups, refreshFollowups} from "/static/js/inbox/followups.js";
 
 async function loadOptions() {
   try {
@@ -26,7 +27,7 @@ function scheduleRefresh() {
   if (refreshTimer) return;
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
-    await Promise.all([loadList(), loadCounts(), state.current ? loadDetail() : null]);
+    await Promise.all([loadList(), loadCounts(), state.current ? loadDetail() : null, refreshFollowups()]);
   }, 120);
 }
 
@@ -65,9 +66,10 @@ function init() {
   initConversation();
   initComposer();
   initContact();
+  initFollowups();
   on("open", (id) => openConversation(id));
   on("opened", (id, changed) => { if (changed) restoreDraft(id); renderList(); });
-  on("rendered", (d, fresh) => renderSide(d, fresh));
+  on("rendered", (d, fresh) => { renderSide(d, fresh); showFollowups(d.conversation.id); });
   on("changed", () => { loadList(); loadCounts(); });
   on("read", () => { loadCounts(); const c = state.items.find((x) => x.id === state.current); if (c && c.unread) { c.unread = 0; renderList(); } });
   on("labels", () => { fillFilterOptions(); renderList(); });
