@@ -116,6 +116,7 @@ QUERIES = {
     "label": {"status": "all", "label": "vip"},
     "number": {"status": "all", "account": "5215550000001"},
 }
+COUNTS = "tab counts"
 
 
 async def _api_latencies(
@@ -123,7 +124,7 @@ async def _api_latencies(
 ) -> tuple[list[float], dict[str, float]]:
     headers = {"Authorization": f"Bearer {token}"}
     every: list[float] = []
-    per: dict[str, list[float]] = {k: [] for k in QUERIES}
+    per: dict[str, list[float]] = {k: [] for k in (*QUERIES, COUNTS)}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         for _ in range(2):  # warm-up, not measured
             for params in QUERIES.values():
@@ -143,6 +144,11 @@ async def _api_latencies(
                     (await http.get("/api/v1/conversations", params={
                         **params, "limit": 50, "cursor": cursor})).raise_for_status()
                     every.append((time.perf_counter() - started) * 1000)
+            # the tab counts and unread total the page asks for on load and on every event
+            started = time.perf_counter()
+            (await http.get("/api/v1/inbox/counts")).raise_for_status()
+            per[COUNTS].append((time.perf_counter() - started) * 1000)
+            every.append(per[COUNTS][-1])
     return every, {k: _pct(v, 0.95) for k, v in per.items()}
 
 
