@@ -4,7 +4,10 @@ conversation with its composer in view, then back)."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import text
 
 from bot.bench.inbox import seed_conversations
 from bot.wiring.runtime import Runtime
@@ -18,6 +21,13 @@ from tests.pages.conftest import (
     sign_in,
 )
 
+# a second, older conversation of "Juan López 17" on another number
+PAST_SQL = """INSERT INTO conversations (id, contact_id, channel, account, owner,
+                  owner_changed_at, last_message_at, created_at)
+              VALUES (md5('list-past-17')::uuid, md5('listcontact17')::uuid, 'whatsapp_cloud',
+                      '1065', 'bot', now() - interval '2 days', now() - interval '2 days',
+                      now() - interval '2 days')"""
+
 
 async def rows(page: Page) -> list[str]:
     names: list[str] = await page.get_by_test_id("item").locator(".name").all_inner_texts()
@@ -30,6 +40,12 @@ async def test_list_search_filters_and_pages(live: tuple[str, Runtime], browser:
                                           role=Role.AGENT, password="clave-larga-123")
     await seed_conversations(runtime.sessions, 130, tag="list", prefix="+52166",
                              agents=[beto.id])
+    team = await runtime.inbox.create_team("Autos", ["autos"])
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(text(
+            "UPDATE handoff_tickets SET team_id = :team WHERE conversation_id IN "
+            "(SELECT md5('listconv' || i)::uuid FROM unnest(ARRAY[40, 80, 120]) i)"),
+            {"team": team.id})
     email = await new_user(runtime, "supervisor", "Sara Supervisora")
     page = await sign_in(browser, base, email, path="/inbox")
     await expect(page).to_have_url(f"{base}/inbox")
@@ -48,8 +64,19 @@ async def test_list_search_filters_and_pages(live: tuple[str, Runtime], browser:
                         ("póliza P93 ", "Luis Hernández 93")):
         await t("search").fill(query)
         await expect(t("item").locator(".name")).to_have_text([name])
-    # the preview is the customer's last message, not the bot's
+    # the preview is the customer's last message, not the bot's; the last message's time
     await expect(t("item-preview")).to_have_text("Quiero saber de mi póliza P93 y el pago de casa")
+    when = t("item").locator("time.when")
+    await expect(when).to_have_text(re.compile(r"^\d{1,2}:\d{2}"))  # today: the time
+    assert await when.get_attribute("datetime")
+
+    # the contact panel lists the customer's other conversations
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(text(PAST_SQL))
+    await t("search").fill("Juan López 17")
+    await expect(t("item")).to_have_count(2)
+    await t("item").first.click()
+    await expect(t("past-item")).to_have_count(1)
     await t("search").fill("")
 
     # filters: label, agent, number; status tabs resolved and closed
@@ -60,6 +87,10 @@ async def test_list_search_filters_and_pages(live: tuple[str, Runtime], browser:
     await t("f-agent").select_option(label="Beto Lista")
     await expect(t("item")).to_have_count(7)  # i % 20 == 1
     await t("f-agent").select_option("")
+    await t("f-team").select_option(label="Autos")  # the open handoffs routed to the team
+    await expect(t("item").locator(".name")).to_have_text(
+        ["Lupe Pérez 40", "Lupe Pérez 80", "Lupe Pérez 120"])
+    await t("f-team").select_option("")
     await t("f-channel").select_option("whatsapp")
     await t("f-account").fill("5215550000001")
     await t("f-account").press("Enter")
