@@ -32,6 +32,8 @@ ADMIN_PAGES = ["/dashboard", "/inbox", "/admin/teams", "/admin/canned", "/admin/
                "/admin/hours", "/admin/kb", "/admin/kb/catalog", "/admin/kb/intents",
                "/admin/campaigns", "/admin/whatsapp", "/admin/llm", "/admin/analytics",
                "/admin/audit", "/admin/sequences", "/simulator", "/account"]
+MONTH = {"es": re.compile(r"^\d{1,2} (ene|feb|mar|abr|may|jun|jul|ago|sept?|oct|nov|dic) \d{4}"),
+         "en": re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, \d{4}")}
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +79,11 @@ async def test_home_by_role_navigation_and_not_allowed(
         await page.goto(f"{base}/")
         await expect(page).to_have_url(f"{base}{home}")
         if role != "admin":  # a page the role may not open says so, as a page
-            response = await page.goto(f"{base}/admin/analytics")
-            assert response is not None and response.status == 403
-            await expect(page.get_by_test_id("forbidden")).to_contain_text("no puede abrir")
-            await expect(page.get_by_test_id("nav-inbox")).to_be_visible()
+            for path in ("/admin/analytics", "/admin/kb", "/admin/users"):
+                response = await page.goto(f"{base}{path}")
+                assert response is not None and response.status == 403, path
+                await expect(page.get_by_test_id("forbidden")).to_contain_text("no puede abrir")
+                await expect(page.get_by_test_id("nav-inbox")).to_be_visible()
             await assert_accessible(page, f"forbidden-{role}")
         await page.context.close()
 
@@ -100,6 +103,9 @@ async def test_every_page_in_both_languages_is_accessible(
             await page.wait_for_timeout(400)  # the page's first requests (live pages never idle)
             assert await page.evaluate("document.documentElement.lang") == lang
             await expect(page.get_by_test_id("logout")).to_have_text(word)
+            if path == "/admin/audit":  # server-rendered dates in the reader's locale
+                await expect(page.locator("time[data-format]").first).to_have_text(
+                    MONTH[lang])
             await assert_accessible(page, f"{lang}{path.replace('/', '-')}")
         await page.context.close()
 

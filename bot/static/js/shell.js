@@ -1,6 +1,6 @@
 // The layout's own behaviour on every page: the language selector, the phone menu and
 // server-rendered dates in the reader's locale.
-import {$, fmtDateTime, fmtDate} from "/static/js/core.js";
+import {$, fmtDateTime, fmtDate, locale} from "/static/js/core.js";
 
 const select = $("lang");
 if (select) {
@@ -19,8 +19,12 @@ if (toggle) {
   });
 }
 
-// server-rendered dates in the reader's locale and time zone
+// server-rendered dates in the reader's locale: in their time zone, or in UTC to the second
+// where the page says UTC (the audit log)
+const utc = new Intl.DateTimeFormat(locale, {dateStyle: "medium", timeStyle: "medium", timeZone: "UTC"});
 for (const node of document.querySelectorAll("time[data-format]")) {
   const iso = node.getAttribute("datetime");
-  if (iso) node.textContent = node.dataset.format === "date" ? fmtDate(iso) : fmtDateTime(iso);
+  if (!iso) continue;
+  const format = node.dataset.format;
+  node.textContent = format === "date" ? fmtDate(iso) : format === "utc" ? utc.format(new Date(iso)) : fmtDateTime(iso);
 }
