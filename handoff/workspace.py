@@ -31,6 +31,13 @@ PALETTE = ("#1f6feb", "#8250df", "#bf3989", "#cf222e", "#bc4c00", "#9a6700", "#1
            "#0969da", "#6639ba", "#57606a")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class Keep:
+    """A contact field left as it is (not given in a partial update)."""
+
+
+KEEP = Keep()
 SLA_AT_RISK = 0.75  # share of the first-response target used up
 
 
@@ -202,21 +209,25 @@ class Workspace:
         )
 
     async def update_contact(
-        self, actor: Principal, conversation_id: uuid.UUID, *, name: str | None,
-        email: str | None, notes: str | None,
+        self, actor: Principal, conversation_id: uuid.UUID, *, name: str | None | Keep = KEEP,
+        email: str | None | Keep = KEEP, notes: str | None | Keep = KEEP,
     ) -> ContactView:
-        """Edit the customer's name, e-mail and notes (empty clears); InvalidInput on a bad
-        e-mail, nothing saved."""
-        email = (email or "").strip() or None
-        if email is not None and not _EMAIL.match(email):
-            raise InvalidInput("invalid_email", "that is not an e-mail address")
+        """Edit the customer's name, e-mail and notes: a field not given is kept, an empty
+        one clears; InvalidInput on a bad e-mail, nothing saved."""
+        if not isinstance(email, Keep):
+            email = (email or "").strip() or None
+            if email is not None and not _EMAIL.match(email):
+                raise InvalidInput("invalid_email", "that is not an e-mail address")
         async with self._sessions() as session, session.begin():
             conv = await self._visible(session, actor, conversation_id)
             contact = await session.get(Contact, conv.contact_id, with_for_update=True)
             assert contact is not None
-            contact.name = (name or "").strip()[:200] or None
-            contact.email = email
-            contact.notes = (notes or "").strip()[:4000] or None
+            if not isinstance(name, Keep):
+                contact.name = (name or "").strip()[:200] or None
+            if not isinstance(email, Keep):
+                contact.email = email
+            if not isinstance(notes, Keep):
+                contact.notes = (notes or "").strip()[:4000] or None
             view = await self._contact(session, conv.contact_id)
         await self._events.conversation(conversation_id, "contact")
         return view

@@ -142,9 +142,10 @@ async def get_contact(
 async def update_contact(
     conversation_id: uuid.UUID, body: ContactUpdate, runtime: RuntimeDep, principal: StaffDep
 ) -> ContactPublic:
-    """Edit the customer's name, e-mail and notes (staff only; never sent)."""
+    """Edit the customer's name, e-mail and notes (staff only; never sent): the fields
+    given change (an empty one clears), the others stay."""
     contact = await runtime.workspace.update_contact(
-        principal, conversation_id, name=body.name, email=body.email, notes=body.notes
+        principal, conversation_id, **body.model_dump(exclude_unset=True)
     )
     await audit(runtime, principal, "contact.update", f"contact:{contact.id}",
                 conversation_id=str(conversation_id))
