@@ -10,10 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.api.auth import LoginRequired
+from bot.api.auth import LoginRequired, PageForbidden
+from bot.api.localize import ErrorTranslator, LocalizedErrors
+from bot.api.pages import PageTexts, render
 from bot.api.routes import (
     analytics,
     audit,
@@ -26,10 +29,12 @@ from bot.api.routes import (
     llm,
     media,
     sequences,
+    shell,
     simulator,
     staff,
     whatsapp_cloud,
     whatsapp_numbers,
+    workspace,
 )
 from bot.errors import (
     AudioUnusable,
@@ -51,6 +56,7 @@ from handoff.errors import HandoffError
 from knowledge.errors import DocumentError, EmbeddingError, EntryNotFound, KnowledgeError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 log = get_logger("atiende.api")
 
 RuntimeFactory = Callable[[], Awaitable[Runtime]]
@@ -65,6 +71,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
         app.state.runtime = runtime
         if run_worker:
             runtime.start_worker()
+        else:
+            runtime.watch_settings()
         try:
             yield
         finally:
@@ -77,6 +85,11 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
         lifespan=lifespan,
     )
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    app.state.texts = texts = PageTexts()
+    app.add_middleware(LocalizedErrors, translator=ErrorTranslator(texts))
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(shell.pages)
+    app.include_router(workspace.router)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(auth.pages)
@@ -90,7 +103,6 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(whatsapp_numbers.router)
     app.include_router(whatsapp_numbers.pages)
     app.include_router(inbox.router)
-    app.include_router(inbox.pages)
     app.include_router(staff.router)
     app.include_router(integrations.router)
     app.include_router(media.router)
@@ -150,6 +162,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
+        log.info("http.page_forbidden", path=request.url.path, role=exc.principal.role.value,
+                 user_id=str(exc.principal.id))
+        return render(request, "forbidden.html", user=exc.principal, title="common.forbidden",
+                      status_code=403)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
