@@ -111,10 +111,8 @@ class IntentRouter:
                     revision = await self._store.revision()
                 self._nearest = NearestExamples(vectors)
                 if self._second is not None:
-                    texts = await self._examples.texts()
-                    second = await _query_vectors(self._second, [t for _, t in texts])
                     self._second_nearest = NearestExamples(
-                        [(label, v) for (label, _), v in zip(texts, second, strict=True)])
+                        await self._examples.second_vectors(self._second))
                 self._revision = revision
                 log.info("intents.loaded", examples=len(vectors), revision=revision)
             self._checked_at = time.monotonic()

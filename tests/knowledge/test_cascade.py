@@ -12,6 +12,7 @@ from bot.settings import Settings
 from bot.wiring.answering import Answering, build_answering
 from knowledge.demo import demo_files
 from knowledge.embeddings import Embedder, Vector
+from knowledge.intents import IntentExamples
 
 
 class Counted:
@@ -88,3 +89,21 @@ async def test_requests_for_a_person_and_doubtful_questions_use_both_models(
     second.questions = 0
     away = await _ask(answering, "¿venden seguros para motos?")
     assert second.questions >= 1 and away.escalate and away.sources == ()
+
+
+async def test_intent_examples_keep_their_second_vectors(
+    sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder, kb_second: Embedder,
+) -> None:
+    """The second model's vectors of the examples are stored, not computed at every start
+    (the first customer after a restart waited seconds for them)."""
+    examples = IntentExamples(sessions, kb_embedder)
+    await examples.seed()
+    counted = Counted(kb_second)
+    first = await examples.second_vectors(counted)  # type: ignore[arg-type]
+    assert len(first) == len(await examples.texts()) == counted.questions
+    counted.questions = 0
+    assert await examples.second_vectors(counted) == first  # type: ignore[arg-type]
+    assert counted.questions == 0
+    await examples.add("question", "cuanto cuesta el envio a merida", created_by="test")
+    more = await examples.second_vectors(counted)  # type: ignore[arg-type]
+    assert counted.questions == 1 and len(more) == len(first) + 1
