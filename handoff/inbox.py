@@ -175,7 +175,7 @@ class InboxQueries:
         limit: int = 200,
     ) -> list[ConversationItem]:
         async with self._sessions() as session:
-            query = select(Conversation.id)
+            query = select(Conversation.id).where(Conversation.erased_at.is_(None))
             if owner is not None:
                 query = query.where(Conversation.owner == owner.value)
             if mine:
@@ -191,7 +191,8 @@ class InboxQueries:
 
     async def view(self, actor: Principal, conversation_id: uuid.UUID) -> ConversationView:
         async with self._sessions() as session:
-            query = select(Conversation.id).where(Conversation.id == conversation_id)
+            query = select(Conversation.id).where(Conversation.id == conversation_id,
+                                                  Conversation.erased_at.is_(None))
             if actor.role is Role.AGENT:
                 query = query.where(visible_to_agent(actor.id))
             if (await session.execute(query)).scalar_one_or_none() is None:

@@ -19,6 +19,7 @@ from bot.api.routes import (
     audit,
     auth,
     campaigns,
+    contacts,
     health,
     inbox,
     integrations,
@@ -94,6 +95,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(media.outgoing)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
+    app.include_router(contacts.router)
+    app.include_router(contacts.pages)
     app.include_router(llm.router)
     app.include_router(llm.pages)
     app.include_router(knowledge.router)

@@ -34,6 +34,7 @@ def _register_subcommands() -> None:
     from bot.cli import apikeys as cli_apikeys
     from bot.cli import backup as cli_backup
     from bot.cli import campaigns as cli_campaigns
+    from bot.cli import contacts as cli_contacts
     from bot.cli import jobs as cli_jobs
     from bot.cli import llm as cli_llm
     from bot.cli import users as cli_users
@@ -44,6 +45,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_backup.app, name="backup")
     app.add_typer(cli_campaigns.app, name="campaigns")
     app.add_typer(cli_apikeys.app, name="apikeys")
+    app.add_typer(cli_contacts.app, name="contacts")
 
 
 _register_subcommands()

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.settings.campaigns import CampaignsConfig
 from bot.settings.channels import ChannelsConfig
 from bot.settings.media import MediaSettings
+from bot.settings.privacy import PrivacySettings
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
 from knowledge.config import KnowledgeConfig
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def simulator_enabled(self) -> bool:
