@@ -28,10 +28,20 @@ app = typer.Typer(help="Customers' data: export, erase, erasure log, retention."
 
 @asynccontextmanager
 async def _privacy() -> AsyncIterator[tuple[CustomerData, Core]]:
+    from bot.infra.backing import Backing
+    from bot.infra.embedded import EmbeddedPostgres, EmbeddedRedis
     from bot.wiring.core import core_for
     from bot.wiring.privacy import privacy_for
 
-    async with core_for(settings_for_cli()) as core:
+    settings = settings_for_cli()
+    data_dir = settings.data_dir.resolve()
+    # the embedded Redis of `make run` is used when it runs, never started for this: if
+    # it does not answer, an erasure leaves the memory to the server's periodic job
+    backing = Backing(
+        settings.database_url or EmbeddedPostgres(data_dir / "pgdata").start(),
+        settings.redis_url or EmbeddedRedis(data_dir / "redis").url,
+    )
+    async with core_for(settings, backing) as core:
         yield await privacy_for(core), core
 
 
@@ -186,9 +196,8 @@ def retention() -> None:
 
 async def _save_log(out: Path) -> int:
     from bot.privacy.reapply import read_log, write_log
-    from bot.wiring.core import core_for
 
-    async with core_for(settings_for_cli()) as core:
+    async with _privacy() as (_, core):
         log = await read_log(core.sessions)
     if log is None:
         typer.echo("error: this database has no erasure log (run `atiende migrate`)", err=True)
