@@ -278,7 +278,17 @@ def bench_pipeline(
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # settings from the environment that make no sense
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        typer.echo(f"error: invalid settings: {reasons}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
