@@ -23,7 +23,7 @@ from bot.infra.redis_adapter import CacheUnavailable
 from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.privacy.metrics import PrivacyMetrics
-from bot.privacy.store import ContactChanged, Draft, erase_in, existing_tables
+from bot.privacy.store import ContactChanged, Draft, erase_in, existing_tables, last_erasure
 from bot.privacy.values import (
     SIM_PREFIX,
     AlreadyErased,
@@ -179,12 +179,7 @@ class Eraser:
         """The customer is not stored (any more): finish an unfinished erasure of theirs,
         else say when they were erased, or that nobody is stored under the number."""
         async with self._sessions() as session:
-            row = (await session.execute(text(
-                "SELECT id, contact_id, requested_at, state, counts, media_keys, opted_out "
-                "FROM privacy_erasures WHERE contact_id = :cid OR key_hashes @> "
-                "ARRAY[privacy_phone_hash(CAST(:key AS text))]::varchar[] "
-                "ORDER BY requested_at DESC LIMIT 1"),
-                {"cid": ref.contact_id, "key": ref.key or ""})).one_or_none()
+            row = await last_erasure(session, key=ref.key, contact_id=ref.contact_id)
         if row is None:
             raise CustomerNotFound(f"no customer is stored under {ref.label()}")
         if row.state != "objects":

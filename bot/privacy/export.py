@@ -23,8 +23,8 @@ from bot.errors import MediaNotFound, MediaStoreError
 from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.privacy.holdings import HOLDINGS
-from bot.privacy.store import existing_tables
-from bot.privacy.values import CustomerNotFound, CustomerRef, numbers_of
+from bot.privacy.store import existing_tables, last_erasure
+from bot.privacy.values import AlreadyErased, CustomerNotFound, CustomerRef, numbers_of
 
 __all__ = ["ArchiveSummary", "Exporter", "FORMAT"]
 
@@ -57,6 +57,9 @@ class Exporter:
                 "WHERE t.erased_at IS NULL AND (t.phone_e164 = :key OR t.id = :cid)"),
                 {"key": ref.key, "cid": ref.contact_id})).one_or_none()
             if contact is None:
+                erased = await last_erasure(session, key=ref.key, contact_id=ref.contact_id)
+                if erased is not None:
+                    raise AlreadyErased(ref.label(), erased.id, erased.requested_at)
                 raise CustomerNotFound(f"no customer is stored under {ref.label()}")
             conversations = list((await session.execute(text(
                 "SELECT id FROM conversations WHERE contact_id = :c"), {"c": contact.id}

@@ -22,7 +22,7 @@ from bot.privacy.records import ErasureRecord
 from bot.privacy.values import numbers_of
 from handoff.audit import Actor, AuditLog
 
-__all__ = ["ContactChanged", "Draft", "erase_in", "existing_tables"]
+__all__ = ["ContactChanged", "Draft", "erase_in", "existing_tables", "last_erasure"]
 
 LOCK_TIMEOUT = "15s"
 
@@ -51,6 +51,19 @@ async def existing_tables(session: AsyncSession) -> frozenset[str]:
         text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
     )
     return frozenset(str(r[0]) for r in rows)
+
+
+async def last_erasure(
+    session: AsyncSession, *, key: str | None, contact_id: uuid.UUID | None
+) -> Any:
+    """The latest erasure of a contact id or of a contact key (by its salted hash), or
+    None: what tells "erased" from "never stored"."""
+    return (await session.execute(text(
+        "SELECT id, contact_id, requested_at, state, counts, media_keys, opted_out "
+        "FROM privacy_erasures WHERE contact_id = :cid OR key_hashes @> "
+        "ARRAY[privacy_phone_hash(CAST(:key AS text))]::varchar[] "
+        "ORDER BY requested_at DESC LIMIT 1"),
+        {"cid": contact_id, "key": key or ""})).one_or_none()
 
 
 async def erase_in(

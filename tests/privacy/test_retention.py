@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from prometheus_client import generate_latest
@@ -73,8 +73,8 @@ async def _history(runtime: Runtime) -> dict[str, list[uuid.UUID]]:
                 "'in', 'customer', :kind, 'simulator', :t, :tr, CASE WHEN CAST(:key AS text) "
                 "IS NULL THEN NULL ELSE jsonb_build_object('key', CAST(:key AS text), "
                 "'mime_type', 'x', 'size', 10, 'filename', 'f.png') END, "
-                "CASE WHEN CAST(:kind AS varchar) = 'text' THEN '{\"from\": \"x\"}'::jsonb END, 'processed', "
-                "'greeting', now() - make_interval(days => :days))"), row)
+                "CASE WHEN CAST(:kind AS varchar) = 'text' THEN '{\"from\": \"x\"}'::jsonb "
+                "END, 'processed', 'greeting', now() - make_interval(days => :days))"), row)
         for days in (800, 800, 3):
             await s.execute(text(
                 "INSERT INTO conversation_notes (id, conversation_id, author_id, text, "
@@ -84,7 +84,8 @@ async def _history(runtime: Runtime) -> dict[str, list[uuid.UUID]]:
 
 
 async def _counts(runtime: Runtime) -> tuple[object, ...]:
-    report = await Analytics(runtime.sessions).report(Period(date(2020, 1, 1), date.today()))
+    today = datetime.now(UTC).date() + timedelta(days=1)
+    report = await Analytics(runtime.sessions).report(Period(date(2020, 1, 1), today))
     return (report.inbound, report.active_conversations, report.hours, report.intents)
 
 
