@@ -277,6 +277,32 @@ def bench_pipeline(
     typer.echo(report)
 
 
+@bench_app.command("erasure")
+def bench_erasure(
+    customers: Annotated[int, typer.Option("--customers", "-n", min=1)] = 10_000,
+    messages: Annotated[int, typer.Option("--messages", "-m", min=1)] = 20,
+    rate: Annotated[float, typer.Option("--rate", min=1, help="messages/s of the load")] = 20.0,
+    batch: Annotated[int | None, typer.Option(
+        "--batch", help="customers per transaction (default: ATIENDE_PRIVACY__ERASE_BATCH)")
+    ] = None,
+    pause: Annotated[float | None, typer.Option(
+        "--pause", help="seconds between batches (default: …__BATCH_PAUSE_SECONDS)")] = None,
+    yield_ratio: Annotated[float | None, typer.Option(
+        "--yield", help="rest this many times a batch's time (default: …__ERASE_YIELD)")
+    ] = None,
+) -> None:
+    """Erase N customers (the real command) under a steady load; compare its latency."""
+    from bot.bench.erasure import run_erasure_bench
+
+    settings = settings_for_cli()
+    privacy = settings.privacy
+    typer.echo(aio.run(run_erasure_bench(
+        settings, customers=customers, messages=messages, rate=rate,
+        batch=batch or privacy.erase_batch,
+        pause=privacy.batch_pause_seconds if pause is None else pause,
+        yield_ratio=privacy.erase_yield if yield_ratio is None else yield_ratio)))
+
+
 def main() -> None:
     from pydantic import ValidationError
 

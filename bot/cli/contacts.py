@@ -144,7 +144,7 @@ async def _erase(values: list[str], *, resume: bool) -> int:
         settings = privacy.settings
         async for outcomes in privacy.eraser.erase_many(
             refs, actor=Actor.cli(), source="cli", batch=settings.erase_batch,
-            pause_seconds=settings.batch_pause_seconds,
+            pause_seconds=settings.batch_pause_seconds, yield_ratio=settings.erase_yield,
         ):
             for outcome in outcomes:
                 if outcome.erased is None:

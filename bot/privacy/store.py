@@ -210,10 +210,10 @@ async def _log(session: AsyncSession, drafts: list[Draft], *, actor: Actor, sour
         }
         for d in drafts
     ])
-    for d in drafts:
-        # who erased whom and when; what went, never what it was
-        await AuditLog.record_in(
-            session, actor, "contacts.erase", f"contact:{d.contact_id}",
-            {"erasure_id": str(d.erasure_id), "source": source, "counts": d.counts,
-             "media_objects": len(d.media_keys), "opt_out_kept": d.opted_out},
-        )
+    # who erased whom and when; what went, never what it was
+    await AuditLog.record_many_in(session, actor, [
+        ("contacts.erase", f"contact:{d.contact_id}",
+         {"erasure_id": str(d.erasure_id), "source": source, "counts": d.counts,
+          "media_objects": len(d.media_keys), "opt_out_kept": d.opted_out})
+        for d in drafts
+    ])

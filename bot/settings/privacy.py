@@ -26,6 +26,9 @@ class PrivacySettings(BaseModel):
     batch_pause_seconds: float = Field(default=0.05, ge=0, le=10)
     # customers erased per transaction by a bulk erasure (`atiende contacts erase --file`)
     erase_batch: int = Field(default=50, ge=1, le=1000)
+    # after each batch a bulk erasure rests this many times what the batch took (3: it
+    # works a quarter of the time), leaving the machine to the inbound pipeline
+    erase_yield: float = Field(default=3.0, ge=0, le=100)
     # after an erasure's objects are gone, its memory keys are deleted once more this
     # much later: a worker that committed just before the erasure may still write them
     settle_seconds: float = Field(default=60.0, ge=0, le=3600)
