@@ -23,7 +23,8 @@ from pathlib import Path
 
 import psycopg
 
-from bot.bench.pipeline import GREETINGS, _latencies, _responder, _summary, _wait_all_replied
+from bot.bench.pipeline import _latencies, _responder, _summary, _wait_all_replied
+from bot.bench.traffic import GREETINGS
 from bot.channels.simulation import SimulatorService
 from bot.db import migrate
 from bot.infra.embedded import EmbeddedServices

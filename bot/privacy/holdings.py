@@ -101,10 +101,25 @@ HOLDINGS: tuple[Holding, ...] = (
     # what staff did to these conversations stays (who, what, when), not what it held
     Holding("audit_log", "target = ANY(:targets)", "ARRAY[target::text]", order="id",
             scrub="details = '{}'::jsonb"),
-    # Follow-up sequences are being built on another branch: when their enrollments table
-    # lands, it is one entry here, e.g.
-    #   Holding("sequence_enrollments", "contact_id = ANY(:contacts)",
-    #           "ARRAY[contact_id::text]", order="created_at"),
+    # follow-up sequences: the per-step figures count sends and enrollments, so the rows
+    # stay without the person (a step written for a task may quote them: its text goes);
+    # an active enrollment stops, so no later step is queued for an erased customer
+    Holding("sequence_sends", _BY_CONVERSATION, _CONVERSATION_OWNER, order="created_at, step",
+            scrub="text = NULL"),
+    Holding(
+        "sequence_enrollments", "contact_id = ANY(:contacts) OR conversation_id = "
+        "ANY(:conversations)", "ARRAY[contact_id::text]", order="enrolled_at",
+        # locked before the contacts, like the sequence ticker does (enrollment, then contact)
+        prepare="SELECT 1 FROM sequence_enrollments WHERE contact_id = ANY(:contacts) "
+        "OR conversation_id = ANY(:conversations) ORDER BY id FOR UPDATE",
+        scrub="phone_e164 = 'erased-' || left(replace(id::text, '-', ''), 13), name = NULL, "
+        "fields = '{}'::jsonb, state = CASE WHEN state = 'active' THEN 'stopped' ELSE state "
+        "END, stop_reason = CASE WHEN state = 'active' THEN 'erased' ELSE stop_reason END, "
+        "paused_reason = NULL, due_at = NULL, finished_at = COALESCE(finished_at, now())",
+    ),
+    # the blocked-contact detector's watch of these conversations (message ids as evidence)
+    Holding("contact_blocks", "contact_id = ANY(:contacts) OR conversation_id = "
+            "ANY(:conversations)", "ARRAY[contact_id::text]", order="conversation_id"),
     Holding(
         "conversations", "contact_id = ANY(:contacts)", "ARRAY[contact_id::text]",
         order="created_at",
@@ -123,6 +138,7 @@ NOT_PERSONAL: frozenset[str] = frozenset({
     "alembic_version", "users", "auth_tokens", "api_keys", "teams", "team_members",
     "agent_presence", "canned_responses", "campaigns", "webhooks", "whatsapp_numbers",
     "llm_chain_configs", "kb_articles", "kb_chunks", "kb_embedding_staging",
+    "kb_chunk_vectors", "kb_lexicon", "sequences", "sequence_intent_cursor", "delivery_health",
     "kb_intent_examples", "kb_products", "kb_state", "kb_versions",
     "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
     "procrastinate_workers", "privacy_salt", "privacy_optouts", "privacy_erasures",

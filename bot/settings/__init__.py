@@ -13,6 +13,7 @@ from bot.settings.campaigns import CampaignsConfig
 from bot.settings.channels import ChannelsConfig
 from bot.settings.media import MediaSettings
 from bot.settings.privacy import PrivacySettings
+from bot.settings.sequences import BlockingConfig, SequencesConfig
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
 from knowledge.config import KnowledgeConfig
@@ -121,6 +122,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeConfig = KnowledgeConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     privacy: PrivacySettings = PrivacySettings()
+    sequences: SequencesConfig = SequencesConfig()
+    blocking: BlockingConfig = BlockingConfig()
 
     @property
     def simulator_enabled(self) -> bool:

@@ -28,7 +28,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 revision: str = "privacy_0001"
 down_revision: str | Sequence[str] | None = "prod_0001"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = ("campaigns_0001", "ops_0002", "handoff_0002")
+# the tables an erasure goes through (bot/privacy/holdings.py) exist before it
+depends_on: str | Sequence[str] | None = (
+    "ops_0002", "handoff_0002", "seq_0001",  # seq_0001 follows campaigns_0001
+)
 
 HASH_FUNCTION = """
 CREATE FUNCTION privacy_phone_hash(key text) RETURNS text LANGUAGE sql STABLE AS $$
