@@ -1,5 +1,6 @@
 """A customer with a full history, built through the real paths where they exist (signed
-Cloud API webhooks, the pipeline, the agents' API, campaigns, webhooks); the voice notes,
+Cloud API webhooks, the pipeline, the agents' API, campaigns, a follow-up sequence,
+webhooks); the voice notes,
 images and LLM call records are written the way the pipeline writes them (transcribing
 five notes with Whisper would only slow the test down)."""
 
@@ -40,6 +41,7 @@ class Seeded:
     conversation_id: uuid.UUID
     media: dict[str, bytes] = field(default_factory=dict)  # key -> bytes
     inbound_texts: int = 0
+    sequence_id: str = ""
 
 
 def png_with(marker: str) -> bytes:
@@ -69,7 +71,7 @@ async def customer_says(client: httpx.AsyncClient, body: str, wamid: str, *,
     assert response.status_code == 200, response.text
 
 
-async def settled(runtime: Runtime, *, timeout: float = 60) -> None:
+async def settled(runtime: Runtime, *, timeout: float = 180) -> None:
     """Every inbound message processed and every reply handed to the channel."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -80,7 +82,12 @@ async def settled(runtime: Runtime, *, timeout: float = 60) -> None:
                 "AND author <> 'campaign')"))
         if not left:
             return
-        assert asyncio.get_running_loop().time() < deadline, f"{left} messages still waiting"
+        if asyncio.get_running_loop().time() > deadline:
+            async with runtime.sessions() as s:
+                waiting = (await s.execute(text(
+                    "SELECT direction, author, status, count(*) FROM messages WHERE "
+                    "status IN ('received', 'pending', 'sending') GROUP BY 1, 2, 3"))).all()
+            raise AssertionError(f"{left} messages still waiting: {waiting}")
         await asyncio.sleep(0.1)
 
 
@@ -94,6 +101,7 @@ async def seed(
                    "conversation.resolved"]})
     assert response.status_code in (200, 201), response.text
     await _campaigns(runtime)
+    sequence_id = await _sequence(runtime, client, admin)
     for i in range(texts):
         await customer_says(client, f"hola, pregunta {i} sobre mi póliza {MARK}-{i}",
                             f"wamid.seed-{i}")
@@ -103,7 +111,8 @@ async def seed(
             "SELECT c.id AS contact_id, v.id AS conversation_id FROM contacts c "
             "JOIN conversations v ON v.contact_id = c.id "
             "WHERE c.phone_e164 = :p AND v.channel = :ch"), {"p": PHONE, "ch": CLOUD})).one()
-    seeded = Seeded(row.contact_id, row.conversation_id, inbound_texts=texts)
+    seeded = Seeded(row.contact_id, row.conversation_id, inbound_texts=texts,
+                    sequence_id=sequence_id)
     await _agent_work(runtime, client, admin, seeded)
     await _media(runtime, seeded, voices=voices, images=images)
     await _llm_calls(runtime, seeded)
@@ -137,6 +146,34 @@ async def _campaigns(runtime: Runtime) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("campaign messages were not released")
+
+
+async def _sequence(runtime: Runtime, client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+    """A follow-up sequence on the Cloud number: the customer enrolled (with their name and
+    a field) before writing, so step 1 (no template) is a task to do by hand that quotes
+    them; step 2 a day away (still active when they are erased: replies, an agent and the
+    opt-out only pause it)."""
+    created = await client.post("/api/v1/sequences", headers=admin, json={
+        "name": "seguimiento póliza", "channel": CLOUD, "account": PHONE_NUMBER_ID,
+        "on_reply": "continue", "on_human": "pause", "on_opt_out": "pause",
+        "steps": [{"delay_minutes": 0, "text": "Hola {nombre}, ¿revisaste la póliza {poliza}?"},
+                  {"delay_minutes": 1440, "text": "{nombre}, seguimos a tus órdenes"}]})
+    assert created.status_code == 201, created.text
+    sequence_id = str(created.json()["id"])
+    enrolled = await client.post(f"/api/v1/sequences/{sequence_id}/enrollments", headers=admin,
+                                 json={"phone": PHONE, "name": NAME,
+                                       "fields": {"poliza": f"POL-{MARK}-seq"}})
+    assert enrolled.status_code == 201, enrolled.text
+    for _ in range(100):
+        await runtime.sequence_ticker.tick()
+        async with runtime.sessions() as s:
+            sent = await s.scalar(text(
+                "SELECT count(*) FROM sequence_sends WHERE sequence_id = :s"),
+                {"s": sequence_id})
+        if sent:
+            return sequence_id
+        await asyncio.sleep(0.1)
+    raise AssertionError("the sequence's first step was not queued")
 
 
 async def _agent_work(

@@ -54,6 +54,10 @@ async def test_unknown_malformed_and_not_admin(runtime: Runtime, client: httpx.A
     assert (await client.get("/api/v1/contacts/erasures", headers=agent)).status_code == 403
     exported = await client.get(f"/api/v1/contacts/{key}/export", headers=admin)
     assert exported.status_code == 200 and exported.json()["contact"]["name"] == "Pepa Pruebas"
+    # both are in the API docs
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "get" in paths["/api/v1/contacts/{phone}/export"]
+    assert "delete" in paths["/api/v1/contacts/{phone}"]
 
 
 async def test_erasing_twice_says_when_and_erasing_by_contact_id(

@@ -1,4 +1,5 @@
-"""A customer with 200 messages, 5 voice notes, 3 images, 2 tickets and campaigns is
+"""A customer with 200 messages, 5 voice notes, 3 images, 2 tickets, campaigns and a
+follow-up sequence is
 exported (everything present) and erased; afterwards no table, Redis key or S3 object
 holds their number, name or words, analytics count the same, the opt-out holds and a new
 message from the number starts a fresh contact with no memory."""
@@ -10,6 +11,7 @@ import io
 import json
 import zipfile
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -60,6 +62,8 @@ async def test_export_then_erase_leaves_nothing_and_keeps_counts_and_opt_out(
     await settled(runtime)
     assert await runtime.redis.exists(f"atiende:mem:{seeded.conversation_id}")
     before = await _report(runtime)
+    sequence_url = f"/api/v1/sequences/{seeded.sequence_id}"
+    figures_before = (await client.get(sequence_url, headers=admin)).json()
 
     # --- export: everything present ------------------------------------------------------
     exported = await client.get(f"/api/v1/contacts/{PHONE}/export", headers=admin)
@@ -80,6 +84,12 @@ async def test_export_then_erase_leaves_nothing_and_keeps_counts_and_opt_out(
     assert len(data["contact_list_entries"]) == 1
     assert [r["reason"] for r in data["contact_lists"][0]["rows"]] == ["duplicate"]
     assert OTHER_PHONE not in json.dumps(data["contact_lists"])  # only theirs
+    [enrollment] = data["sequence_enrollments"]
+    assert (enrollment["name"], enrollment["phone_e164"]) == (NAME, PHONE)
+    assert enrollment["fields"] == {"poliza": f"POL-{MARK}-seq"}
+    assert enrollment["state"] == "active"
+    [task] = data["sequence_sends"]
+    assert (task["step"], task["kind"]) == (0, "manual") and NAME in task["text"]
     assert len(data["llm_calls"]) == 3 and len(data["transcriptions"]) == 5
     assert len(data["webhook_deliveries"]) >= 200
     assert {a["action"] for a in data["audit_log"]} >= {
@@ -115,6 +125,21 @@ async def test_export_then_erase_leaves_nothing_and_keeps_counts_and_opt_out(
 
     after = await _report(runtime)
     assert after == before
+    # the sequence's figures count the same; the enrollment stopped, without the person
+    figures_after = (await client.get(sequence_url, headers=admin)).json()
+    def sent(figures: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in step.items() if k != "stopped"}
+                for step in figures["analytics"]]
+
+    assert sent(figures_after) == sent(figures_before)
+    assert sum(s["stopped"] for s in figures_after["analytics"]) == 1 + sum(
+        s["stopped"] for s in figures_before["analytics"])
+    assert figures_before["enrollments"]["active"] == 1
+    assert figures_after["enrollments"] == {**figures_before["enrollments"], "active": 0,
+                                            "stopped": figures_before["enrollments"]["stopped"] + 1}
+    listed = (await client.get(f"{sequence_url}/enrollments", headers=admin)).json()
+    assert [(e["state"], e["stop_reason"]) for e in listed] == [("stopped", "erased")]
+    assert result["sequence_enrollments"] == 1 and result["sequence_sends"] == 1
 
     # who erased whom and when, without the erased data
     async with runtime.sessions() as s:

@@ -41,8 +41,8 @@ LABELS: dict[str, dict[str, str]] = {
         "contact": "Contacto", "state": "Estado", "none": "Ningún borrado todavía",
         "mismatch": "El número no coincide; no se borró nada",
         "note": "El borrado elimina mensajes, transcripciones, archivos, memoria, notas, "
-                "etiquetas y campañas del cliente. Las cifras de analítica se conservan sin "
-                "sus datos, y si pidió no recibir mensajes, eso se sigue respetando.",
+                "etiquetas, campañas y secuencias del cliente. Las cifras de analítica se "
+                "conservan sin sus datos, y si pidió no recibir mensajes, eso se sigue respetando.",
     },
     "en": {
         "title": "Customer data", "phone": "Customer phone (or contact id)",
@@ -54,8 +54,8 @@ LABELS: dict[str, dict[str, str]] = {
         "state": "State", "none": "No erasures yet",
         "mismatch": "The number does not match; nothing was erased",
         "note": "Erasing removes the customer's messages, transcripts, files, memory, notes, "
-                "labels and campaigns. Analytics keep their counts without their data, and "
-                "an opt-out keeps being honoured.",
+                "labels, campaigns and sequences. Analytics keep their counts without their "
+                "data, and an opt-out keeps being honoured.",
     },
 }
 
