@@ -1,5 +1,6 @@
 """Bad input: unknown numbers, erasing twice, erasing while the customer writes or an agent
-replies, a 16 MB document in an export, the media store down mid-erasure, roles."""
+replies, enrolling an erased conversation in a sequence, a 16 MB document in an export,
+the media store down mid-erasure, roles."""
 
 from __future__ import annotations
 
@@ -78,6 +79,30 @@ async def test_erasing_twice_says_when_and_erasing_by_contact_id(
     log = await client.get("/api/v1/contacts/erasures", headers=admin)
     assert [e["contact_id"] for e in log.json()] == [body["contact_id"]]
     assert log.json()[0]["actor_email"].startswith("admin-")
+
+
+async def test_an_erased_conversation_cannot_be_enrolled_in_a_sequence(
+    runtime: Runtime, client: httpx.AsyncClient,
+) -> None:
+    """Enrolling from the inbox copies the number and name into the enrollment: for an
+    erased conversation that would bring them back, so it is refused with the reason."""
+    admin = await staff_headers(runtime, client)
+    key = await _sim_customer(client)
+    async with runtime.sessions() as s:
+        conversation_id = await s.scalar(text(
+            "SELECT v.id FROM conversations v JOIN contacts c ON c.id = v.contact_id "
+            "WHERE c.phone_e164 = :k"), {"k": key})
+    created = await client.post("/api/v1/sequences", headers=admin, json={
+        "name": "seguimiento", "steps": [{"delay_minutes": 60, "text": "Hola {nombre}"}]})
+    assert created.status_code == 201, created.text
+    assert (await client.delete(f"/api/v1/contacts/{key}", headers=admin)).status_code == 200
+    refused = await client.post(f"/api/v1/conversations/{conversation_id}/sequences",
+                                headers=admin, json={"sequence_id": created.json()["id"]})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "erased" and "erased" in refused.json()["detail"]
+    async with runtime.sessions() as s:
+        enrolled = await s.scalar(text("SELECT count(*) FROM sequence_enrollments"))
+    assert enrolled == 0
 
 
 async def test_erasing_while_the_customer_writes_loses_nothing_and_mixes_nothing(
