@@ -3,7 +3,8 @@ batches (each its own short transaction, a pause between them, a time budget per
 
 Kinds (``ATIENDE_PRIVACY__…``): ``media`` (the files of voice notes, images and
 documents; the message keeps its type and size), ``transcripts``, ``texts`` (message
-texts and provider payloads, internal notes, webhook payloads). Rows stay, so analytics
+texts and provider payloads, internal notes, webhook payloads, the text of a sequence step
+left to do by hand). Rows stay, so analytics
 keep their counts. Each kind keeps a watermark (``privacy_retention``): a run starts
 where the last one stopped instead of re-reading what it already purged.
 """
@@ -67,6 +68,7 @@ class Retention:
             _Kind("texts", s.text_days, self._purge_texts),
             _Kind("notes", s.text_days, self._purge_notes),
             _Kind("webhook_payloads", s.text_days, self._purge_deliveries),
+            _Kind("sequence_tasks", s.text_days, self._purge_tasks),
         ]
 
     async def run(self) -> RetentionReport:
@@ -190,5 +192,17 @@ class Retention:
             "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM (SELECT id, "
             "created_at FROM webhook_deliveries ORDER BY id LIMIT :n) oldest "
             "WHERE created_at < :cutoff) RETURNING created_at"),
+            self._params(since, cutoff))).scalars().all()
+        return len(rows), 0, max(rows) if rows else None
+
+    async def _purge_tasks(
+        self, session: AsyncSession, since: datetime, cutoff: datetime
+    ) -> tuple[int, int, Any]:
+        # a step left to do by hand is the message written for the customer (their name,
+        # list fields); the row stays for the sequence's per-step figures
+        rows = (await session.execute(text(
+            "UPDATE sequence_sends SET text = NULL WHERE id IN (SELECT id FROM sequence_sends "
+            "WHERE text IS NOT NULL AND created_at >= :since AND created_at < :cutoff "
+            "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING created_at"),
             self._params(since, cutoff))).scalars().all()
         return len(rows), 0, max(rows) if rows else None

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _KEEPS = {
     "media_days": "voice notes, images and documents",
     "transcript_days": "voice-note transcripts",
-    "text_days": "message texts, internal notes and webhook payloads",
+    "text_days": "message texts, internal notes, webhook payloads and to-do sequence steps",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -80,7 +81,31 @@ async def _history(runtime: Runtime) -> dict[str, list[uuid.UUID]]:
                 "INSERT INTO conversation_notes (id, conversation_id, author_id, text, "
                 "created_at) VALUES (gen_random_uuid(), :c, gen_random_uuid(), 'nota', "
                 "now() - make_interval(days => :d))"), {"c": conversation, "d": days})
+        await _sequence_tasks(s, contact, conversation)
     return made
+
+
+async def _sequence_tasks(s: Any, contact: uuid.UUID, conversation: uuid.UUID) -> None:
+    """Steps left to do by hand (their text quotes the customer), 800, 800 and 3 days old."""
+    sequence, enrollment = uuid.uuid4(), uuid.uuid4()
+    await s.execute(text(
+        "INSERT INTO sequences (id, name, channel, account, timezone, steps, on_reply, "
+        "on_human, on_opt_out, status) VALUES (:id, 'seguimiento', 'simulator', 'simulator', "
+        "'America/Mexico_City', '[]'::jsonb, 'stop', 'pause', 'stop', 'active')"),
+        {"id": sequence})
+    await s.execute(text(
+        "INSERT INTO sequence_enrollments (id, sequence_id, contact_id, conversation_id, "
+        "phone_e164, fields, state, source, enrolled_at, enrolled_seq, next_step, "
+        "steps_queued) VALUES (:id, :s, :c, :v, '+525511119999', '{}'::jsonb, 'completed', "
+        "'api', now() - interval '801 days', 0, 3, 3)"),
+        {"id": enrollment, "s": sequence, "c": contact, "v": conversation})
+    for step, days in enumerate((800, 800, 3)):
+        await s.execute(text(
+            "INSERT INTO sequence_sends (id, enrollment_id, sequence_id, conversation_id, step,"
+            " kind, text, reason, created_at) VALUES (gen_random_uuid(), :e, :s, :v, :step, "
+            "'manual', 'Hola Ana, ¿seguimos?', 'outside_24h_window', "
+            "now() - make_interval(days => :d))"),
+            {"e": enrollment, "s": sequence, "v": conversation, "step": step, "d": days})
 
 
 async def _counts(runtime: Runtime) -> tuple[object, ...]:
@@ -102,7 +127,7 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
 
     report = await runtime.privacy.retention.run()
     assert report.purged == {"media": 12, "transcripts": 8, "texts": 4, "notes": 2,
-                             "webhook_payloads": 0}
+                             "webhook_payloads": 0, "sequence_tasks": 2}
     assert not report.more and not report.failed
     for key in old_keys:
         with pytest.raises(Exception, match="no media"):
@@ -111,6 +136,8 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
         rows = {r.id: r for r in (await s.execute(text(
             "SELECT id, kind, text, transcript, media, raw, xmin::text AS tx FROM messages")))}
         notes = await s.scalar(text("SELECT count(*) FROM conversation_notes"))
+        tasks = (await s.execute(text(
+            "SELECT step, text FROM sequence_sends ORDER BY step"))).all()
     for message_id in made["old_media"]:
         media = rows[message_id].media
         assert "key" not in media and "filename" not in media and media["purged_at"]
@@ -119,6 +146,7 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
     assert all(rows[m].text is None and rows[m].raw is None for m in made["old_text"])
     assert all(rows[m].text for m in made["new_text"])
     assert notes == 1
+    assert [tuple(t) for t in tasks] == [(0, None), (1, None), (2, "Hola Ana, ¿seguimos?")]
     # bounded batches of 3, oldest first: the 4 oldest texts went in two transactions,
     # and the 4 newest old images (rows 10-12 of 12 media, and row 9) in two too
     assert len({rows[m].tx for m in made["old_text"]}) == 2
@@ -128,7 +156,8 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
     assert 'atiende_retention_purged_total{what="media"} 12.0' in metrics
     assert 'atiende_retention_purged_total{what="transcripts"} 8.0' in metrics
     assert (await runtime.privacy.retention.run()).purged == {
-        "media": 0, "transcripts": 0, "texts": 0, "notes": 0, "webhook_payloads": 0}
+        "media": 0, "transcripts": 0, "texts": 0, "notes": 0, "webhook_payloads": 0,
+        "sequence_tasks": 0}
 
 
 async def test_a_run_stops_at_its_budget_and_the_next_one_continues(
