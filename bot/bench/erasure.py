@@ -3,8 +3,9 @@ command, in its own process) while a steady load of customers writes to the bot,
 compare that load's latency with the same load on an idle system.
 
 Runs on its own throwaway embedded PostgreSQL and Redis. Each erased customer has a
-conversation of M messages, a voice note in the media folder, memory in Redis, and (for
-some) tickets, notes, labels, LLM call records, audit entries and a campaign recipient.
+conversation of M messages, a voice note in the media folder, memory in Redis, a campaign
+recipient, an active follow-up sequence enrollment with a step to do by hand, and (for
+some) tickets, notes, labels, LLM call records and audit entries.
 Latency is measured inside the database, as ``atiende bench pipeline`` does.
 """
 
@@ -78,6 +79,22 @@ INSERT INTO campaign_recipients (id, campaign_id, position, phone_e164, name, fi
   SELECT gen_random_uuid(), '00000000-0000-0000-0000-00000000bec5', row_number() OVER (),
          phone_e164, name, '{"poliza": "X"}', 'whatsapp_cloud', 'bench', 'queued', id
   FROM contacts WHERE phone_e164 LIKE %(like)s;
+INSERT INTO sequences (id, name, channel, account, timezone, steps, on_reply, on_human,
+                       on_opt_out, status)
+  VALUES ('00000000-0000-0000-0000-00000000bec6', 'bench', 'whatsapp_cloud', 'bench',
+          'America/Mexico_City', '[]', 'continue', 'pause', 'pause', 'active');
+INSERT INTO sequence_enrollments (id, sequence_id, contact_id, conversation_id, phone_e164,
+                                  name, fields, state, source, enrolled_at, enrolled_seq,
+                                  next_step, steps_queued, due_at)
+  SELECT gen_random_uuid(), '00000000-0000-0000-0000-00000000bec6', t.id, c.id, t.phone_e164,
+         t.name, '{"poliza": "X"}', 'active', 'api', now() - interval '1 day', 0, 1, 1,
+         now() + interval '1 day'
+  FROM conversations c JOIN contacts t ON t.id = c.contact_id WHERE c.account = 'bench';
+INSERT INTO sequence_sends (id, enrollment_id, sequence_id, conversation_id, step, kind, text,
+                            reason, created_at)
+  SELECT gen_random_uuid(), id, sequence_id, conversation_id, 0, 'manual', 'Hola ' || name,
+         'outside_24h_window', now() - interval '1 day'
+  FROM sequence_enrollments WHERE sequence_id = '00000000-0000-0000-0000-00000000bec6';
 """
 
 
@@ -252,13 +269,14 @@ async def _measure(runtime: Runtime, services: tuple[str, str], data_dir: Path,
     working = alternator.busy_seconds
     return "\n".join([
         f"erasure: {customers} customers x {messages} messages (+1 voice note each, memory, "
-        f"tickets/notes/labels/LLM calls/audit for some, a campaign recipient each); "
+        "tickets/notes/labels/LLM calls/audit for some, a campaign recipient and a sequence "
+        "enrollment each); "
         f"seeded in {seeded:.0f} s",
         f"  erased in {working:.1f} s of work ({customers / working:.0f} customers/s, "
         f"{customers * (messages + 1) / working:.0f} messages/s; {elapsed:.0f} s wall, "
         f"stopped every other 5 s), batches of {batch}, pause {pause} s + {yield_ratio} x "
         f"the batch's time: {out.decode().strip().splitlines()[-1]}",
-        f"  left after: {left}",
+        f"  left after: {left}{_pending(err)}",
         f"  load {rate:.0f} messages/s while the eraser is stopped (n={len(idle)}) ms: "
         f"{_summary(idle)}",
         f"  load {rate:.0f} messages/s while it erases (n={len(busy)}) ms: {_summary(busy)}",
@@ -278,9 +296,18 @@ async def _left(database_url: str) -> str:
             "SELECT (SELECT count(*) FROM contacts WHERE phone_e164 LIKE %(like)s), "
             "(SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
             " WHERE c.account = 'bench' AND (m.text IS NOT NULL OR m.media IS NOT NULL)), "
-            "(SELECT count(*) FROM privacy_erasures WHERE state = 'objects')",
+            "(SELECT count(*) FROM privacy_erasures WHERE state = 'objects'), "
+            "(SELECT count(*) FROM sequence_enrollments WHERE phone_e164 LIKE %(like)s "
+            " OR state = 'active')",
             {"like": PREFIX + "%"})
         row = await cursor.fetchone()
     assert row is not None
     return (f"{row[0]} contacts with their number, {row[1]} messages with text or media, "
-            f"{row[2]} unfinished erasures")
+            f"{row[2]} unfinished erasures, {row[3]} sequence enrollments active or with "
+            "their number")
+
+
+def _pending(err: bytes) -> str:
+    """Why erasures were left unfinished (their objects, for the worker to finish)."""
+    lines = [x for x in err.decode(errors="replace").splitlines() if "objects_pending" in x]
+    return f" ({len(lines)} objects_pending warnings, first: {lines[0][:300]})" if lines else ""
