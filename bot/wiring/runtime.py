@@ -1,8 +1,9 @@
 """The full runtime of an Atiende server or worker: every area, wired once from Settings.
 
 ``Runtime.create`` composes the per-area builders of this package (core, media,
-channels, message path, answering, staff, campaigns, sequences). A process that needs less builds
-less: CLI commands that touch the database only use ``bot.wiring.core.core_for``.
+channels, message path, answering, staff, campaigns, sequences, customer data). A process
+that needs less builds less: CLI commands that touch the database only use
+``bot.wiring.core.core_for``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.media.attachments import AgentAttachments
 from bot.metrics import Metrics
+from bot.privacy import CustomerData
 from bot.sequences import HandList, SequenceService, SequenceTicker
 from bot.settings import Settings
 from bot.speech.agent_notes import AgentVoiceNotes
@@ -52,6 +54,7 @@ from bot.wiring.conversation import Delivery, build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
 from bot.wiring.media import agent_voice_notes, build_media
+from bot.wiring.privacy import build_privacy, schedule_privacy
 from bot.wiring.sequences import build_sequences
 from bot.wiring.staff import build_staff
 from handoff.apikeys import ApiKeys
@@ -122,6 +125,7 @@ class Runtime:
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     webhooks: WebhookService
+    privacy: CustomerData
     sequences: SequenceService
     sequence_ticker: SequenceTicker
     hand_list: HandList
@@ -174,6 +178,8 @@ class Runtime:
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
         )
+        privacy = build_privacy(core, media=media.media, memory=delivery.memory)
+        schedule_privacy(jobs, privacy)
         await jobs.open()
         inlets = build_inlets(
             core, channels, ingestor=processing.ingestor, jobs=jobs, media=media.media,
@@ -186,7 +192,7 @@ class Runtime:
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      sequences, inlets),
-            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks,
+            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, privacy=privacy,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
             agent_files=AgentAttachments(media=media.media, handoff=staff.handoff),
         )
