@@ -40,12 +40,15 @@ $(VENV)/.installed-reference: pyproject.toml $(VENV)/.installed
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11.7 --no-header --annotation-style line --quiet
 lock: | $(BIN)/python
 	$(BIN)/pip install -q uv==0.9.5
+	$(UV_COMPILE) -o $(VENV)/lock.tmp
 	{ echo '# Locked dependency set of atiende: `make lock` re-resolves it from'; \
 	  echo '# pyproject.toml (uv pip compile); `make` installs exactly these versions.'; \
-	  $(UV_COMPILE) -o -; } > requirements.lock
+	  cat $(VENV)/lock.tmp; } > requirements.lock
+	$(UV_COMPILE) --extra test -o $(VENV)/lock.tmp
 	{ echo '# Locked dependency set of atiende (with the test extra): `make lock` re-resolves it from'; \
 	  echo '# pyproject.toml (uv pip compile); `make` installs exactly these versions.'; \
-	  $(UV_COMPILE) --extra test -o -; } > requirements-test.lock
+	  cat $(VENV)/lock.tmp; } > requirements-test.lock
+	rm -f $(VENV)/lock.tmp
 
 install-reference: $(VENV)/.installed-reference
 

@@ -15,6 +15,8 @@
     │   └── MediaNotFound          no stored media under that key
     ├── CampaignRejected           a contact list or campaign that breaks the rules (``details``)
     ├── CampaignStateError         start/pause/resume/cancel not allowed in the current state
+    ├── SequenceRejected           a sequence or enrollment that breaks the rules (``details``)
+    ├── SequenceConflict           already enrolled, opted out, probably blocked, in use (409)
     ├── MediaRejected              media refused before it was stored (``reason``, ``kind``)
     ├── MediaStoreError            the media backend (folder, S3) failed (``backend``)
     ├── TranscriptionError         a voice note could not be turned into text
@@ -148,6 +150,28 @@ class CampaignRejected(AtiendeError):
 
 class CampaignStateError(AtiendeError):
     """A campaign action that its current state does not allow (resume a cancelled one…)."""
+
+
+class SequenceRejected(AtiendeError):
+    """A sequence or an enrollment that breaks the rules (no steps, unknown variable…)."""
+
+    def __init__(self, reason: str, *, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or []
+
+
+class SequenceConflict(AtiendeError):
+    """The contact or sequence's state refuses the action (``code``: already_enrolled,
+    opted_out, probably_blocked, active_enrollments, name_taken, not_active)."""
+
+    def __init__(self, code: str, reason: str, **extra: object) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.extra = extra
+
+
 class QueueUnavailable(AtiendeError):
     """The job queue could not take or move a job (its database did not answer)."""
 

@@ -48,15 +48,40 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     },
     "needs_person": {
         "es": "Eso lo tiene que revisar una persona de nuestro equipo (necesita validar tus "
-        "datos o tu póliza). Ya te pasé con un asesor; en un momento te escribe.",
-        "en": "A person on our team needs to handle that (it requires checking your details or "
-        "your policy). I've passed you to an agent; they'll write to you shortly.",
+        "datos). Ya te pasé con un asesor; en un momento te escribe.",
+        "en": "A person on our team needs to handle that (it requires checking your details). "
+        "I've passed you to an agent; they'll write to you shortly.",
+    },
+    "sales": {
+        "es": "¡Con gusto! 🙌 Para eso te paso con una persona de nuestro equipo que te ayuda "
+        "a concretarlo; en un momento te escribe.",
+        "en": "Happy to help! 🙌 I'm passing you to a person on our team who can get that done "
+        "for you; they'll write to you shortly.",
+    },
+    "account": {
+        "es": "Eso lo tiene que revisar una persona de nuestro equipo con tus datos. Ya te pasé "
+        "con un asesor; en un momento te escribe.",
+        "en": "A person on our team needs to check that with your details. I've passed you to "
+        "an agent; they'll write to you shortly.",
+    },
+    "clarify": {
+        "es": "¡Claro! Cuéntame, ¿cuál es tu duda? Escríbemela con el mayor detalle que puedas "
+        "y te ayudo. 🙂",
+        "en": "Sure! Tell me, what's your question? Give me as much detail as you can and "
+        "I'll help. 🙂",
+    },
+    "decline": {
+        "es": "Eso no lo puedo hacer. 🙂 Con gusto te ayudo con cualquier duda sobre "
+        "{business}.",
+        "en": "I can't do that. 🙂 I'm happy to help with any question about {business}.",
+    },
+    "still_queued": {
+        "es": "Una persona de nuestro equipo sigue en camino para atenderte.",
+        "en": "A person on our team is still on the way to help you.",
     },
     "small_talk": {
-        "es": "👍 ¿Te ayudo con algo más? Puedo resolver dudas sobre nuestros seguros, pagos, "
-        "siniestros y horarios.",
-        "en": "👍 Anything else I can help with? I can answer questions about our insurance, "
-        "payments, claims and opening hours.",
+        "es": "👍 ¿Te ayudo con algo más? Pregúntame lo que necesites sobre {business}.",
+        "en": "👍 Anything else I can help with? Ask me anything about {business}.",
     },
     "source_line": {
         "es": "📄 Fuente: {titles}",
@@ -75,8 +100,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "These are the reference prices in our catalog:",
     },
     "price_note": {
-        "es": "Son precios de referencia; la prima final depende de tu cotización.",
-        "en": "These are reference prices; the final premium depends on your quote.",
+        "es": "Son los precios de nuestro catálogo.",
+        "en": "These are our catalog prices.",
     },
     "stock_some": {
         "es": "Tenemos {stock} disponibles.",

@@ -29,6 +29,7 @@ class Author(enum.StrEnum):
     OWNER_PHONE = "owner_phone"  # typed on the business phone itself
     SYSTEM = "system"
     CAMPAIGN = "campaign"  # an outbound campaign message (bot.campaigns)
+    SEQUENCE = "sequence"  # a step of a follow-up sequence (bot.sequences)
 
 
 @dataclass(frozen=True, slots=True)

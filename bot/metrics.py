@@ -14,6 +14,23 @@ class Metrics:
     def __post_init__(self) -> None:
         self._message_path(self.registry)
         self._channels(self.registry)
+        self._follow_ups(self.registry)
+
+    def _follow_ups(self, r: CollectorRegistry) -> None:
+        """Sequence ticks and blocked-contact marks."""
+        self.sequence_steps = Counter(
+            "atiende_sequence_steps_total",
+            "Due sequence steps by what the tick did: send, by_hand, wait, stop", ["action"],
+            registry=r,
+        )
+        self.sequence_batch_seconds = Histogram(
+            "atiende_sequence_batch_seconds", "One find-and-queue transaction of the tick",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5), registry=r,
+        )
+        self.blocked_marks = Counter(
+            "atiende_blocked_contacts_marked_total", "Conversations marked probably blocked",
+            registry=r,
+        )
 
     def _message_path(self, r: CollectorRegistry) -> None:
         """Inbound, processing and the work lists."""

@@ -5,7 +5,9 @@
      └──takeover────────┴─────────────────┘ (agent starts, or owner types on the phone)
     any ──close──▶ closed ──customer_writes──▶ bot
 
-Only conversations owned by ``bot`` ever get a bot reply.
+Conversations owned by ``bot`` get the bot's replies; one waiting in the queue (no
+agent has claimed it yet) gets only answers from the knowledge base, with a note that
+a person is still coming; ``human`` and ``closed`` never get one.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def next_owner(current: Owner, event: OwnerEvent) -> Owner:
         raise TransitionRefused(current, event) from None
 
 
-def bot_may_reply(owner: Owner) -> bool:
-    """The one rule that keeps the bot from talking over a human."""
-    return owner is Owner.BOT
+def bot_may_reply(owner: Owner, *, from_knowledge: bool = False) -> bool:
+    """The one rule that keeps the bot from talking over a human: it replies in its own
+    conversations, and in a queued one (nobody has claimed it) only ``from_knowledge``
+    (an answer the knowledge base holds), never once an agent holds it."""
+    return owner is Owner.BOT or (owner is Owner.QUEUED and from_knowledge)

@@ -19,6 +19,10 @@ class KnowledgeConfig(BaseModel):
         "litellm: a provider's embedding model (embedding_model)",
     )
     embedder_threads: int = 2
+    # A second embedding model fused with the first in retrieval (e5-small, offline).
+    # "none" ranks by the first model and full text alone (less CPU, fewer right answers).
+    second_embedder: Literal["e5", "none"] = "e5"
+    second_embedder_threads: int = Field(default=1, ge=1, le=16)
     # A provider's embedding model through litellm (embedder=litellm; setting
     # embedding_model alone selects it). The model string is litellm's own:
     # openai/text-embedding-3-small, cohere/embed-multilingual-v3.0,
@@ -37,14 +41,12 @@ class KnowledgeConfig(BaseModel):
     top_k: int = 6
     candidates: int = 30
     ef_search: int = 40
-    # An answer needs this much cosine similarity between question and best passage
-    # (or a strong full-text match with some similarity); below it the bot says it
-    # does not know and hands over.
-    min_similarity: float = 0.42
-    min_similarity_with_text: float = 0.20
+    # The calibrated probability that the best source answers the question
+    # (knowledge.ranking); below it the bot says it does not know and hands over.
+    min_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
     # Embedding intent classifier: below this confidence the LLM classifier (if any) decides.
     classifier_confident: float = 0.62
-    answer_max_chars: int = 420
+    answer_max_chars: int = Field(default=500, ge=120, le=2000)
     revision_poll_seconds: float = 1.0
     # The business's own query synonyms (YAML ``word: [synonym, ...]``), added to the
     # shipped ``knowledge/data/synonyms.yaml``.

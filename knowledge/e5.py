@@ -24,11 +24,11 @@ DIMENSIONS = 384
 class E5Embedder:
     """e5-small multilingual (384 dims): the second opinion beside USE in retrieval."""
 
-    def __init__(self, *, threads: int = 1, cache_size: int = 2048) -> None:
+    def __init__(self, *, threads: int = 1, cache_size: int = 8192) -> None:
         self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._cache: OrderedDict[tuple[bool, str], Vector] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -65,19 +65,27 @@ class E5Embedder:
         return [row.astype(float).tolist() for row in matrix]
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
-        """Passages (knowledge-base text)."""
-        if not texts:
-            return []
-        return await asyncio.to_thread(self._encode, list(texts), query=False)
+        """Passages (knowledge-base text; cached: a re-cut article repeats most)."""
+        return await self._cached(texts, query=False)
 
     async def embed_queries(self, texts: Sequence[str]) -> list[Vector]:
         """Customer questions (cached: the same question is often asked again)."""
-        wanted = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if wanted:
-            vectors = await asyncio.to_thread(self._encode, wanted, query=True)
-            for text, vector in zip(wanted, vectors, strict=True):
-                self._cache[text] = vector
+        return await self._cached(texts, query=True)
+
+    async def _cached(self, texts: Sequence[str], *, query: bool) -> list[Vector]:
+        keys = [(query, t) for t in texts]
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._cache]
+        for start in range(0, len(wanted), 32):
+            part = wanted[start:start + 32]
+            vectors = await asyncio.to_thread(self._encode, [t for _, t in part], query=query)
+            for key, vector in zip(part, vectors, strict=True):
+                self._cache[key] = vector
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return [self._cache.get(t) or (await asyncio.to_thread(self._encode, [t], query=True))[0]
-                for t in texts]
+        out: list[Vector] = []
+        for key in keys:
+            cached = self._cache.get(key)
+            if cached is None:  # evicted by a huge batch: embed it alone
+                cached = (await asyncio.to_thread(self._encode, [key[1]], query=query))[0]
+            out.append(cached)
+        return out

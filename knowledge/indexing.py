@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from knowledge.chunking import chunk_markdown
+from knowledge.chunking import passage_units
 from knowledge.documents import ArticleDoc, ProductDoc
 from knowledge.embeddings import Vector
 from knowledge.models import Chunk
+from knowledge.text import words
 
 __all__ = [
     "ChunkRow",
@@ -25,6 +26,8 @@ __all__ = [
     "embedding_input",
     "product_chunks",
     "replace_chunks",
+    "token_count",
+    "unit_heading",
     "vector_literal",
 ]
 
@@ -43,8 +46,9 @@ class ChunkRow:
 
 _INSERT_CHUNK = text(
     "INSERT INTO kb_chunks (source_kind, source_id, ordinal, title, heading, role, text, model, "
-    "embedding, tsv) VALUES (:kind, :sid, :ordinal, CAST(:title AS text), "
+    "embedding, tokens, tsv) VALUES (:kind, :sid, :ordinal, CAST(:title AS text), "
     "CAST(:heading AS text), :role, CAST(:text AS text), :model, CAST(:embedding AS vector), "
+    ":tokens, "
     "setweight(to_tsvector('spanish', kb_fold(CAST(:title AS text))), 'A') || "
     "setweight(to_tsvector('spanish', kb_fold(CAST(:heading AS text))), 'B') || "
     "setweight(to_tsvector('spanish', kb_fold(CAST(:extra AS text))), 'C') || "
@@ -59,10 +63,12 @@ def vector_literal(vector: Vector) -> str:
 
 
 def article_chunks(doc: ArticleDoc) -> list[ChunkRow]:
+    """The article's passage units (paragraph, list item, table row under its heading),
+    then the example questions its admins wrote."""
     extra = " ".join(doc.tags)
     rows = [
         ChunkRow(d.ordinal, doc.title, d.heading, d.text, extra)
-        for d in chunk_markdown(doc.body)
+        for d in passage_units(doc.body)
     ]
     # The customer questions the article answers: matched question-to-question,
     # which is where sentence encoders are strongest.
@@ -79,10 +85,22 @@ def product_chunks(doc: ProductDoc) -> list[ChunkRow]:
 
 
 def embedding_input(row: ChunkRow) -> str:
+    """What is embedded: a question as written; a passage under its title and heading."""
     if row.role == "question":
         return row.text
-    head = f"{row.title}. {row.heading}." if row.heading else f"{row.title}."
-    return f"{head} {row.text}"
+    return f"{unit_heading(row.title, row.heading)}: {row.text}"
+
+
+def unit_heading(title: str, heading: str) -> str:
+    """The heading path of a passage, starting with its article's title."""
+    if not heading:
+        return title
+    return heading if heading.startswith(title) else f"{title} › {heading}"
+
+
+def token_count(row: ChunkRow) -> int:
+    """A chunk's length in words, as BM25 counts it (title, heading and text)."""
+    return len(words(f"{row.title} {row.heading} {row.extra} {row.text}"))
 
 
 async def delete_chunks(session: AsyncSession, kind: str, source_id: str) -> None:
@@ -104,7 +122,7 @@ async def replace_chunks(
         [
             {"kind": kind, "sid": source_id, "ordinal": r.ordinal, "title": r.title,
              "heading": r.heading, "text": r.text, "extra": r.extra, "role": r.role,
-             "model": model, "embedding": vector_literal(v)}
+             "model": model, "embedding": vector_literal(v), "tokens": token_count(r)}
             for r, v in zip(rows, vectors, strict=True)
         ],
     )

@@ -37,6 +37,7 @@ class Classified:
     label: str
     confidence: float  # similarity-based, 0..1
     margin: float  # best label's score minus the runner-up's
+    scores: dict[str, float] | None = None  # every label's score
 
 
 def seed_examples() -> dict[str, list[str]]:
@@ -54,8 +55,18 @@ class IntentExamples:
         self._embedder = embedder
 
     async def seed(self) -> int:
-        """Insert the shipped examples that are missing; returns how many were added."""
+        """The shipped examples: insert the missing ones and remove the ones a newer release
+        no longer ships (admins' own examples stay); returns how many were added."""
         rows = [(label, text) for label, texts in seed_examples().items() for text in texts]
+        async with self._sessions.begin() as session:
+            shipped = {f"{label}\x00{text}" for label, text in rows}
+            old = (await session.execute(
+                select(IntentExample.id, IntentExample.intent, IntentExample.text)
+                .where(IntentExample.created_by == "seed"))).all()
+            gone = [r.id for r in old if f"{r.intent}\x00{r.text}" not in shipped]
+            if gone:
+                await session.execute(delete(IntentExample).where(IntentExample.id.in_(gone)))
+                await _bump(session)
         return await self._insert(rows, created_by="seed")
 
     async def add(self, intent: str, text: str, *, created_by: str) -> ExampleView:
@@ -79,6 +90,14 @@ class IntentExamples:
             if not result.rowcount:  # type: ignore[attr-defined]
                 raise EntryNotFound(f"example {example_id} not found")
             await _bump(session)
+
+    async def texts(self) -> list[tuple[str, str]]:
+        """(intent, text) of every example, in a stable order."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(IntentExample.intent, IntentExample.text).order_by(IntentExample.id)
+            )).all()
+        return [(r.intent, r.text) for r in rows]
 
     async def all(self, *, intent: str | None = None, query: str = "") -> list[ExampleView]:
         """Every example (of ``intent``, containing ``query`` with accents ignored)."""
@@ -165,7 +184,7 @@ class NearestExamples:
         best = sorted(scores.items(), key=lambda kv: -kv[1])
         top_label, top = best[0]
         runner = best[1][1] if len(best) > 1 else 0.0
-        return Classified(top_label, max(0.0, min(1.0, top)), top - runner)
+        return Classified(top_label, max(0.0, min(1.0, top)), top - runner, scores)
 
 
 def _mean(values: list[float]) -> float:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -139,6 +140,31 @@ class Chunk(Base):
     tsv: Mapped[Any] = mapped_column(TSVECTOR)
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)  # any dimension
     model: Mapped[str] = mapped_column(String(120))
+    tokens: Mapped[int] = mapped_column(Integer, server_default="0")  # words, for BM25
+
+
+class ChunkVector(Base):
+    """A chunk's vector by a second model (e5 beside the primary USE): retrieval fuses
+    both. Filled after each write and at startup; a chunk without one is ranked by the
+    other signals alone until it is filled."""
+
+    __tablename__ = "kb_chunk_vectors"
+
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("kb_chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(120), primary_key=True)
+    embedding: Mapped[Any] = mapped_column(Vector())
+
+
+class Lexicon(Base):
+    """Every full-text lexeme of the chunks with the number of chunks that use it (BM25's
+    document frequency), rebuilt with the revision that changed the chunks."""
+
+    __tablename__ = "kb_lexicon"
+
+    lexeme: Mapped[str] = mapped_column(Text, primary_key=True)
+    ndoc: Mapped[int] = mapped_column(Integer)
 
 
 class EmbeddingStaging(Base):
@@ -183,6 +209,11 @@ class State(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("1"))
     revision: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # BM25's corpus figures, and the chunking rules the chunks were cut with
+    chunks: Mapped[int] = mapped_column(Integer, server_default="0")
+    avg_tokens: Mapped[float] = mapped_column(Float, server_default="0")
+    lexicon_revision: Mapped[int] = mapped_column(BigInteger, server_default="-1")
+    chunking: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

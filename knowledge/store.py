@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from knowledge.derived import DerivedData, refresh_lexicon
 from knowledge.documents import ArticleDoc, ProductDoc
 from knowledge.embeddings import Embedder, Vector
 from knowledge.errors import EntryNotFound, KnowledgeError
@@ -31,7 +32,14 @@ from knowledge.indexing import (
     vector_literal,
 )
 from knowledge.kinds import ARTICLES, PRODUCTS, ArticleView, ProductView
-from knowledge.models import Article, Chunk, EmbeddingStaging, Product, State, Version
+from knowledge.models import (
+    Article,
+    Chunk,
+    EmbeddingStaging,
+    Product,
+    State,
+    Version,
+)
 from knowledge.vectors import drop_other_indexes, ensure_index
 from knowledge.versioned import Doc, ItemKind, Row, View
 
@@ -70,16 +78,30 @@ _SWAP_STAGED = text(
 
 
 class KnowledgeStore:
-    """Articles and products with versions, chunks and embeddings."""
+    """Articles and products with versions, chunks and embeddings.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder) -> None:
+    ``second`` is an optional second embedding model whose vectors retrieval fuses with
+    the primary ones (``kb_chunk_vectors``): they are filled after every write and by
+    ``maintain`` at startup, so a write never waits on a slower model to be visible.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], embedder: Embedder,
+        second: Embedder | None = None,
+    ) -> None:
         self._sessions = sessions
         self._embedder = embedder
+        self._second = second
         self._indexed: set[tuple[str, int]] = set()
+        self._derived = DerivedData(sessions, embedder, second)
 
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    @property
+    def second(self) -> Embedder | None:
+        return self._second
 
     # -- reading ---------------------------------------------------------------------
 
@@ -198,6 +220,7 @@ class KnowledgeStore:
             if on_file is not None:
                 on_file(result)
         report = ImportReport(tuple(results))
+        await self.after_write()
         if replace:
             if report.failed:
                 return ImportReport(report.files, replace_skipped=True)
@@ -208,6 +231,7 @@ class KnowledgeStore:
             removed_a, removed_p = await self._remove_missing(
                 article_ids if has_md else None, skus if has_csv else None, editor=editor
             )
+            await self.after_write()
             return ImportReport(report.files, tuple(removed_a), tuple(removed_p))
         return report
 
@@ -237,7 +261,30 @@ class KnowledgeStore:
             swapped += count
             if not stale:
                 break
+        await self.after_write()
         return swapped
+
+    # -- derived data: lexicon, second model's vectors, re-cutting -----------------------
+
+    async def after_write(self) -> None:
+        """Bring derived data up to date: the BM25 lexicon, then the second model's
+        vectors of new chunks (retrieval ranks them without it meanwhile)."""
+        await refresh_lexicon(self._sessions)
+        await self._derived.fill_second_vectors()
+
+    async def maintain(self) -> dict[str, int]:
+        """At startup: articles cut with older chunking rules are cut again, stale
+        primary vectors re-embedded, the lexicon and second vectors brought up to date."""
+        recut = await self._derived.recut_if_needed(self._embed)
+        if recut:
+            await self.after_write()
+        redone = await self.reembed()
+        filled = await self._derived.fill_second_vectors()
+        return {"recut": recut, "reembedded": redone, "second_vectors": filled}
+
+    async def fill_second_vectors(self, *, batch: int = 32) -> int:
+        """Vectors of the second model for chunks that lack one; returns how many."""
+        return await self._derived.fill_second_vectors(batch=batch)
 
     async def _stage_stale(self, name: str, batch: int) -> None:
         while True:
@@ -313,6 +360,7 @@ class KnowledgeStore:
             )
             if saved is not None:
                 await _bump(session)
+        await self.after_write()
         return saved
 
     async def _restore(
@@ -325,6 +373,7 @@ class KnowledgeStore:
                 session, doc, vectors, model=self._embedder.name, editor=editor, action="restore"
             )
             await _bump(session)
+        await self.after_write()
 
     async def _delete(self, kind: ItemKind[Any, Row, View], key: str, *, editor: str) -> View:
         async with self._sessions.begin() as session:
@@ -333,7 +382,9 @@ class KnowledgeStore:
                 raise EntryNotFound(f"{kind.entity} {key!r} not found")
             await kind.soft_delete(session, row, editor)
             await _bump(session)
-            return kind.view(row)
+            view = kind.view(row)
+        await self.after_write()
+        return view
 
     async def _prepare(
         self, kind: ItemKind[Doc, Any, Any], docs: Sequence[Doc]

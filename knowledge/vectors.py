@@ -27,6 +27,8 @@ VECTOR_MAX_INDEXED = 2000
 HALFVEC_MAX_INDEXED = 4000
 _SAFE_MODEL = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,120}$")
 _INDEX_PREFIX = "ix_kb_chunks_vec_"
+CHUNKS = "kb_chunks"
+SECOND = "kb_chunk_vectors"  # vectors of the second model, per chunk
 
 
 def check_model_name(name: str) -> str:
@@ -50,19 +52,19 @@ def vector_type(dimensions: int) -> str:
     return f"halfvec({dims})" if dims > VECTOR_MAX_INDEXED else f"vector({dims})"
 
 
-def index_name(model: str) -> str:
+def index_name(model: str, table: str = CHUNKS) -> str:
     digest = hashlib.blake2b(check_model_name(model).encode(), digest_size=6).hexdigest()
-    return f"{_INDEX_PREFIX}{digest}"
+    return f"ix_{table}_vec_{digest}"
 
 
-def index_sql(model: str, dimensions: int) -> str | None:
+def index_sql(model: str, dimensions: int, table: str = CHUNKS) -> str | None:
     """The DDL of ``model``'s HNSW index (``None`` when too many dimensions to index)."""
     if dimensions > HALFVEC_MAX_INDEXED:
         return None
     kind = vector_type(dimensions)
     ops = "halfvec_cosine_ops" if kind.startswith("halfvec") else "vector_cosine_ops"
     return (
-        f"CREATE INDEX IF NOT EXISTS {index_name(model)} ON kb_chunks USING hnsw "
+        f"CREATE INDEX IF NOT EXISTS {index_name(model, table)} ON {table} USING hnsw "
         f"((embedding::{kind}) {ops}) WITH (m = 16, ef_construction = 128) "
         f"WHERE model = {_literal(model)}"
     )
@@ -81,16 +83,20 @@ def nearest_sql(model: str, dimensions: int, *, by_kind: bool) -> TextClause:
     )
 
 
-async def ensure_index(session: AsyncSession, model: str, dimensions: int) -> bool:
-    """Create ``model``'s index when missing; ``True`` when it exists afterwards."""
-    ddl = index_sql(model, dimensions)
+async def ensure_index(
+    session: AsyncSession, model: str, dimensions: int, table: str = CHUNKS
+) -> bool:
+    """Create ``model``'s index on ``table`` when missing; ``True`` when it exists after."""
+    if table not in (CHUNKS, SECOND):
+        raise ValueError(f"no vector index on {table}")
+    ddl = index_sql(model, dimensions, table)
     if ddl is None:
         return False
     # one creator at a time (two processes starting together)
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kb_vector_index'))"))
     exists = await session.scalar(
-        text("SELECT 1 FROM pg_indexes WHERE tablename = 'kb_chunks' AND indexname = :name"),
-        {"name": index_name(model)},
+        text("SELECT 1 FROM pg_indexes WHERE tablename = :table AND indexname = :name"),
+        {"table": table, "name": index_name(model, table)},
     )
     if not exists:
         await session.execute(text(ddl))

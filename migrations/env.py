@@ -7,10 +7,12 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import bot.blocking.models  # noqa: F401  (blocked-contact tables, undelivered index)
 import bot.campaigns.models  # noqa: F401  (campaign tables on the records MetaData)
 import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
 import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 import bot.integrations.records  # noqa: F401  (webhooks, webhook_deliveries)
+import bot.sequences.models  # noqa: F401  (follow-up sequence tables)
 import bot.speech.records  # noqa: F401  (transcriptions on the records metadata)
 import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)
 from handoff.conversations import Base as RecordsBase

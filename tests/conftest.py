@@ -108,12 +108,22 @@ def kb_embedder() -> Embedder:
     return UsemEmbedder(threads=2)
 
 
+@pytest.fixture(scope="session")
+def kb_second() -> Embedder:
+    """One e5 model for the whole session (its passage vectors are cached across tests)."""
+    from knowledge.e5 import E5Embedder
+
+    return E5Embedder()
+
+
 @pytest.fixture
 async def runtime(
-    settings: Settings, database_url: str, redis_url: str, kb_embedder: Embedder
+    settings: Settings, database_url: str, redis_url: str, kb_embedder: Embedder,
+    kb_second: Embedder,
 ) -> AsyncIterator[Runtime]:
     rt = await Runtime.create(
-        settings, database_url=database_url, redis_url=redis_url, embedder=kb_embedder
+        settings, database_url=database_url, redis_url=redis_url, embedder=kb_embedder,
+        second_embedder=kb_second,
     )
     rt.start_worker()
     yield rt

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.answering.generation import IntentClassifier
 from bot.answering.rules import Intent, Routed, route_rules
 from bot.logs import get_logger
-from knowledge.embeddings import Vector
-from knowledge.intents import IntentExamples, NearestExamples
+from knowledge.embeddings import Embedder, Vector
+from knowledge.intents import Classified, IntentExamples, NearestExamples
 from knowledge.store import KnowledgeStore
 
 log = get_logger("atiende.intents")
@@ -29,6 +29,14 @@ LLM_DEADLINE_SECONDS = 2.5
 class RoutedText:
     routed: Routed
     vector: Vector | None  # the message's embedding, reused by retrieval
+    scores: dict[str, float] = field(default_factory=dict)  # the classifier's, per label
+
+    def margin(self, label: str) -> float:
+        """How far ``label`` leads the best other label (negative when it trails)."""
+        if label not in self.scores:
+            return -1.0
+        others = [v for k, v in self.scores.items() if k != label]
+        return self.scores[label] - max(others, default=0.0)
 
 
 class IntentRouter:
@@ -42,10 +50,13 @@ class IntentRouter:
         classifier: IntentClassifier | None = None,
         confident: float = 0.62,
         poll_seconds: float = 1.0,
+        second: Embedder | None = None,
     ) -> None:
         self._store = store
         self._examples = examples
         self._classifier = classifier
+        self._second = second
+        self._second_nearest: NearestExamples | None = None
         self._confident = confident
         self._poll = poll_seconds
         self._nearest: NearestExamples | None = None
@@ -60,18 +71,25 @@ class IntentRouter:
         vector = (await self._store.embedder.embed([text]))[0]
         nearest = await self._current()
         found = nearest.classify(vector) if nearest is not None else None
+        if found is not None and self._second_nearest is not None and self._second is not None:
+            # both models' opinions, averaged: e5 reads the form of a request better,
+            # USE its topic
+            other = self._second_nearest.classify(await _query_vector(self._second, text))
+            found = _averaged(found, other)
+        scores = dict(found.scores or {}) if found is not None else {}
         if found is not None and found.confidence >= self._confident:
-            return RoutedText(Routed(Intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector)
+            return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
+                                     "embedding"), vector, scores)
         if self._classifier is not None:
             deadline = asyncio.get_running_loop().time() + LLM_DEADLINE_SECONDS
             answer = await self._classifier.classify(text, LABELS, deadline=deadline)
             if answer is not None and answer[0] in LABELS:
-                return RoutedText(Routed(Intent(answer[0]), round(answer[1], 3), "llm"), vector)
+                return RoutedText(Routed(Intent(answer[0]), round(answer[1], 3), "llm"), vector,
+                                  scores)
         if found is not None:
-            return RoutedText(Routed(Intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector)
-        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector)
+            return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
+                                     "embedding"), vector, scores)
+        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores)
 
     async def _current(self) -> NearestExamples | None:
         """The classifier for the current revision (checked at most every ``poll`` s)."""
@@ -89,7 +107,44 @@ class IntentRouter:
                     vectors = await self._examples.vectors()
                     revision = await self._store.revision()
                 self._nearest = NearestExamples(vectors)
+                if self._second is not None:
+                    texts = await self._examples.texts()
+                    second = await _query_vectors(self._second, [t for _, t in texts])
+                    self._second_nearest = NearestExamples(
+                        [(label, v) for (label, _), v in zip(texts, second, strict=True)])
                 self._revision = revision
                 log.info("intents.loaded", examples=len(vectors), revision=revision)
             self._checked_at = time.monotonic()
             return self._nearest
+
+
+def _intent(label: str) -> Intent:
+    """An example's label as an intent (an admin's own label counts as a question)."""
+    try:
+        return Intent(label)
+    except ValueError:
+        return Intent.QUESTION
+
+
+async def _query_vectors(embedder: Embedder, texts: list[str]) -> list[Vector]:
+    embed_queries = getattr(embedder, "embed_queries", None)
+    if embed_queries is not None:
+        return [list(v) for v in await embed_queries(texts)]
+    return await embedder.embed(texts)
+
+
+async def _query_vector(embedder: Embedder, text: str) -> Vector:
+    return (await _query_vectors(embedder, [text]))[0]
+
+
+def _averaged(first: Classified, second: Classified | None) -> Classified:
+    if second is None or not first.scores or not second.scores:
+        return first
+    labels = set(first.scores) | set(second.scores)
+    scores = {
+        label: (first.scores.get(label, 0.0) + second.scores.get(label, 0.0)) / 2
+        for label in labels
+    }
+    best = sorted(scores.items(), key=lambda kv: -kv[1])
+    runner = best[1][1] if len(best) > 1 else 0.0
+    return Classified(best[0][0], max(0.0, min(1.0, best[0][1])), best[0][1] - runner, scores)

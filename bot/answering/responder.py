@@ -33,6 +33,7 @@ class Decision:
     opt_out: bool = False
     language: str = "es"
     csat_score: int | None = None  # the message answered the satisfaction question
+    while_queued: bool = False  # an answer from the knowledge base while a person is coming
 
 
 class Responder(Protocol):

@@ -22,6 +22,10 @@ class Intent(enum.StrEnum):
     HUMAN = "human_request"
     COMPLAINT = "complaint"
     OPT_OUT = "opt_out"
+    PURCHASE = "purchase"  # wants to buy, sign up, book or pay now
+    ACCOUNT = "account"  # needs their own records
+    VAGUE = "vague"  # an opener with no question yet
+    INJECTION = "injection"  # tries to change the bot's rules
     OTHER = "other"
 
 
@@ -73,38 +77,31 @@ _COMPLAINT = re.compile(
     r"complaint|terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
     r"worst service|unacceptable)\b"
 )
-# Requests only a person can fulfil: they touch the customer's own records or
-# need an authority the bot does not have. Value: the reason recorded.
-_NEEDS_PERSON: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("appeal", re.compile(
-        r"\b(apelar|apelacion|reconsidera\w*|inconformidad|impugnar|"
-        r"(rechazaron|negaron|declinaron|no (me )?(quieren|quisieron) pagar) (mi|el|la)? ?"
-        r"(siniestro|reclamo|reclamacion|reembolso|pago)|"
-        r"(siniestro|reclamo|reembolso) (rechazado|negado|declinado)|appeal|denied claim|"
-        r"claim (was )?(denied|rejected))\b")),
-    ("issue_policy", re.compile(
-        r"\b((emit\w*|expid\w*|hag\w*|sac\w*|activ\w*|dar de alta) (me )?(la |mi |una )?"
-        r"poliza (hoy|ya|ahorita|ahora|de una vez|ahorita mismo)|"
-        r"(quiero|necesito) (la|mi) poliza (hoy|ya|ahorita)|"
-        r"(contratar|comprar|contrato|compro) (hoy|ya|ahorita|ahora mismo)|"
-        r"issue (my|the|a) policy|buy (it|the policy) (now|today))\b")),
-    ("own_records", re.compile(
-        r"\b((estatus|estado|status|como va|seguimiento|folio) (de |del )?(mi|mis) "
-        r"(siniestro|reclamo|reembolso|poliza|pago|tramite)|"
-        r"(mi|mis) (poliza|pagos|recibos?|adeudo|saldo|factura) (numero|no\.?|#)|"
-        r"(ya )?(quedo|se reflejo|llego|aplico) mi pago|cuando vence mi poliza|"
-        r"(cuanto|que) (debo|me falta pagar)|(mi|mis) (datos|poliza) (registrad[oa]s?|actual)|"
-        r"(my|mine) (claim|policy|payment) (status|number)|status of my)\b")),
+# Attempts to change the bot's rules, role or to see its instructions (general phrasing,
+# Spanish and English; the embedding classifier catches paraphrases).
+_INJECTION = re.compile(
+    r"\b(ignora\w* (todas? )?(tus|las|sus) (instrucciones|reglas|indicaciones)|"
+    r"olvida\w* (todas? )?(tus|las) (instrucciones|reglas)|"
+    r"(prompt|instrucciones) (del|de) sistema|system prompt|tu prompt|your prompt|"
+    r"ignore (all |any )?(previous|prior|your) (instructions|rules)|developer mode|"
+    r"jailbreak|act[uú]a como (si fueras )?(mi|un|una)|pretend (you are|to be)|"
+    r"disregard (all |your )?(previous )?instructions)\b"
 )
 
 
-def needs_person(text: str) -> str | None:
-    """The reason a request needs a person (appeal, issue_policy, own_records), else None."""
-    folded = fold(text)
-    for reason, pattern in _NEEDS_PERSON:
-        if pattern.search(folded):
-            return reason
-    return None
+# A record number the customer quotes (folio, order, account, contract): "CL-318204",
+# "folio 88231", "mi cuenta es la 4002187731". Only the business's records hold it.
+_IDENTIFIER = re.compile(r"\b(?:[a-z]{1,4}-)?\d{5,}\b|\b(?:folio|no\.?|num\.?|#)\s*\d{4,}\b")
+
+
+def quotes_identifier(text: str) -> bool:
+    """The message quotes a record number (an order, folio, account or contract)."""
+    return bool(_IDENTIFIER.search(fold(text)))
+
+
+def injection_attempt(text: str) -> bool:
+    """The message tries to change the bot's rules (it may still hold a real question)."""
+    return bool(_INJECTION.search(fold(text)))
 
 
 def route_rules(text: str) -> Routed | None:

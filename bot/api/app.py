@@ -28,6 +28,7 @@ from bot.api.routes import (
     knowledge,
     llm,
     media,
+    sequences,
     shell,
     simulator,
     staff,
@@ -44,6 +45,8 @@ from bot.errors import (
     MediaRejected,
     MediaStoreError,
     NotFound,
+    SequenceConflict,
+    SequenceRejected,
     WebhookTargetRefused,
 )
 from bot.logs import get_logger
@@ -106,6 +109,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(media.outgoing)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
+    app.include_router(sequences.router)
+    app.include_router(sequences.pages)
     app.include_router(llm.router)
     app.include_router(llm.pages)
     app.include_router(knowledge.router)
@@ -115,6 +120,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     _install_knowledge_handlers(app)
     _install_media_handlers(app)
     _install_campaign_handlers(app)
+    _install_sequence_handlers(app)
     return app
 
 
@@ -242,6 +248,26 @@ def _install_campaign_handlers(app: FastAPI) -> None:
     async def campaign_state(request: Request, exc: CampaignStateError) -> JSONResponse:
         log.info("http.campaign_state", path=request.url.path, error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+def _install_sequence_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SequenceRejected)
+    async def sequence_rejected(request: Request, exc: SequenceRejected) -> JSONResponse:
+        log.info("http.sequence_rejected", path=request.url.path, reason=exc.reason)
+        return JSONResponse(
+            {
+                "detail": [{"loc": ["body"], "msg": exc.reason, "type": "sequence_rejected"}],
+                "rows": exc.details,
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(SequenceConflict)
+    async def sequence_conflict(request: Request, exc: SequenceConflict) -> JSONResponse:
+        log.info("http.sequence_conflict", path=request.url.path, code=exc.code,
+                 reason=exc.reason, **{k: str(v) for k, v in exc.extra.items()})
+        return JSONResponse({"detail": exc.reason, "code": exc.code, **exc.extra},
+                            status_code=409)
 
 
 def _unprocessable(reason: str, kind: str) -> JSONResponse:

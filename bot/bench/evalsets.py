@@ -103,10 +103,17 @@ def load_set(folder: Path) -> EvalSet:
     return EvalSet(folder.name, folder, persona, articles, products, tuple(cases))
 
 
-def shipped_sets() -> list[Path]:
-    """The sets that ship with the package, by name."""
+def shipped_sets(*, held_out: bool = False) -> list[Path]:
+    """The sets that ship with the package; a held-out set (``held_out: true`` in its
+    business.yaml) only when asked for by name or with ``held_out``."""
     root = Path(str(resources.files("knowledge").joinpath("evalsets")))
-    return sorted(p for p in root.iterdir() if (p / "questions.yaml").exists())
+    found = sorted(p for p in root.iterdir() if (p / "questions.yaml").exists())
+    return [p for p in found if held_out or not _held_out(p)]
+
+
+def _held_out(folder: Path) -> bool:
+    business = yaml.safe_load((folder / "business.yaml").read_text("utf-8")) or {}
+    return bool(business.get("held_out", False))
 
 
 def _plain_number(text: str) -> str:
@@ -256,13 +263,13 @@ class SetRunner:
         self._usem, self._e5 = usem, e5
 
     async def run(self, eval_set: EvalSet) -> SetReport:
-        url = _fresh_database(self._admin_url, eval_set.name)
+        url = fresh_database(self._admin_url, eval_set.name)
         migrate(url)
         engine = create_engine(url, pool_size=2)
         try:
             sessions = session_factory(engine)
             answering = build_answering(self._settings, sessions, embedder=self._usem,
-                                        persona=eval_set.persona)
+                                        second=self._e5, persona=eval_set.persona)
             report = await answering.knowledge.import_files(eval_set.files(), editor="eval")
             if report.failed:
                 raise ValueError(f"{eval_set.name}: import failed: {report.summary()}")
@@ -297,7 +304,7 @@ class SetRunner:
         return report
 
 
-def _fresh_database(admin_url: str, name: str) -> str:
+def fresh_database(admin_url: str, name: str) -> str:
     import psycopg
 
     db = "eval_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:40]

@@ -17,13 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from bot.answering.intents import IntentRouter
 from bot.answering.knowledge import KnowledgeResponder
-from bot.answering.responder import Decision, Persona, ResponseRequest
+from bot.answering.responder import Decision, ResponseRequest
 from bot.db import create_engine, session_factory
 from bot.settings import Settings
 from knowledge.demo import load_demo_if_empty
-from knowledge.intents import IntentExamples
 from knowledge.store import KnowledgeStore
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -158,27 +156,19 @@ async def evaluate(responder: KnowledgeResponder, store: KnowledgeStore,
 
 
 async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalReport:
-    """Evaluate against the knowledge base at ``url`` (loads the demo when it is empty)."""
-    from bot.wiring.answering import build_embedder, build_retriever
+    """Evaluate against the knowledge base at ``url`` (loads the demo when it is empty),
+    with the responder wired as the running bot wires it (no LLM)."""
+    from bot.wiring.answering import build_answering
 
     engine = create_engine(url, pool_size=2)
     try:
-        sessions = session_factory(engine)
-        kcfg = settings.knowledge
-        embedder = build_embedder(kcfg)
-        store = KnowledgeStore(sessions, embedder)
-        await load_demo_if_empty(store)
-        await store.reembed()
-        examples = IntentExamples(sessions, embedder)
-        router = IntentRouter(store=store, examples=examples,
-                              confident=kcfg.classifier_confident)
-        responder = KnowledgeResponder(
-            persona=Persona(settings.bot_name, settings.business_name, settings.language),
-            router=router,
-            retriever=build_retriever(sessions, embedder, kcfg),
-            store=store, config=kcfg,
-        )
-        return await evaluate(responder, store, cases)
+        answering = build_answering(settings, session_factory(engine))
+        await load_demo_if_empty(answering.knowledge)
+        await answering.knowledge.maintain()
+        await answering.intent_examples.seed()
+        responder = answering.responder
+        assert isinstance(responder, KnowledgeResponder)
+        return await evaluate(responder, answering.knowledge, cases)
     finally:
         await engine.dispose()
 

@@ -15,12 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
 
 from bot.answering.responder import Persona, RuleResponder
+from bot.bench.traffic import Greetings, Realistic, Traffic
 from bot.channels.simulation import SimulatorService
 from bot.db import migrate
 from bot.infra import aio
@@ -28,8 +32,6 @@ from bot.infra.embedded import EmbeddedServices
 from bot.logs import configure_logging
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-
-GREETINGS = ["hola", "buenas tardes", "gracias!!", "holaa qué tal", "tengo una duda", "hi"]
 
 
 async def _insert_rate(database_url: str, seconds: float = 2.0) -> float:
@@ -123,13 +125,19 @@ def _responder(settings: Settings, responder: str) -> RuleResponder | None:
 async def run_pipeline_bench(
     settings: Settings, *, messages: int, conversations: int, concurrency: int, batch: int,
     responder: str = "rules", workers: int = 1, steady_rate: float = 30.0,
+    traffic: str = "greetings", chunks: int = 50_000,
 ) -> str:
     """``workers`` = 0 runs the worker inside the bench process (API and worker share one
     Python process); N ≥ 1 starts N worker processes, the production shape (compose runs
-    ``app`` and ``worker`` apart), while this process plays the API's inbound path."""
+    ``app`` and ``worker`` apart), while this process plays the API's inbound path.
+    ``traffic="realistic"`` answers with the knowledge responder on the demo base plus
+    ``chunks`` synthetic passages (``bot.bench.traffic``)."""
     services = EmbeddedServices(Path(tempfile.mkdtemp(prefix="atiende-bench-")), ephemeral=True)
     database_url, redis_url = services.start()
     children: list[subprocess.Popen[bytes]] = []
+    texts: Traffic = Greetings()
+    if traffic == "realistic":
+        responder, texts = "knowledge", Realistic()
     try:
         migrate(database_url)
         configure_logging("WARNING", json=True)
@@ -138,6 +146,8 @@ async def run_pipeline_bench(
             bench_settings, database_url=database_url, redis_url=redis_url,
             responder=_responder(settings, responder),
         )
+        if traffic == "realistic":
+            await load_big_base(runtime, database_url, chunks)
         try:
             if workers == 0:
                 runtime.start_worker()
@@ -149,7 +159,7 @@ async def run_pipeline_bench(
                 ))
             meter = CpuMeter(services.data_dir, [child.pid for child in children])
             report = await _measure(
-                runtime, database_url, messages, conversations, steady_rate, meter
+                runtime, database_url, messages, conversations, steady_rate, meter, texts
             )
             shape = (
                 "worker inside the bench process" if workers == 0
@@ -168,6 +178,21 @@ async def run_pipeline_bench(
             await runtime.close()
     finally:
         services.stop()
+
+
+async def load_big_base(runtime: Runtime, database_url: str, chunks: int) -> None:
+    """The demo knowledge base, plus ``chunks`` synthetic passages (both models' vectors,
+    full text) so retrieval works at the size the issue names."""
+    from bot.bench.retrieval import synthetic_passages
+    from knowledge.demo import demo_files
+    from knowledge.derived import refresh_lexicon
+
+    report = await runtime.knowledge.import_files(demo_files(), editor="bench")
+    assert not report.failed, report.summary()
+    await runtime.intent_examples.seed()
+    if chunks:
+        await synthetic_passages(database_url, chunks, first_id=10_000_000)
+        await refresh_lexicon(runtime.sessions)
 
 
 async def _worker_process(
@@ -233,9 +258,21 @@ def _summary(values: list[float]) -> str:
     )
 
 
+@dataclass
+class Phase:
+    """What one phase of the bench measured."""
+
+    offered: int
+    elapsed: float
+    accepted: float
+    cpu: str
+    commits: int
+    latencies: list[float]
+
+
 async def _measure(
     runtime: Runtime, database_url: str, messages: int, conversations: int,
-    steady_rate: float, meter: CpuMeter,
+    steady_rate: float, meter: CpuMeter, texts: Traffic,
 ) -> str:
     insert_rate = await _insert_rate(database_url)
     sim = SimulatorService(
@@ -246,69 +283,76 @@ async def _measure(
     async def send(i: int, prefix: str) -> None:
         await sim.send(
             phone=f"+52155{50000000 + i % conversations:08d}",
-            text=GREETINGS[i % len(GREETINGS)], name=None, message_id=f"{prefix}{i}",
+            text=texts.text(i), name=None, message_id=f"{prefix}{i}",
         )
 
     # Warm-up (not measured): the worker processes are up and answering.
     await send(0, "warm-")
     await _wait_all_replied(database_url)
-
     # Phase 1: a steady offered load on the warm system, before any backlog (right after
     # a saturating burst the worker stalls for seconds while PostgreSQL cleans the
-    # burst's finished job rows; that recovery is not the steady state).
-    rate = steady_rate
-    paced_n = max(50, messages // 3)
-    steady_cpu_before = meter.snapshot()
+    # burst's finished rows; that recovery is not the steady state).
+    steady = await _steady(send, database_url, meter, max(50, messages // 3), steady_rate)
+    # Phase 2: saturation. Everything offered at once; time until every reply is written.
+    burst = await _saturate(send, database_url, meter, messages)
+    throughput = messages / burst.elapsed
+    return "\n".join([
+        f"pipeline: {messages} messages, {conversations} conversations; traffic: "
+        f"{texts.describe()}",
+        f"  saturation: accepted in {burst.accepted:.2f}s ({messages / burst.accepted:.0f}/s), "
+        f"all replied in {burst.elapsed:.2f}s",
+        f"  throughput: {throughput:.0f} messages/s",
+        f"  latency accepted->reply in outbox at saturation (ms): {_summary(burst.latencies)}",
+        f"  saturation {burst.cpu}",
+        f"  saturation commits: {burst.commits} for {messages} messages "
+        f"({messages / max(burst.commits, 1):.1f} messages per commit)",
+        f"  latency at a steady {steady_rate:.0f} messages/s (ms): {_summary(steady.latencies)}",
+        f"  steady {steady.cpu}",
+        f"  steady commits: {steady.commits} for {steady.offered} messages "
+        f"({steady.offered / max(steady.commits, 1):.1f} messages per commit)",
+        f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
+        f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
+    ])
+
+
+Send = Callable[[int, str], Coroutine[Any, Any, None]]
+
+
+async def _steady(send: Send, database_url: str, meter: CpuMeter, count: int,
+                  rate: float) -> Phase:
+    before = meter.snapshot()
     tasks = []
     begin = time.perf_counter()
-    for i in range(paced_n):
+    for i in range(count):
         delay = begin + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(i, "paced-")))
     await asyncio.gather(*tasks)
     await _wait_all_replied(database_url)
-    steady_cpu = meter.per_message(steady_cpu_before, meter.snapshot(), paced_n)
-    steady_commits = await _commits(database_url, "paced-")
+    elapsed = time.perf_counter() - begin
+    return Phase(count, elapsed, elapsed, meter.per_message(before, meter.snapshot(), count),
+                 await _commits(database_url, "paced-"),
+                 await _latencies(database_url, "paced-"))
 
-    # Phase 2: saturation. Everything offered at once; time until every reply is written.
+
+async def _saturate(send: Send, database_url: str, meter: CpuMeter, count: int) -> Phase:
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(messages):
+    for i in range(count):
         queue.put_nowait(i)
 
     async def producer() -> None:
         while not queue.empty():
             await send(queue.get_nowait(), "sat-")
 
-    cpu_before = meter.snapshot()
+    before = meter.snapshot()
     start = time.perf_counter()
     await asyncio.gather(*[producer() for _ in range(8)])
     accepted = time.perf_counter() - start
     await _wait_all_replied(database_url)
     elapsed = time.perf_counter() - start
-    cpu_line = meter.per_message(cpu_before, meter.snapshot(), messages)
-    commits = await _commits(database_url, "sat-")
-    throughput = messages / elapsed
-    saturated = await _latencies(database_url, "sat-")
-    paced = await _latencies(database_url, "paced-")
-    return "\n".join(
-        [
-            f"pipeline: {messages} messages, {conversations} conversations",
-            f"  saturation: accepted in {accepted:.2f}s ({messages / accepted:.0f}/s), "
-            f"all replied in {elapsed:.2f}s",
-            f"  throughput: {throughput:.0f} messages/s",
-            f"  latency accepted->reply in outbox at saturation (ms): {_summary(saturated)}",
-            f"  saturation {cpu_line}",
-            f"  saturation commits: {commits} for {messages} messages "
-            f"({messages / max(commits, 1):.1f} messages per commit)",
-            f"  latency at a steady {rate:.0f} messages/s (ms): {_summary(paced)}",
-            f"  steady {steady_cpu}",
-            f"  steady commits: {steady_commits} for {paced_n} messages "
-            f"({paced_n / max(steady_commits, 1):.1f} messages per commit)",
-            f"  raw PostgreSQL single-row insert rate (autocommit): {insert_rate:.0f} rows/s",
-            f"  ratio throughput/insert rate: {throughput / insert_rate:.3f}",
-        ]
-    )
+    return Phase(count, elapsed, accepted, meter.per_message(before, meter.snapshot(), count),
+                 await _commits(database_url, "sat-"), await _latencies(database_url, "sat-"))
 
 
 if __name__ == "__main__":

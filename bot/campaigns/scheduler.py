@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.blocking import is_blocked
 from bot.campaigns.models import Campaign, CampaignRecipient
 from bot.campaigns.schedule import Pacing, Window
 from bot.campaigns.templating import TemplateError, render, values_for
@@ -191,6 +192,11 @@ class CampaignScheduler:
         recipient.conversation_id = conversation_id
         if conversation.owner in (Owner.HUMAN.value, Owner.QUEUED.value):
             _skip(recipient, "talking_to_agent")
+            return None
+        if await is_blocked(session, conversation_id):
+            # the customer probably blocked this number (bot.blocking): sending costs
+            # budget and makes the number look like spam
+            _skip(recipient, "probably_blocked")
             return None
         variant = recipient.position % len(campaign.variants)
         values = values_for(recipient.name, recipient.phone_e164, recipient.fields)

@@ -56,7 +56,7 @@ class Progress:
     read: int = 0
     replied: int = 0
     failed: int = 0
-    skipped: int = 0  # opted out, or talking to an agent, at release time
+    skipped: int = 0  # opted out, talking to an agent or probably blocked, at release time
     cancelled: int = 0
 
 

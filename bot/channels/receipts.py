@@ -8,9 +8,11 @@ is recorded with its provider error code unless the message was already read.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,11 +46,30 @@ class Receipt:
     error: str | None = None
 
 
+# Statuses that prove the customer's phone received the message.
+REACHED = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.PLAYED})
+
+
+class DeliveryListener(Protocol):
+    """Told, inside the receipt's own transaction, which messages (conversation, seq) just
+    reached the customer (``bot.blocking`` clears its marks and watches number health)."""
+
+    async def delivered(
+        self, session: AsyncSession, messages: Sequence[tuple[uuid.UUID, int]]
+    ) -> None: ...
+
+
 class ReceiptRecorder:
     """Applies receipts to outbound message rows, by (channel, provider message id)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        listener: DeliveryListener | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._listener = listener
 
     async def record(self, receipt: Receipt) -> int:
         """Apply ``receipt``; return how many rows moved (0 for unknown or stale ids)."""
@@ -67,9 +88,13 @@ class ReceiptRecorder:
                     Message.status.in_(_REPLACES[receipt.status]),
                 )
                 .values(**values)
-                .returning(Message.id)
+                .returning(Message.id, Message.conversation_id, Message.seq)
             )
-            moved = len(result.all())
+            rows = result.all()
+            moved = len(rows)
+            if rows and self._listener is not None and receipt.status in REACHED:
+                await self._listener.delivered(
+                    session, [(r.conversation_id, r.seq) for r in rows])
         log.info(
             "receipt.recorded", channel=receipt.channel, status=receipt.status.value,
             provider_message_ids=list(receipt.provider_message_ids), moved=moved,

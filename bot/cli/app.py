@@ -36,6 +36,7 @@ def _register_subcommands() -> None:
     from bot.cli import campaigns as cli_campaigns
     from bot.cli import jobs as cli_jobs
     from bot.cli import llm as cli_llm
+    from bot.cli import sequences as cli_sequences
     from bot.cli import users as cli_users
 
     app.add_typer(cli_users.app, name="users")
@@ -44,6 +45,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_backup.app, name="backup")
     app.add_typer(cli_campaigns.app, name="campaigns")
     app.add_typer(cli_apikeys.app, name="apikeys")
+    app.add_typer(cli_sequences.app, name="sequences")
 
 
 _register_subcommands()
@@ -258,19 +260,29 @@ def bench_pipeline(
     steady_rate: Annotated[
         float, typer.Option("--steady-rate", min=1, help="messages/s of the steady phase")
     ] = 30.0,
+    traffic: Annotated[
+        str, typer.Option("--traffic", help="greetings (the plumbing figure) or realistic "
+                          "(questions from the question sets, knowledge responder, demo base "
+                          "plus --chunks synthetic passages)")
+    ] = "greetings",
+    chunks: Annotated[
+        int, typer.Option("--chunks", help="synthetic passages added with --traffic realistic")
+    ] = 50_000,
 ) -> None:
     """N inbound messages across M conversations through the real pipeline (responder only)."""
     from bot.bench.pipeline import run_pipeline_bench
 
     if responder not in ("rules", "knowledge"):
         _fail("--responder must be 'rules' or 'knowledge'")
+    if traffic not in ("greetings", "realistic"):
+        _fail("--traffic must be 'greetings' or 'realistic'")
     settings = settings_for_cli()
     report = aio.run(
         run_pipeline_bench(settings, messages=messages, conversations=conversations,
                            concurrency=concurrency or settings.inbound_concurrency,
                            batch=batch or settings.worker_batch,
                            responder=responder, workers=workers,
-                           steady_rate=steady_rate)
+                           steady_rate=steady_rate, traffic=traffic, chunks=chunks)
     )
     typer.echo(report)
 

@@ -49,15 +49,16 @@ class KnowledgeServices:
 async def knowledge_services(settings: Settings, url: str) -> AsyncIterator[KnowledgeServices]:
     """The knowledge services on their own small engine (for CLI commands)."""
     from bot.db import create_engine, session_factory
-    from bot.wiring.answering import build_embedder, build_retriever
+    from bot.wiring.answering import build_embedder, build_retriever, build_second_embedder
 
     engine = create_engine(url, pool_size=2)
     try:
         sessions = session_factory(engine)
         embedder = build_embedder(settings.knowledge)
+        second = build_second_embedder(settings.knowledge)
         yield KnowledgeServices(
-            store=KnowledgeStore(sessions, embedder),
-            retriever=build_retriever(sessions, embedder, settings.knowledge),
+            store=KnowledgeStore(sessions, embedder, second),
+            retriever=build_retriever(sessions, embedder, settings.knowledge, second=second),
             examples=IntentExamples(sessions, embedder),
             audit=AuditLog(sessions),
         )
@@ -76,9 +77,14 @@ async def prepare_knowledge(settings: Settings, url: str) -> str:
                 report = await load_demo_if_empty(kb.store)
                 if report is not None:
                     notes.append(f"demo knowledge base loaded ({report.summary()})")
-            redone = await kb.store.reembed()
-            if redone:
-                notes.append(f"re-embedded {redone} chunks with {kb.store.embedder.name}")
+            done = await kb.store.maintain()
+            if done["recut"]:
+                notes.append(f"{done['recut']} articles cut into passages again")
+            if done["reembedded"]:
+                notes.append(f"re-embedded {done['reembedded']} chunks with "
+                             f"{kb.store.embedder.name}")
+            if done["second_vectors"]:
+                notes.append(f"{done['second_vectors']} passages embedded by the second model")
             seeded = await kb.examples.seed()
             if seeded:
                 notes.append(f"{seeded} intent examples seeded")
@@ -203,12 +209,24 @@ def eval_command(
                      "folder (repeatable); 'all' for every shipped set"),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per question")] = False,
+    fit: Annotated[
+        bool, typer.Option("--fit", help="fit the ranking and confidence weights on the sets "
+                           "(prints them, and leave-one-set-out figures)")
+    ] = False,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="with --fit: keep the collected samples here")
+    ] = None,
 ) -> None:
     """Score the bot on labelled questions: the demo's set (retrieval hit rate, intents,
     escalation), or other businesses' sets beside the plain-fusion baseline (--set)."""
     from bot.cli.common import settings_for_cli
 
     settings = settings_for_cli()
+    if fit:
+        from bot.bench.fit import run_fit
+
+        typer.echo(asyncio.run(run_fit(settings, _set_folders(sets or ["all"]), cache)))
+        return
     if sets:
         _eval_sets(settings, sets, verbose=verbose)
         return
@@ -224,13 +242,23 @@ def eval_command(
 
 
 def _eval_sets(settings: Settings, names: list[str], *, verbose: bool) -> None:
-    from bot.bench.evalsets import run_sets, shipped_sets
+    from bot.bench.evalsets import run_sets
 
-    shipped = {p.name: p for p in shipped_sets()}
+    for report in asyncio.run(run_sets(settings, _set_folders(names))):
+        if verbose:
+            for line in report.lines():
+                typer.echo(line)
+        typer.echo(report.summary())
+
+
+def _set_folders(names: list[str]) -> list[Path]:
+    from bot.bench.evalsets import shipped_sets
+
+    shipped = {p.name: p for p in shipped_sets(held_out=True)}
     folders: list[Path] = []
     for name in names:
         if name == "all":
-            folders += list(shipped.values())
+            folders += shipped_sets()
         elif name in shipped:
             folders.append(shipped[name])
         elif Path(name).is_dir():
@@ -239,11 +267,7 @@ def _eval_sets(settings: Settings, names: list[str], *, verbose: bool) -> None:
             typer.echo(f"error: no evaluation set {name!r} (shipped: {', '.join(shipped)})",
                        err=True)
             raise typer.Exit(2)
-    for report in asyncio.run(run_sets(settings, folders)):
-        if verbose:
-            for line in report.lines():
-                typer.echo(line)
-        typer.echo(report.summary())
+    return folders
 
 
 def bench_retrieval(

@@ -15,6 +15,7 @@ from handoff.conversations import Conversation, Message
 _ROLE = {
     "customer": "customer", "bot": "bot", "agent": "agent", "owner_phone": "agent",
     "campaign": "bot",  # the campaign message the customer may be answering
+    "sequence": "bot",  # likewise a follow-up step
 }
 
 

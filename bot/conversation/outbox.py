@@ -40,6 +40,10 @@ log = get_logger("atiende.outbox")
 MAX_SEND_ATTEMPTS = 8
 OUT_BATCH = 100  # rows sent per transaction
 CACHE_DOWN_RETRY_SECONDS = 5.0
+# A sequence step whose sender died mid-send: it may have gone out, so it is not repeated.
+INTERRUPTED = "interrupted mid-send: not repeated (it may have gone out)"
+# Messages the business starts (not answers): an opt-out cancels them even once queued.
+UNSOLICITED = frozenset({Author.CAMPAIGN.value, Author.SEQUENCE.value})
 
 _MARK_SENT = """
 UPDATE messages AS m
@@ -240,7 +244,7 @@ class OutboxSender:
         the row), or None when the row was cancelled instead (an opt-out)."""
         (outbox_id, conv_id, kind, body, author, row_channel, attempts, raw, media,
          account, phone, opted_out) = row
-        if author == Author.CAMPAIGN.value and opted_out:
+        if author in UNSOLICITED and opted_out:
             # re-checked at send time: an opt-out beats a message already queued
             await connection.execute(
                 "UPDATE messages SET status = 'cancelled', error = 'opted_out' "
@@ -349,28 +353,41 @@ class OutboxSender:
         """The oldest pending row of one number, claimed; bot rows of human-owned chats
         are cancelled instead (the bot never talks over a human)."""
         while True:
-            message, cancelled = await self._claim_one(channel, account)
+            message, cancelled = await self._claim_one(
+                Message.channel == channel, Conversation.account == account)
             if not cancelled:
                 return message
 
-    async def _claim_one(
-        self, channel: str, account: str
-    ) -> tuple[OutboundMessage | None, bool]:
+    async def send_each(self, outbox_ids: Sequence[uuid.UUID]) -> int:
+        """Send these (unpaced) rows one at a time: each is claimed (``sending``, committed)
+        before the channel is called and marked sent right after, so a process killed
+        mid-way leaves at most the one row in flight to recovery, not a whole batch sent
+        and still pending. For messages the business starts (sequence steps), where a
+        repeat is worse than a slower send."""
+        sent = 0
+        for outbox_id in outbox_ids:
+            message, _ = await self._claim_one(Message.id == outbox_id)
+            if message is None:
+                continue  # sent or taken by someone else, or cancelled
+            try:
+                sent += await self._send_one(message)
+            except ChannelUnavailable:
+                continue  # unclaimed: it waits for the channel, like any reply
+        return sent
+
+    async def _claim_one(self, *where: Any) -> tuple[OutboundMessage | None, bool]:
         async with self._sessions() as session, session.begin():
             row = (
                 await session.execute(
                     select(
                         Message.id, Message.conversation_id, Message.kind, Message.text,
                         Message.author, Message.raw, Message.in_reply_to, Message.media,
-                        Conversation.owner, Contact.phone_e164.label("phone"),
-                        Contact.opted_out,
+                        Message.channel, Conversation.account, Conversation.owner,
+                        Contact.phone_e164.label("phone"), Contact.opted_out,
                     )
                     .join(Conversation, Conversation.id == Message.conversation_id)
                     .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(
-                        Message.direction == "out", Message.status == "pending",
-                        Message.channel == channel, Conversation.account == account,
-                    )
+                    .where(Message.direction == "out", Message.status == "pending", *where)
                     .order_by(Message.seq)
                     .limit(1)
                     .with_for_update(of=Message, skip_locked=True)
@@ -385,7 +402,7 @@ class OutboxSender:
                 )
                 log.info("outbox.cancelled", outbox_id=str(row.id), reason="human_owner")
                 return None, True
-            if row.author == Author.CAMPAIGN.value and row.opted_out:
+            if row.author in UNSOLICITED and row.opted_out:
                 await session.execute(
                     update(Message).where(Message.id == row.id)
                     .values(status="cancelled", error="opted_out")
@@ -405,8 +422,8 @@ class OutboxSender:
                     )
                 ).scalar_one_or_none()
         return OutboundMessage(
-            outbox_id=row.id, conversation_id=row.conversation_id, channel=channel,
-            account=account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
+            outbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+            account=row.account, to_phone=row.phone, kind=MessageKind(row.kind), text=row.text,
             author=Author(row.author), template=(row.raw or {}).get("template"),
             reply_to=reply_to, media=_media_ref(row.media),
         ), False
@@ -480,18 +497,26 @@ class OutboxSender:
     async def recover_stuck(self, *, older_than: timedelta) -> int:
         """Rows left in ``sending`` by a process that died go back to ``pending``: claimed
         more than ``older_than`` ago (a reply that waited long for its number and was
-        only just taken is being sent now, and must not be sent twice)."""
+        only just taken is being sent now, and must not be sent twice).
+
+        A sequence step is the exception: the process may have died after the channel
+        took it, and a follow-up repeated is worse than one missed, so it is marked
+        ``failed`` (``INTERRUPTED``) instead of sent again."""
+        stuck = (
+            Message.direction == "out", Message.status == "sending",
+            func.coalesce(Message.claimed_at, Message.created_at) < func.now() - older_than,
+        )
         async with self._sessions() as session, session.begin():
-            result = await session.execute(
+            interrupted = await session.execute(
                 update(Message)
-                .where(
-                    Message.direction == "out",
-                    Message.status == "sending",
-                    func.coalesce(Message.claimed_at, Message.created_at)
-                    < func.now() - older_than,
-                )
-                .values(status="pending")
+                .where(*stuck, Message.author == Author.SEQUENCE.value)
+                .values(status="failed", error=INTERRUPTED)
                 .returning(Message.id)
+            )
+            for (outbox_id,) in interrupted.all():
+                log.warning("outbox.interrupted", outbox_id=str(outbox_id))
+            result = await session.execute(
+                update(Message).where(*stuck).values(status="pending").returning(Message.id)
             )
             return len(result.all())
 

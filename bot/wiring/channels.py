@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.blocking import DeliverySignals
 from bot.channels.cloud_api import CloudApiChannel, CloudMediaFetcher, GraphApi, ServiceWindow
 from bot.channels.cloud_webhook import CloudWebhook
 from bot.channels.receipts import ReceiptRecorder
@@ -49,7 +50,9 @@ def build_channels(core: Core, media: MediaStore) -> Channels:
                 media_max_bytes=core.settings.channels.neonize.media_max_bytes,
             )
         )
-    return Channels(channels, ReceiptRecorder(core.sessions), graph)
+    # deliveries clear "probably blocked" marks and prove the number's receipts flow
+    receipts = ReceiptRecorder(core.sessions, listener=DeliverySignals(clock=core.clock))
+    return Channels(channels, receipts, graph)
 
 
 @dataclass

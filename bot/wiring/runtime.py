@@ -1,7 +1,7 @@
 """The full runtime of an Atiende server or worker: every area, wired once from Settings.
 
 ``Runtime.create`` composes the per-area builders of this package (core, media,
-channels, message path, answering, staff, campaigns). A process that needs less builds
+channels, message path, answering, staff, campaigns, sequences). A process that needs less builds
 less: CLI commands that touch the database only use ``bot.wiring.core.core_for``.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.answering.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.answering.intents import IntentRouter
 from bot.answering.responder import Responder
+from bot.blocking import BlockDetector, BlockedContacts
 from bot.campaigns import CampaignScheduler, CampaignService
 from bot.channels.cloud_api import GraphApi
 from bot.channels.cloud_webhook import CloudWebhook
@@ -31,7 +32,7 @@ from bot.conversation.inbound_queue import InboundQueue
 from bot.conversation.ingest import Ingestor
 from bot.conversation.outbox import OutboxSender
 from bot.conversation.pipeline import Pipeline
-from bot.conversation.reconciler import Reconciler
+from bot.conversation.reconciler import CampaignTicks, Reconciler
 from bot.db import AutocommitPool
 from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
@@ -40,16 +41,18 @@ from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.media.attachments import AgentAttachments
 from bot.metrics import Metrics
+from bot.sequences import HandList, SequenceService, SequenceTicker
 from bot.settings import Settings
 from bot.speech.agent_notes import AgentVoiceNotes
 from bot.speech.service import SpeechService
 from bot.wiring.answering import build_answering
 from bot.wiring.campaigns import build_campaigns
 from bot.wiring.channels import build_channels, build_inlets
-from bot.wiring.conversation import build_delivery, build_processing
+from bot.wiring.conversation import Delivery, build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
 from bot.wiring.media import agent_voice_notes, build_media
+from bot.wiring.sequences import build_sequences
 from bot.wiring.staff import build_staff
 from handoff.apikeys import ApiKeys
 from handoff.audit import AuditLog
@@ -119,6 +122,11 @@ class Runtime:
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     webhooks: WebhookService
+    sequences: SequenceService
+    sequence_ticker: SequenceTicker
+    hand_list: HandList
+    blocked: BlockedContacts
+    block_detector: BlockDetector
     core: Core
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -135,6 +143,7 @@ class Runtime:
         speech: SpeechService | None = None,
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
+        second_embedder: Embedder | None = None,
         answer_generator: AnswerGenerator | None = None,
         intent_classifier: IntentClassifier | None = None,
     ) -> Runtime:
@@ -146,7 +155,8 @@ class Runtime:
         channels = build_channels(core, media.media)
         delivery = build_delivery(core, channels.channels)
         answering = build_answering(
-            settings, core.sessions, embedder=embedder, responder=responder,
+            settings, core.sessions, embedder=embedder, second=second_embedder,
+            responder=responder,
             answer_generator=answer_generator or llm.generator,
             intent_classifier=intent_classifier or llm.classifier,
         )
@@ -159,6 +169,7 @@ class Runtime:
         jobs = delivery.jobs
         campaigns = build_campaigns(core, jobs, delivery.outbox)
         webhooks = build_webhooks(core, jobs)
+        sequences = build_sequences(core, jobs, delivery.outbox)
         jobs.register_periodic(
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
@@ -171,17 +182,10 @@ class Runtime:
         targeting = inlets.whatsapp.targeting
         drain = delivery.outbox.drain_number
         jobs.register_send(targeting.guard(drain) if targeting else drain)
-        reconciler = Reconciler(
-            sessions=core.sessions, jobs=jobs, inbound=delivery.inbound,
-            outbox=delivery.outbox, metrics=core.metrics,
-            stalled_seconds=settings.stalled_job_seconds,
-            interval_seconds=settings.reconcile_interval_seconds,
-            campaigns=campaigns.campaign_scheduler,
-            send_claim_seconds=settings.send_claim_seconds,
-        )
+        reconciler = build_reconciler(core, delivery, campaigns.campaign_scheduler)
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
-                     inlets),
+                     sequences, inlets),
             llm=llm, reconciler=reconciler, core=core, webhooks=webhooks,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
             agent_files=AgentAttachments(media=media.media, handoff=staff.handoff),
@@ -259,3 +263,15 @@ async def start_llm(core: Core) -> LLMService:
     )
     await llm.start()
     return llm
+
+
+def build_reconciler(core: Core, delivery: Delivery, campaigns: CampaignTicks) -> Reconciler:
+    """What puts back whatever a crash left behind (stalled work, unsent replies)."""
+    settings = core.settings
+    return Reconciler(
+        sessions=core.sessions, jobs=delivery.jobs, inbound=delivery.inbound,
+        outbox=delivery.outbox, metrics=core.metrics,
+        stalled_seconds=settings.stalled_job_seconds,
+        interval_seconds=settings.reconcile_interval_seconds,
+        campaigns=campaigns, send_claim_seconds=settings.send_claim_seconds,
+    )

@@ -34,7 +34,8 @@ async def conversation_page(
 
 def _inbox(request: Request, user: PageUser, conversation_id: uuid.UUID | None) -> HTMLResponse:
     return render(
-        request, "inbox.html", user=user, areas=("inbox",), title="nav.inbox", script="inbox",
+        request, "inbox.html", user=user, areas=("inbox", "followups"), title="nav.inbox",
+        script="inbox",
         context={"conversation_id": str(conversation_id) if conversation_id else ""},
     )
 

@@ -58,8 +58,8 @@ class Committer:
             owner = Owner(conversation.owner)
             if owner is Owner.CLOSED:
                 owner = next_owner(owner, OwnerEvent.CUSTOMER_WRITES)
-            if (decision is not None) != bot_may_reply(owner):
-                return None
+            if not _fits(decision, owner):
+                return None  # the owner changed since the decision: decide again
             if decision is not None and self._handoff is not None:
                 # the customer's next message closes an open CSAT question (nothing is
                 # written yet, so returning None here leaves no trace)
@@ -262,3 +262,12 @@ class Committer:
             owner=owner.value, replies=len(decision.replies) if decision else 0,
             escalated=bool(decision and decision.escalate),
         )
+
+
+def _fits(decision: Decision | None, owner: Owner) -> bool:
+    """The decision was taken for this owner: a reply only where the bot may give it (a
+    queued conversation only takes an answer from the knowledge base), silence only
+    where it may not."""
+    if decision is None:
+        return not bot_may_reply(owner)
+    return bot_may_reply(owner, from_knowledge=decision.while_queued)

@@ -3,6 +3,8 @@ say about a photo, document or voice note it cannot act on, and whether it asks 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.answering.responder import Decision, Responder, ResponseRequest
 from bot.answering.rules import Intent, route_rules
 from bot.conversation.pipeline.state import Pending, Snapshot
@@ -70,6 +72,15 @@ class Decider:
                     history=history, contact_name=snapshot.contact_name,
                 )
             )
+
+
+def queued_answer(decision: Decision) -> Decision | None:
+    """While a person is coming, only an answer the knowledge base holds goes out, with a
+    note that the person is still on the way; anything else waits for them."""
+    if decision.escalate or decision.opt_out or not decision.sources:
+        return None
+    note = t("still_queued", decision.language)
+    return replace(decision, replies=(*decision.replies, note), while_queued=True)
 
 
 def asks_opt_out(pending: Pending) -> bool:

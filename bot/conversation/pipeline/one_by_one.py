@@ -10,7 +10,7 @@ from datetime import timedelta
 from bot.answering.responder import Decision
 from bot.clock import Clock
 from bot.conversation.pipeline.committing import Committer
-from bot.conversation.pipeline.deciding import Decider
+from bot.conversation.pipeline.deciding import Decider, queued_answer
 from bot.conversation.pipeline.state import Pending, Snapshot, StateReader, is_fresh
 from bot.conversation.pipeline.voice import VoiceTranscriber
 from bot.logs import get_logger
@@ -77,6 +77,8 @@ class MessageProcessor:
                     or await self._decider.csat_answer(pending)
                     or await self._decider.decide(pending, snapshot, fresh)
                 )
+            elif owner is Owner.QUEUED and _answerable(pending):
+                decision = queued_answer(await self._decider.decide(pending, snapshot, fresh))
             decided = None  # taken for the state it was decided in: decide again after
             committed = await self._committer.commit(pending, decision, now=now, fresh=fresh)
             if committed is not None:
@@ -88,3 +90,9 @@ class MessageProcessor:
                 )
             snapshot = await self._state.snapshot(pending.conversation_id)
         raise RuntimeError("conversation owner kept changing while processing")
+
+
+def _answerable(pending: Pending) -> bool:
+    """A message the knowledge base might answer (text, or a transcribed voice note)."""
+    return pending.kind in (MessageKind.TEXT.value, MessageKind.VOICE.value) and bool(
+        (pending.text or pending.transcript or "").strip())

@@ -6,6 +6,7 @@ import {initList, loadList, loadCounts, renderList, fillFilterOptions, tickAges,
 import {initConversation, openConversation, closeConversation, loadDetail, actions} from "/static/js/inbox/conversation.js";
 import {initComposer, restoreDraft} from "/static/js/inbox/composer.js";
 import {initContact, loadLabels, renderSide} from "/static/js/inbox/contact.js";
+import {initFollowups} from "/static/js/inbox/followups.js";
 
 async function loadOptions() {
   try {
@@ -27,6 +28,7 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
     await Promise.all([loadList(), loadCounts(), state.current ? loadDetail() : null]);
+    emit("refreshed");
   }, 120);
 }
 
@@ -65,6 +67,7 @@ function init() {
   initConversation();
   initComposer();
   initContact();
+  initFollowups();
   on("open", (id) => openConversation(id));
   on("opened", (id, changed) => { if (changed) restoreDraft(id); renderList(); });
   on("rendered", (d, fresh) => renderSide(d, fresh));

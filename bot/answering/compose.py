@@ -1,0 +1,121 @@
+"""The reply text of an answer: the passages that answer, or the catalog's own lines.
+
+An article's answer is its best passages (a paragraph, a list item after its lead-in, a
+table row), as many of the best as fit a WhatsApp reply together, in the article's order
+under their headings. A catalog answer states price and stock exactly as the catalog has
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+
+from bot.i18n import t
+from knowledge.indexing import unit_heading
+from knowledge.kinds import ProductView
+from knowledge.ranking import Candidate, RankedSource
+
+# Passages join the best one while they fit the reply and score within ``CLOSE`` of it
+# (fused z-score): the fact asked for is often in the second or third best passage.
+MAX_PASSAGES = 3
+CLOSE = 2.5
+
+
+def format_price(price: Decimal, currency: str) -> str:
+    return f"${price:,.2f} {currency}"
+
+
+def price_line(product: ProductView, language: str) -> str:
+    return t("price_one", language, name=product.name,
+             price=format_price(product.price, product.currency), unit="")
+
+
+def passage_reply(source: RankedSource, language: str, *, limit: int) -> str:
+    """The passages of an article that answer: the best ones that fit ``limit``
+    characters together (at most ``MAX_PASSAGES``), in the article's order, each group
+    under its heading, with the source line."""
+    picked = _pack(source, limit)
+    parts = []
+    intro = t("english_intro", language)
+    if intro:
+        parts.append(intro)
+    sections: list[tuple[str, list[str]]] = []
+    for passage in sorted(picked, key=lambda p: p.chunk_id):  # the article's own order
+        heading = unit_heading(passage.title, passage.heading)
+        if sections and sections[-1][0] == heading:
+            sections[-1][1].append(passage.text)
+        else:
+            sections.append((heading, [passage.text]))
+    parts.append("\n".join(
+        f"*{heading}*\n" + "\n".join(_dedupe_leads(texts)) for heading, texts in sections))
+    parts.append(t("source_line", language, titles=source.passages[0].title))
+    return "\n\n".join(parts)
+
+
+def _pack(source: RankedSource, limit: int) -> list[Candidate]:
+    """The best passages, best first, while they fit together (a long first one is
+    trimmed alone)."""
+    first = source.passages[0]
+    if len(first.text) >= limit:
+        return [replace(first, text=trim(first.text, limit))]
+    picked = [first]
+    size = len(first.text)
+    for passage, score in zip(source.passages[1:], source.fused[1:], strict=True):
+        if len(picked) >= MAX_PASSAGES or source.fused[0] - score > CLOSE:
+            break
+        if size + len(passage.text) + 1 <= limit:
+            picked.append(passage)
+            size += len(passage.text) + 1
+    return picked
+
+
+def _dedupe_leads(texts: list[str]) -> list[str]:
+    """List items share their lead-in line ("Puedes pagar con:"): say it once."""
+    out: list[str] = []
+    lead = None
+    for text in texts:
+        head, sep, rest = text.partition("\n")
+        if sep and head.rstrip().endswith(":"):
+            if head != lead:
+                out.append(head)
+                lead = head
+            out.append(f"• {rest}")
+        else:
+            out.append(text)
+            lead = None
+    return out
+
+
+def catalog_reply(products: Sequence[ProductView], language: str) -> str:
+    """Price and stock exactly as the catalog says (one product, or a short list)."""
+    if len(products) == 1:
+        product = products[0]
+        lines = [price_line(product, language)]
+        if product.description:
+            lines.append(trim(product.description, 220))
+        if product.stock is not None:
+            lines.append(t("stock_some", language, stock=str(product.stock)) if product.stock
+                         else t("stock_none", language))
+        return "\n".join(lines)
+    lines = [t("price_list_intro", language)]
+    for product in sorted(products, key=lambda p: p.price):
+        line = f"• {price_line(product, language)}"
+        if product.stock is not None:
+            stock = (t("stock_some", language, stock=str(product.stock)) if product.stock
+                     else t("stock_none", language))
+            line = f"{line} {stock}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def trim(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    for mark in ("\n", ". ", "; "):
+        at = cut.rfind(mark)
+        if at > limit // 2:
+            return cut[: at + (1 if mark != "\n" else 0)].rstrip()
+    return cut.rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
