@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.auth import Principal
-from handoff.conversations import Conversation
+from handoff.conversations import Conversation, Message
 from handoff.errors import NotAllowed
 from handoff.ownership import Owner
 from handoff.roles import Role
@@ -48,11 +48,15 @@ _SUPERVISORS_ONLY = frozenset({Action.ASSIGN})
 def visible_to_agent(agent_id: uuid.UUID) -> Any:
     """SQL condition: the conversation is assigned to the agent, or its *open* handoff is
     routed to one of the agent's teams or to no team (so nothing goes unseen), or the
-    agent closed one of its handoffs. A closed handoff of another agent's team does not
-    keep the conversation visible, and one only the bot handled is never visible."""
+    agent closed one of its handoffs or wrote in it. A closed handoff of another agent's
+    team does not keep the conversation visible, and one only the bot handled is never
+    visible."""
     my_teams = select(TeamMember.team_id).where(TeamMember.user_id == agent_id)
     return or_(
         Conversation.assigned_agent_id == agent_id,
+        select(Message.id).where(
+            Message.conversation_id == Conversation.id, Message.author_id == agent_id
+        ).exists(),
         select(Ticket.id).where(
             Ticket.conversation_id == Conversation.id,
             or_(

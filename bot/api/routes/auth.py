@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import SESSION_COOKIE, StaffDep, request_client
 from bot.api.deps import RuntimeDep
+from bot.api.guard import CSRF_FIELD, csrf_ok
 from bot.api.pages import render
 from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
@@ -159,8 +160,14 @@ async def login_form(
 
 
 @pages.post("/logout")
-async def logout_form(request: Request, runtime: RuntimeDep) -> Response:
+async def logout_form(
+    request: Request, runtime: RuntimeDep,
+    csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = "",
+) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
+    if token and not csrf_ok(runtime.settings, token, csrf):
+        # a page elsewhere cannot sign the user out; the form of our own pages can
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     if token:
         await runtime.auth.logout(token)
     response = RedirectResponse("/login", status_code=303)
