@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -26,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api.auth import SESSION_COOKIE
 from bot.logs import get_logger
-from bot.settings import Settings
+from bot.settings import Settings, parse_networks
+from handoff.apikeys import is_api_key
 
 if TYPE_CHECKING:
     from bot.wiring.runtime import Runtime
@@ -47,6 +49,7 @@ _PAGE_CSP = (
 )
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _DOCS = ("/docs", "/redoc", "/openapi.json")
+Refusal = tuple[int, str, str] | None  # status, reason, code
 
 
 def csrf_token(settings: Settings, session: str) -> str:
@@ -88,7 +91,8 @@ class RequestGuard:
         settings = _settings(scope)
         headers = Headers(scope=scope)
         send = _with_headers(send, scope["path"], settings)
-        refusal = _invalid_text(scope) or _cross_site(scope, headers, settings)
+        refusal = (_invalid_text(scope) or _cross_site(scope, headers, settings)
+                   or await _limited(scope, headers, settings))
         if refusal is not None:
             await _answer(send, *refusal)
             return
@@ -123,7 +127,7 @@ def _settings(scope: Scope) -> Settings:
     return runtime.settings if runtime is not None else Settings()
 
 
-def _invalid_text(scope: Scope) -> tuple[int, str, str] | None:
+def _invalid_text(scope: Scope) -> Refusal:
     raw_path = scope.get("raw_path") or scope["path"].encode()
     if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(
         scope.get("query_string", b"")
@@ -133,7 +137,7 @@ def _invalid_text(scope: Scope) -> tuple[int, str, str] | None:
     return None
 
 
-def _cross_site(scope: Scope, headers: Headers, settings: Settings) -> tuple[int, str, str] | None:
+def _cross_site(scope: Scope, headers: Headers, settings: Settings) -> Refusal:
     path = scope["path"]
     if scope["method"] in SAFE_METHODS or path.startswith("/webhooks/"):
         return None
@@ -153,6 +157,32 @@ def _cross_site(scope: Scope, headers: Headers, settings: Settings) -> tuple[int
         log.info("http.csrf_refused", path=path)
         return 403, "missing or wrong CSRF token: reload the page", "csrf"
     return None
+
+
+async def _limited(scope: Scope, headers: Headers, settings: Settings) -> Refusal:
+    """/metrics and /docs for staff or an allow-list only, when the settings say so."""
+    path = scope["path"]
+    rule = (settings.security.metrics_allow if path == "/metrics"
+            else settings.security.docs_allow if path.startswith(_DOCS) else "")
+    if not rule.strip():
+        return None
+    if rule.strip() != "staff":
+        client = (scope.get("client") or ("", 0))[0]
+        try:
+            address = ipaddress.ip_address(client)
+            if any(address in network for network in parse_networks(rule)):
+                return None
+        except ValueError:
+            pass
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    token = headers.get("authorization", "")[7:].strip() if headers.get(
+        "authorization", "").lower().startswith("bearer ") else _cookie(headers, SESSION_COOKIE)
+    if runtime is not None and token:
+        resolver = runtime.api_keys if is_api_key(token) else runtime.auth
+        if await resolver.resolve(token) is not None:
+            return None
+    log.info("http.limited_refused", path=path)
+    return 401, "login required", "login"
 
 
 def _same_origin(origin: str, headers: Headers, settings: Settings) -> bool:

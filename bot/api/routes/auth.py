@@ -130,6 +130,20 @@ async def logout(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
     return response
 
 
+@router.post("/logout-everywhere", status_code=204)
+async def logout_everywhere(
+    request: Request, runtime: RuntimeDep, principal: StaffDep
+) -> Response:
+    """End every session of the caller (every browser and phone, this one too)."""
+    revoked = await runtime.auth.revoke_sessions(principal.id)
+    await runtime.audit.record(Actor.of(principal, client=_client(request)),
+                               "auth.logout_everywhere", f"user:{principal.id}",
+                               {"sessions_revoked": revoked})
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
 @pages.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return render(request, "login.html", user=None, title="nav.login",
