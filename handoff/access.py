@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from handoff.auth import Principal
-from handoff.conversations import Conversation, Message
+from handoff.conversations import Conversation
 from handoff.errors import NotAllowed
 from handoff.ownership import Owner
 from handoff.roles import Role
@@ -48,23 +49,24 @@ _SUPERVISORS_ONLY = frozenset({Action.ASSIGN})
 def visible_to_agent(agent_id: uuid.UUID) -> Any:
     """SQL condition: the conversation is assigned to the agent, or its *open* handoff is
     routed to one of the agent's teams or to no team (so nothing goes unseen), or the
-    agent closed one of its handoffs or wrote in it. A closed handoff of another agent's
-    team does not keep the conversation visible, and one only the bot handled is never
-    visible."""
+    agent claimed or closed one of its handoffs (its own history). A closed handoff of
+    another team does not keep the conversation visible, and one only the bot handled is
+    never visible."""
     my_teams = select(TeamMember.team_id).where(TeamMember.user_id == agent_id)
+    # an alias, correlated to Conversation only: the enclosing query may itself select
+    # tickets
+    ticket = aliased(Ticket)
     return or_(
         Conversation.assigned_agent_id == agent_id,
-        select(Message.id).where(
-            Message.conversation_id == Conversation.id, Message.author_id == agent_id
-        ).exists(),
-        select(Ticket.id).where(
-            Ticket.conversation_id == Conversation.id,
+        select(ticket.id).where(
+            ticket.conversation_id == Conversation.id,
             or_(
-                Ticket.closed_at.is_(None)
-                & or_(Ticket.team_id.is_(None), Ticket.team_id.in_(my_teams)),
-                Ticket.closed_by == agent_id,
+                ticket.closed_at.is_(None)
+                & or_(ticket.team_id.is_(None), ticket.team_id.in_(my_teams)),
+                ticket.claimed_by == agent_id,
+                ticket.closed_by == agent_id,
             ),
-        ).exists(),
+        ).correlate(Conversation).exists(),
     )
 
 

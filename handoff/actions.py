@@ -83,6 +83,7 @@ class AgentActions:
             ticket = await self._steps.ticket(session, conv)
             if ticket.claimed_at is None:
                 ticket.claimed_at = self._clock()
+            ticket.claimed_by = actor.id
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
         await self._after.run(after)
@@ -143,6 +144,7 @@ class AgentActions:
             )
             now = self._clock()
             ticket.claimed_at = ticket.claimed_at or now
+            ticket.claimed_by = ticket.claimed_by or actor.id
             self._steps.first_response(ticket, now)
             conv.last_message_at = now
             after.conversations.add(conv.id)

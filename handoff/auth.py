@@ -241,11 +241,11 @@ class AuthService:
                 return None
             user, last_used = row
             if now - last_used > _TOUCH_EVERY:  # one write a minute per session, at most
-                async with session.begin():
-                    await session.execute(
-                        update(AuthToken).where(AuthToken.token_hash == _digest(token))
-                        .values(last_used_at=now)
-                    )
+                await session.execute(
+                    update(AuthToken).where(AuthToken.token_hash == _digest(token))
+                    .values(last_used_at=now)
+                )
+                await session.commit()
         return _principal(user)
 
     async def logout(self, token: str) -> None:

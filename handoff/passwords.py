@@ -39,8 +39,11 @@ class Passwords:
             return f"password must have at least {MIN_PASSWORD} characters"
         if password.lower() in self._common:
             return "this password is on the list of common passwords"
-        inputs = [part for value in user_inputs for part in value.lower().replace(
-            "@", " ").replace(".", " ").split() if part]
+        whole = [value.strip().lower() for value in user_inputs if value.strip()]
+        if password.lower() in whole:
+            return "the password must not be your e-mail or name"
+        inputs = whole + [part for value in whole
+                          for part in value.replace("@", " ").replace(".", " ").split()]
         result = zxcvbn(password[:MAX_CHECKED], user_inputs=inputs)
         if result["score"] < MIN_SCORE:
             hint = result["feedback"].get("warning") or "add more unrelated words"

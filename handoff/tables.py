@@ -146,6 +146,7 @@ class Ticket(RecordsBase):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_response_seconds: Mapped[float | None] = mapped_column(Float)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
