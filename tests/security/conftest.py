@@ -31,6 +31,7 @@ class World:
     team_a: str
     team_b: str
     own: str                # claimed by agent_a (team A)
+    mine_b: str             # team B's, claimed by agent_b
     other: str              # queued for team A: agent_b's "other team"
     unassigned: str         # queued for no team
     bot_only: str           # only the bot ever handled it
@@ -61,9 +62,9 @@ async def world(client: httpx.AsyncClient, staff: StaffFactory) -> World:
                          json={"user_ids": [str(member.id)]}, headers=admin.headers)
         teams.append(team.json()["id"])
     phones = {"own": "+525511110001", "other": "+525511110002", "unassigned": "+525511110003",
-              "bot_only": "+525511110004"}
+              "bot_only": "+525511110004", "mine_b": "+525511110005"}
     ids, messages = {}, {}
-    for kind in ("own", "other", "unassigned"):
+    for kind in ("own", "other", "unassigned", "mine_b"):
         ids[kind], messages[kind] = await _conversation(client, phones[kind], "quiero un asesor")
     ids["bot_only"], messages["bot_only"] = await _conversation(
         client, phones["bot_only"], "hola, me robaron el coche, póliza 123")
@@ -71,13 +72,18 @@ async def world(client: httpx.AsyncClient, staff: StaffFactory) -> World:
         moved = await client.post(f"/api/v1/conversations/{ids[kind]}/transfer",
                                   json={"team_id": teams[0]}, headers=admin.headers)
         assert moved.status_code == 200, moved.text
-    claimed = await client.post(f"/api/v1/conversations/{ids['own']}/claim",
-                                headers=agent_a.headers)
-    assert claimed.status_code == 200, claimed.text
+    moved = await client.post(f"/api/v1/conversations/{ids['mine_b']}/transfer",
+                              json={"team_id": teams[1]}, headers=admin.headers)
+    assert moved.status_code == 200, moved.text
+    for kind, agent in (("own", agent_a), ("mine_b", agent_b)):
+        claimed = await client.post(f"/api/v1/conversations/{ids[kind]}/claim",
+                                    headers=agent.headers)
+        assert claimed.status_code == 200, claimed.text
     detail = await client.get(f"/api/v1/conversations/{ids['bot_only']}", headers=admin.headers)
     assert detail.json()["conversation"]["owner"] == "bot"
     return World(admin, supervisor, agent_a, agent_b, teams[0], teams[1], ids["own"],
-                 ids["other"], ids["unassigned"], ids["bot_only"], phones, messages)
+                 ids["mine_b"], ids["other"], ids["unassigned"], ids["bot_only"], phones,
+                 messages)
 
 
 @asynccontextmanager
