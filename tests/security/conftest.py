@@ -21,6 +21,21 @@ from tests.handoff.test_inbox_browser import free_port
 
 __all__ = ["PASSWORD", "World", "serve"]
 
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Append ``"name: figure"`` lines; they are printed in the terminal summary."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("security figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
 
 @dataclass
 class World:
