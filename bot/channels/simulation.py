@@ -147,9 +147,9 @@ class SimulatorService:
     ) -> Outcome:
         """The outcome; with ``wait``, block up to that many seconds for processing.
 
-        Only simulator messages, and of those: supervisors and admins read any; an agent
-        those of conversations it may see (``handoff.access``) or its own session's; anyone
-        else only its ``session``'s. Any other message (a WhatsApp one, another session's,
+        Supervisors and admins read any; an agent those of conversations it may see
+        (``handoff.access``) or its own simulator session's; anyone else only its
+        simulator ``session``'s. Any other message (a WhatsApp one, another session's,
         another team's) is "not found"."""
         read = functools.partial(self._read, session=session or "", viewer=viewer)
         current = await read(message_id)
@@ -172,11 +172,11 @@ class SimulatorService:
         query = (
             select(Message, Conversation.owner)
             .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.id == message_id, Message.direction == "in",
-                   Conversation.channel == SIMULATOR)
+            .where(Message.id == message_id, Message.direction == "in")
         )
         if viewer is None or viewer.role is Role.AGENT:
-            own = Message.raw[SESSION_KEY].astext == session
+            own = (Conversation.channel == SIMULATOR) & (
+                Message.raw[SESSION_KEY].astext == session)
             query = query.where(own if viewer is None else or_(own, visible_to_agent(viewer.id)))
         async with self._sessions() as db:
             row = (await db.execute(query)).one_or_none()
