@@ -41,9 +41,10 @@ TEXT_MATCH_CAP = 100
 # would be most of the full-text half's cost).
 COMMON_SHARE = 0.2
 COMMON_MAX_CHUNKS = 1000
-# An example question an admin wrote for an article that is among the nearest brings
-# that article's first passages into the pool (its passages may all rank lower than the
-# question itself: "¿el perro de mi hijo queda cubierto?" written for the home policy).
+# An example question an admin wrote for an article that is among the nearest, with
+# none of that article's passages, brings its first passages into the pool (they may all
+# rank lower than the question itself: "¿el perro de mi hijo queda cubierto?" written
+# for the home policy).
 ASKED_PASSAGES = 12
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -68,8 +69,10 @@ m AS (
   WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT CAST(%(cap)s AS int)),
 near AS (SELECT id FROM v UNION SELECT id FROM m {second_union}),
 asked AS (
-  SELECT DISTINCT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
-  WHERE c.role = 'question'),
+  SELECT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
+  WHERE c.role = 'question'
+  EXCEPT SELECT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
+  WHERE c.role <> 'question'),
 pool AS (
   SELECT id FROM near
   UNION SELECT c.id FROM asked a JOIN kb_chunks c
