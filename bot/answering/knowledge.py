@@ -21,8 +21,6 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from knowledge.ranking import RankedSource
-
 from bot.answering.compose import catalog_reply, passage_reply
 from bot.answering.generation import AnswerGenerator, GenerationRequest, Passage, PersonaText
 from bot.answering.intents import IntentRouter, RoutedText
@@ -31,6 +29,7 @@ from bot.answering.rules import Intent, injection_attempt, quotes_identifier
 from bot.i18n import detect_language, t
 from bot.logs import get_logger
 from knowledge.config import KnowledgeConfig
+from knowledge.ranking import RankedSource
 from knowledge.retrieval import Retrieval, Retriever
 from knowledge.store import KnowledgeStore
 from knowledge.text import fold

@@ -37,6 +37,7 @@ from bot.db import AutocommitPool
 from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
 from bot.integrations.webhooks import WebhookService
+from bot.learning import LearningService
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.metrics import Metrics
@@ -50,6 +51,7 @@ from bot.wiring.channels import build_channels, build_inlets
 from bot.wiring.conversation import Delivery, build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
+from bot.wiring.learning import build_learning
 from bot.wiring.media import agent_voice_notes, build_media
 from bot.wiring.sequences import build_sequences
 from bot.wiring.staff import build_staff
@@ -121,6 +123,7 @@ class Runtime:
     hand_list: HandList
     blocked: BlockedContacts
     block_detector: BlockDetector
+    learning: LearningService
     core: Core
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -167,6 +170,10 @@ class Runtime:
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
         )
+        learning = build_learning(settings, core.sessions, answering.knowledge,
+                                  drafter=llm.drafter)
+        jobs.register_periodic("atiende.knowledge_suggestions", learning.tick,
+                               every_seconds=settings.suggestions.harvest_seconds)
         await jobs.open()
         inlets = build_inlets(
             core, channels, ingestor=processing.ingestor, jobs=jobs, media=media.media,
@@ -179,7 +186,7 @@ class Runtime:
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      sequences, inlets),
-            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks,
+            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, learning=learning,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
         )
 
