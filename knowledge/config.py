@@ -73,8 +73,9 @@ class SuggestionsConfig(BaseModel):
 
     # An item joins a suggestion when its mean similarity to the members (a quarter the
     # question cosine, three quarters the reply cosine) reaches this; chosen for USE on
-    # knowledge/evalsets/suggestions/dev.yaml (another embedding model needs its own).
-    group_similarity: float = Field(default=0.62, ge=0.0, le=1.0)
+    # knowledge/evalsets/suggestions/dev.yaml (another embedding model needs its own;
+    # check it with `atiende bench suggestions --set dev --similarity X`).
+    group_similarity: float = Field(default=0.56, ge=0.0, le=1.0)
     # How often a worker looks for newly resolved handoffs (and drafts with the LLM).
     harvest_seconds: int = Field(default=10, ge=1, le=59)
     drafts_per_tick: int = Field(default=3, ge=0, le=50)
