@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import yaml
-from sqlalchemy import insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import create_engine, migrate, session_factory
@@ -40,7 +41,7 @@ from knowledge.suggestions import SuggestionStore
 from knowledge.synonyms import load_synonyms
 from knowledge.usem import UsemEmbedder
 
-TICKETS = Ticket.__table__
+TICKETS = cast(Table, Ticket.__table__)
 
 
 @dataclass(frozen=True, slots=True)
