@@ -87,13 +87,15 @@ async def test_a_burst_is_answered_once_each_in_order_and_stops_at_the_handoff(
         assert set(processed) == {"processed"}
         answered = [r.in_reply_to for r in replies]
         # the first ten in order, one reply each; the human request gets the handoff
-        # notice; after it the conversation is queued and the bot is silent
+        # notice; after it the conversation is queued and the bot is silent (while a
+        # person is coming it only sends answers from the knowledge base, and these
+        # rule replies cite none)
         assert answered[:10] == ids[:10]
         assert answered[10:] == [ids[10]] * (len(answered) - 10)
         assert conversation.owner == "queued"
         # every message decided exactly once (the escalation is not decided twice)
         assert all(responder.calls.get(i) == 1 for i in ids[:11])
-        assert ids[11] not in responder.calls
+        assert all(responder.calls.get(i, 0) <= 1 for i in ids[11:])
         # each decision saw the earlier turns of the burst (memory inside the run)
         assert responder.histories[:3] == [0, 2, 4]
     finally:

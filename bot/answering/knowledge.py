@@ -105,7 +105,7 @@ class KnowledgeResponder:
         top = retrieval.ranked[0] if retrieval.ranked else None
         if top is None or top.confidence < self._config.min_confidence:
             person = _person_request(routed, text)
-            if person is not None and person[1] >= FALLBACK_MARGIN:
+            if person is not None and person[1] >= FALLBACK_MARGIN and not _small_talk(text):
                 return self._person(person[0], confidence, language)
             return self._unsupported(text, intent, confidence, language, retrieval,
                                      routed.margin(intent.value))
@@ -156,14 +156,12 @@ class KnowledgeResponder:
         self, text: str, intent: Intent, confidence: float, language: str, retrieval: Retrieval,
         routed_margin: float = 0.0,
     ) -> Decision:
-        folded = fold(text)
         if injection_attempt(text) or (
                 intent is Intent.INJECTION and routed_margin >= PERSON_MARGIN):
             reply = t("decline", language, business=self._persona.business_name)
             return Decision(Intent.INJECTION, confidence, (reply,), language=language)
-        if intent in (Intent.OTHER, Intent.GREETING, Intent.THANKS) \
-                and not _QUESTION_HINT.search(folded) and len(folded) < 40:
-            # "ok", "jaja", "va": nothing to answer and nothing to escalate.
+        if _small_talk(text) and intent not in (Intent.QUESTION, Intent.PRODUCT):
+            # "ok", "jaja", "déjame ver": nothing to answer and nothing to escalate.
             return self._small_talk(intent, confidence, language)
         best = retrieval.ranked[0].confidence if retrieval.ranked else 0.0
         log.info("answer.no_support", intent=str(intent), best_confidence=round(best, 3))
@@ -227,3 +225,9 @@ def _person_request(routed: RoutedText, text: str) -> tuple[Intent, float] | Non
         if best is None or margin > best[1]:
             best = (intent, margin)
     return best
+
+
+def _small_talk(text: str) -> bool:
+    """A short message without any question in it ("ok", "déjame ver", "va, gracias")."""
+    folded = fold(text)
+    return len(folded) < 40 and not _QUESTION_HINT.search(folded)

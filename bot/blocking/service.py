@@ -17,7 +17,7 @@ from bot.errors import NotFound
 from bot.logs import get_logger
 from handoff.access import require_visible
 from handoff.auth import Principal
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, display_phone
 
 __all__ = ["BlockView", "BlockedContacts", "is_blocked"]
 
@@ -122,7 +122,8 @@ class BlockedContacts:
             ).all()
         return [
             BlockView(
-                conversation_id=b.conversation_id, contact_phone=phone, contact_name=name,
+                conversation_id=b.conversation_id,
+                contact_phone=display_phone(phone) if phone else None, contact_name=name,
                 channel=b.channel, account=b.account, state=b.state, blocked_at=b.blocked_at,
                 undelivered=b.undelivered, evidence=dict(b.evidence or {}),
                 cleared_at=b.cleared_at, cleared_reason=b.cleared_reason,

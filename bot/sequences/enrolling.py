@@ -19,7 +19,7 @@ from bot.sequences.models import Sequence as SequenceRow
 from bot.sequences.models import SequenceEnrollment
 from bot.sequences.timing import first_due
 from bot.sequences.values import Step
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 from handoff.ownership import Owner
 
 __all__ = [
@@ -62,7 +62,8 @@ async def target_by_phone(
     contact = (
         await session.execute(
             insert(Contact)
-            .values(id=uuid.uuid4(), phone_e164=phone, name=name)
+            # a simulator number is the simulator's own contact (never a real customer)
+            .values(id=uuid.uuid4(), phone_e164=contact_key(channel, phone), name=name)
             .on_conflict_do_update(
                 index_elements=["phone_e164"], set_={"name": func.coalesce(Contact.name, name)}
             )

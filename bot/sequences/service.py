@@ -32,7 +32,7 @@ from bot.sequences.validation import validate_draft
 from bot.sequences.values import EnrollmentView, EnrollReport, SequenceDraft, SequenceView
 from handoff.access import require_visible
 from handoff.auth import Principal
-from handoff.conversations import Conversation, Message
+from handoff.conversations import Conversation, Message, display_phone
 
 __all__ = ["SequenceService"]
 
@@ -361,7 +361,7 @@ def _enrollment_view(
     e: SequenceEnrollment, name: str, total: int, sent: int
 ) -> EnrollmentView:
     return EnrollmentView(
-        id=e.id, sequence_id=e.sequence_id, sequence_name=name, phone=e.phone_e164,
+        id=e.id, sequence_id=e.sequence_id, sequence_name=name, phone=display_phone(e.phone_e164),
         name=e.name, conversation_id=e.conversation_id, state=e.state,
         steps_sent=sent, next_step=e.next_step, total_steps=total,
         stop_reason=e.stop_reason, paused_reason=e.paused_reason, source=e.source,

@@ -144,7 +144,7 @@ async def test_bm25_is_a_share_of_what_the_question_could_score(
     embedder = HashingEmbedder()
     retriever = Retriever(sessions, embedder)
     vector = (await embedder.embed(["grua para mi casa"]))[0]
-    pool, unknown = await retriever.pool("grua sin costo incendio", vector, unknown=True)
+    pool, unknown, _ = await retriever.pool("grua sin costo incendio", vector, unknown=True)
     assert unknown == ()
     by_source = {c.source_id: c for c in pool if c.bm25 > 0}
     assert set(by_source) == {"asistencia-vial", "seguro-hogar"}

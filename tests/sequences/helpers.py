@@ -6,10 +6,11 @@ import uuid
 
 from sqlalchemy import select
 
+from bot.channels.simulator import SIMULATOR
 from bot.sequences import SequenceDraft, Step, StepTemplate
 from bot.sequences.models import SequenceEnrollment, SequenceSend
 from bot.wiring.runtime import Runtime
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 
 
 def steps(*delays: int, template: StepTemplate | None = None) -> tuple[Step, ...]:
@@ -30,7 +31,8 @@ async def sent_to(rt: Runtime, phone: str) -> list[tuple[str | None, str]]:
             select(Message.text, Message.status)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.phone_e164 == phone, Message.author == "sequence")
+            .where(Contact.phone_e164.in_([phone, contact_key(SIMULATOR, phone)]),
+                   Message.author == "sequence")
             .order_by(Message.seq)
         )).all()
     return [(r.text, r.status) for r in rows]

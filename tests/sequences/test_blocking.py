@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 
 from bot.blocking import DetectorRun
 from bot.channels.receipts import DeliveryStatus, Receipt
+from bot.channels.simulator import SIMULATOR
 from bot.clock import FakeClock
 from bot.sequences import SequenceDraft, Step
 from bot.wiring.runtime import Runtime
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 from tests.campaigns.helpers import launched
 from tests.conftest import ask
 from tests.sequences.helpers import enrollment
@@ -54,7 +55,8 @@ async def _deliver(rt: Runtime, phones: list[str], *, after_seq: int = 0) -> int
             select(Message.provider_message_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.phone_e164.in_(phones), Message.status == "sent",
+            .where(Contact.phone_e164.in_([contact_key(SIMULATOR, p) for p in phones]),
+                   Message.status == "sent",
                    Message.seq > after_seq)
         )).scalars().all()
     return await rt.receipts.record(
@@ -86,7 +88,7 @@ async def _conversation(rt: Runtime, phone: str) -> uuid.UUID:
     async with rt.sessions() as s:
         return (await s.execute(
             select(Conversation.id).join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.phone_e164 == phone))).scalar_one()
+            .where(Contact.phone_e164 == contact_key(SIMULATOR, phone)))).scalar_one()
 
 
 async def test_a_real_block_is_marked_after_the_configured_evidence_and_not_before(

@@ -8,8 +8,9 @@ import asyncio
 import httpx
 from sqlalchemy import select
 
+from bot.channels.simulator import SIMULATOR
 from bot.wiring.runtime import Runtime
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Contact, Conversation, Message, contact_key
 
 
 async def _sequence_texts(rt: Runtime, phone: str) -> list[tuple[str | None, str]]:
@@ -18,7 +19,8 @@ async def _sequence_texts(rt: Runtime, phone: str) -> list[tuple[str | None, str
             select(Message.text, Message.status)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.phone_e164 == phone, Message.author == "sequence")
+            .where(Contact.phone_e164.in_([phone, contact_key(SIMULATOR, phone)]),
+                   Message.author == "sequence")
             .order_by(Message.seq)
         )).all()
     return [(r.text, r.status) for r in rows]

@@ -7,9 +7,11 @@ import asyncio
 
 import httpx
 
+from bot.channels.simulator import SIMULATOR
 from bot.clock import FakeClock
 from bot.sequences import SequenceDraft, Step
 from bot.wiring.runtime import Runtime
+from handoff.conversations import contact_key
 from tests.conftest import ask
 from tests.sequences.helpers import sent_to
 
@@ -74,7 +76,8 @@ async def test_per_step_figures_count_sent_delivered_read_replied_and_stopped(
             select(Message.provider_message_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.phone_e164 == phones[0], Message.author == "sequence"))).scalar_one()
+            .where(Contact.phone_e164 == contact_key(SIMULATOR, phones[0]),
+                   Message.author == "sequence"))).scalar_one()
     await rt.receipts.record(Receipt("simulator", (read,), DeliveryStatus.READ))  # …1 read
     await ask(api, "gracias, ya lo vi", phone=phones[1])  # one replies: stops before step 2
     fake_clock.advance(minutes=61)

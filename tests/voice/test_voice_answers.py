@@ -67,6 +67,8 @@ async def test_spoken_question_is_answered_from_the_right_article(
     assert isinstance(replies, list) and len(replies) == 1
     # The reply quotes that article (and says so), nothing the knowledge base does not hold.
     article = dict(demo_files())["demo/articles/cancelacion-poliza.md"].decode()
-    first_line = str(replies[0]).splitlines()[0]
+    # (the first line is the passage's heading, in bold; the passage itself follows)
+    heading, first_line = str(replies[0]).splitlines()[:2]
+    assert heading.startswith("*Cancelación de póliza")
     assert len(first_line) > 20 and first_line in " ".join(article.split())
     assert "Cancelación de póliza" in str(replies[0])
