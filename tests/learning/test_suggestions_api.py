@@ -140,11 +140,13 @@ async def test_bad_approvals_write_nothing(
     await load_demo_if_empty(runtime.knowledge)
     agent, admin = await staff("agent"), await staff("admin")
     conversation = await handed_over(
-        client, "Soy Karla Ibarra, ¿aseguran drones? mi cel es 55 4321 8765",
-        phone="+5215520000031", name="Karla Ibarra")
+        client, "Soy Karla Ibarra, ¿aseguran drones?", phone="+5215520000031",
+        name="Karla Ibarra")
+    # (a number in the customer's own message routes it to 'account', not 'no_answer':
+    # here the agent repeats the customer's phone)
     await answer_and_resolve(client, agent, conversation, [
         "Hola Karla, sí aseguramos drones de hasta 25 kg con responsabilidad civil hasta "
-        "1,000,000 de pesos."])
+        "1,000,000 de pesos. Te marco al 55 4321 8765 para cotizarlo."])
     s = await one_pending(client, admin)
     assert s["masked"] == {"name": 2, "phone": 1}
     assert "55 4321 8765" not in str(s) and "Karla" not in str(s) and "Ibarra" not in str(s)
