@@ -16,6 +16,7 @@ from bot.api.auth import AdminDep, Principal, Role, require_page_role
 from bot.api.deps import RuntimeDep
 from bot.reports.analytics import Analytics, Period, Report
 from bot.reports.charts import bar_chart, hbar_chart
+from bot.reports.learning import Figures, LearningFigures
 
 router = APIRouter(prefix="/api/v1/admin/analytics", tags=["admin"])
 pages = APIRouter(include_in_schema=False)
@@ -56,6 +57,9 @@ LABELS: dict[str, dict[str, str]] = {
         "voice": "Notas de voz transcritas", "voice_notes": "Notas por motor",
         "audio_minutes": "Minutos de audio por motor", "backend": "Motor",
         "notes": "Notas", "minutes": "Minutos",
+        "learned": "Aprendido de los agentes", "gaps_closed": "Huecos cerrados",
+        "learned_customers": "Clientes respondidos con artículos de sugerencias",
+        "pending_suggestions": "Sugerencias pendientes", "suggestions": "Ver sugerencias",
     },
     "en": {
         "title": "Analytics", "from": "From", "to": "To", "channel": "Channel",
@@ -79,8 +83,17 @@ LABELS: dict[str, dict[str, str]] = {
         "voice": "Voice notes transcribed", "voice_notes": "Notes per backend",
         "audio_minutes": "Minutes of audio per backend", "backend": "Backend",
         "notes": "Notes", "minutes": "Minutes",
+        "learned": "Learned from agents", "gaps_closed": "Gaps closed",
+        "learned_customers": "Customers answered by articles from suggestions",
+        "pending_suggestions": "Pending suggestions", "suggestions": "See suggestions",
     },
 }
+
+
+async def _learned(runtime: Any, period: Period) -> Figures:
+    """Gaps closed and customers answered by articles from suggestions, same days."""
+    return await LearningFigures(runtime.sessions, runtime.settings.business_timezone
+                                 ).figures(period.start, period.end)
 
 
 def _period(runtime: Any, start: date | None, end: date | None, channel: str | None) -> Period:
@@ -110,10 +123,12 @@ async def report_json(
     channel: ChannelQ = None,
 ) -> dict[str, Any]:
     """The report for a date range and channel (see bot/analytics.py for definitions)."""
-    report = await _analytics(runtime).report(_period(runtime, start, end, channel))
+    period = _period(runtime, start, end, channel)
+    report = await _analytics(runtime).report(period)
     body = asdict(report)
     body["escalation_rate"] = report.escalation_rate
     body["deflection"] = report.deflection
+    body["learning"] = asdict(await _learned(runtime, period))  # every channel
     return body
 
 
@@ -233,5 +248,6 @@ async def dashboard(
              "channel": period.channel or ""}
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request, "analytics.html",
-        {"r": report, "L": L, "lang": lang, "charts": charts, "q": query},
+        {"r": report, "L": L, "lang": lang, "charts": charts, "q": query,
+         "learned": await _learned(runtime, period)},
     )
