@@ -93,4 +93,9 @@ class DraftedArticle:
 class ArticleDrafter(Protocol):
     """Drafts a knowledge-base article grounded only in the agents' replies, or None."""
 
+    @property
+    def ready(self) -> bool:
+        """Whether a model is configured to draft with (else nothing is attempted)."""
+        ...
+
     async def draft(self, request: DraftRequest) -> DraftedArticle | None: ...

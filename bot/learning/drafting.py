@@ -29,16 +29,19 @@ class SuggestionDrafts:
         self._per_tick = per_tick
 
     async def run(self) -> int:
-        """Draft up to ``per_tick`` suggestions; returns how many got an LLM draft."""
+        """Draft up to ``per_tick`` suggestions; returns how many got an LLM draft.
+
+        With no LLM configured nothing is marked: the suggestions waiting then are drafted
+        once one is (a draft that fails the checks is not tried again until new items)."""
+        if self._drafter is None or not self._drafter.ready:
+            return 0
         drafted = 0
         for due in await self._suggestions.drafts_due(limit=self._per_tick):
-            result = None
-            if self._drafter is not None:
-                deadline = asyncio.get_running_loop().time() + self._timeout
-                result = await self._drafter.draft(DraftRequest(
-                    questions=due.questions, replies=due.replies, language=self._language,
-                    persona=self._persona, deadline=deadline,
-                ))
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            result = await self._drafter.draft(DraftRequest(
+                questions=due.questions, replies=due.replies, language=self._language,
+                persona=self._persona, deadline=deadline,
+            ))
             if result is None:
                 await self._suggestions.skip_drafting(due.id, items=due.items)
                 continue

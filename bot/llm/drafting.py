@@ -87,6 +87,10 @@ class ChainArticleDrafter:
         self._chain = chain
         self.canary = "ATD-" + secrets.token_hex(6)
 
+    @property
+    def ready(self) -> bool:
+        return self._chain.config is not None
+
     async def draft(self, request: DraftRequest) -> DraftedArticle | None:
         config = self._chain.config
         if config is None or not request.replies:
