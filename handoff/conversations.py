@@ -73,6 +73,8 @@ class Contact(Base):
     phone_e164: Mapped[str | None] = mapped_column(String(20), unique=True)
     wa_lid: Mapped[str | None] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    notes: Mapped[str | None] = mapped_column(Text)  # staff only, edited in the contact panel
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -11,7 +11,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.hours import BusinessHours
+from handoff.hours import BusinessHours, LiveHours
 from handoff.notices import CustomerNotices
 from handoff.ownership import Owner, OwnerEvent
 from handoff.ports import Clock
@@ -26,7 +26,7 @@ class PipelineHooks:
         self,
         *,
         clock: Clock,
-        hours: BusinessHours,
+        hours: BusinessHours | LiveHours,
         steps: Steps,
         routing: Routing,
         notices: CustomerNotices,

@@ -91,3 +91,41 @@ class BusinessHours:
                     total += (hi - lo).total_seconds()
             day += timedelta(days=1)
         return total
+
+
+class LiveHours:
+    """The business hours in force, replaced in place when an admin edits them.
+
+    One instance is shared by every part of a process (SLA timers, out-of-office notices,
+    the inbox); ``handoff.schedule.ScheduleBook`` reloads it from the database.
+    """
+
+    def __init__(self, spec: str, timezone: str, holidays: list[str] | None = None) -> None:
+        self.spec = spec
+        self.timezone = timezone
+        self.holidays = list(holidays or [])
+        self._hours = BusinessHours.parse(spec, timezone, self.holidays)
+
+    def replace(self, spec: str, timezone: str, holidays: list[str]) -> None:
+        """Parse first (InvalidHours leaves the hours in force untouched), then swap."""
+        parsed = BusinessHours.parse(spec, timezone, holidays)
+        self._hours, self.spec, self.timezone, self.holidays = (
+            parsed, spec, timezone, list(holidays)
+        )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._hours.zone
+
+    @property
+    def always_open(self) -> bool:
+        return self._hours.always_open
+
+    def is_open(self, at: datetime) -> bool:
+        return self._hours.is_open(at)
+
+    def next_open(self, at: datetime) -> datetime | None:
+        return self._hours.next_open(at)
+
+    def business_seconds(self, start: datetime, end: datetime) -> float:
+        return self._hours.business_seconds(start, end)

@@ -20,16 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff.access import visible_to_agent
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
-from handoff.conversations import Contact, Conversation, Message
+from handoff.conversations import Conversation, Message, display_phone
 from handoff.errors import ConversationNotFound, InvalidInput
-from handoff.hours import BusinessHours
+from handoff.hours import LiveHours
+from handoff.listing import ListFilter, page_ids, page_rows
 from handoff.ownership import Owner
 from handoff.ports import Clock, ConversationSummarizer
 from handoff.roles import Role
 from handoff.tables import (
     AgentPresence,
     CannedResponse,
-    Label,
     Note,
     Team,
     TeamMember,
@@ -70,6 +70,11 @@ class ConversationItem:
     preview: str | None
     labels: tuple[str, ...]
     first_response: Sla | None
+    account: str = ""
+    preview_kind: str | None = None  # text | voice | image | document (the preview's message)
+    preview_from: str | None = None  # customer | other (the customer has not written yet)
+    waiting_since: datetime | None = None  # the customer waits for a person since then
+    unread: int = 0  # customer messages since the caller last read it (open handoffs only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +165,11 @@ class InboxQueries:
         config: HandoffConfig,
         clock: Clock,
         summarizer: ConversationSummarizer | None = None,
+        hours: LiveHours | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
-        self._hours = BusinessHours.parse(config.hours, config.timezone, config.holidays)
+        self._hours = hours or LiveHours(config.hours, config.timezone, config.holidays)
         self._clock = clock
         self._summarizer = summarizer
 
@@ -174,23 +180,24 @@ class InboxQueries:
         owner: Owner | None = None,
         mine: bool = False,
         limit: int = 200,
+        filters: ListFilter | None = None,
     ) -> list[ConversationItem]:
-        async with self._sessions() as session:
-            query = select(Conversation.id)
-            if owner is not None:
-                query = query.where(Conversation.owner == owner.value)
-            if mine:
-                query = query.where(Conversation.assigned_agent_id == actor.id)
-            if actor.role is Role.AGENT:
-                query = query.where(visible_to_agent(actor.id))
-            ids = (
-                await session.execute(
-                    query.order_by(Conversation.last_message_at.desc().nulls_last()).limit(limit)
-                )
-            ).scalars().all()
-            return [await self._item(session, cid) for cid in ids]
+        """One page of the list (see ``conversation_page`` for the cursor)."""
+        return (await self.conversation_page(
+            actor, filters or ListFilter(owner=owner, mine=mine, limit=limit)
+        ))[0]
 
-    async def view(self, actor: Principal, conversation_id: uuid.UUID) -> ConversationView:
+    async def conversation_page(
+        self, actor: Principal, filters: ListFilter
+    ) -> tuple[list[ConversationItem], str | None]:
+        """Conversations ``actor`` may see, newest activity first, and the next page's cursor."""
+        async with self._sessions() as session:
+            page = await page_ids(session, actor, filters)
+            return await self._items(session, actor, page.ids), page.next_cursor
+
+    async def view(
+        self, actor: Principal, conversation_id: uuid.UUID, *, language: str = "es"
+    ) -> ConversationView:
         async with self._sessions() as session:
             query = select(Conversation.id).where(Conversation.id == conversation_id)
             if actor.role is Role.AGENT:
@@ -198,7 +205,7 @@ class InboxQueries:
             if (await session.execute(query)).scalar_one_or_none() is None:
                 # invisible and missing look the same: no probing of other teams' ids
                 raise ConversationNotFound()
-            item = await self._item(session, conversation_id)
+            item = await self._item(session, conversation_id, actor)
             conv = await session.get(Conversation, conversation_id)
             assert conv is not None
             names = {u.id: u.name for u in (await session.execute(select(User))).scalars()}
@@ -228,7 +235,7 @@ class InboxQueries:
             tickets = await self._tickets(session, conv.contact_id)
         current = next((t for t in tickets if t[0].conversation_id == conversation_id
                         and t[0].closed_at is None), None)
-        summary, source = await self._summary(messages, conv.context_started_at, item)
+        summary, source = await self._summary(messages, conv.context_started_at, item, language)
         return ConversationView(
             item=item, summary=summary, summary_source=source, messages=messages, notes=notes,
             ticket=self._ticket_view(*current) if current else None,
@@ -236,61 +243,42 @@ class InboxQueries:
             context_started_at=conv.context_started_at,
         )
 
-    async def _item(self, session: AsyncSession, conversation_id: uuid.UUID) -> ConversationItem:
-        row = (
-            await session.execute(
-                select(Conversation, Contact.name, Contact.phone_e164)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .where(Conversation.id == conversation_id)
-            )
-        ).one()
-        conv: Conversation = row[0]
-        ticket = (
-            await session.execute(
-                select(Ticket).where(Ticket.conversation_id == conv.id)
-                .order_by(Ticket.opened_at.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
-        team_name = (
-            (await session.execute(select(Team.name).where(Team.id == ticket.team_id)))
-            .scalar_one_or_none()
-            if ticket and ticket.team_id else None
-        )
-        agent_name = (
-            (await session.execute(select(User.name).where(User.id == conv.assigned_agent_id)))
-            .scalar_one_or_none()
-            if conv.assigned_agent_id else None
-        )
-        preview = (
-            await session.execute(
-                select(func.coalesce(Message.text, Message.transcript))
-                .where(Message.conversation_id == conv.id)
-                .order_by(Message.seq.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
-        labels = tuple(
-            (
-                await session.execute(
-                    select(Label.label).where(Label.conversation_id == conv.id)
-                    .order_by(Label.label)
-                )
-            ).scalars()
-        )
-        open_ticket = ticket if ticket and ticket.closed_at is None else None
+    async def _item(
+        self, session: AsyncSession, conversation_id: uuid.UUID, actor: Principal | None = None
+    ) -> ConversationItem:
+        return (await self._items(session, actor, [conversation_id]))[0]
+
+    async def _items(
+        self, session: AsyncSession, actor: Principal | None, ids: Sequence[uuid.UUID]
+    ) -> list[ConversationItem]:
+        return [self._row_item(r) for r in await page_rows(session, actor, ids)]
+
+    def _row_item(self, r: Any) -> ConversationItem:
+        open_ticket = r.ticket_id is not None and r.closed_at is None
+        customer = r.customer_at is not None
+        preview = (r.customer_text if customer else r.last_text) or ""
+        waiting = None
+        if open_ticket and r.owner == Owner.QUEUED.value:
+            waiting = r.opened_at
+        elif open_ticket and r.owner == Owner.HUMAN.value and r.last_direction == "in":
+            waiting = r.customer_at
         return ConversationItem(
-            id=conv.id, owner=conv.owner, owner_reason=conv.owner_reason,
-            escalation_reason=ticket.reason if ticket else None,
-            contact_name=row[1], contact_phone=row[2], channel=conv.channel,
-            last_intent=conv.last_intent, assigned_agent_id=conv.assigned_agent_id,
-            assigned_agent_name=agent_name, team_id=open_ticket.team_id if open_ticket else None,
-            team_name=team_name if open_ticket else None,
-            ticket_opened_at=open_ticket.opened_at if open_ticket else None,
-            last_message_at=conv.last_message_at, preview=(preview or "")[:160] or None,
-            labels=labels,
+            id=r.id, owner=r.owner, owner_reason=r.owner_reason,
+            escalation_reason=r.reason if r.ticket_id else None,
+            contact_name=r.contact_name, contact_phone=_shown(r.phone_e164), channel=r.channel,
+            last_intent=r.last_intent, assigned_agent_id=r.assigned_agent_id,
+            assigned_agent_name=r.agent_name if r.assigned_agent_id else None,
+            team_id=r.team_id if open_ticket else None,
+            team_name=r.team_name if open_ticket else None,
+            ticket_opened_at=r.opened_at if open_ticket else None,
+            last_message_at=r.last_message_at, preview=preview[:160] or None,
+            labels=tuple(r.labels),
             first_response=self._sla(
-                open_ticket.opened_at, open_ticket.first_response_at,
-                self._config.first_response_sla_minutes,
+                r.opened_at, r.first_response_at, self._config.first_response_sla_minutes,
             ) if open_ticket else None,
+            account=r.account, preview_kind=r.customer_kind if customer else None,
+            preview_from="customer" if customer else ("other" if r.last_text else None),
+            waiting_since=waiting, unread=int(r.unread),
         )
 
     async def _tickets(
@@ -333,6 +321,7 @@ class InboxQueries:
         messages: Sequence[MessageView],
         context_started_at: datetime | None,
         item: ConversationItem,
+        language: str = "es",
     ) -> tuple[str, str]:
         turns = [
             (_ROLES[m.author], (m.text or m.transcript or "").strip())
@@ -342,14 +331,14 @@ class InboxQueries:
         if self._summarizer is not None and turns:
             try:
                 llm = await asyncio.wait_for(
-                    self._summarizer.summarize(turns, language="es"), SUMMARY_TIMEOUT
+                    self._summarizer.summarize(turns, language=language), SUMMARY_TIMEOUT
                 )
             except TimeoutError:
                 llm = None
             if llm:
                 return llm.strip(), "llm"
         reason = item.escalation_reason or item.owner_reason
-        return extractive_summary(turns, item.last_intent, reason), "extractive"
+        return extractive_summary(turns, item.last_intent, reason, language), "extractive"
 
     # ------------------------------------------------------------------ teams and agents
 
@@ -466,25 +455,38 @@ class InboxQueries:
             return result.first() is not None
 
 
+_SUMMARY_WORDS = {
+    "es": ("Cliente", "Intención", "Motivo"),
+    "en": ("Customer", "Intent", "Reason"),
+}
+
+
 def extractive_summary(
-    turns: Sequence[tuple[str, str]], intent: str | None, reason: str | None
+    turns: Sequence[tuple[str, str]], intent: str | None, reason: str | None,
+    language: str = "es",
 ) -> str:
-    """A deterministic summary: what the customer said last, the bot's last answer."""
+    """A deterministic summary, in the reader's language: what the customer said last and
+    the bot's last answer."""
+    customer_word, intent_word, reason_word = _SUMMARY_WORDS.get(language, _SUMMARY_WORDS["es"])
     customer = [text for role, text in turns if role == "customer"][-3:]
     bot = [text for role, text in turns if role == "bot"][-1:]
-    lines = [f"Cliente / Customer: «{_clip(t)}»" for t in customer]
+    lines = [f"{customer_word}: «{_clip(t)}»" for t in customer]
     if bot:
         lines.append(f"Bot: «{_clip(bot[0])}»")
     if intent:
-        lines.append(f"Intención / Intent: {intent}")
+        lines.append(f"{intent_word}: {intent}")
     if reason:
-        lines.append(f"Motivo / Reason: {reason}")
+        lines.append(f"{reason_word}: {reason}")
     return "\n".join(lines) if lines else "—"
 
 
 def _clip(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown(key: str | None) -> str | None:
+    return display_phone(key) if key else None
 
 
 __all__ = ["InboxQueries", "extractive_summary"]

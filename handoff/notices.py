@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.config import HandoffConfig
 from handoff.conversations import Conversation
-from handoff.hours import BusinessHours
+from handoff.hours import LiveHours
 from handoff.ownership import Owner
 from handoff.roles import Role
 from handoff.tables import AgentPresence, Team, TeamMember, Ticket, User
@@ -23,7 +23,7 @@ from handoff.texts import text as say
 class CustomerNotices:
     """The texts a waiting customer gets, in their language."""
 
-    def __init__(self, *, config: HandoffConfig, hours: BusinessHours) -> None:
+    def __init__(self, *, config: HandoffConfig, hours: LiveHours) -> None:
         self._config = config
         self._hours = hours
 
@@ -81,9 +81,9 @@ class CustomerNotices:
         return say("out_of_office", language, hours=self.describe_hours(lang), next_open=when)
 
     def describe_hours(self, language: str) -> str:
-        spec = self._config.hours
+        spec = self._hours.spec
         if language == "es":
             for en, es in (("mon", "lun"), ("tue", "mar"), ("wed", "mié"), ("thu", "jue"),
                            ("fri", "vie"), ("sat", "sáb"), ("sun", "dom")):
                 spec = spec.replace(en, es)
-        return spec.replace(";", ",") + f" ({self._config.timezone})"
+        return spec.replace(";", ",") + f" ({self._hours.timezone})"

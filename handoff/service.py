@@ -25,7 +25,7 @@ from handoff.auth import Principal
 from handoff.config import HandoffConfig
 from handoff.csat import CsatAnswers, close_csat_sql
 from handoff.hooks import PipelineHooks
-from handoff.hours import BusinessHours
+from handoff.hours import LiveHours
 from handoff.notices import CustomerNotices
 from handoff.ownership import Owner
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
@@ -49,9 +49,10 @@ class HandoffService:
         outbox: OutboxFlusher,
         memory: MemoryReset,
         clock: Clock,
+        hours: LiveHours | None = None,
     ) -> None:
         self.config = config
-        self.hours = BusinessHours.parse(config.hours, config.timezone, config.holidays)
+        self.hours = hours or LiveHours(config.hours, config.timezone, config.holidays)
         steps = Steps(clock=clock, hours=self.hours)
         self._events = InboxEvents(publisher)
         self._routing = Routing(sessions, config=config, clock=clock, events=self._events)

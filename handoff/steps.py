@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.conversations import Conversation, Message
 from handoff.errors import Conflict, ConversationNotFound
-from handoff.hours import BusinessHours
+from handoff.hours import BusinessHours, LiveHours
 from handoff.ownership import Owner, OwnerEvent, TransitionRefused, next_owner
 from handoff.ports import Clock, EventPublisher, MemoryReset, OutboxFlusher
 from handoff.tables import Ticket
@@ -81,7 +81,7 @@ class AfterCommit:
 class Steps:
     """Lock, move, ticket and outbox steps, run inside the caller's transaction."""
 
-    def __init__(self, *, clock: Clock, hours: BusinessHours) -> None:
+    def __init__(self, *, clock: Clock, hours: BusinessHours | LiveHours) -> None:
         self._clock = clock
         self._hours = hours
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -199,3 +200,47 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(String(254))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- the inbox workspace: read markers, label colours, editable business hours ----------
+
+
+class ConversationRead(RecordsBase):
+    """How far a staff member has read a conversation (its unread count starts after it)."""
+
+    __tablename__ = "conversation_reads"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_read_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    read_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class LabelColor(Base):
+    """A label's colour (labels themselves live on conversations; this is the palette)."""
+
+    __tablename__ = "label_colors"
+
+    label: Mapped[str] = mapped_column(String(40), primary_key=True)
+    color: Mapped[str] = mapped_column(String(7))
+
+
+class BusinessSchedule(Base):
+    """Business hours and holidays edited in the admin pages (one row); the environment's
+    ``ATIENDE_HANDOFF__HOURS``/``__TIMEZONE``/``__HOLIDAYS`` are the defaults until then."""
+
+    __tablename__ = "business_schedule"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    hours: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+    holidays: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_by: Mapped[str | None] = mapped_column(String(254))

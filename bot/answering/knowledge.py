@@ -51,6 +51,9 @@ _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 # are searched first, and handed over with that reason when the base has no answer.
 PERSON_MARGIN = 0.06
 FALLBACK_MARGIN = 0.02
+# The cascade's first look answers alone only when every request for a person trails the
+# best label by at least this much (closer calls are decided with both models).
+QUICK_PERSON_MARGIN = 0.05
 # A quoted record number ("folio 88231") makes a request about one's own records likelier.
 IDENTIFIER_BONUS = 0.05
 # Catalog products within this much of the best one are listed with it ("¿cuál es más
@@ -90,6 +93,9 @@ class KnowledgeResponder:
         language = detect_language(text, self._persona.language)
         if not _LETTERS.search(text):  # empty, emoji, "👍", "???": nothing to answer
             return self._small_talk(Intent.OTHER, 0.0, language)
+        quick = await self._first_model_only(request, text, language)
+        if quick is not None:
+            return quick
         routed = await self._router.route(text)
         intent, confidence = routed.routed.intent, routed.routed.confidence
         early = self._early(request, routed, language, text)
@@ -109,6 +115,36 @@ class KnowledgeResponder:
                 return self._person(person[0], confidence, language)
             return self._unsupported(text, intent, confidence, language, retrieval,
                                      routed.margin(intent.value))
+        answer = await self._answer(request, language, retrieval, top)
+        intent = Intent.PRODUCT if top.source_kind == "product" else Intent.QUESTION
+        return Decision(intent, round(top.confidence, 3), (answer.text,), sources=answer.sources,
+                        language=language)
+
+    async def _first_model_only(self, request: ResponseRequest, text: str, language: str
+                                ) -> Decision | None:
+        """The cascade's cheap first look: a plain question (no hint of a request for a
+        person, of small talk or of an attempt to change the rules) that the first model
+        and full text answer with ``first_model_confidence`` is answered without the
+        second model; ``None`` leaves the decision to both models."""
+        threshold = self._config.first_model_confidence
+        if (threshold >= 1.0 or self._generator is not None or not self._retriever.has_second
+                or _small_talk(text) or injection_attempt(text)):
+            return None
+        routed = await self._router.route(text, second=False)
+        if routed.routed.stage != "embedding" or routed.vector is None:
+            return None
+        if routed.routed.intent not in (Intent.QUESTION, Intent.PRODUCT):
+            return None
+        person = _person_request(routed, text)
+        if person is not None and person[1] >= -QUICK_PERSON_MARGIN:
+            return None
+        hint = routed.scores.get("product", 0.0) - routed.scores.get("question", 0.0)
+        retrieval = await self._retriever.search_both(
+            text, routed.vector, limit=self._config.top_k, unknown=True, catalog_hint=hint,
+            english=language == "en", second_model=False)
+        top = retrieval.ranked[0] if retrieval.ranked else None
+        if top is None or top.confidence < threshold:
+            return None
         answer = await self._answer(request, language, retrieval, top)
         intent = Intent.PRODUCT if top.source_kind == "product" else Intent.QUESTION
         return Decision(intent, round(top.confidence, 3), (answer.text,), sources=answer.sources,

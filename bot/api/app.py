@@ -14,7 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.api.auth import LoginRequired
+from bot.api.auth import LoginRequired, PageForbidden
+from bot.api.localize import ErrorTranslator, LocalizedErrors
+from bot.api.pages import PageTexts, render
 from bot.api.routes import (
     analytics,
     audit,
@@ -27,11 +29,13 @@ from bot.api.routes import (
     llm,
     media,
     sequences,
+    shell,
     simulator,
     staff,
     suggestions,
     whatsapp_cloud,
     whatsapp_numbers,
+    workspace,
 )
 from bot.errors import (
     AudioUnusable,
@@ -59,7 +63,7 @@ from knowledge.errors import (
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"  # page scripts, no templating
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 log = get_logger("atiende.api")
 
 RuntimeFactory = Callable[[], Awaitable[Runtime]]
@@ -74,6 +78,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
         app.state.runtime = runtime
         if run_worker:
             runtime.start_worker()
+        else:
+            runtime.watch_settings()
         try:
             yield
         finally:
@@ -86,6 +92,11 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
         lifespan=lifespan,
     )
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    app.state.texts = texts = PageTexts()
+    app.add_middleware(LocalizedErrors, translator=ErrorTranslator(texts))
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(shell.pages)
+    app.include_router(workspace.router)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(auth.pages)
@@ -99,7 +110,6 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(whatsapp_numbers.router)
     app.include_router(whatsapp_numbers.pages)
     app.include_router(inbox.router)
-    app.include_router(inbox.pages)
     app.include_router(staff.router)
     app.include_router(integrations.router)
     app.include_router(media.router)
@@ -115,7 +125,6 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(suggestions.router)
     app.include_router(suggestions.marking)
     app.include_router(suggestions.pages)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     _install_http_handlers(app)
     _install_knowledge_handlers(app)
@@ -170,6 +179,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
+        log.info("http.page_forbidden", path=request.url.path, role=exc.principal.role.value,
+                 user_id=str(exc.principal.id))
+        return render(request, "forbidden.html", user=exc.principal, title="common.forbidden",
+                      status_code=403)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,6 +29,10 @@ __all__ = [
     "SESSION_COOKIE",
     "AdminDep",
     "LoginRequired",
+    "PageForbidden",
+    "OptionalUser",
+    "PageAdmin",
+    "PageSupervisor",
     "PageUser",
     "Principal",
     "Role",
@@ -37,6 +41,14 @@ __all__ = [
     "require_page_role",
     "require_role",
 ]
+
+
+class PageForbidden(Exception):
+    """A signed-in user opened a page their role may not see; the app answers with a page."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(principal.role.value)
+        self.principal = principal
 
 
 class LoginRequired(Exception):
@@ -105,7 +117,7 @@ def require_page_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise LoginRequired(quote(target, safe="/?=&"))
         if roles and principal.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed for your role")
+            raise PageForbidden(principal)
         return principal
 
     return dependency
@@ -115,6 +127,9 @@ AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 SupervisorDep = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SUPERVISOR))]
 StaffDep = Annotated[Principal, Depends(require_role())]
 PageUser = Annotated[Principal, Depends(require_page_role())]
+PageSupervisor = Annotated[Principal, Depends(require_page_role(Role.ADMIN, Role.SUPERVISOR))]
+PageAdmin = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
+OptionalUser = Annotated[Principal | None, Depends(current_principal)]
 
 
 async def audit(

@@ -268,8 +268,10 @@ class SetRunner:
         engine = create_engine(url, pool_size=2)
         try:
             sessions = session_factory(engine)
+            # the shared e5 (its cache survives the sets), unless the settings turn it off
+            second = self._e5 if self._settings.knowledge.second_embedder == "e5" else None
             answering = build_answering(self._settings, sessions, embedder=self._usem,
-                                        second=self._e5, persona=eval_set.persona)
+                                        second=second, persona=eval_set.persona)
             report = await answering.knowledge.import_files(eval_set.files(), editor="eval")
             if report.failed:
                 raise ValueError(f"{eval_set.name}: import failed: {report.summary()}")

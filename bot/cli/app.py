@@ -288,6 +288,21 @@ def bench_pipeline(
     typer.echo(report)
 
 
+@bench_app.command("inbox")
+def bench_inbox(
+    conversations: Annotated[int, typer.Option("--conversations", "-m")] = 10_000,
+    rounds: Annotated[int, typer.Option("--rounds", help="passes over the list queries")] = 20,
+) -> None:
+    """The inbox list with M conversations: list API p50/p95/p99 and the page in Chromium."""
+    from bot.api import create_app
+    from bot.bench.inbox import run_inbox_bench
+
+    typer.echo(aio.run(run_inbox_bench(
+        settings_for_cli(), conversations=conversations, rounds=rounds,
+        make_app=lambda factory: create_app(factory, run_worker=False),
+    )))
+
+
 def main() -> None:
     app()
 

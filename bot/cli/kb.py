@@ -89,6 +89,8 @@ async def prepare_knowledge(settings: Settings, url: str) -> str:
             if seeded:
                 notes.append(f"{seeded} intent examples seeded")
             await kb.examples.vectors()
+            if kb.store.second is not None:  # stored, so no customer waits for them
+                await kb.examples.second_vectors(kb.store.second)
         except EmbeddingError as exc:
             # A provider's embedding model that is down must not keep the bot from
             # starting: the old vectors keep serving; the re-embed resumes next time.

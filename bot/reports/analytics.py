@@ -264,13 +264,16 @@ class Analytics:
         ]
 
     async def _reasons(self, s: AsyncSession, params: dict[str, object]) -> dict[str, int]:
+        # the reason stored on the handoff ticket: the conversation's own owner_reason
+        # moves on (to "resolved", "timeout"…) once the handoff ends
         return {
             str(r[0] or "unknown"): int(r[1])
             for r in await s.execute(text(f"""
-                SELECT c.owner_reason, count(DISTINCT c.id) FROM conversations c
-                JOIN messages m ON m.conversation_id = c.id
+                SELECT t.reason, count(DISTINCT t.conversation_id) FROM handoff_tickets t
+                JOIN messages m ON m.conversation_id = t.conversation_id
                 WHERE m.escalated AND {_SCOPE}
-                GROUP BY c.owner_reason ORDER BY 2 DESC"""), params)
+                  AND t.opened_at >= :since AND t.opened_at < :until
+                GROUP BY t.reason ORDER BY 2 DESC"""), params)
         }
 
     async def _hours(self, s: AsyncSession, params: dict[str, object]) -> list[int]:

@@ -40,6 +40,7 @@ from bot.integrations.webhooks import WebhookService
 from bot.learning import LearningService
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
+from bot.media.attachments import AgentAttachments
 from bot.metrics import Metrics
 from bot.sequences import HandList, SequenceService, SequenceTicker
 from bot.settings import Settings
@@ -59,7 +60,9 @@ from handoff.apikeys import ApiKeys
 from handoff.audit import AuditLog
 from handoff.auth import AuthService
 from handoff.inbox import InboxQueries
+from handoff.schedule import ScheduleBook
 from handoff.service import HandoffService
+from handoff.workspace import Workspace
 from knowledge.embeddings import Embedder
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
@@ -97,6 +100,8 @@ class Runtime:
     auth: AuthService
     audit: AuditLog
     api_keys: ApiKeys
+    workspace: Workspace
+    schedule: ScheduleBook
     handoff: HandoffService
     inbox: InboxQueries
     clock: Clock
@@ -115,6 +120,7 @@ class Runtime:
     url_signer: UrlSigner
     speech: SpeechService
     agent_voice: AgentVoiceNotes
+    agent_files: AgentAttachments
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     webhooks: WebhookService
@@ -158,6 +164,7 @@ class Runtime:
             intent_classifier=intent_classifier or llm.classifier,
         )
         staff = build_staff(core, delivery, summarizer=summarizer or llm.summarizer)
+        await staff.schedule.refresh()  # the business hours an admin saved, if any
         processing = build_processing(
             core, delivery, responder=answering.responder, media=media.media,
             speech=media.speech, handoff=staff.handoff,
@@ -188,6 +195,7 @@ class Runtime:
                      sequences, inlets),
             llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, learning=learning,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
+            agent_files=AgentAttachments(media=media.media, handoff=staff.handoff),
         )
 
     def start_worker(self) -> None:
@@ -203,11 +211,17 @@ class Runtime:
             batch=settings.worker_batch, lease_seconds=settings.stalled_job_seconds,
         ))
         self._spawn("atiende-reconciler", self.reconciler.run_forever())
+        self.watch_settings()
         self.llm.start_watching()  # chain edits saved by another process
         if self.whatsapp.pool is not None:
             self._spawn("atiende-whatsapp", self.whatsapp.pool.run_forever())
         if settings.speech.warm_at_start:
             self._spawn("atiende-speech-warm", self._warm_speech())
+
+    def watch_settings(self) -> None:
+        """Follow settings edited in the pages by another process (business hours)."""
+        if not any(t.get_name() == "atiende-schedule-watch" for t in self._tasks):
+            self._spawn("atiende-schedule-watch", self.schedule.watch())
 
     def dead_tasks(self) -> list[str]:
         """The worker's background tasks that ended (they should run until shutdown)."""

@@ -5,7 +5,7 @@ Items and harvested tickets go with their conversation (ON DELETE CASCADE): eras
 customer erases what was learnt from them, not the articles an admin approved.
 
 Revision ID: learn_0001
-Revises: knowledge_0003
+Revises: knowledge_0004
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
 revision: str = "learn_0001"
-down_revision: str | Sequence[str] | None = "knowledge_0003"
+down_revision: str | Sequence[str] | None = "knowledge_0004"
 branch_labels: str | Sequence[str] | None = None
 # conversations (0001_core) and handoff_tickets (handoff_0002) are referenced
 depends_on: str | Sequence[str] | None = ("0001_core", "handoff_0002")

@@ -142,8 +142,11 @@ async def test_catalog_page(base_url: str, browser: Browser, runtime: Runtime) -
     await expect(t("p-row").first).to_contain_text("(borrado)")
 
     # English
-    await page.select_option("#lang", "en")
+    assert await page.evaluate("window.__xss") is None
+    await page.select_option("#lang", "en")  # the page reloads in English
     await expect(t("tab-catalog")).to_have_text("Catalog")
+    await page.locator("#p-deleted").check()
+    await t("p-search").fill("acceso")
     await expect(t("p-row").first).to_contain_text("(deleted)")
     assert await page.evaluate("window.__xss") is None
 
@@ -184,7 +187,10 @@ async def test_intent_examples_page(base_url: str, browser: Browser, runtime: Ru
     await expect(t("i-row")).to_have_count(0)
     assert await runtime.intent_examples.all(intent="opt_out", query="promos") == []
 
-    await page.select_option("#lang", "en")
+    assert await page.evaluate("window.__xss") is None
+    await page.select_option("#lang", "en")  # the page reloads in English
     await expect(t("tab-intents")).to_have_text("Intents")
+    await t("i-filter").select_option("opt_out")
+    await t("i-search").fill("promos")
     await expect(t("i-count")).to_have_text("0 examples")
     assert await page.evaluate("window.__xss") is None

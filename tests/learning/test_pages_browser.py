@@ -197,7 +197,7 @@ async def test_example_questions_in_the_article_editor(
 
     page = await login(browser, base_url, admin, "/admin/kb")
     await page.locator("#q").fill("hogar")
-    await page.locator("#rows td", has_text="seguro-hogar").first.click()
+    await page.locator("#rows button", has_text="seguro-hogar").first.click()
     await expect(page.locator("#e-id")).to_have_value("seguro-hogar")
     current = await page.locator("#e-questions").input_value()
     await page.locator("#e-questions").fill(f"{current}\n{question}".strip())

@@ -91,6 +91,11 @@ async def test_admin_page_is_bilingual_and_never_uses_inner_html(
 ) -> None:
     admin = await auth_headers("admin")
     page = await client.get("/admin/llm", headers=admin)
-    assert page.status_code == 200
-    assert 'data-en="Model chain (LLM)"' in page.text and "Cadena de modelos" in page.text
-    assert "innerHTML" not in page.text and "textContent" in page.text
+    assert page.status_code == 200 and "Cadena de modelos (LLM)" in page.text
+    english = await client.get("/admin/llm", headers={**admin, "Cookie": "atiende_lang=en"})
+    assert "Model chain (LLM)" in english.text and "Cadena de modelos" not in english.text
+    # the page's script is a static module that writes text, never markup
+    assert "innerHTML" not in page.text and '<script type="module" src=' in page.text
+    module = await client.get("/static/js/pages/llm.js")
+    assert module.status_code == 200
+    assert "innerHTML" not in module.text and "textContent" in module.text

@@ -105,6 +105,11 @@ async def test_sequences_blocked_mark_and_hand_list_in_the_inbox(
         await page.goto(f"{base}/inbox/conversations/{normal}")
         item = page.get_by_test_id("enrollment")
         await expect(item).to_contain_text("diaria · activa")
+        # the number as the customer knows it (not the simulator's contact key), and who wrote
+        await expect(page.get_by_test_id("contact-phone")).to_have_text(NORMAL[1])
+        await expect(page.get_by_test_id("contact-name")).not_to_contain_text("sim:")
+        step = page.locator("[data-testid=message][data-author=sequence]").first
+        await expect(step.locator(".who")).to_contain_text("Secuencia")
         await page.get_by_test_id("sequence-stop").click()
         await expect(item).to_contain_text("detenida")
         await expect(item).to_contain_text("stopped_by_staff")

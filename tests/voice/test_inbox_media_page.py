@@ -161,7 +161,7 @@ async def test_inbox_plays_voice_notes_beside_their_transcript(
 
                 # Ana answers with a voice note recorded as WAV: it leaves as OGG/Opus.
                 await page.set_input_files("#voice-file", str(agent_wav))
-                await page.get_by_test_id("send-voice").click()
+                await page.get_by_test_id("send").click()  # the composer sends the chosen file
                 await expect(player).to_have_count(2, timeout=20_000)
                 async with media_runtime.sessions() as session:
                     sent = (await session.execute(

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from bot.api.auth import AdminDep, Principal, Role, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render, request_lang
 from bot.reports.analytics import Analytics, Period, Report
 from bot.reports.charts import bar_chart, hbar_chart
 from bot.reports.learning import Figures, LearningFigures
@@ -33,61 +34,6 @@ def _analytics(runtime: Any) -> Analytics:
         first_response_sla_seconds=config.first_response_sla_minutes * 60,
         resolution_sla_seconds=config.resolution_sla_minutes * 60,
     )
-
-LABELS: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Analítica", "from": "Desde", "to": "Hasta", "channel": "Canal",
-        "all": "Todos", "apply": "Aplicar", "conversations": "Conversaciones",
-        "inbound": "Mensajes recibidos", "outbound": "Mensajes enviados",
-        "deflection": "Resueltas por el bot sin humano", "escalation": "Tasa de escalamiento",
-        "per_day": "Conversaciones y mensajes por día",
-        "per_intent": "Resuelto por el bot, por intención",
-        "reasons": "Motivos de escalamiento", "first_response": "Primera respuesta",
-        "bot": "Bot", "human": "Humano (tras escalar)", "hours": "Horas con más mensajes",
-        "gaps": "Preguntas sin respuesta (huecos del conocimiento)", "count": "Veces",
-        "examples": "Ejemplos", "export": "Exportar CSV", "none": "Sin datos en este periodo",
-        "median": "mediana", "p90": "p90", "answered": "respondidos",
-        "tickets": "Atención humana", "resolution": "Resolución", "breaches": "fuera de SLA",
-        "csat": "Satisfacción (CSAT)", "answers": "respuestas",
-        "llm": "Uso de LLM y costo por proveedor", "llm_calls": "Llamadas al LLM",
-        "llm_cost": "Costo LLM (USD)", "llm_answered": "Respuestas por modelo",
-        "llm_failed": "Intentos fallidos por modelo", "llm_cost_model": "Costo por modelo (USD)",
-        "unanswered": "sin respuesta", "provider": "Proveedor", "model": "Modelo",
-        "tokens": "Tokens (entrada/salida)", "failed": "Fallidos", "cost": "Costo USD",
-        "voice": "Notas de voz transcritas", "voice_notes": "Notas por motor",
-        "audio_minutes": "Minutos de audio por motor", "backend": "Motor",
-        "notes": "Notas", "minutes": "Minutos",
-        "learned": "Aprendido de los agentes", "gaps_closed": "Huecos cerrados",
-        "learned_customers": "Clientes respondidos con artículos de sugerencias",
-        "pending_suggestions": "Sugerencias pendientes", "suggestions": "Ver sugerencias",
-    },
-    "en": {
-        "title": "Analytics", "from": "From", "to": "To", "channel": "Channel",
-        "all": "All", "apply": "Apply", "conversations": "Conversations",
-        "inbound": "Messages received", "outbound": "Messages sent",
-        "deflection": "Resolved by the bot without a human", "escalation": "Escalation rate",
-        "per_day": "Conversations and messages per day",
-        "per_intent": "Resolved by the bot, per intent",
-        "reasons": "Escalation reasons", "first_response": "First response",
-        "bot": "Bot", "human": "Human (after escalation)", "hours": "Busiest hours",
-        "gaps": "Unanswered questions (knowledge gaps)", "count": "Times",
-        "examples": "Examples", "export": "Export CSV", "none": "No data in this period",
-        "median": "median", "p90": "p90", "answered": "answered",
-        "tickets": "Human handling", "resolution": "Resolution", "breaches": "SLA breaches",
-        "csat": "Satisfaction (CSAT)", "answers": "answers",
-        "llm": "LLM usage and cost per provider", "llm_calls": "LLM calls",
-        "llm_cost": "LLM cost (USD)", "llm_answered": "Answers per model",
-        "llm_failed": "Failed attempts per model", "llm_cost_model": "Cost per model (USD)",
-        "unanswered": "unanswered", "provider": "Provider", "model": "Model",
-        "tokens": "Tokens (prompt/completion)", "failed": "Failed", "cost": "Cost USD",
-        "voice": "Voice notes transcribed", "voice_notes": "Notes per backend",
-        "audio_minutes": "Minutes of audio per backend", "backend": "Backend",
-        "notes": "Notes", "minutes": "Minutes",
-        "learned": "Learned from agents", "gaps_closed": "Gaps closed",
-        "learned_customers": "Customers answered by articles from suggestions",
-        "pending_suggestions": "Pending suggestions", "suggestions": "See suggestions",
-    },
-}
 
 
 async def _learned(runtime: Any, period: Period) -> Figures:
@@ -212,11 +158,13 @@ async def export_csv(
 async def dashboard(
     request: Request, runtime: RuntimeDep, admin: AdminPage, start: StartQ = None,
     end: EndQ = None, channel: ChannelQ = None,
-    lang: Annotated[Literal["es", "en"], Query()] = "es",
+    lang: Annotated[Literal["es", "en"] | None, Query(description="overrides the page language")]
+    = None,
 ) -> HTMLResponse:
     period = _period(runtime, start, end, channel)
     report = await _analytics(runtime).report(period)
-    L = LABELS[lang]
+    chosen = lang or request_lang(request)
+    L = request.app.state.texts.areas["analytics"][chosen]
     labels = [d.day.strftime("%d/%m") for d in report.days]
     charts = {
         "per_day": bar_chart(
@@ -246,8 +194,6 @@ async def dashboard(
     }
     query = {"start": period.start.isoformat(), "end": period.end.isoformat(),
              "channel": period.channel or ""}
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "analytics.html",
-        {"r": report, "L": L, "lang": lang, "charts": charts, "q": query,
-         "learned": await _learned(runtime, period)},
-    )
+    return render(request, "analytics.html", user=admin, title="nav.analytics",
+                  context={"r": report, "L": L, "charts": charts, "q": query, "lang": chosen,
+                           "learned": await _learned(runtime, period)})

@@ -12,22 +12,11 @@ from pydantic import BaseModel
 
 from bot.api.auth import AdminDep, Principal, Role, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render, request_lang
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["admin"])
 pages = APIRouter(include_in_schema=False)
 AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
-
-LABELS: dict[str, dict[str, str]] = {
-    "es": {"title": "Registro de auditoría", "action": "Acción (p. ej. kb.* o auth.login)",
-           "since": "Desde", "until": "Hasta", "apply": "Filtrar", "at": "Fecha (UTC)",
-           "actor": "Quién", "target": "Sobre", "details": "Detalles", "client": "Cliente",
-           "none": "Sin acciones con estos filtros", "older": "Más antiguas"},
-    "en": {"title": "Audit log", "action": "Action (e.g. kb.* or auth.login)",
-           "since": "Since", "until": "Until", "apply": "Filter", "at": "When (UTC)",
-           "actor": "Who", "target": "On", "details": "Details", "client": "Client",
-           "none": "No actions match these filters", "older": "Older"},
-}
-
 
 class AuditEntryPublic(BaseModel):
     id: int
@@ -67,15 +56,16 @@ async def audit_page(
     action: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None, until: datetime | None = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    lang: Annotated[Literal["es", "en"], Query()] = "es",
+    lang: Annotated[Literal["es", "en"] | None, Query(description="overrides the page language")]
+    = None,
 ) -> HTMLResponse:
     """The same entries as the API, filtered, 100 per page (every value escaped)."""
     entries = await runtime.audit.entries(
         since=since, until=until, action=action or None, before_id=before_id, limit=100
     )
+    chosen = lang or request_lang(request)
     query = {"action": action or "", "since": since.isoformat() if since else "",
-             "until": until.isoformat() if until else "", "lang": lang}
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "audit.html",
-        {"entries": entries, "L": LABELS[lang], "lang": lang, "q": query, "user": admin},
-    )
+             "until": until.isoformat() if until else "", "lang": chosen}
+    labels = request.app.state.texts.areas["audit"][chosen]
+    return render(request, "audit.html", user=admin, title="nav.audit",
+                  context={"entries": entries, "L": labels, "lang": chosen, "q": query})

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import SESSION_COOKIE, StaffDep, request_client
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
 from handoff.auth import AuthError, IssuedToken, LoginThrottled, UnknownUser
@@ -130,9 +131,8 @@ async def logout(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
 
 @pages.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "login.html", {"next": _safe_next(next), "error": None}
-    )
+    return render(request, "login.html", user=None, title="nav.login",
+                  context={"next": _safe_next(next), "error": None})
 
 
 @pages.post("/login", response_class=HTMLResponse)
@@ -147,9 +147,8 @@ async def login_form(
         issued = await _audited_login(runtime, email, password, _client(request))
     except AuthError as exc:
         code = 429 if isinstance(exc, LoginThrottled) else 401
-        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-            request, "login.html", {"next": _safe_next(next), "error": code}, status_code=code
-        )
+        return render(request, "login.html", user=None, title="nav.login",
+                      context={"next": _safe_next(next), "error": code}, status_code=code)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE, issued.token, httponly=True, samesite="strict",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import Principal, Role, StaffDep, SupervisorDep, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.campaigns import CampaignDraft, CampaignService, CampaignView, ListView, Pacing, Window
 from bot.campaigns.schedule import WindowError
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
@@ -250,10 +251,10 @@ async def list_recipients(
 async def campaigns_page(
     request: Request, user: PageSupervisor, campaigns: CampaignsDep
 ) -> HTMLResponse:
-    templates = request.app.state.templates
-    return templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "campaigns.html",
-        {"user": user, "campaigns": await campaigns.campaigns(), "lists": await campaigns.lists()},
+    return render(
+        request, "campaigns.html", user=user, areas=("campaigns",), title="nav.campaigns",
+        script="campaigns",
+        context={"campaigns": await campaigns.campaigns(), "lists": await campaigns.lists()},
     )
 
 
@@ -261,11 +262,9 @@ async def campaigns_page(
 async def campaign_page(
     campaign_id: uuid.UUID, request: Request, user: PageSupervisor, campaigns: CampaignsDep
 ) -> HTMLResponse:
-    templates = request.app.state.templates
-    return templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "campaign.html",
-        {
-            "user": user, "campaign": await campaigns.get(campaign_id),
-            "recipients": await campaigns.recipients(campaign_id, limit=100),
-        },
+    return render(
+        request, "campaign.html", user=user, areas=("campaign",), title="nav.campaigns",
+        script="campaign",
+        context={"campaign": await campaigns.get(campaign_id),
+                 "recipients": await campaigns.recipients(campaign_id, limit=100)},
     )

@@ -15,21 +15,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import PageUser, StaffDep, SupervisorDep, audit
+from bot.api.auth import StaffDep, SupervisorDep, audit
 from bot.api.deps import RuntimeDep
+from bot.api.pages import api_lang
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
 from bot.errors import AtiendeError
 from bot.logs import get_logger
 from bot.phones import normalize_phone
 from handoff.inbox import ConversationItem, ConversationView
+from handoff.listing import ListFilter, Status
 from handoff.ownership import Owner
 from handoff.service import Outcome
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
-pages = APIRouter(include_in_schema=False)
 
 KEEPALIVE_SECONDS = 15.0
 MEDIA_LINK_SECONDS = 900
@@ -66,18 +67,6 @@ class LabelsBody(BaseModel):
     labels: list[str] = Field(max_length=20)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 class OutcomePublic(BaseModel):
     conversation_id: uuid.UUID
     owner: str
@@ -111,6 +100,11 @@ class ConversationPublic(BaseModel):
     preview: str | None
     labels: list[str]
     first_response: SlaPublic | None
+    account: str = ""
+    preview_kind: str | None = None
+    preview_from: str | None = None
+    waiting_since: datetime | None = None
+    unread: int = 0
 
 
 class MessagePublic(BaseModel):
@@ -159,14 +153,6 @@ class ConversationDetail(BaseModel):
     context_started_at: datetime | None
 
 
-
-
-
-
-
-
-
-
 def _outcome(outcome: Outcome) -> OutcomePublic:
     return OutcomePublic(
         conversation_id=outcome.conversation_id, owner=outcome.owner.value,
@@ -201,14 +187,31 @@ def _detail(view: ConversationView) -> ConversationDetail:
 
 @router.get("/conversations", response_model=list[ConversationPublic])
 async def list_conversations(
+    response: Response,
     runtime: RuntimeDep,
     principal: StaffDep,
     owner: Owner | None = None,
     mine: bool = False,
+    status: Status = Status.ALL,
+    q: Annotated[str | None, Query(max_length=200, description="name, phone or text")] = None,
+    label: Annotated[str | None, Query(max_length=40)] = None,
+    agent_id: uuid.UUID | None = None,
+    team_id: uuid.UUID | None = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    account: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> list[ConversationPublic]:
-    """Conversations the caller may see; ``owner=queued`` is the queue, ``mine=true`` theirs."""
-    items = await runtime.inbox.conversations(principal, owner=owner, mine=mine, limit=limit)
+    """Conversations the caller may see, newest activity first: ``status`` (queued, mine,
+    open, resolved, closed, all), search ``q`` over name, phone and message text, and
+    filters. The next page's ``cursor`` comes in the ``X-Next-Cursor`` header."""
+    filters = ListFilter(
+        status=status, owner=owner, mine=mine, query=q, label=label, agent_id=agent_id,
+        team_id=team_id, channel=channel, account=account, cursor=cursor, limit=limit,
+    )
+    items, next_cursor = await runtime.inbox.conversation_page(principal, filters)
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
     return [_item(i) for i in items]
 
 
@@ -228,11 +231,12 @@ async def start_conversation(
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
 async def get_conversation(
-    conversation_id: uuid.UUID, runtime: RuntimeDep, principal: StaffDep
+    conversation_id: uuid.UUID, request: Request, runtime: RuntimeDep, principal: StaffDep
 ) -> ConversationDetail:
     """Transcript, summary, intent, escalation reason, customer history, notes, SLA; media
     come with short-lived signed links."""
-    detail = _detail(await runtime.inbox.view(principal, conversation_id))
+    view = await runtime.inbox.view(principal, conversation_id, language=api_lang(request))
+    detail = _detail(view)
     for message in detail.messages:
         key = (message.media or {}).get("key")
         if message.media is not None and isinstance(key, str):
@@ -370,22 +374,3 @@ async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
 
 
 _EVENT_KEYS = {"conversation_id", "owner", "kind", "message_id", "agent_id", "online"}
-
-
-# ---------------------------------------------------------------- agents, teams, canned
-
-
-@pages.get("/inbox", response_class=HTMLResponse)
-async def inbox_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "inbox.html", {"user": principal, "conversation_id": None}
-    )
-
-
-@pages.get("/inbox/conversations/{conversation_id}", response_class=HTMLResponse)
-async def conversation_page(
-    request: Request, conversation_id: uuid.UUID, principal: PageUser
-) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "inbox.html", {"user": principal, "conversation_id": str(conversation_id)}
-    )

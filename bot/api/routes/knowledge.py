@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from bot.answering.responder import ResponseRequest
 from bot.api.auth import AdminDep, Principal, audit, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from handoff.roles import Role
 from knowledge.documents import validate_article, validate_product
 from knowledge.rendering import render_markdown
@@ -375,8 +376,5 @@ async def intents_page(request: Request, user: AdminPage) -> HTMLResponse:
 
 
 def _editor(request: Request, user: Principal, tab: str) -> HTMLResponse:
-    templates = request.app.state.templates
-    response: HTMLResponse = templates.TemplateResponse(
-        request, "kb.html", {"user": user, "tab": tab}
-    )
-    return response
+    return render(request, "kb.html", user=user, areas=("kb",), title="nav.kb", script="kb",
+                  context={"tab": tab})

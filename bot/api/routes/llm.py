@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import AdminDep, Principal, Role, audit, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.errors import LLMConfigError
 from bot.llm.secrets import mask
 
@@ -138,6 +139,5 @@ AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
 
 @pages.get("/admin/llm", response_class=HTMLResponse)
 async def llm_page(request: Request, admin: AdminPage) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "llm_admin.html", {"user": admin}
-    )
+    return render(request, "llm_admin.html", user=admin, areas=("llm_admin",), title="nav.llm",
+                  script="llm")

@@ -11,20 +11,19 @@ from dataclasses import asdict
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import (
     AdminDep,
-    Principal,
-    Role,
+    PageSupervisor,
     StaffDep,
     SupervisorDep,
     audit,
-    require_page_role,
 )
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.blocking import BlockView
 from bot.phones import normalize_phone
 from bot.sequences import EnrollmentView, SequenceDraft, SequenceView, Step, StepTemplate
@@ -33,8 +32,6 @@ from bot.sequences.values import MAX_DELAY_MINUTES, TaskView
 
 router = APIRouter(prefix="/api/v1", tags=["sequences"])
 pages = APIRouter(include_in_schema=False)
-
-PageSupervisor = Annotated[Principal, Depends(require_page_role(Role.ADMIN, Role.SUPERVISOR))]
 
 
 class TemplateIn(BaseModel):
@@ -416,7 +413,6 @@ async def sequences_page(
     request: Request, user: PageSupervisor, runtime: RuntimeDep
 ) -> HTMLResponse:
     views = [await runtime.sequences.get(v.id) for v in await runtime.sequences.sequences()]
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "sequences.html",
-        {"user": user, "sequences": views, "blocked": await runtime.blocked.marked(limit=50)},
-    )
+    blocked = await runtime.blocked.marked(limit=50)
+    return render(request, "sequences.html", user=user, areas=("sequences",),
+                  title="nav.sequences", context={"sequences": views, "blocked": blocked})

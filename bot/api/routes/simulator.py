@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import LoginRequired, current_principal
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.channels.simulation import SimulatorService
 from bot.wiring.runtime import Runtime
 from handoff.auth import Principal
@@ -215,8 +216,7 @@ async def get_chat(
 
 
 @pages.get("/simulator", response_class=HTMLResponse, dependencies=[Depends(sim_caller)])
-async def simulator_page(request: Request) -> HTMLResponse:
-    templates = request.app.state.templates
-    return templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "simulator.html", {"demo_phone": DEMO_PHONE}
-    )
+async def simulator_page(request: Request, user: OptionalPrincipal) -> HTMLResponse:
+    return render(request, "simulator.html", user=user, areas=("simulator",),
+                  title="simulator.title", script="simulator",
+                  context={"demo_phone": DEMO_PHONE})

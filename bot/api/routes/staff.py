@@ -33,6 +33,12 @@ class TeamCreate(BaseModel):
     skills: list[str] = Field(default_factory=list, max_length=50)
 
 
+class TeamUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    skills: list[str] | None = Field(default=None, max_length=50)
+
+
 class MembersBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_ids: list[uuid.UUID] = Field(max_length=500)
@@ -115,6 +121,18 @@ async def create_team(body: TeamCreate, runtime: RuntimeDep, principal: AdminDep
     """Admins: a team/queue with skills (e.g. siniestros, ventas, cobranza)."""
     team = await runtime.inbox.create_team(body.name, body.skills)
     await audit(runtime, principal, "team.create", f"team:{team.id}", name=team.name)
+    return TeamPublic.model_validate(asdict(team))
+
+
+@router.patch("/teams/{team_id}", response_model=TeamPublic)
+async def update_team(
+    team_id: uuid.UUID, body: TeamUpdate, runtime: RuntimeDep, principal: AdminDep
+) -> TeamPublic:
+    """Admins: rename a team or replace its skills."""
+    await runtime.workspace.update_team(team_id, name=body.name, skills=body.skills)
+    await audit(runtime, principal, "team.update", f"team:{team_id}",
+                **body.model_dump(exclude_none=True))
+    team = next(t for t in await runtime.inbox.teams() if t.id == team_id)
     return TeamPublic.model_validate(asdict(team))
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import AdminDep, Principal, StaffDep, SupervisorDep, audit, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.reports.learning import LearningFigures
 from handoff.roles import Role
 from knowledge.suggestions import SuggestionView
@@ -165,6 +166,6 @@ SuggestionsPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN, Rol
 @pages.get("/admin/kb/suggestions", response_class=HTMLResponse)
 async def suggestions_page(request: Request, user: SuggestionsPage) -> HTMLResponse:
     """The suggestions, most asked first: edit, then approve or dismiss (admins)."""
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "kb_suggestions.html", {"user": user, "can_decide": user.role is Role.ADMIN})
-    return response
+    return render(request, "kb_suggestions.html", user=user, areas=("suggestions",),
+                  title="suggestions.heading", script="kb_suggestions",
+                  context={"can_decide": user.role is Role.ADMIN})

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import AdminDep, audit, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render
 from bot.channels.numbers import NumberRecord
 from bot.channels.qr import qr_svg
 from bot.errors import NotFound
@@ -119,6 +120,5 @@ async def number_qr(account: str, runtime: RuntimeDep, _: AdminDep) -> Response:
 
 @pages.get("/admin/whatsapp", response_class=HTMLResponse)
 async def numbers_page(request: Request, principal: AdminPage) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "whatsapp_numbers.html", {"user": principal}
-    )
+    return render(request, "whatsapp_numbers.html", user=principal, areas=("whatsapp",),
+                  title="nav.whatsapp", script="whatsapp")

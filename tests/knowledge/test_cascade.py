@@ -1,0 +1,109 @@
+"""The cascade: a plain question the first model answers surely skips the second model."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.answering.responder import Decision, Persona, ResponseRequest
+from bot.settings import Settings
+from bot.wiring.answering import Answering, build_answering
+from knowledge.demo import demo_files
+from knowledge.embeddings import Embedder, Vector
+from knowledge.intents import IntentExamples
+
+
+class Counted:
+    """The second model, counting the questions it embeds (the Embedder port)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner = inner
+        self.questions = 0
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def dimensions(self) -> int:
+        return self._inner.dimensions
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        return await self._inner.embed(texts)
+
+    async def embed_queries(self, texts: Sequence[str]) -> list[Vector]:
+        self.questions += len(texts)
+        return [list(v) for v in await self._inner.embed_queries(texts)]  # type: ignore[attr-defined]
+
+
+async def _demo(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                embedder: Embedder, second: Counted) -> Answering:
+    answering = build_answering(settings, sessions, embedder=embedder, second=second,  # type: ignore[arg-type]
+                                persona=Persona("Sofía", "Seguros Demo"))
+    report = await answering.knowledge.import_files(demo_files(), editor="test")
+    assert not report.failed, report.summary()
+    await answering.intent_examples.seed()
+    await _ask(answering, "hola, ¿qué seguros venden?")  # loads the intent examples
+    second.questions = 0
+    return answering
+
+
+async def _ask(answering: Answering, text: str) -> Decision:
+    return await answering.responder.respond(ResponseRequest(
+        conversation_id=uuid.uuid4(), message_id=uuid.uuid4(), text=text))
+
+
+def _with_threshold(settings: Settings, value: float) -> Settings:
+    knowledge = settings.knowledge.model_copy(update={"first_model_confidence": value})
+    return settings.model_copy(update={"knowledge": knowledge})
+
+
+async def test_a_sure_question_skips_the_second_model_and_gets_the_same_answer(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
+    kb_second: Embedder,
+) -> None:
+    question = "oigan, ¿puedo pagar en el oxxo?"
+    quick = Counted(kb_second)
+    fast = await _ask(await _demo(settings, sessions, kb_embedder, quick), question)
+    assert quick.questions == 0
+    assert fast.sources[:1] == ("formas-pago",) and "OXXO" in fast.replies[0]
+
+    both = Counted(kb_second)
+    slow = await _ask(await _demo(_with_threshold(settings, 1.0), sessions, kb_embedder, both),
+                      question)
+    assert both.questions >= 1  # the shortcut off: both models decide
+    assert slow.sources[:1] == fast.sources[:1]
+
+
+async def test_requests_for_a_person_and_doubtful_questions_use_both_models(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
+    kb_second: Embedder,
+) -> None:
+    second = Counted(kb_second)
+    answering = await _demo(settings, sessions, kb_embedder, second)
+    buy = await _ask(answering, "ya me decidí, quiero contratar el seguro de auto amplio hoy mismo")
+    assert second.questions >= 1
+    assert buy.escalate
+    second.questions = 0
+    away = await _ask(answering, "¿venden seguros para motos?")
+    assert second.questions >= 1 and away.escalate and away.sources == ()
+
+
+async def test_intent_examples_keep_their_second_vectors(
+    sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder, kb_second: Embedder,
+) -> None:
+    """The second model's vectors of the examples are stored, not computed at every start
+    (the first customer after a restart waited seconds for them)."""
+    examples = IntentExamples(sessions, kb_embedder)
+    await examples.seed()
+    counted = Counted(kb_second)
+    first = await examples.second_vectors(counted)  # type: ignore[arg-type]
+    assert len(first) == len(await examples.texts()) == counted.questions
+    counted.questions = 0
+    assert await examples.second_vectors(counted) == first  # type: ignore[arg-type]
+    assert counted.questions == 0
+    await examples.add("question", "cuanto cuesta el envio a merida", created_by="test")
+    more = await examples.second_vectors(counted)  # type: ignore[arg-type]
+    assert counted.questions == 1 and len(more) == len(first) + 1
