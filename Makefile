@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean lock
+.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean lock intent-vectors
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ $(VENV)/.installed-reference: pyproject.toml $(VENV)/.installed
 
 ## Re-resolve the lock files from pyproject.toml (upgrades what is not pinned there).
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11.7 --no-header --annotation-style line --quiet
+## make intent-vectors: after editing knowledge/data/intents.yaml, the second model's vectors
+## of the shipped intent examples (knowledge/data/intents.second.npz; a test checks they match)
+intent-vectors: | $(BIN)/python
+	$(BIN)/python -c "import asyncio, pathlib; from knowledge.e5 import E5Embedder; \
+	from knowledge.intents import write_shipped_second_vectors as w; \
+	print(asyncio.run(w(E5Embedder(), pathlib.Path('knowledge/data/intents.second.npz'))), 'examples')"
+
 lock: | $(BIN)/python
 	$(BIN)/pip install -q uv==0.9.5
 	$(UV_COMPILE) -o $(VENV)/lock.tmp

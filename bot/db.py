@@ -116,3 +116,16 @@ def migrate(url: str) -> None:
     config = Config(str(migrations_root() / "alembic.ini"))
     config.attributes["url"] = url
     command.upgrade(config, "heads")
+
+
+# deadlock_detected, lock_not_available (lock_timeout), serialization_failure
+_RETRYABLE_STATES = frozenset({"40P01", "55P03", "40001"})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transaction that failed only because of a concurrent one (deadlock, lock
+    timeout, serialization): running it again can succeed."""
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if getattr(candidate, "sqlstate", None) in _RETRYABLE_STATES:
+            return True
+    return False

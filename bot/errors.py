@@ -163,7 +163,7 @@ class SequenceRejected(AtiendeError):
 
 class SequenceConflict(AtiendeError):
     """The contact or sequence's state refuses the action (``code``: already_enrolled,
-    opted_out, probably_blocked, active_enrollments, name_taken, not_active)."""
+    opted_out, probably_blocked, active_enrollments, name_taken, not_active, erased)."""
 
     def __init__(self, code: str, reason: str, **extra: object) -> None:
         super().__init__(reason)

@@ -165,8 +165,13 @@ class AgentActions:
         body = _clean_text(body)
         phone = contact_key(channel, phone)
         async with self._sessions() as session, session.begin():
+            # key-share lock: if this customer is being erased right now, wait and then
+            # find no contact (a new one is made), never write into the erased one
             contact_id = (
-                await session.execute(select(Contact.id).where(Contact.phone_e164 == phone))
+                await session.execute(
+                    select(Contact.id).where(Contact.phone_e164 == phone)
+                    .with_for_update(key_share=True)
+                )
             ).scalar_one_or_none()
             if contact_id is None:
                 contact_id = uuid.uuid4()
@@ -286,7 +291,8 @@ class AgentActions:
         """A private note for the team (the customer never sees it)."""
         body = _clean_text(body)
         async with self._sessions() as session, session.begin():
-            conv = await self._steps.get(session, conversation_id)
+            # locked: a note never lands in a conversation being erased right now
+            conv = await self._steps.lock(session, conversation_id)
             await require_visible(session, actor, conv)
             note = Note(id=uuid.uuid4(), conversation_id=conv.id, author_id=actor.id, text=body)
             session.add(note)
@@ -301,7 +307,7 @@ class AgentActions:
         if any(len(label) > MAX_LABEL for label in clean):
             raise InvalidInput("label_too_long", f"labels have at most {MAX_LABEL} characters")
         async with self._sessions() as session, session.begin():
-            conv = await self._steps.get(session, conversation_id)
+            conv = await self._steps.lock(session, conversation_id)
             await require_visible(session, actor, conv)
             await session.execute(delete(Label).where(Label.conversation_id == conv.id))
             session.add_all(Label(conversation_id=conv.id, label=label) for label in clean)

@@ -11,8 +11,9 @@ or, to commit the entry with the change itself, inside the caller's transaction:
 
 Actions are dotted names, ``<area>.<verb>`` (``auth.login``, ``users.create``,
 ``conversation.claim``, ``kb.import``); ``target`` is ``<kind>:<id>``; ``details`` is
-a small JSON object (never passwords or tokens). Entries are never updated or deleted
-by the application.
+a small JSON object (never passwords or tokens). Entries are never deleted by the
+application; erasing a customer's data (``bot.privacy``) empties the details of the
+entries about their conversations, keeping who did what and when.
 """
 
 from __future__ import annotations
@@ -139,6 +140,18 @@ class AuditLog:
     ) -> None:
         """Record inside the caller's transaction: the entry commits with the change."""
         await session.execute(insert(AuditEntry).values(**_values(actor, action, target, details)))
+
+    @staticmethod
+    async def record_many_in(
+        session: AsyncSession, actor: Actor,
+        entries: Sequence[tuple[str, str | None, Mapping[str, Any] | None]],
+    ) -> None:
+        """Several entries of one actor (``(action, target, details)``) in one statement,
+        inside the caller's transaction."""
+        if entries:
+            await session.execute(insert(AuditEntry), [
+                _values(actor, action, target, details) for action, target, details in entries
+            ])
 
     async def entries(
         self, *, since: datetime | None = None, until: datetime | None = None,

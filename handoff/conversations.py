@@ -79,6 +79,8 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # erased (bot.privacy): number, LID and name gone; the row stays for the analytics
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Conversation(Base):
@@ -103,6 +105,8 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # its customer's data was erased: closed for good, kept (without text) for analytics
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Message(Base):

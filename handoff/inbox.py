@@ -199,7 +199,8 @@ class InboxQueries:
         self, actor: Principal, conversation_id: uuid.UUID, *, language: str = "es"
     ) -> ConversationView:
         async with self._sessions() as session:
-            query = select(Conversation.id).where(Conversation.id == conversation_id)
+            query = select(Conversation.id).where(Conversation.id == conversation_id,
+                                                  Conversation.erased_at.is_(None))
             if actor.role is Role.AGENT:
                 query = query.where(visible_to_agent(actor.id))
             if (await session.execute(query)).scalar_one_or_none() is None:

@@ -118,7 +118,8 @@ def _status_condition(status: Status, actor: Principal) -> Any:
 
 def conditions(actor: Principal, f: ListFilter) -> list[Any]:
     """The WHERE clauses of a filter, for what ``actor`` may see."""
-    where: list[Any] = [_status_condition(f.status, actor)]
+    # an erased customer's conversation is kept for the figures, never listed
+    where: list[Any] = [_status_condition(f.status, actor), Conversation.erased_at.is_(None)]
     if f.owner is not None:
         where.append(Conversation.owner == f.owner.value)
     if f.mine:

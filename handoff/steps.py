@@ -91,15 +91,10 @@ class Steps:
                 select(Conversation).where(Conversation.id == conversation_id).with_for_update()
             )
         ).scalar_one_or_none()
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
+        return _live(conv)
 
     async def get(self, session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-        conv = await session.get(Conversation, conversation_id)
-        if conv is None:
-            raise ConversationNotFound()
-        return conv
+        return _live(await session.get(Conversation, conversation_id))
 
     def move(self, conv: Conversation, event: OwnerEvent, *, reason: str) -> None:
         try:
@@ -202,3 +197,14 @@ class Steps:
             )
         )
         return message_id
+
+
+def _live(conv: Conversation | None) -> Conversation:
+    """The conversation, unless it is missing or its customer's data was erased (an
+    erasure locks the row first, so an action waiting on the lock sees it erased)."""
+    if conv is None:
+        raise ConversationNotFound()
+    if conv.erased_at is not None:
+        raise Conflict("erased", "the customer's data was erased; this conversation is "
+                       "closed for good (a new message from them starts a new one)")
+    return conv

@@ -48,6 +48,7 @@ class IdleTimeout:
             ids = (
                 await session.execute(
                     select(Conversation.id).where(Conversation.owner == Owner.HUMAN.value,
+                                                  Conversation.erased_at.is_(None),
                                                   last < cutoff)
                 )
             ).scalars().all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -38,6 +39,34 @@ class Classified:
     confidence: float  # similarity-based, 0..1
     margin: float  # best label's score minus the runner-up's
     scores: dict[str, float] | None = None  # every label's score
+
+
+# The second model's vectors of the shipped examples, computed once at release time
+# (``make intent-vectors``): ~175 e5 questions were seconds of CPU at every fresh start.
+SHIPPED_SECOND = "data/intents.second.npz"
+
+
+def shipped_second_vectors(model: str) -> dict[str, Vector]:
+    """text -> vector of the shipped examples by ``model`` (empty for another model)."""
+    path = resources.files("knowledge").joinpath(SHIPPED_SECOND)
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle, np.load(handle) as data:
+        if str(data["model"]) != model:
+            return {}
+        return {str(t): [float(x) for x in v]
+                for t, v in zip(data["texts"], data["vectors"], strict=True)}
+
+
+async def write_shipped_second_vectors(embedder: Embedder, target: Path) -> int:
+    """Embed every shipped example with ``embedder`` (as questions) into ``target``."""
+    texts = sorted({t for values in seed_examples().values() for t in values})
+    embed = getattr(embedder, "embed_queries", None) or embedder.embed
+    vectors = np.array([list(v) for v in await embed(texts)], dtype=np.float32)
+    with target.open("wb") as handle:
+        np.savez_compressed(handle, model=np.array(embedder.name), texts=np.array(texts),
+                            vectors=vectors)
+    return len(texts)
 
 
 def seed_examples() -> dict[str, list[str]]:
@@ -147,8 +176,12 @@ class IntentExamples:
                     IntentExample.second_embedding.is_(None)))
             )).all()
         if stale:
+            shipped = shipped_second_vectors(name)
+            missing = [r.text for r in stale if r.text not in shipped]
             embed = getattr(second, "embed_queries", None) or second.embed
-            vectors = [list(v) for v in await embed([r.text for r in stale])]
+            fresh = dict(zip(missing, [list(v) for v in await embed(missing)], strict=True)
+                         ) if missing else {}
+            vectors = [shipped.get(r.text) or fresh[r.text] for r in stale]
             async with self._sessions.begin() as session:
                 for row, vector in zip(stale, vectors, strict=True):
                     await session.execute(

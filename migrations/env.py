@@ -12,6 +12,7 @@ import bot.campaigns.models  # noqa: F401  (campaign tables on the records MetaD
 import bot.channels.records  # noqa: F401  (whatsapp_numbers on the records metadata)
 import bot.llm.records  # noqa: F401  (llm_calls, llm_chain_configs on the records metadata)
 import bot.integrations.records  # noqa: F401  (webhooks, webhook_deliveries)
+import bot.privacy.records  # noqa: F401  (erasure log, kept opt-outs, retention progress)
 import bot.sequences.models  # noqa: F401  (follow-up sequence tables)
 import bot.speech.records  # noqa: F401  (transcriptions on the records metadata)
 import handoff.audit  # noqa: F401  (registers audit_log on HandoffBase)

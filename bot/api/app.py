@@ -22,6 +22,7 @@ from bot.api.routes import (
     audit,
     auth,
     campaigns,
+    contacts,
     health,
     inbox,
     integrations,
@@ -116,6 +117,8 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(media.outgoing)
     app.include_router(campaigns.router)
     app.include_router(campaigns.pages)
+    app.include_router(contacts.router)
+    app.include_router(contacts.pages)
     app.include_router(sequences.router)
     app.include_router(sequences.pages)
     app.include_router(llm.router)

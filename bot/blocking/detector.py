@@ -122,6 +122,7 @@ _CANDIDATES = text(
         SELECT max(p.seq) AS seq FROM messages p
         WHERE p.conversation_id = e.conversation_id AND ({_POSITIVE})
       ) p ON true
+      WHERE c.erased_at IS NULL  -- an erased customer is watched no more
     )
     SELECT l.conversation_id, l.contact_id, l.channel, l.account, count(*) AS undelivered,
            min(u.seq) AS first_seq,

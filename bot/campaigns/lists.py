@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -105,8 +105,9 @@ async def _check_assignees(
 
 
 async def _opted_out(session: AsyncSession, phones: list[str]) -> set[str | None]:
-    """The phones among ``phones`` whose contact asked not to receive messages."""
-    return set(
+    """The phones among ``phones`` whose contact asked not to receive messages, or whose
+    erased customer had (their opt-out is kept as a salted hash: bot.privacy)."""
+    stored = set(
         (
             await session.execute(
                 select(Contact.phone_e164).where(
@@ -115,6 +116,11 @@ async def _opted_out(session: AsyncSession, phones: list[str]) -> set[str | None
             )
         ).scalars()
     )
+    erased = (await session.execute(text(
+        "SELECT p FROM unnest(CAST(:phones AS text[])) p WHERE EXISTS (SELECT 1 FROM "
+        "privacy_optouts o WHERE o.phone_hash = privacy_phone_hash(p))"),
+        {"phones": phones})).scalars()
+    return stored | set(erased)
 
 
 def _rejections(parsed: ParsedList, opted_out: set[str | None]) -> list[dict[str, Any]]:

@@ -206,10 +206,14 @@ class CampaignService:
                     SELECT gen_random_uuid(), :cid,
                            row_number() OVER (ORDER BY e.row_number) - 1,
                            e.phone_e164, e.name, e.fields, :channel, :account,
-                           CASE WHEN c.opted_out THEN 'skipped' ELSE 'pending' END,
-                           CASE WHEN c.opted_out THEN 'opted_out' END
+                           CASE WHEN o.out THEN 'skipped' ELSE 'pending' END,
+                           CASE WHEN o.out THEN 'opted_out' END
                     FROM contact_list_entries e
                     LEFT JOIN contacts c ON c.phone_e164 = e.phone_e164
+                    -- an erased customer's opt-out survives as a salted hash (bot.privacy)
+                    CROSS JOIN LATERAL (SELECT coalesce(c.opted_out, false) OR EXISTS (
+                        SELECT 1 FROM privacy_optouts p
+                        WHERE p.phone_hash = privacy_phone_hash(e.phone_e164)) AS out) o
                     WHERE e.list_id = :lid
                     ON CONFLICT (campaign_id, phone_e164) DO NOTHING
                     """

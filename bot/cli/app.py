@@ -35,6 +35,7 @@ def _register_subcommands() -> None:
     from bot.cli import apikeys as cli_apikeys
     from bot.cli import backup as cli_backup
     from bot.cli import campaigns as cli_campaigns
+    from bot.cli import contacts as cli_contacts
     from bot.cli import jobs as cli_jobs
     from bot.cli import llm as cli_llm
     from bot.cli import sequences as cli_sequences
@@ -46,6 +47,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_backup.app, name="backup")
     app.add_typer(cli_campaigns.app, name="campaigns")
     app.add_typer(cli_apikeys.app, name="apikeys")
+    app.add_typer(cli_contacts.app, name="contacts")
     app.add_typer(cli_sequences.app, name="sequences")
 
 
@@ -303,8 +305,44 @@ def bench_inbox(
     )))
 
 
+@bench_app.command("erasure")
+def bench_erasure(
+    customers: Annotated[int, typer.Option("--customers", "-n", min=1)] = 10_000,
+    messages: Annotated[int, typer.Option("--messages", "-m", min=1)] = 20,
+    rate: Annotated[float, typer.Option("--rate", min=1, help="messages/s of the load")] = 20.0,
+    batch: Annotated[int | None, typer.Option(
+        "--batch", help="customers per transaction (default: ATIENDE_PRIVACY__ERASE_BATCH)")
+    ] = None,
+    pause: Annotated[float | None, typer.Option(
+        "--pause", help="seconds between batches (default: …__BATCH_PAUSE_SECONDS)")] = None,
+    yield_ratio: Annotated[float | None, typer.Option(
+        "--yield", help="rest this many times a batch's time (default: …__ERASE_YIELD)")
+    ] = None,
+) -> None:
+    """Erase N customers (the real command) under a steady load; compare its latency."""
+    from bot.bench.erasure import run_erasure_bench
+
+    settings = settings_for_cli()
+    privacy = settings.privacy
+    typer.echo(aio.run(run_erasure_bench(
+        settings, customers=customers, messages=messages, rate=rate,
+        batch=batch or privacy.erase_batch,
+        pause=privacy.batch_pause_seconds if pause is None else pause,
+        yield_ratio=privacy.erase_yield if yield_ratio is None else yield_ratio)))
+
+
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # settings from the environment that make no sense
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        typer.echo(f"error: invalid settings: {reasons}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,8 +49,13 @@ def restore(
     force: Annotated[
         bool, typer.Option("--force", help="disconnect a server or worker still connected")
     ] = False,
+    erasure_log: Annotated[Path | None, typer.Option(
+        "--erasure-log",
+        help="also re-apply this log (`atiende contacts erasures --out`), e.g. when the "
+             "database being replaced is lost")] = None,
 ) -> None:
-    """Replace the current data with FILE (stop the server and workers first)."""
+    """Replace the current data with FILE (stop the server and workers first); then
+    re-apply every customer erasure the replaced database (and --erasure-log) knew."""
     from bot.infra.backup import BackupError, read_manifest, restore_backup
 
     if not file.exists():
@@ -64,8 +69,91 @@ def restore(
                 abort=True,
             )
         database_url, media_root = _targets()
+        carried = _carried_log(database_url, erasure_log)
         summary = restore_backup(database_url, file, media_root=media_root, force=force)
-    except BackupError as exc:
+    except (BackupError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"restored: {summary.line()}")
+    if carried is not None:
+        _reapply(database_url, *carried)
+
+
+def _carried_log(database_url: str, extra: Path | None) -> tuple[Any, Path] | None:
+    """The erasure log of the database about to be replaced (plus ``extra``), also
+    saved to a file until it is re-applied (a crash in between loses nothing)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.privacy.reapply import load_log, read_log, write_log
+    from bot.settings import load_settings
+
+    log = asyncio.run(_read(database_url, read_log))
+    if extra is not None:
+        if not extra.is_file():
+            raise ValueError(f"{extra}: no such file")
+        log = load_log(extra).merge(log)
+    if not log:
+        return None
+    saved = load_settings().data_dir.resolve() / (
+        f"erasure-log-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl")
+    write_log(log, saved)
+    return log, saved
+
+
+async def _read(database_url: str, read_log: Any) -> Any:
+    from bot.db import create_engine, session_factory
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        return await read_log(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def _reapply(database_url: str, log: Any, saved: Path, *, keep: bool = False) -> None:
+    import asyncio
+
+    from bot.db import create_engine, migrate, session_factory
+    from bot.metrics import Metrics
+    from bot.privacy import PrivacyMetrics
+    from bot.privacy.reapply import reapply
+    from bot.settings import load_settings
+    from bot.wiring.media import media_store
+
+    async def main() -> str:
+        engine = create_engine(database_url, pool_size=2)
+        try:
+            sessions = session_factory(engine)
+            media = await media_store(load_settings())
+            done = await reapply(log, sessions=sessions, media=media,
+                                 metrics=PrivacyMetrics(Metrics().registry))
+            return done.line()
+        finally:
+            await engine.dispose()
+
+    try:
+        migrate(database_url)  # a backup from before the erasure log: its tables first
+        typer.echo(asyncio.run(main()))
+    except Exception as exc:
+        typer.echo(f"error: the erasure log was not re-applied ({exc}); it is saved in "
+                   f"{saved}: run `atiende backup reapply {saved}`", err=True)
+        raise typer.Exit(1) from exc
+    if not keep:
+        saved.unlink(missing_ok=True)
+
+
+@app.command("reapply")
+def reapply_command(
+    log: Annotated[Path, typer.Argument(help="an erasure log (JSON lines)")],
+) -> None:
+    """Re-apply an erasure log to the current data (what a restore does itself)."""
+    from bot.privacy.reapply import load_log
+
+    database_url, _ = _targets()
+    try:
+        loaded = load_log(log)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    _reapply(database_url, loaded, log, keep=True)

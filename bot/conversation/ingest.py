@@ -27,12 +27,17 @@ log = get_logger("atiende.ingest")
 def _accept_sql() -> str:
     """One statement, atomic on its own: find or create the contact and conversation,
     store the message once per (channel, provider id), and record the conversation's
-    waiting work (waking a dispatcher unless one is processing it)."""
+    waiting work (waking a dispatcher unless one is processing it).
+
+    The contact is key-share locked: while that customer is being erased (bot.privacy
+    locks the contact first) the statement waits, then finds no contact with the number
+    and starts a fresh one; it never writes into the erased conversation."""
     return f"""
 WITH found AS (
     SELECT c.id, c.contact_id
     FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
     WHERE ct.phone_e164 = %(phone)s AND c.channel = %(channel)s AND c.account = %(account)s
+    FOR KEY SHARE OF ct
 ),
 new_contact AS (
     INSERT INTO contacts (id, phone_e164, name)
@@ -196,6 +201,7 @@ class Ingestor:
                     CONVERSATIONS.c.channel == message.channel,
                     CONVERSATIONS.c.account == message.account,
                 )
+                .with_for_update(key_share=True, of=CONTACTS)  # see _accept_sql
             )
         ).one_or_none()
         if found is not None:

@@ -211,11 +211,22 @@ class JobQueue:
         if not 1 <= every_seconds <= 59:
             raise ValueError("every_seconds must be between 1 and 59")
 
+        self._periodic(name, handler, cron=f"* * * * * */{every_seconds}")
+
+    def register_periodic_minutes(
+        self, name: str, handler: Callable[[], Awaitable[object]], *, every_minutes: int
+    ) -> None:
+        """Run ``handler`` every ``every_minutes`` (1-59) on one worker of the cluster."""
+        if not 1 <= every_minutes <= 59:
+            raise ValueError("every_minutes must be between 1 and 59")
+        self._periodic(name, handler, cron=f"*/{every_minutes} * * * *")
+
+    def _periodic(self, name: str, handler: Callable[[], Awaitable[object]], *, cron: str) -> None:
         async def tick(timestamp: int) -> None:
             await handler()
 
         task = self._app.task(name=name, queue=PERIODIC_QUEUE, pass_context=False)(tick)
-        self._app.periodic(cron=f"* * * * * */{every_seconds}", periodic_id=name)(task)
+        self._app.periodic(cron=cron, periodic_id=name)(task)
 
     async def open(self) -> None:
         await self._app.open_async()

@@ -124,6 +124,19 @@ class ConversationMemory:
     async def forget(self, conversation_id: uuid.UUID) -> None:
         await self.store_many({}, forget=(conversation_id,))
 
+    async def erase(self, conversation_ids: Collection[uuid.UUID], *, chunk: int = 500) -> int:
+        """Delete these conversations' memory now (a customer's erasure): the keys
+        deleted. Unlike ``forget`` it raises CacheUnavailable when Redis does not answer,
+        so the erasure knows to try again."""
+        keys = [self._key(c) for c in conversation_ids]
+        deleted = 0
+        try:
+            for start in range(0, len(keys), chunk):
+                deleted += int(await self._redis.delete(*keys[start:start + chunk]))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return deleted
+
     async def store_many(
         self,
         turns: Mapping[uuid.UUID, Sequence[Turn]],

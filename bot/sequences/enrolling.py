@@ -86,16 +86,24 @@ async def target_by_phone(
 
 
 async def target_by_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> Target:
-    """The contact of an existing conversation (NotFound when there is none)."""
+    """The contact of an existing conversation (NotFound when there is none; a conflict
+    when its customer's data was erased)."""
+    # key-share locked: an erasure (which locks both for update) finishes first, and then
+    # this reads the erased rows instead of enrolling the number it just removed
     row = (
         await session.execute(
-            select(Contact.id, Contact.phone_e164, Contact.name, Contact.opted_out)
+            select(Contact.id, Contact.phone_e164, Contact.name, Contact.opted_out,
+                   Conversation.erased_at)
             .join(Conversation, Conversation.contact_id == Contact.id)
             .where(Conversation.id == conversation_id)
+            .with_for_update(key_share=True)
         )
     ).one_or_none()
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
+    if row.erased_at is not None:
+        raise SequenceConflict("erased", "the customer's data was erased; this conversation "
+                               "cannot be enrolled")
     if row.phone_e164 is None:
         raise SequenceRejected("this contact has no phone number (only a WhatsApp id)")
     return Target(row.id, conversation_id, row.phone_e164, row.name, row.opted_out)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.settings.campaigns import CampaignsConfig
 from bot.settings.channels import ChannelsConfig
 from bot.settings.media import MediaSettings
+from bot.settings.privacy import PrivacySettings
 from bot.settings.sequences import BlockingConfig, SequencesConfig
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeConfig = KnowledgeConfig()
     suggestions: SuggestionsConfig = SuggestionsConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
+    privacy: PrivacySettings = PrivacySettings()
     sequences: SequencesConfig = SequencesConfig()
     blocking: BlockingConfig = BlockingConfig()
 

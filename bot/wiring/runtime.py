@@ -1,8 +1,9 @@
 """The full runtime of an Atiende server or worker: every area, wired once from Settings.
 
 ``Runtime.create`` composes the per-area builders of this package (core, media,
-channels, message path, answering, staff, campaigns, sequences). A process that needs less builds
-less: CLI commands that touch the database only use ``bot.wiring.core.core_for``.
+channels, message path, answering, staff, campaigns, sequences, customer data). A process
+that needs less builds less: CLI commands that touch the database only use
+``bot.wiring.core.core_for``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.media.attachments import AgentAttachments
 from bot.metrics import Metrics
+from bot.privacy import CustomerData
 from bot.sequences import HandList, SequenceService, SequenceTicker
 from bot.settings import Settings
 from bot.speech.agent_notes import AgentVoiceNotes
@@ -54,6 +56,7 @@ from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
 from bot.wiring.learning import build_learning
 from bot.wiring.media import agent_voice_notes, build_media
+from bot.wiring.privacy import build_privacy, schedule_privacy
 from bot.wiring.sequences import build_sequences
 from bot.wiring.staff import build_staff
 from handoff.apikeys import ApiKeys
@@ -124,6 +127,7 @@ class Runtime:
     campaigns: CampaignService
     campaign_scheduler: CampaignScheduler
     webhooks: WebhookService
+    privacy: CustomerData
     sequences: SequenceService
     sequence_ticker: SequenceTicker
     hand_list: HandList
@@ -181,6 +185,8 @@ class Runtime:
                                   drafter=llm.drafter)
         jobs.register_periodic("atiende.knowledge_suggestions", learning.tick,
                                every_seconds=settings.suggestions.harvest_seconds)
+        privacy = build_privacy(core, media=media.media, memory=delivery.memory)
+        schedule_privacy(jobs, privacy)
         await jobs.open()
         inlets = build_inlets(
             core, channels, ingestor=processing.ingestor, jobs=jobs, media=media.media,
@@ -194,6 +200,7 @@ class Runtime:
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      sequences, inlets),
             llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, learning=learning,
+            privacy=privacy,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
             agent_files=AgentAttachments(media=media.media, handoff=staff.handoff),
         )

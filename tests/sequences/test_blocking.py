@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.blocking import DetectorRun
+from bot.blocking.models import ContactBlock
 from bot.channels.receipts import DeliveryStatus, Receipt
 from bot.channels.simulator import SIMULATOR
 from bot.clock import FakeClock
@@ -200,3 +201,34 @@ async def test_a_delivery_or_a_message_from_the_customer_clears_the_mark(
     await ask(api, "perdón, tenía el teléfono apagado", phone=BLOCKER)
     await rt.block_detector.run()
     assert await rt.blocked.of_conversation(blocker) is None
+
+
+async def test_an_erased_customer_is_watched_no_more(
+    rt: Runtime, api: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    """The evidence of a block is about the person: once they are erased, undelivered
+    messages to their old conversation never mark them again (their rows went with them)."""
+    from bot.privacy import CustomerRef
+    from handoff.audit import Actor
+
+    await _daily(rt, api, 10)
+    blocker = await _conversation(rt, BLOCKER)
+    await _deliver(rt, NORMAL)
+    runs = [await rt.block_detector.run()]
+    fake_clock.advance(hours=24)
+    for _ in range(3):  # undelivered to the blocker, being watched (suspected)
+        runs += await _day(rt, fake_clock, receipts=True)
+    async with rt.sessions() as s:
+        watched = await s.scalar(select(func.count()).select_from(ContactBlock)
+                                 .where(ContactBlock.conversation_id == blocker))
+    assert watched == 1
+    erased = await rt.privacy.eraser.erase(
+        CustomerRef.parse(contact_key(SIMULATOR, BLOCKER)), actor=Actor.cli(), source="cli")
+    assert erased.counts["contact_blocks"] == 1
+    for _ in range(4):  # 72 h more of receipts: what marks a real block
+        runs += await _day(rt, fake_clock, receipts=True)
+    assert blocker not in _marked(runs)
+    async with rt.sessions() as s:
+        left = await s.scalar(select(func.count()).select_from(ContactBlock)
+                              .where(ContactBlock.conversation_id == blocker))
+    assert left == 0
