@@ -99,6 +99,7 @@ test: install-test lint
 ## neonize, several minutes of load); prints the figures (RELIABILITY.md).
 reliability: install-test
 	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/ops tests/prod/test_wheel_install.py
+	ATIENDE_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider -rs tests/security/test_fuzz.py
 
 bench: install
 	$(BIN)/atiende bench pipeline

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff.access import require_holder, require_visible
+from handoff.access import Action, authorize
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
 from handoff.conversations import Contact, Conversation, contact_key
@@ -71,7 +71,7 @@ class AgentActions:
         after = After()
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
+            await authorize(session, actor, Action.CLAIM, conv)
             owner = Owner(conv.owner)
             if owner is Owner.HUMAN and conv.assigned_agent_id == actor.id:
                 return _outcome(conv)  # a double click claims once
@@ -83,6 +83,7 @@ class AgentActions:
             ticket = await self._steps.ticket(session, conv)
             if ticket.claimed_at is None:
                 ticket.claimed_at = self._clock()
+            ticket.claimed_by = actor.id
             after.conversations.add(conv.id)
             outcome = _outcome(conv)
         await self._after.run(after)
@@ -101,7 +102,7 @@ class AgentActions:
         (``kind`` voice, image or document, ``media`` its stored reference) with an optional
         caption."""
         return await self._reply(
-            actor, conversation_id, body, check_visible=True, kind=kind, media=media
+            actor, conversation_id, body, action=Action.REPLY, kind=kind, media=media
         )
 
     async def _reply(
@@ -110,7 +111,7 @@ class AgentActions:
         conversation_id: uuid.UUID,
         body: str | None,
         *,
-        check_visible: bool,
+        action: Action | None,
         kind: str = "text",
         media: dict[str, Any] | None = None,
     ) -> Outcome:
@@ -123,8 +124,8 @@ class AgentActions:
         after = After()
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            if check_visible:
-                await require_visible(session, actor, conv)
+            if action is not None:  # None: the conversation this call just created
+                await authorize(session, actor, action, conv)
             owner = Owner(conv.owner)
             if owner is Owner.CLOSED:
                 raise Conflict("closed", "the conversation is closed; it reopens when the "
@@ -143,6 +144,7 @@ class AgentActions:
             )
             now = self._clock()
             ticket.claimed_at = ticket.claimed_at or now
+            ticket.claimed_by = ticket.claimed_by or actor.id
             self._steps.first_response(ticket, now)
             conv.last_message_at = now
             after.conversations.add(conv.id)
@@ -186,7 +188,9 @@ class AgentActions:
                     )
                 )
             ).scalar_one_or_none()
+            action: Action | None = Action.START
             if conv_id is None:
+                action = None
                 conv_id = uuid.uuid4()
                 session.add(
                     Conversation(
@@ -195,15 +199,16 @@ class AgentActions:
                     )
                 )
                 await session.flush()
-        return await self._reply(actor, conv_id, body, check_visible=False)
+        # an existing conversation follows the same rules as claiming it: an agent cannot
+        # reach another team's (or a bot-only) conversation by typing its number
+        return await self._reply(actor, conv_id, body, action=action)
 
     async def release(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
         """Give a claimed conversation back to the queue (someone else may take it)."""
         after = After(sweep=True)
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
-            require_holder(actor, conv)
+            await authorize(session, actor, Action.RELEASE, conv)
             self._steps.move(conv, OwnerEvent.RELEASE, reason="released")
             conv.assigned_agent_id = None
             after.conversations.add(conv.id)
@@ -225,9 +230,7 @@ class AgentActions:
         after = After()
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
-            if actor.role is Role.AGENT:
-                require_holder(actor, conv)
+            await authorize(session, actor, Action.TRANSFER, conv)
             owner = Owner(conv.owner)
             if owner not in (Owner.QUEUED, Owner.HUMAN):
                 raise Conflict("not_in_handoff", f"cannot transfer a conversation owned by "
@@ -256,7 +259,7 @@ class AgentActions:
         self, actor: Principal, conversation_id: uuid.UUID, agent_id: uuid.UUID
     ) -> Outcome:
         """A supervisor gives a queued or claimed conversation to ``agent_id``."""
-        if actor.role is Role.AGENT:
+        if actor.role is Role.AGENT:  # Action.ASSIGN: checked before any lock
             raise NotAllowed("supervisors_only", "only supervisors and admins reassign")
         return await self.transfer(actor, conversation_id, agent_id=agent_id)
 
@@ -265,10 +268,7 @@ class AgentActions:
         after = After(sweep=True)
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
-            owner = Owner(conv.owner)
-            if owner is Owner.HUMAN and actor.role is Role.AGENT:
-                require_holder(actor, conv)
+            await authorize(session, actor, Action.RESOLVE, conv)
             self._steps.move(conv, OwnerEvent.RESOLVE, reason="resolved")
             ticket = await self._steps.ticket(session, conv)
             self._steps.close_ticket(ticket, "resolved", actor.id)
@@ -293,7 +293,7 @@ class AgentActions:
         async with self._sessions() as session, session.begin():
             # locked: a note never lands in a conversation being erased right now
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
+            await authorize(session, actor, Action.ANNOTATE, conv)
             note = Note(id=uuid.uuid4(), conversation_id=conv.id, author_id=actor.id, text=body)
             session.add(note)
         await self._events.conversation(conversation_id, "note")
@@ -308,7 +308,7 @@ class AgentActions:
             raise InvalidInput("label_too_long", f"labels have at most {MAX_LABEL} characters")
         async with self._sessions() as session, session.begin():
             conv = await self._steps.lock(session, conversation_id)
-            await require_visible(session, actor, conv)
+            await authorize(session, actor, Action.ANNOTATE, conv)
             await session.execute(delete(Label).where(Label.conversation_id == conv.id))
             session.add_all(Label(conversation_id=conv.id, label=label) for label in clean)
         await self._events.conversation(conversation_id, "labels")

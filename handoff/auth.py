@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +23,6 @@ from handoff.roles import Role
 from handoff.tables import AuthToken, User
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
 
 
 class AuthError(Exception):
@@ -92,6 +91,7 @@ class AuthService:
         token_ttl: timedelta = timedelta(hours=12),
         max_failures: int = 5,
         failure_window_seconds: int = 900,
+        idle_timeout: timedelta | None = None,
     ) -> None:
         self._sessions = sessions
         self._limiter = limiter
@@ -99,6 +99,7 @@ class AuthService:
         self._ttl = token_ttl
         self._max_failures = max_failures
         self._window = failure_window_seconds
+        self._idle = idle_timeout
         self._passwords = Passwords()
 
     async def create_user(self, *, email: str, name: str, role: Role, password: str) -> Principal:
@@ -107,8 +108,7 @@ class AuthService:
             raise InvalidUser(f"invalid email: {email!r}")
         if not name.strip():
             raise InvalidUser("name must not be empty")
-        if len(password) < MIN_PASSWORD:
-            raise InvalidUser(f"password must have at least {MIN_PASSWORD} characters")
+        self.require_strong(password, email, name)
         user = User(
             id=uuid.uuid4(), email=email, name=name.strip(), role=role.value,
             password_hash=self._passwords.hash(password),
@@ -131,7 +131,10 @@ class AuthService:
             user = (
                 await session.execute(select(User).where(User.email == email, User.active))
             ).scalar_one_or_none()
-        if user is None or not self._passwords.verify(user.password_hash, password):
+        # an unknown e-mail costs one argon2 check too: timing tells nothing
+        if not self._passwords.verify(user.password_hash if user else None, password) or (
+            user is None
+        ):
             await self._limiter.hit(key, window_seconds=self._window)
             raise AuthError("wrong email or password")
         await self._limiter.reset(key)
@@ -152,7 +155,8 @@ class AuthService:
             ).one_or_none()
             if current is None or not current.active or current.password_hash != user.password_hash:
                 raise AuthError("wrong email or password")
-            session.add(AuthToken(token_hash=_digest(token), user_id=user.id, expires_at=expires))
+            session.add(AuthToken(token_hash=_digest(token), user_id=user.id, expires_at=expires,
+                                  created_at=now, last_used_at=now))
             await session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
         return IssuedToken(token, expires, _principal(user))
 
@@ -171,8 +175,15 @@ class AuthService:
             user = await self._locked_user(session, user_id)
             return await self._set_password(session, user, new)
 
+    def require_strong(self, password: str, *user_inputs: str) -> None:
+        """InvalidUser with the reason when ``password`` is too weak (handoff.passwords)."""
+        reason = self._passwords.weakness(password, user_inputs=user_inputs)
+        if reason is not None:
+            raise InvalidUser(reason)
+
     async def revoke_sessions(self, user_id: uuid.UUID) -> int:
-        """Log a user out everywhere (e.g. when deactivated)."""
+        """Log a user out everywhere (also when deactivated): every token issued so far
+        stops working and stays dead, whatever happens to the account later."""
         async with self._sessions() as session, session.begin():
             return await self._revoke_all(session, user_id)
 
@@ -185,8 +196,7 @@ class AuthService:
         return user
 
     async def _set_password(self, session: AsyncSession, user: User, new: str) -> int:
-        if len(new) < MIN_PASSWORD:
-            raise InvalidUser(f"password must have at least {MIN_PASSWORD} characters")
+        self.require_strong(new, user.email, user.name)
         await session.execute(
             update(User).where(User.id == user.id)
             .values(password_hash=self._passwords.hash(new))
@@ -194,6 +204,9 @@ class AuthService:
         return await self._revoke_all(session, user.id)
 
     async def _revoke_all(self, session: AsyncSession, user_id: uuid.UUID) -> int:
+        await session.execute(
+            update(User).where(User.id == user_id).values(sessions_ended_at=self._clock())
+        )
         revoked = await session.execute(
             update(AuthToken)
             .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
@@ -206,20 +219,34 @@ class AuthService:
         """The principal behind a token, or None if unknown, expired, revoked or inactive."""
         if not token or len(token) > 200:
             return None
+        now = self._clock()
+        conditions = [
+            AuthToken.token_hash == _digest(token),
+            AuthToken.revoked_at.is_(None),
+            AuthToken.expires_at > now,
+            User.active,
+            or_(User.sessions_ended_at.is_(None), AuthToken.created_at > User.sessions_ended_at),
+        ]
+        if self._idle is not None:
+            conditions.append(AuthToken.last_used_at > now - self._idle)
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(User)
+                    select(User, AuthToken.last_used_at)
                     .join(AuthToken, AuthToken.user_id == User.id)
-                    .where(
-                        AuthToken.token_hash == _digest(token),
-                        AuthToken.revoked_at.is_(None),
-                        AuthToken.expires_at > self._clock(),
-                        User.active,
-                    )
+                    .where(*conditions)
                 )
-            ).scalar_one_or_none()
-        return _principal(row) if row is not None else None
+            ).one_or_none()
+            if row is None:
+                return None
+            user, last_used = row
+            if now - last_used > _TOUCH_EVERY:  # one write a minute per session, at most
+                await session.execute(
+                    update(AuthToken).where(AuthToken.token_hash == _digest(token))
+                    .values(last_used_at=now)
+                )
+                await session.commit()
+        return _principal(user)
 
     async def logout(self, token: str) -> None:
         async with self._sessions() as session, session.begin():
@@ -228,6 +255,9 @@ class AuthService:
                 .where(AuthToken.token_hash == _digest(token))
                 .values(revoked_at=self._clock())
             )
+
+
+_TOUCH_EVERY = timedelta(minutes=1)
 
 
 def _digest(token: str) -> str:

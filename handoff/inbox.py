@@ -29,6 +29,7 @@ from handoff.ports import Clock, ConversationSummarizer
 from handoff.roles import Role
 from handoff.tables import (
     AgentPresence,
+    AuthToken,
     CannedResponse,
     Note,
     Team,
@@ -414,6 +415,14 @@ class InboxQueries:
             if role is not None:
                 user.role = role.value
             if active is False:
+                # every session ends with the account and stays dead if it is reactivated
+                now = self._clock()
+                user.sessions_ended_at = now
+                await session.execute(
+                    update(AuthToken).where(AuthToken.user_id == user_id,
+                                            AuthToken.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
                 await session.execute(
                     update(AgentPresence).where(AgentPresence.user_id == user_id)
                     .values(online=False)

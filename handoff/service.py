@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff.access import visible_to_agent
+from handoff.access import can_see, visible_to_agent
 from handoff.actions import AgentActions, Outcome
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
@@ -52,6 +52,7 @@ class HandoffService:
         hours: LiveHours | None = None,
     ) -> None:
         self.config = config
+        self._sessions = sessions
         self.hours = hours or LiveHours(config.hours, config.timezone, config.holidays)
         steps = Steps(clock=clock, hours=self.hours)
         self._events = InboxEvents(publisher)
@@ -72,6 +73,12 @@ class HandoffService:
         self._idle = IdleTimeout(sessions, config=config, clock=clock, steps=steps, after=after)
 
     # ----------------------------------------------------------------- agent actions
+
+    async def may_see(self, actor: Principal, conversation_id: uuid.UUID) -> bool:
+        """Whether ``actor`` may see the conversation (``handoff.access``): the inbox stream
+        sends an agent only events of conversations this allows."""
+        async with self._sessions() as session:
+            return await can_see(session, actor, conversation_id)
 
     async def claim(self, actor: Principal, conversation_id: uuid.UUID) -> Outcome:
         return await self._actions.claim(actor, conversation_id)

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.api.auth import LoginRequired, PageForbidden
+from bot.api.guard import RequestGuard
 from bot.api.localize import ErrorTranslator, LocalizedErrors
 from bot.api.pages import PageTexts, render
 from bot.api.routes import (
@@ -94,6 +95,7 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     )
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     app.state.texts = texts = PageTexts()
+    app.add_middleware(RequestGuard)  # inside LocalizedErrors: its refusals are translated
     app.add_middleware(LocalizedErrors, translator=ErrorTranslator(texts))
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(shell.pages)

@@ -20,6 +20,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from bot.api.auth import SESSION_COOKIE
+from bot.api.guard import csrf_token
 from handoff.auth import Principal
 from handoff.roles import Role
 
@@ -136,7 +138,9 @@ def render(
     # "<" escaped so customer or admin text can never close the data block
     data = Markup(bundle.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     role = user.role if user is not None else None
+    session = request.cookies.get(SESSION_COOKIE)
     values = {
+        "csrf": csrf_token(request.app.state.runtime.settings, session) if session else "",
         "t": t, "lang": lang, "locale": LOCALES[lang], "user": user,
         "nav": nav_for(role), "path": request.url.path, "title": t(title) if title else "",
         "script": script, "i18n_data": data,

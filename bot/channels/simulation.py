@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -22,7 +22,10 @@ from bot.logs import get_logger
 from bot.media import MediaStore
 from bot.messages import InboundMessage, MessageKind
 from bot.phones import normalize_phone
+from handoff.access import visible_to_agent
+from handoff.auth import Principal
 from handoff.conversations import Contact, Conversation, Message, contact_key
+from handoff.roles import Role
 
 MAX_TEXT = 4096
 SESSION_KEY = "sim_session"  # messages.raw: the simulator session that sent it
@@ -140,13 +143,15 @@ class SimulatorService:
 
     async def outcome(
         self, message_id: uuid.UUID, *, wait: float = 0.0, session: str | None = None,
-        staff: bool = False,
+        viewer: Principal | None = None,
     ) -> Outcome:
         """The outcome; with ``wait``, block up to that many seconds for processing.
 
-        Only staff, or the simulator ``session`` that sent the message, may read it: any
-        other message (a WhatsApp one, another session's) is "not found"."""
-        read = functools.partial(self._read, session=None if staff else session or "")
+        Supervisors and admins read any; an agent those of conversations it may see
+        (``handoff.access``) or its own simulator session's; anyone else only its
+        simulator ``session``'s. Any other message (a WhatsApp one, another session's,
+        another team's) is "not found"."""
+        read = functools.partial(self._read, session=session or "", viewer=viewer)
         current = await read(message_id)
         if current.status != "received" or wait <= 0:
             return current
@@ -161,16 +166,18 @@ class SimulatorService:
                     await asyncio.wait_for(queue.get(), timeout=min(remaining, 0.5))
         return await read(message_id)
 
-    async def _read(self, message_id: uuid.UUID, *, session: str | None) -> Outcome:
+    async def _read(
+        self, message_id: uuid.UUID, *, session: str, viewer: Principal | None
+    ) -> Outcome:
         query = (
             select(Message, Conversation.owner)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(Message.id == message_id, Message.direction == "in")
         )
-        if session is not None:  # not staff: the sender's own session only
-            query = query.where(
-                Conversation.channel == SIMULATOR, Message.raw[SESSION_KEY].astext == session
-            )
+        if viewer is None or viewer.role is Role.AGENT:
+            own = (Conversation.channel == SIMULATOR) & (
+                Message.raw[SESSION_KEY].astext == session)
+            query = query.where(own if viewer is None else or_(own, visible_to_agent(viewer.id)))
         async with self._sessions() as db:
             row = (await db.execute(query)).one_or_none()
             if row is None:

@@ -83,20 +83,70 @@ def masked_document(config: ChainConfig) -> dict[str, Any]:
     return _map_secrets(config.to_document(), mask)
 
 
+# what decides where a deployment's key is sent: changing any of these needs the key again
+DESTINATION_PARAMS = ("model", "api_base", "base_url", "custom_llm_provider", "api_version",
+                      "aws_region_name", "vertex_project", "vertex_location", "organization")
+
+
+def destination(model_name: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    return (model_name, *(str(params.get(k) or "") for k in DESTINATION_PARAMS))
+
+
 def unmask(edited: dict[str, Any], current: ChainConfig | None) -> dict[str, Any]:
-    """Replace masked values an admin sent back by the secrets they stand for."""
-    known: dict[str, list[str]] = {}
-    for _, _, value in current.secrets() if current is not None else ():
-        known.setdefault(mask(value), []).append(value)
+    """Replace masked values an admin sent back by the secrets they stand for.
 
-    def restore(value: str) -> str:
-        if not value.startswith(MASK):
-            return value
-        candidates = set(known.get(value, []))
-        if len(candidates) != 1:
-            raise LLMConfigError(
-                f"{value}: unknown or ambiguous masked key; paste the full key to change it"
-            )
-        return candidates.pop()
+    A masked key (or an ``os.environ/`` reference) is kept only for a deployment whose
+    destination (model name, model, provider, api_base, ...) is unchanged: a key never
+    follows its entry to a new URL or provider. Any other ``os.environ/`` reference is
+    refused: those are read from the config file on disk, never typed in the admin API
+    (litellm would send the named server secret wherever the entry points)."""
+    known: dict[tuple[Any, ...], dict[str, set[str]]] = {}
+    for deployment in current.model_list if current is not None else ():
+        params = deployment.litellm_params
+        slot = known.setdefault(destination(deployment.model_name, params), {})
+        for key, value in params.items():
+            if isinstance(value, str) and (key in SECRET_PARAMS or value.startswith(ENV_REF)):
+                slot.setdefault(f"{key}={mask(value)}", set()).add(value)
+    result = dict(edited)
+    model_list = []
+    for raw in edited.get("model_list", []):
+        entry = dict(raw)
+        name = str(entry.get("model_name", ""))
+        params = dict(entry.get("litellm_params") or {})
+        slot = known.get(destination(name, params), {})
+        for key, value in params.items():
+            if isinstance(value, str) and (value.startswith(MASK) or value.startswith(ENV_REF)):
+                params[key] = _restore(name, key, value, slot)
+        entry["litellm_params"] = params
+        model_list.append(entry)
+    result["model_list"] = model_list
+    _refuse_env_refs({k: v for k, v in result.items() if k != "model_list"},
+                     current.to_document() if current is not None else {})
+    return result
 
-    return _map_secrets(edited, restore)
+
+def _restore(name: str, key: str, value: str, slot: dict[str, set[str]]) -> str:
+    candidates = set(slot.get(f"{key}={value}", set()))  # masked as sent, or the env ref
+    if value.startswith(ENV_REF) and value not in candidates:
+        raise LLMConfigError(
+            f"{name}: {key}: os.environ/ references are accepted only from the config file "
+            "on disk (ATIENDE_LLM_CONFIG); paste the key itself")
+    if len(candidates) != 1:
+        raise LLMConfigError(
+            f"{name}: {key}: enter the key again (the model, provider or api_base changed, "
+            "or the masked key is unknown)")
+    return candidates.pop()
+
+
+def _refuse_env_refs(document: Any, current: Any) -> None:
+    """os.environ/ outside model_list: only where the current document has the same."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            _refuse_env_refs(value, current.get(key) if isinstance(current, dict) else None)
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            here = current[index] if isinstance(current, list) and index < len(current) else None
+            _refuse_env_refs(value, here)
+    elif isinstance(document, str) and document.startswith(ENV_REF) and document != current:
+        raise LLMConfigError("os.environ/ references are accepted only from the config file "
+                             "on disk (ATIENDE_LLM_CONFIG)")

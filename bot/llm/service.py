@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.errors import LLMConfigError
+from bot.errors import LLMConfigError, WebhookTargetRefused
 from bot.llm import secrets as sealing
 from bot.llm.chain import LLMChain
 from bot.llm.config import ChainConfig, load_chain_file, parse_chain_yaml
@@ -51,6 +51,7 @@ class LLMService:
         self, *, sessions: async_sessionmaker[AsyncSession], metrics: LLMMetrics,
         secret_key: str, config_file: Path | None, clock: Clock,
         memory_hours: float = 24.0,
+        check_url: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         from datetime import timedelta
 
@@ -59,6 +60,7 @@ class LLMService:
         self.chain = LLMChain(metrics=metrics, calls=self.calls)
         self.box = sealing.SecretBox(secret_key)
         self.config_file = config_file
+        self._check_url = check_url  # the webhook targets' rule, from the wiring
         self.generator = ChainAnswerGenerator(
             self.chain, clock=clock, memory_window=timedelta(hours=memory_hours)
         )
@@ -126,10 +128,29 @@ class LLMService:
         config = sealing.open_config(
             sealing.unmask(edited.to_document(), self.chain.config), self.box
         )
+        await self._check_urls(config)
         async with self._lock:
             config_id = await self.store.save(sealing.seal_config(config, self.box), by=by)
             await self.chain.apply(config, source="database", config_id=config_id)
         return config
+
+    async def _check_urls(self, config: ChainConfig) -> None:
+        """Provider URLs typed in the admin API follow the webhook targets' rule: no
+        loopback or private-range hosts in production unless allowed."""
+        if self._check_url is None:
+            return
+        for deployment in config.model_list:
+            for key in ("api_base", "base_url"):
+                url = deployment.litellm_params.get(key)
+                if not url:
+                    continue
+                try:
+                    await self._check_url(str(url))
+                except WebhookTargetRefused as exc:
+                    raise LLMConfigError(
+                        f"{deployment.model_name}: {key}: {exc.reason}".replace(
+                            "ATIENDE_WEBHOOKS_ALLOW_PRIVATE", "ATIENDE_LLM_ALLOW_PRIVATE")
+                    ) from exc
 
     async def test(self, prompt: str = "Responde solo: ok") -> list[ModelTest]:
         """One short request to each model_name (with its fallbacks), within the budget."""

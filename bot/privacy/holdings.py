@@ -72,7 +72,10 @@ HOLDINGS: tuple[Holding, ...] = (
     ),
     Holding(
         "handoff_tickets", _BY_CONVERSATION, _CONVERSATION_OWNER, order="opened_at",
-        scrub="reason = NULL, csat_open = false, closed_at = COALESCE(closed_at, now()), "
+        # a reason code (no_answer, customer_request…) stays for the analytics; anything
+        # else could be words about the customer
+        scrub="reason = CASE WHEN reason ~ '^[a-z_]{1,40}$' THEN reason END, "
+        "csat_open = false, closed_at = COALESCE(closed_at, now()), "
         "outcome = COALESCE(outcome, 'erased')",
     ),
     Holding(
@@ -154,6 +157,8 @@ NOT_PERSONAL: frozenset[str] = frozenset({
     "llm_chain_configs", "kb_articles", "kb_chunks", "kb_embedding_staging",
     "kb_chunk_vectors", "kb_lexicon", "sequences", "sequence_intent_cursor", "delivery_health",
     "kb_intent_examples", "kb_products", "kb_state", "kb_versions",
+    # the inbox's settings and an agent's read marks (a message position, no text)
+    "business_schedule", "conversation_reads", "label_colors",
     "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
     "procrastinate_workers", "privacy_salt", "privacy_optouts", "privacy_erasures",
     "privacy_retention", "kb_harvested_tickets",

@@ -13,6 +13,7 @@ from bot.settings.campaigns import CampaignsConfig
 from bot.settings.channels import ChannelsConfig
 from bot.settings.media import MediaSettings
 from bot.settings.privacy import PrivacySettings
+from bot.settings.security import SecuritySettings
 from bot.settings.sequences import BlockingConfig, SequencesConfig
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
@@ -125,6 +126,10 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     sequences: SequencesConfig = SequencesConfig()
     blocking: BlockingConfig = BlockingConfig()
+    security: SecuritySettings = SecuritySettings()
+    # LLM providers' api_base: production refuses loopback and private-range URLs unless
+    # ATIENDE_LLM_ALLOW_PRIVATE=true (a local Ollama, say); like webhook targets
+    llm_allow_private: bool = False
 
     @property
     def simulator_enabled(self) -> bool:

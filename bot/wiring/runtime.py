@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from bot.conversation.reconciler import CampaignTicks, Reconciler
 from bot.db import AutocommitPool
 from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
+from bot.integrations.targets import check_target
 from bot.integrations.webhooks import WebhookService
 from bot.learning import LearningService
 from bot.llm import LLMMetrics, LLMService
@@ -274,6 +276,9 @@ async def start_llm(core: Core) -> LLMService:
         sessions=core.sessions, metrics=LLMMetrics(core.metrics.registry),
         secret_key=settings.secret_key.get_secret_value(), config_file=settings.llm_config,
         clock=core.clock, memory_hours=settings.memory_ttl_hours,
+        check_url=functools.partial(
+            check_target,
+            allow_private=settings.env != "production" or settings.llm_allow_private),
     )
     await llm.start()
     return llm

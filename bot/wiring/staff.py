@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.answering.generation import Summarizer
 from bot.wiring.adapters import SummarizerPort
@@ -33,7 +34,11 @@ def auth_service(core: Core) -> AuthService:
     """Logins and tokens, with failed logins throttled in Redis."""
     from bot.infra.redis_adapter import RedisRateLimiter
 
-    return AuthService(core.sessions, limiter=RedisRateLimiter(core.redis), clock=core.clock)
+    idle = core.settings.security.session_idle_minutes
+    return AuthService(
+        core.sessions, limiter=RedisRateLimiter(core.redis), clock=core.clock,
+        idle_timeout=timedelta(minutes=idle) if idle > 0 else None,
+    )
 
 
 def build_staff(core: Core, delivery: Delivery, *, summarizer: Summarizer) -> Staff:

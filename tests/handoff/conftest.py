@@ -15,6 +15,7 @@ import pytest
 from bot.api import create_app
 from bot.clock import Clock
 from bot.settings import Settings
+from bot.settings.security import SecuritySettings
 from bot.wiring.runtime import Runtime
 from handoff.auth import Principal
 from handoff.config import HandoffConfig
@@ -29,6 +30,8 @@ def settings(tmp_path: Path) -> Settings:
         env="test", data_dir=tmp_path, stalled_job_seconds=2, reconcile_interval_seconds=0.5,
         job_retry_base_seconds=1, worker_concurrency=4, log_level="WARNING",
         handoff=HandoffConfig(hours=""),
+        # the fake clocks here jump hours ahead between a login and its next use
+        security=SecuritySettings(session_idle_minutes=0),
     )
 
 

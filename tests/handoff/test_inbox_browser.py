@@ -87,7 +87,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def login(browser: Browser, base: str, email: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+    # bypass_csp: wait_for_function evaluates strings, which the CSP forbids (tests/security
+    # drives the pages under the real CSP)
+    context = await browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
     page = await context.new_page()
     await page.goto(f"{base}/login?next=/inbox")
     await page.fill("input[name=email]", email)

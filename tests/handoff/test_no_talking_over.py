@@ -79,7 +79,8 @@ async def test_claim_while_the_bot_is_thinking_silences_it(
 ) -> None:
     first = await ask(gclient, "hola", phone=PHONE)
     conversation_id = str(first["conversation_id"])
-    agent = await gstaff("agent")
+    # a supervisor: an agent may not take over a conversation only the bot has handled
+    agent = await gstaff("supervisor")
     gated.armed = True
     accepted = await gclient.post("/api/v1/simulator/messages",
                                   json={"from": PHONE, "text": "cuanto cuesta el seguro de auto"})

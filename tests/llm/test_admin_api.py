@@ -21,7 +21,7 @@ KEY = "sk-proj-verysecret-9876"
 def chain_yaml(primary: ScriptedServer, backup: ScriptedServer) -> str:
     return yaml.safe_dump({
         "model_list": [deployment("primary", primary, key=KEY, timeout=1),
-                       deployment("backup", backup, key="os.environ/BACKUP_KEY")],
+                       deployment("backup", backup, key="sk-backup-key-1111")],
         "router_settings": {"fallbacks": [{"primary": ["backup"]}]},
         "atiende": {"answer_model": "primary", "budget_seconds": 4},
     })
@@ -54,7 +54,7 @@ async def test_edit_test_and_watch_the_chain(
     chain = saved.json()
     assert chain["configured"] and chain["source"] == "database"
     assert chain["purposes"]["answer"] == ["primary", "backup"]
-    assert [m["api_key"] for m in chain["models"]] == ["••••9876", "os.environ/BACKUP_KEY"]
+    assert [m["api_key"] for m in chain["models"]] == ["••••9876", "••••1111"]
     assert KEY not in saved.text and KEY not in chain["yaml"]
 
     with psycopg.connect(database_url) as conn:

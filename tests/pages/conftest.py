@@ -112,8 +112,10 @@ async def new_user(runtime: Runtime, role: str, name: str | None = None) -> str:
 
 async def open_context(browser: Browser, *, phone: bool = False, lang: str | None = None
                        ) -> BrowserContext:
+    # bypass_csp: wait_for_function evaluates strings, which the CSP forbids (tests/security
+    # drives the pages under the real CSP)
     context = await browser.new_context(viewport=PHONE if phone else DESKTOP,
-                                        is_mobile=phone, has_touch=phone)
+                                        is_mobile=phone, has_touch=phone, bypass_csp=True)
     await context.add_init_script(path=str(AXE))
     if lang:
         await context.add_cookies([{"name": "atiende_lang", "value": lang,

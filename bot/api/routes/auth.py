@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import SESSION_COOKIE, StaffDep, request_client
 from bot.api.deps import RuntimeDep
+from bot.api.guard import CSRF_FIELD, csrf_ok
 from bot.api.pages import render
 from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
@@ -129,6 +130,20 @@ async def logout(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
     return response
 
 
+@router.post("/logout-everywhere", status_code=204)
+async def logout_everywhere(
+    request: Request, runtime: RuntimeDep, principal: StaffDep
+) -> Response:
+    """End every session of the caller (every browser and phone, this one too)."""
+    revoked = await runtime.auth.revoke_sessions(principal.id)
+    await runtime.audit.record(Actor.of(principal, client=_client(request)),
+                               "auth.logout_everywhere", f"user:{principal.id}",
+                               {"sessions_revoked": revoked})
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
 @pages.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return render(request, "login.html", user=None, title="nav.login",
@@ -159,8 +174,14 @@ async def login_form(
 
 
 @pages.post("/logout")
-async def logout_form(request: Request, runtime: RuntimeDep) -> Response:
+async def logout_form(
+    request: Request, runtime: RuntimeDep,
+    csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = "",
+) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
+    if token and not csrf_ok(runtime.settings, token, csrf):
+        # a page elsewhere cannot sign the user out; the form of our own pages can
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     if token:
         await runtime.auth.logout(token)
     response = RedirectResponse("/login", status_code=303)

@@ -12,13 +12,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import StaffDep, SupervisorDep, audit
+from bot.api.auth import Principal, Role, StaffDep, SupervisorDep, audit
 from bot.api.deps import RuntimeDep
 from bot.api.pages import api_lang
 from bot.channels.simulator import SIMULATOR, SIMULATOR_ACCOUNT
@@ -29,6 +29,9 @@ from handoff.inbox import ConversationItem, ConversationView
 from handoff.listing import ListFilter, Status
 from handoff.ownership import Owner
 from handoff.service import Outcome
+
+if TYPE_CHECKING:
+    from bot.wiring.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
@@ -364,6 +367,8 @@ async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
                     yield ": keepalive\n\n"
                     continue
                 kind = "agents" if "online" in event else "conversation"
+                if kind == "conversation" and not await _may_see(runtime, principal, event):
+                    continue  # another team's ids are not this agent's business
                 safe = {k: v for k, v in event.items() if k in _EVENT_KEYS}
                 yield f"event: {kind}\ndata: {json.dumps(safe)}\n\n"
 
@@ -371,6 +376,16 @@ async def stream(request: Request, runtime: RuntimeDep, principal: StaffDep) -> 
         events(),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+async def _may_see(runtime: Runtime, principal: Principal, event: dict[str, Any]) -> bool:
+    if principal.role is not Role.AGENT:
+        return True
+    try:
+        conversation_id = uuid.UUID(str(event.get("conversation_id")))
+    except ValueError:
+        return False
+    return await runtime.handoff.may_see(principal, conversation_id)
 
 
 _EVENT_KEYS = {"conversation_id", "owner", "kind", "message_id", "agent_id", "online"}

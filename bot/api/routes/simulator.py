@@ -74,7 +74,11 @@ class SimCaller:
     """Who is using the simulator: its session (a digest of the cookie) and whether staff."""
 
     session: str
-    staff: bool
+    principal: Principal | None
+
+    @property
+    def staff(self) -> bool:
+        return self.principal is not None
 
 
 def sim_caller(
@@ -87,7 +91,7 @@ def sim_caller(
         response.set_cookie(SIM_COOKIE, token, httponly=True, samesite="strict",
                             secure=runtime.settings.env == "production")
     digest = hashlib.sha256(token.encode()).hexdigest()[:32]
-    return SimCaller(session=digest, staff=principal is not None)
+    return SimCaller(session=digest, principal=principal)
 
 
 CallerDep = Annotated[SimCaller, Depends(sim_caller)]
@@ -197,7 +201,7 @@ async def get_outcome(
     """What the pipeline did with a message; ``wait`` blocks until it is processed.
     Staff read any simulator message; others only those their session sent (else 404)."""
     outcome = await sim.outcome(message_id, wait=wait, session=caller.session,
-                                staff=caller.staff)
+                                viewer=caller.principal)
     return SimulatorOutcome.model_validate(outcome, from_attributes=True)
 
 

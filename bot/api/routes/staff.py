@@ -75,7 +75,7 @@ class TeamPublic(BaseModel):
 class AgentPublic(BaseModel):
     id: uuid.UUID
     name: str
-    email: str
+    email: str | None = Field(default=None, description="supervisors and admins only")
     role: str
     online: bool
     capacity: int
@@ -107,8 +107,13 @@ async def set_presence(body: PresenceBody, runtime: RuntimeDep, principal: Staff
 
 @router.get("/agents", response_model=list[AgentPublic])
 async def list_agents(runtime: RuntimeDep, principal: StaffDep) -> list[AgentPublic]:
-    """Staff with presence and current load (agents use it to pick a transfer target)."""
-    return [AgentPublic.model_validate(asdict(a)) for a in await runtime.inbox.agents()]
+    """Staff with presence and current load (agents use it to pick a transfer target);
+    agents see other staff's names, not their e-mails."""
+    agents = [AgentPublic.model_validate(asdict(a)) for a in await runtime.inbox.agents()]
+    if principal.role is Role.AGENT:
+        for agent in agents:
+            agent.email = None
+    return agents
 
 
 @router.get("/teams", response_model=list[TeamPublic])

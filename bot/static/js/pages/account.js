@@ -13,3 +13,9 @@ $("password").addEventListener("submit", async (e) => {
     setTimeout(() => { location.href = "/login"; }, 1200);
   }
 });
+
+// every session of this user ends (other browsers, phones, this one): sign in again
+$("logout-all").addEventListener("click", async () => {
+  const done = await attempt(async () => { await api("POST", "/api/v1/auth/logout-everywhere", undefined, {noRedirect: true}); return true; }, $("msg"));
+  if (done) location.href = "/login";
+});
