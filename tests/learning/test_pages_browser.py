@@ -76,7 +76,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def login(browser: Browser, base: str, who: Staff, path: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    # bypass_csp: wait_for_function evaluates a string (the pages themselves run under CSP)
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900},
+                                            bypass_csp=True)).new_page()
     await page.goto(f"{base}/login?next={path}")
     await page.fill("input[name=email]", who.principal.email)
     await page.fill("input[name=password]", PASSWORD)
