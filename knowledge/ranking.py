@@ -180,7 +180,7 @@ class Ranker:
         wants_catalog = self.catalog_probability(ranked, catalog_hint) >= 0.5
         ranked.sort(key=lambda s: (not ((s.source_kind == "product") == wants_catalog),
                                    -s.score, s.source_id))
-        return self._with_confidence(ranked, context)
+        return _asked_verbatim_first(self._with_confidence(ranked, context))
 
     def catalog_probability(self, ranked: Sequence[RankedSource], catalog_hint: float
                             ) -> float:
@@ -209,6 +209,22 @@ class Ranker:
                 source.features, source.passages, source.fused, confidence,
             ))
         return out
+
+
+def _asked_verbatim_first(ranked: list[RankedSource]) -> list[RankedSource]:
+    """A question (nearly) word for word one of the example questions an admin wrote for
+    a source: that source answers, whatever the passages' own scores (the fitted weights
+    see example questions only relative to each other, and one alone scores 0)."""
+    asked = [(s.features.absolute[3], i) for i, s in enumerate(ranked)
+             if len(s.features.absolute) > 3 and s.features.absolute[3] >= EXAMPLE_MATCH]
+    if not asked:
+        return ranked
+    similarity, index = max(asked)
+    best = ranked[index]
+    lead = RankedSource(best.source_kind, best.source_id, best.title, best.score,
+                        best.features, best.passages, best.fused,
+                        max(best.confidence, similarity))
+    return [lead, *ranked[:index], *ranked[index + 1:]]
 
 
 def head_kind(passages: Sequence[Candidate], index: int) -> str:
@@ -254,6 +270,10 @@ def shipped_ranker() -> Ranker:
         catalog_bias=FIRST_ONLY_CATALOG[1],
     ))
 
+
+# The first model's cosine above which a question is an admin's example question of a
+# source, reworded at most by typos and punctuation (paraphrases score ~0.7-0.85).
+EXAMPLE_MATCH = 0.9
 
 # ``atiende eval --fit`` with the second model's cosines left out of every pool
 FIRST_ONLY_WEIGHTS: tuple[float, ...] = (

@@ -41,6 +41,10 @@ TEXT_MATCH_CAP = 100
 # would be most of the full-text half's cost).
 COMMON_SHARE = 0.2
 COMMON_MAX_CHUNKS = 1000
+# An example question an admin wrote for an article that is among the nearest brings
+# that article's first passages into the pool (its passages may all rank lower than the
+# question itself: "¿el perro de mi hijo queda cubierto?" written for the home policy).
+ASKED_PASSAGES = 12
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -62,7 +66,15 @@ v AS (
 m AS (
   SELECT c.id FROM kb_chunks c, q
   WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT CAST(%(cap)s AS int)),
-pool AS (SELECT id FROM v UNION SELECT id FROM m {second_union})
+near AS (SELECT id FROM v UNION SELECT id FROM m {second_union}),
+asked AS (
+  SELECT DISTINCT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
+  WHERE c.role = 'question'),
+pool AS (
+  SELECT id FROM near
+  UNION SELECT c.id FROM asked a JOIN kb_chunks c
+    ON c.source_kind = a.source_kind AND c.source_id = a.source_id
+  WHERE c.role <> 'question' AND c.model = {model} AND c.ordinal < {asked_passages})
 SELECT c.id, c.source_kind, c.source_id, c.title, c.heading, c.role, c.text,
   1 - {distance_c} AS use_cos, {second_cos} AS e5_cos,
   coalesce((
@@ -111,7 +123,7 @@ def candidates_sql(model: str, dimensions: int, second: tuple[str, int] | None, 
         "kind_c": _KIND.replace("source", "c.source") if kind else "",
         "unknown": _UNKNOWN_PART if unknown else "",
         "share": str(COMMON_SHARE), "max_chunks": str(COMMON_MAX_CHUNKS),
-        "k1": str(BM25_K1), "b": str(BM25_B),
+        "k1": str(BM25_K1), "b": str(BM25_B), "asked_passages": str(ASKED_PASSAGES),
         "second_list": "", "second_union": "", "second_join": "", "second_cos": "NULL",
     }
     if second is not None:

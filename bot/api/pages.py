@@ -56,6 +56,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("llm", "/admin/llm", _ADMIN),
     NavItem("analytics", "/admin/analytics", _ADMIN),
     NavItem("audit", "/admin/audit", _ADMIN),
+    NavItem("contacts", "/admin/contacts", _ADMIN),
 )
 
 HOME = {Role.AGENT: "/inbox", Role.SUPERVISOR: "/dashboard", Role.ADMIN: "/dashboard"}

@@ -120,3 +120,46 @@ async def test_the_shipped_second_vectors_match_the_shipped_examples(kb_second: 
     for text, vector in zip(sample, fresh, strict=True):
         a, b = np.array(shipped[text]), np.array(vector)
         assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.999, text
+
+
+HOME = """---
+id: seguro-hogar
+title: Seguro de hogar
+questions:
+  - "¿el perro de mi hijo también queda cubierto?"
+---
+# Seguro de hogar
+
+Responde por los daños a terceros que cause cualquier integrante de la familia o sus
+animales de compañía, hasta $500,000 por evento.
+""".encode()
+
+
+def _pet_article(n: int) -> tuple[str, bytes]:
+    return (f"p{n}.md", f"""---
+id: perros-{n}
+title: Perros {n}
+---
+# Perros {n}
+
+El perro número {n} de la sucursal recibe su vacuna y su baño cada {n + 2} semanas.
+""".encode())
+
+
+async def test_an_example_question_brings_its_article_even_when_its_passages_are_far(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
+    kb_second: Embedder,
+) -> None:
+    # a small candidate list: the article's passage is not among the nearest, only the
+    # example question an admin wrote for it is
+    knowledge = settings.knowledge.model_copy(update={"candidates": 2})
+    answering = build_answering(settings.model_copy(update={"knowledge": knowledge}), sessions,
+                                embedder=kb_embedder, second=kb_second,
+                                persona=Persona("Sofía", "Seguros Demo"))
+    files = [("hogar.md", HOME), *(_pet_article(n) for n in range(12))]
+    report = await answering.knowledge.import_files(files, editor="test")
+    assert not report.failed, report.summary()
+    await answering.intent_examples.seed()
+    decision = await _ask(answering, "¿el perro de mi hijo también queda cubierto?")
+    assert decision.sources[:1] == ("seguro-hogar",), decision
+    assert "$500,000" in decision.replies[0]

@@ -74,13 +74,19 @@ async def customer_says(client: httpx.AsyncClient, body: str, wamid: str, *,
 async def settled(runtime: Runtime, *, timeout: float = 180) -> None:
     """Every inbound message processed and every reply handed to the channel."""
     deadline = asyncio.get_running_loop().time() + timeout
+    quiet, seen = 0, -1
     while True:
         async with runtime.sessions() as s:
             left = await s.scalar(text(
                 "SELECT count(*) FROM messages WHERE (direction = 'in' AND status = 'received') "
                 "OR (direction = 'out' AND status IN ('pending', 'sending') "
                 "AND author <> 'campaign')"))
-        if not left:
+            total = await s.scalar(text("SELECT count(*) FROM messages"))
+        # nothing waiting, and no new row for a few polls: a webhook accepted a moment ago
+        # may not be stored yet
+        quiet = quiet + 1 if not left and total == seen else 0
+        seen = total or 0
+        if quiet >= 3:
             return
         if asyncio.get_running_loop().time() > deadline:
             async with runtime.sessions() as s:
@@ -88,7 +94,7 @@ async def settled(runtime: Runtime, *, timeout: float = 180) -> None:
                     "SELECT direction, author, status, count(*) FROM messages WHERE "
                     "status IN ('received', 'pending', 'sending') GROUP BY 1, 2, 3"))).all()
             raise AssertionError(f"{left} messages still waiting: {waiting}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
 
 
 async def seed(

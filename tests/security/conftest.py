@@ -18,6 +18,7 @@ from bot.wiring.runtime import Runtime
 from tests.conftest import ask
 from tests.handoff.conftest import PASSWORD, Staff, StaffFactory, staff_factory
 from tests.handoff.test_inbox_browser import free_port
+from tests.security.route_table import ERASABLE
 
 __all__ = ["PASSWORD", "World", "serve"]
 
@@ -81,6 +82,7 @@ async def world(client: httpx.AsyncClient, staff: StaffFactory) -> World:
     ids, messages = {}, {}
     for kind in ("own", "other", "unassigned", "mine_b"):
         ids[kind], messages[kind] = await _conversation(client, phones[kind], "quiero un asesor")
+    await _conversation(client, ERASABLE, "hola")  # the data-rights routes' customer
     ids["bot_only"], messages["bot_only"] = await _conversation(
         client, phones["bot_only"], "hola, me robaron el coche, póliza 123")
     for kind in ("own", "other"):

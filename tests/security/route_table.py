@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ROLES = ("anonymous", "agent", "supervisor", "admin")
+ERASABLE = "+525511110009"  # a customer the data-rights routes may export and erase
 KINDS = ("own", "other", "unassigned", "bot_only")
 DENIED = frozenset({401, 403, 404})
 
@@ -97,6 +98,10 @@ TABLE: dict[str, str] = {
     "POST /api/v1/sequence-enrollments/{enrollment_id}/stop": "staff",
     "GET /api/v1/sequence-tasks": "staff", "POST /api/v1/sequence-tasks/{task_id}/done": "staff",
     "GET /api/v1/blocked-contacts": "sup",
+    # customer data rights
+    "GET /api/v1/contacts/erasures": "admin", "GET /api/v1/contacts/{phone}/export": "admin",
+    "GET /api/v1/contacts/{phone}/export/archive": "admin",
+    "DELETE /api/v1/contacts/{phone}": "admin",
     # the LLM chain and the knowledge base
     "GET /api/v1/llm/chain": "admin", "PUT /api/v1/llm/chain": "admin",
     "POST /api/v1/llm/chain/test": "admin", "GET /api/v1/llm/calls": "admin",
@@ -171,6 +176,8 @@ def expected_denied(rule: str, role: str, kind: str | None) -> bool:
 
 def ordered(routes: list[str]) -> list[str]:
     def tier(route: str) -> int:
+        if route == "DELETE /api/v1/contacts/{phone}":  # erases the number: after its export
+            return 2
         if route.endswith(_ENDS):
             return 3
         if route.endswith("/password") or "/users/" in route:
@@ -192,6 +199,8 @@ def fill_path(path: str, ids: dict[str, str], rng: random.Random | None = None) 
         "sku": "no-such-sku", "article_id": "no-such-article", "version": "1",
         "action": "pause",
     }
+    if path.startswith("/api/v1/contacts/"):  # customer data rights: a number of its own
+        values["phone"] = ERASABLE
     out = path
     while "{" in out:
         start = out.index("{")

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 
 from bot.api.auth import AdminDep, Principal, Role, audit, require_page_role
 from bot.api.deps import RuntimeDep
+from bot.api.pages import render, request_lang
 from bot.privacy import CustomerRef
 from bot.wiring.runtime import Runtime
 from handoff.audit import Actor
@@ -28,7 +29,6 @@ from handoff.audit import Actor
 router = APIRouter(prefix="/api/v1/contacts", tags=["customer data"])
 pages = APIRouter(include_in_schema=False)
 AdminPage = Annotated[Principal, Depends(require_page_role(Role.ADMIN))]
-STATIC = Path(__file__).resolve().parents[1] / "static"
 
 LABELS: dict[str, dict[str, str]] = {
     "es": {
@@ -145,20 +145,11 @@ async def erase(phone: str, runtime: RuntimeDep, admin: AdminDep) -> dict[str, A
 
 
 @pages.get("/admin/contacts", response_class=HTMLResponse)
-async def contacts_page(
-    request: Request, runtime: RuntimeDep, admin: AdminPage,
-    lang: Annotated[Literal["es", "en"], Query()] = "es",
-) -> HTMLResponse:
+async def contacts_page(request: Request, runtime: RuntimeDep, admin: AdminPage) -> HTMLResponse:
     """Look a customer up, export or erase them; the recent erasures."""
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "contacts.html",
-        {"L": LABELS[lang], "lang": lang, "user": admin, "erasures": await _log(runtime, 20)},
-    )
-
-
-@pages.get("/admin/contacts/page.js")
-async def contacts_script(admin: AdminPage) -> FileResponse:
-    return FileResponse(STATIC / "contacts.js", media_type="text/javascript")
+    lang = request_lang(request)
+    return render(request, "contacts.html", user=admin, title="nav.contacts", script="contacts",
+                  context={"L": LABELS[lang], "erasures": await _log(runtime, 20)})
 
 
 async def _log(runtime: Runtime, limit: int) -> list[dict[str, Any]]:
