@@ -91,6 +91,7 @@ class MessageView:
     media: dict[str, Any] | None
     status: str
     created_at: datetime
+    author_id: uuid.UUID | None = None  # the staff member who wrote it
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,7 @@ class InboxQueries:
                 MessageView(
                     m.id, m.seq, m.direction, m.author,
                     names.get(m.author_id) if m.author_id else None, m.kind, m.text,
-                    m.transcript, m.media, m.status, m.created_at,
+                    m.transcript, m.media, m.status, m.created_at, m.author_id,
                 )
                 for m in reversed(rows)
             )

@@ -71,3 +71,19 @@ class KnowledgeConfig(BaseModel):
         if self.embedder == "litellm" and not (self.embedding_model or "").strip():
             raise ValueError("ATIENDE_KNOWLEDGE__EMBEDDING_MODEL is required with embedder=litellm")
         return self
+
+
+class SuggestionsConfig(BaseModel):
+    """Learning from agents (``Settings.suggestions``; env ``ATIENDE_SUGGESTIONS__<FIELD>``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # An item joins a suggestion when its mean similarity to the members (a quarter the
+    # question cosine, three quarters the reply cosine) reaches this; chosen for USE on
+    # knowledge/evalsets/suggestions/dev.yaml (another embedding model needs its own;
+    # check it with `atiende bench suggestions --set dev --similarity X`).
+    group_similarity: float = Field(default=0.56, ge=0.0, le=1.0)
+    # How often a worker looks for newly resolved handoffs (and drafts with the LLM).
+    harvest_seconds: int = Field(default=10, ge=1, le=59)
+    drafts_per_tick: int = Field(default=3, ge=0, le=50)
+    draft_timeout_seconds: float = Field(default=20.0, gt=0, le=120)

@@ -3,6 +3,7 @@
     KnowledgeError
     ├── DocumentError        a file or record that cannot be imported (``source``, ``line``)
     ├── EntryNotFound        an article id / product sku / version that does not exist
+    ├── SuggestionConflict   a suggestion already approved or dismissed (``status``)
     └── EmbeddingError       the embedding model failed or gave the wrong shape
 """
 
@@ -28,3 +29,14 @@ class EntryNotFound(KnowledgeError):
 
 class EmbeddingError(KnowledgeError):
     pass
+
+
+class SuggestionConflict(KnowledgeError):
+    """The suggestion was already decided (approved as ``article_id``, or dismissed), or
+    the article it extends changed meanwhile: nothing was written."""
+
+    def __init__(self, reason: str, *, status: str, article_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.article_id = article_id

@@ -10,6 +10,7 @@ base compare it to notice changes made by another process (``atiende kb import``
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -218,5 +219,101 @@ class State(Base):
     lexicon_revision: Mapped[int] = mapped_column(BigInteger, server_default="-1")
     chunking: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Suggestion(Base):
+    """A group of similar questions handed over for lack of an answer, with the agents'
+    replies (``kb_suggestion_items``): pending until an admin approves it (as a new
+    article or a new passage of ``article_id``) or dismisses it.
+
+    ``question_mean`` and ``reply_mean`` are the mean vectors of its items (by
+    ``model``): a new item's mean similarity to the members is its dot product with them.
+    """
+
+    __tablename__ = "kb_suggestions"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','approved','dismissed')", name="status_valid"),
+        Index("ix_kb_suggestions_status", "status", "last_asked_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True,
+                                          default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    model: Mapped[str] = mapped_column(String(120))
+    question_mean: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    reply_mean: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    items: Mapped[int] = mapped_column(Integer, server_default="0")
+    customers: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # an LLM's draft, and how many items it was written from (stale when items grew)
+    draft_title: Mapped[str | None] = mapped_column(Text)
+    draft_body: Mapped[str | None] = mapped_column(Text)
+    draft_model: Mapped[str | None] = mapped_column(String(200))
+    draft_items: Mapped[int] = mapped_column(Integer, server_default="0")
+    article_id: Mapped[str | None] = mapped_column(String(120))
+    action: Mapped[str | None] = mapped_column(String(16))  # create | extend
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_title: Mapped[str | None] = mapped_column(Text)
+    approved_body: Mapped[str | None] = mapped_column(Text)
+
+
+class SuggestionItem(Base):
+    """One customer's question and the agent replies that answered it (masked text).
+
+    From a resolved handoff (``ticket_id``) or a reply an agent marked in the inbox
+    (``reply_message_id``); each source at most once. ``source_ids`` are the messages
+    it was taken from. The database deletes it with its conversation (erasure)."""
+
+    __tablename__ = "kb_suggestion_items"
+    __table_args__ = (
+        CheckConstraint("origin IN ('handoff','marked')", name="origin_valid"),
+        Index("uq_kb_suggestion_items_ticket", "ticket_id", unique=True,
+              postgresql_where=text("ticket_id IS NOT NULL")),
+        Index("uq_kb_suggestion_items_reply", "reply_message_id", unique=True,
+              postgresql_where=text("reply_message_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    suggestion_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("kb_suggestions.id", ondelete="CASCADE"), index=True
+    )
+    origin: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reply_message_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    question: Mapped[str] = mapped_column(Text)
+    replies: Mapped[list[str]] = mapped_column(JSONB)
+    masked: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
+    source_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    question_vec: Mapped[Any] = mapped_column(Vector())
+    reply_vec: Mapped[Any] = mapped_column(Vector())
+    model: Mapped[str] = mapped_column(String(120))
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    marked_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class HarvestedTicket(Base):
+    """A resolved ``no_answer`` handoff already looked at, with what came of it: an item,
+    or why not (no agent reply, only "ok"/emoji replies, no question text)."""
+
+    __tablename__ = "kb_harvested_tickets"
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[int | None] = mapped_column(BigInteger)
+    harvested_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

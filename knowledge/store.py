@@ -182,6 +182,22 @@ class KnowledgeStore:
         """Create or update a product; ``None`` when nothing changed."""
         return await self._save(PRODUCTS, doc, editor=editor)
 
+    async def article_vectors(self, doc: ArticleDoc) -> list[Vector]:
+        """The vectors of an article's chunks, computed before a caller's transaction
+        (``write_article_in``)."""
+        return await self._embed(ARTICLES.chunks(doc))
+
+    async def write_article_in(
+        self, session: AsyncSession, doc: ArticleDoc, vectors: list[Vector], *, editor: str
+    ) -> ArticleView | None:
+        """Create or update an article inside the caller's transaction (with its version
+        row and the revision bump); the caller runs ``after_write`` once committed."""
+        saved = await ARTICLES.write(session, doc, vectors, model=self._embedder.name,
+                                     editor=editor)
+        if saved is not None:
+            await _bump(session)
+        return saved
+
     async def delete_article(self, article_id: str, *, editor: str) -> ArticleView:
         return await self._delete(ARTICLES, article_id, editor=editor)
 

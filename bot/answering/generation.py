@@ -70,3 +70,32 @@ class Summarizer(Protocol):
     async def summarize(
         self, turns: tuple[Turn, ...], *, language: str, deadline: float
     ) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRequest:
+    """Grouped customer questions and the replies agents gave them (masked text)."""
+
+    questions: tuple[str, ...]
+    replies: tuple[str, ...]
+    language: str
+    persona: PersonaText
+    deadline: float  # event-loop time
+
+
+@dataclass(frozen=True, slots=True)
+class DraftedArticle:
+    title: str
+    body: str
+    model: str
+
+
+class ArticleDrafter(Protocol):
+    """Drafts a knowledge-base article grounded only in the agents' replies, or None."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether a model is configured to draft with (else nothing is attempted)."""
+        ...
+
+    async def draft(self, request: DraftRequest) -> DraftedArticle | None: ...

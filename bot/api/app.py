@@ -34,6 +34,7 @@ from bot.api.routes import (
     shell,
     simulator,
     staff,
+    suggestions,
     whatsapp_cloud,
     whatsapp_numbers,
     workspace,
@@ -55,7 +56,13 @@ from bot.logs import get_logger
 from bot.wiring.runtime import Runtime
 from handoff.auth import InvalidUser, UserExists
 from handoff.errors import HandoffError
-from knowledge.errors import DocumentError, EmbeddingError, EntryNotFound, KnowledgeError
+from knowledge.errors import (
+    DocumentError,
+    EmbeddingError,
+    EntryNotFound,
+    KnowledgeError,
+    SuggestionConflict,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -120,6 +127,9 @@ def create_app(runtime_factory: RuntimeFactory, *, run_worker: bool = True) -> F
     app.include_router(llm.pages)
     app.include_router(knowledge.router)
     app.include_router(knowledge.pages)
+    app.include_router(suggestions.router)
+    app.include_router(suggestions.marking)
+    app.include_router(suggestions.pages)
     _install_error_handlers(app)
     _install_http_handlers(app)
     _install_knowledge_handlers(app)
@@ -142,6 +152,13 @@ def _install_knowledge_handlers(app: FastAPI) -> None:
             {"detail": [{"loc": where, "msg": exc.reason, "type": "invalid_entry"}]},
             status_code=422,
         )
+
+    @app.exception_handler(SuggestionConflict)
+    async def suggestion_conflict(request: Request, exc: SuggestionConflict) -> JSONResponse:
+        log.info("http.suggestion_conflict", path=request.url.path, status=exc.status,
+                 article_id=exc.article_id)
+        return JSONResponse({"detail": exc.reason, "status": exc.status,
+                             "article_id": exc.article_id}, status_code=409)
 
     @app.exception_handler(EmbeddingError)
     async def kb_embedding_error(request: Request, exc: EmbeddingError) -> JSONResponse:

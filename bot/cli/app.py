@@ -16,7 +16,7 @@ import typer
 
 from bot.cli import speech as speech_cli
 from bot.cli.common import settings_for_cli
-from bot.cli.kb import bench_retrieval, eval_command, kb_app
+from bot.cli.kb import bench_retrieval, bench_suggestions, eval_command, kb_app
 from bot.infra import aio
 from bot.settings import Settings, load_settings
 
@@ -26,6 +26,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(kb_app, name="kb")
 app.command("eval")(eval_command)
 bench_app.command("retrieval")(bench_retrieval)
+bench_app.command("suggestions")(bench_suggestions)
 app.add_typer(speech_cli.models_app, name="models")
 bench_app.command("speech")(speech_cli.bench_speech)
 

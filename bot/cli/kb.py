@@ -283,3 +283,30 @@ def bench_retrieval(
 
     settings_for_cli()
     typer.echo(main(chunks, queries, ef_search))
+
+
+def bench_suggestions(
+    set_name: Annotated[
+        str, typer.Option("--set", help="grouping (the benchmark) or dev (the tuning set), "
+                          "or a YAML file of the same shape")
+    ] = "grouping",
+    runs: Annotated[int, typer.Option("--runs", min=1, max=20, help="shuffled orders")] = 3,
+    similarity: Annotated[
+        float | None, typer.Option("--similarity", min=0.0, max=1.0,
+                                   help="the grouping threshold (default: the setting)")
+    ] = None,
+) -> None:
+    """Group handed-over questions into suggestions (throwaway database): suggestions per
+    topic, purity, time per handoff."""
+    from bot.bench.suggestions import run_bench, shipped
+    from bot.cli.common import settings_for_cli
+
+    settings = settings_for_cli()
+    if similarity is not None:
+        settings = settings.model_copy(update={"suggestions": settings.suggestions.model_copy(
+            update={"group_similarity": similarity})})
+    path = Path(set_name) if set_name.endswith((".yaml", ".yml")) else shipped(set_name)
+    if not path.exists():
+        typer.echo(f"error: no set {set_name!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(asyncio.run(run_bench(settings, path, runs=runs)))

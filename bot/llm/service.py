@@ -18,6 +18,7 @@ from bot.errors import LLMConfigError, WebhookTargetRefused
 from bot.llm import secrets as sealing
 from bot.llm.chain import LLMChain
 from bot.llm.config import ChainConfig, load_chain_file, parse_chain_yaml
+from bot.llm.drafting import ChainArticleDrafter
 from bot.llm.generation import ChainAnswerGenerator, ChainIntentClassifier, ChainSummarizer
 from bot.llm.metrics import LLMMetrics
 from bot.llm.store import CallLog, ConfigStore
@@ -65,6 +66,7 @@ class LLMService:
         )
         self.classifier = ChainIntentClassifier(self.chain)
         self.summarizer = ChainSummarizer(self.chain)
+        self.drafter = ChainArticleDrafter(self.chain)  # knowledge suggestions
         self._watch: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one (re)configuration at a time
 

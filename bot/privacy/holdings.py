@@ -49,6 +49,20 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding("inbound_work", _BY_CONVERSATION, _CONVERSATION_OWNER, export=None),
     Holding("webhook_deliveries", _BY_CONVERSATION, _CONVERSATION_OWNER, order="id"),
     Holding("conversation_notes", _BY_CONVERSATION, _CONVERSATION_OWNER, order="created_at"),
+    # knowledge suggestions learnt from these conversations (masked questions and replies):
+    # a pending suggestion that only they fed goes whole; the others lose these items
+    Holding(
+        "kb_suggestions",
+        "t.status = 'pending' AND EXISTS (SELECT 1 FROM kb_suggestion_items i WHERE "
+        "i.suggestion_id = t.id AND i.conversation_id = ANY(:conversations)) AND NOT EXISTS "
+        "(SELECT 1 FROM kb_suggestion_items i WHERE i.suggestion_id = t.id AND NOT "
+        "i.conversation_id = ANY(:conversations))",
+        "ARRAY(SELECT DISTINCT i.conversation_id::text FROM kb_suggestion_items i WHERE "
+        "i.suggestion_id = t.id AND i.conversation_id = ANY(:conversations))",
+        export=None,
+    ),
+    Holding("kb_suggestion_items", _BY_CONVERSATION, _CONVERSATION_OWNER, order="id",
+            export="to_jsonb(t) - 'question_vec' - 'reply_vec'"),
     Holding("conversation_labels", _BY_CONVERSATION, _CONVERSATION_OWNER, order="label"),
     Holding(
         "messages", _BY_CONVERSATION, _CONVERSATION_OWNER, order="seq",
@@ -147,5 +161,5 @@ NOT_PERSONAL: frozenset[str] = frozenset({
     "business_schedule", "conversation_reads", "label_colors",
     "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
     "procrastinate_workers", "privacy_salt", "privacy_optouts", "privacy_erasures",
-    "privacy_retention",
+    "privacy_retention", "kb_harvested_tickets",
 })

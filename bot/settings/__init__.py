@@ -17,7 +17,7 @@ from bot.settings.security import SecuritySettings
 from bot.settings.sequences import BlockingConfig, SequencesConfig
 from bot.settings.speech import SpeechSettings
 from handoff.config import HandoffConfig
-from knowledge.config import KnowledgeConfig
+from knowledge.config import KnowledgeConfig, SuggestionsConfig
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
 # What .env.example and the README put where a secret goes: refused in production.
@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = SpeechSettings()
     load_demo_kb: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    suggestions: SuggestionsConfig = SuggestionsConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     privacy: PrivacySettings = PrivacySettings()
     sequences: SequencesConfig = SequencesConfig()

@@ -40,6 +40,7 @@ from bot.infra.jobs import JobQueue
 from bot.infra.redis_adapter import ConversationMemory, EventBus, RedisClient
 from bot.integrations.targets import check_target
 from bot.integrations.webhooks import WebhookService
+from bot.learning import LearningService
 from bot.llm import LLMMetrics, LLMService
 from bot.media import MediaStore, UrlSigner
 from bot.media.attachments import AgentAttachments
@@ -55,6 +56,7 @@ from bot.wiring.channels import build_channels, build_inlets
 from bot.wiring.conversation import Delivery, build_delivery, build_processing
 from bot.wiring.core import Core
 from bot.wiring.integrations import build_webhooks
+from bot.wiring.learning import build_learning
 from bot.wiring.media import agent_voice_notes, build_media
 from bot.wiring.privacy import build_privacy, schedule_privacy
 from bot.wiring.sequences import build_sequences
@@ -133,6 +135,7 @@ class Runtime:
     hand_list: HandList
     blocked: BlockedContacts
     block_detector: BlockDetector
+    learning: LearningService
     core: Core
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -180,6 +183,10 @@ class Runtime:
             "atiende.handoff_idle_timeout", staff.handoff.timeout_idle,
             every_seconds=settings.handoff.timeout_check_seconds,
         )
+        learning = build_learning(settings, core.sessions, answering.knowledge,
+                                  drafter=llm.drafter)
+        jobs.register_periodic("atiende.knowledge_suggestions", learning.tick,
+                               every_seconds=settings.suggestions.harvest_seconds)
         privacy = build_privacy(core, media=media.media, memory=delivery.memory)
         schedule_privacy(jobs, privacy)
         await jobs.open()
@@ -194,7 +201,8 @@ class Runtime:
         return cls(
             **_parts(core, media, channels, delivery, answering, staff, processing, campaigns,
                      sequences, inlets),
-            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, privacy=privacy,
+            llm=llm, reconciler=reconciler, core=core, webhooks=webhooks, learning=learning,
+            privacy=privacy,
             agent_voice=agent_voice_notes(settings, media.media, staff.handoff),
             agent_files=AgentAttachments(media=media.media, handoff=staff.handoff),
         )

@@ -30,6 +30,7 @@ from tests.pages.conftest import (
 
 ADMIN_PAGES = ["/dashboard", "/inbox", "/admin/teams", "/admin/canned", "/admin/users",
                "/admin/hours", "/admin/kb", "/admin/kb/catalog", "/admin/kb/intents",
+               "/admin/kb/suggestions",
                "/admin/campaigns", "/admin/whatsapp", "/admin/llm", "/admin/analytics",
                "/admin/audit", "/admin/sequences", "/simulator", "/account"]
 MONTH = {"es": re.compile(r"^\d{1,2} (ene|feb|mar|abr|may|jun|jul|ago|sept?|oct|nov|dic) \d{4}"),

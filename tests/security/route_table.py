@@ -8,7 +8,9 @@ Rules:
 - ``conv``: staff; an agent only on its own or an unassigned conversation;
 - ``holder``: staff; an agent only on the conversation it holds;
 - ``conv_sup``: supervisors and admins only, any conversation;
-- ``sim_msg``: the simulator lookup: staff that may see the conversation, else 404.
+- ``sim_msg``: the simulator lookup: staff that may see the conversation, else 404;
+- ``author``: staff, on a message they wrote themselves (none of the table's messages is
+  the caller's, so every role is refused).
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ TABLE: dict[str, str] = {
     # the LLM chain and the knowledge base
     "GET /api/v1/llm/chain": "admin", "PUT /api/v1/llm/chain": "admin",
     "POST /api/v1/llm/chain/test": "admin", "GET /api/v1/llm/calls": "admin",
+    # knowledge suggestions (supervisors read, admins decide; agents mark their own replies)
+    "GET /api/v1/knowledge/suggestions": "sup", "GET /api/v1/knowledge/suggestions/figures": "sup",
+    "GET /api/v1/knowledge/suggestions/{suggestion_id}": "sup",
+    "POST /api/v1/knowledge/suggestions/{suggestion_id}/approve": "admin",
+    "POST /api/v1/knowledge/suggestions/{suggestion_id}/dismiss": "admin",
+    "POST /api/v1/conversations/{conversation_id}/messages/{message_id}/suggestion": "author",
     "GET /api/v1/kb/articles": "admin", "GET /api/v1/kb/articles/{article_id}": "admin",
     "PUT /api/v1/kb/articles/{article_id}": "admin",
     "DELETE /api/v1/kb/articles/{article_id}": "admin",
@@ -149,6 +157,8 @@ def expected_denied(rule: str, role: str, kind: str | None) -> bool:
     """Whether the table says this role may NOT do this (on this kind of conversation)."""
     if rule == "public":
         return False
+    if rule == "author":  # only the reply's author, and the table's replies are not theirs
+        return True
     if rule == "sim_msg":  # the table test's session did not send these messages
         return role == "anonymous" or (role == "agent" and kind in ("other", "bot_only"))
     if role == "anonymous":

@@ -17,6 +17,7 @@ from bot.api.deps import RuntimeDep
 from bot.api.pages import render, request_lang
 from bot.reports.analytics import Analytics, Period, Report
 from bot.reports.charts import bar_chart, hbar_chart
+from bot.reports.learning import Figures, LearningFigures
 
 router = APIRouter(prefix="/api/v1/admin/analytics", tags=["admin"])
 pages = APIRouter(include_in_schema=False)
@@ -33,6 +34,13 @@ def _analytics(runtime: Any) -> Analytics:
         first_response_sla_seconds=config.first_response_sla_minutes * 60,
         resolution_sla_seconds=config.resolution_sla_minutes * 60,
     )
+
+
+async def _learned(runtime: Any, period: Period) -> Figures:
+    """Gaps closed and customers answered by articles from suggestions, same days."""
+    return await LearningFigures(runtime.sessions, runtime.settings.business_timezone
+                                 ).figures(period.start, period.end)
+
 
 def _period(runtime: Any, start: date | None, end: date | None, channel: str | None) -> Period:
     today = runtime.clock().astimezone(ZoneInfo(runtime.settings.business_timezone)).date()
@@ -61,10 +69,12 @@ async def report_json(
     channel: ChannelQ = None,
 ) -> dict[str, Any]:
     """The report for a date range and channel (see bot/analytics.py for definitions)."""
-    report = await _analytics(runtime).report(_period(runtime, start, end, channel))
+    period = _period(runtime, start, end, channel)
+    report = await _analytics(runtime).report(period)
     body = asdict(report)
     body["escalation_rate"] = report.escalation_rate
     body["deflection"] = report.deflection
+    body["learning"] = asdict(await _learned(runtime, period))  # every channel
     return body
 
 
@@ -185,4 +195,5 @@ async def dashboard(
     query = {"start": period.start.isoformat(), "end": period.end.isoformat(),
              "channel": period.channel or ""}
     return render(request, "analytics.html", user=admin, title="nav.analytics",
-                  context={"r": report, "L": L, "charts": charts, "q": query, "lang": chosen})
+                  context={"r": report, "L": L, "charts": charts, "q": query, "lang": chosen,
+                           "learned": await _learned(runtime, period)})

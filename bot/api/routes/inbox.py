@@ -122,6 +122,7 @@ class MessagePublic(BaseModel):
     media: dict[str, Any] | None
     status: str
     created_at: datetime
+    author_id: uuid.UUID | None = None
 
 
 class NotePublic(BaseModel):

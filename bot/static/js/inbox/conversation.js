@@ -45,7 +45,8 @@ function authorName(m) {
 }
 
 function messageNode(m) {
-  const node = el("div", null, {class: `bubble ${m.direction} author-${m.author}`, "data-testid": "message", "data-author": m.author});
+  const node = el("div", null, {class: `bubble ${m.direction} author-${m.author}`, "data-testid": "message", "data-author": m.author,
+                                "data-id": m.id, "data-author-id": m.author_id || ""});
   const head = el("span", null, {class: "who"});
   head.append(el("span", authorName(m)));
   head.append(el("time", fmtDateTime(m.created_at), {datetime: m.created_at}));

@@ -7,6 +7,7 @@ import {initConversation, openConversation, closeConversation, loadDetail, actio
 import {initComposer, restoreDraft} from "/static/js/inbox/composer.js";
 import {initContact, loadLabels, renderSide} from "/static/js/inbox/contact.js";
 import {initFollowups, showFollowups, refreshFollowups} from "/static/js/inbox/followups.js";
+import {addSuggestButtons} from "/static/js/inbox/suggest.js";
 
 async function loadOptions() {
   try {
@@ -69,7 +70,7 @@ function init() {
   initFollowups();
   on("open", (id) => openConversation(id));
   on("opened", (id, changed) => { if (changed) restoreDraft(id); renderList(); });
-  on("rendered", (d, fresh) => { renderSide(d, fresh); showFollowups(d.conversation.id); });
+  on("rendered", (d, fresh) => { renderSide(d, fresh); showFollowups(d.conversation.id); addSuggestButtons(d); });
   on("changed", () => { loadList(); loadCounts(); });
   on("read", () => { loadCounts(); const c = state.items.find((x) => x.id === state.current); if (c && c.unread) { c.unread = 0; renderList(); } });
   on("labels", () => { fillFilterOptions(); renderList(); });
