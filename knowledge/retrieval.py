@@ -46,6 +46,8 @@ COMMON_MAX_CHUNKS = 1000
 # rank lower than the question itself: "¿el perro de mi hijo queda cubierto?" written
 # for the home policy).
 ASKED_PASSAGES = 12
+# ... when the question is that close to it (a paraphrase, not a shared word or two)
+ASKED_MIN = 0.8
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -70,7 +72,7 @@ m AS (
 near AS (SELECT id FROM v UNION SELECT id FROM m {second_union}),
 asked AS (
   SELECT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
-  WHERE c.role = 'question'
+  WHERE c.role = 'question' AND c.model = {model} AND 1 - {distance_c} >= {asked_min}
   EXCEPT SELECT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
   WHERE c.role <> 'question'),
 pool AS (
@@ -127,6 +129,7 @@ def candidates_sql(model: str, dimensions: int, second: tuple[str, int] | None, 
         "unknown": _UNKNOWN_PART if unknown else "",
         "share": str(COMMON_SHARE), "max_chunks": str(COMMON_MAX_CHUNKS),
         "k1": str(BM25_K1), "b": str(BM25_B), "asked_passages": str(ASKED_PASSAGES),
+        "asked_min": str(ASKED_MIN),
         "second_list": "", "second_union": "", "second_join": "", "second_cos": "NULL",
     }
     if second is not None:
