@@ -157,7 +157,8 @@ async def test_two_agents_live_claim_reply_resolve(
     await expect(beto.get_by_test_id("claim")).to_be_hidden()
     refused = await beto.evaluate(
         "fetch(location.pathname.replace('/inbox/conversations/', '/api/v1/conversations/')"
-        " + '/claim', {method: 'POST'}).then(async r => [r.status, (await r.json()).detail])"
+        " + '/claim', {method: 'POST', headers: {'X-CSRF-Token': document.body.dataset.csrf}})"
+        ".then(async r => [r.status, (await r.json()).detail])"
     )
     assert refused == [409, "already claimed by Ana"]
     await shot(beto, "02-beto-sees-claim")
@@ -189,8 +190,8 @@ async def test_two_agents_live_claim_reply_resolve(
     await expect(ana.get_by_test_id("note-item")).to_contain_text("<b>no es negrita</b>")
     await ana.get_by_test_id("resolve").click()
     await expect(ana.get_by_test_id("owner")).to_have_attribute("data-owner", "bot")
-    await expect(beto.get_by_test_id("owner")).to_have_attribute("data-owner", "bot",
-                                                                 timeout=10_000)
+    # (Beto, who never held it, stops seeing it once the handoff is closed: the stream
+    # sends him nothing more of it; handoff.access)
     await expect(ana.get_by_test_id("messages")).to_contain_text("del 1")
     await shot(ana, "03-resolved")
 
