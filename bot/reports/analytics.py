@@ -260,7 +260,7 @@ class Analytics:
                                         (SELECT conversation_id FROM human))
                 FROM messages m
                 WHERE m.direction = 'in' AND m.intent IS NOT NULL AND {_SCOPE}
-                GROUP BY m.intent ORDER BY count(*) DESC"""), params)
+                GROUP BY m.intent ORDER BY count(*) DESC, m.intent"""), params)
         ]
 
     async def _reasons(self, s: AsyncSession, params: dict[str, object]) -> dict[str, int]:
@@ -273,7 +273,7 @@ class Analytics:
                 JOIN messages m ON m.conversation_id = t.conversation_id
                 WHERE m.escalated AND {_SCOPE}
                   AND t.opened_at >= :since AND t.opened_at < :until
-                GROUP BY t.reason ORDER BY 2 DESC"""), params)
+                GROUP BY t.reason ORDER BY 2 DESC, 1"""), params)
         }
 
     async def _hours(self, s: AsyncSession, params: dict[str, object]) -> list[int]:
@@ -309,7 +309,7 @@ class Analytics:
         purposes = {
             str(k): int(v) for k, v in await s.execute(text(f"""
                 SELECT l.purpose, count(*) FROM llm_calls l WHERE {scope}
-                GROUP BY 1 ORDER BY 2 DESC"""), params)
+                GROUP BY 1 ORDER BY 2 DESC, 1"""), params)
         }
         rows: dict[tuple[str, str], dict[str, object]] = {}
         for r in await s.execute(text(f"""
@@ -361,7 +361,7 @@ class Analytics:
                 WHERE t.created_at >= :since AND t.created_at < :until AND (
                   CAST(:channel AS text) IS NULL OR EXISTS (SELECT 1 FROM conversations c
                   WHERE c.id = t.conversation_id AND c.channel = CAST(:channel AS text)))
-                GROUP BY 1 ORDER BY 2 DESC"""), params)
+                GROUP BY 1 ORDER BY 2 DESC, 1"""), params)
         ]
 
     async def _human(self, s: AsyncSession, params: dict[str, object]) -> HumanStats | None:
