@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,11 +43,19 @@ def _worker(database_url: str, redis_url: str, data_dir: Path) -> subprocess.Pop
         # this test is about crash recovery: the lexical embedder keeps the worker's
         # start-up and per-message cost small (no 2 s model load per process)
         "ATIENDE_KNOWLEDGE__EMBEDDER": "hashing",
+        # its own health port: a worker left over elsewhere must not keep this one down
+        "ATIENDE_WORKER_PORT": str(_free_port()),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "worker"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.mark.slow
