@@ -115,10 +115,7 @@ class KnowledgeResponder:
                 return self._person(person[0], confidence, language)
             return self._unsupported(text, intent, confidence, language, retrieval,
                                      routed.margin(intent.value))
-        answer = await self._answer(request, language, retrieval, top)
-        intent = Intent.PRODUCT if top.source_kind == "product" else Intent.QUESTION
-        return Decision(intent, round(top.confidence, 3), (answer.text,), sources=answer.sources,
-                        language=language)
+        return await self._answered(request, language, retrieval, top)
 
     async def _first_model_only(self, request: ResponseRequest, text: str, language: str
                                 ) -> Decision | None:
@@ -145,10 +142,7 @@ class KnowledgeResponder:
         top = retrieval.ranked[0] if retrieval.ranked else None
         if top is None or top.confidence < threshold:
             return None
-        answer = await self._answer(request, language, retrieval, top)
-        intent = Intent.PRODUCT if top.source_kind == "product" else Intent.QUESTION
-        return Decision(intent, round(top.confidence, 3), (answer.text,), sources=answer.sources,
-                        language=language)
+        return await self._answered(request, language, retrieval, top)
 
     # -- decisions before any search -----------------------------------------------------
 
@@ -206,6 +200,13 @@ class KnowledgeResponder:
                         language=language)
 
     # -- answering -------------------------------------------------------------------------
+
+    async def _answered(self, request: ResponseRequest, language: str, retrieval: Retrieval,
+                        top: RankedSource) -> Decision:
+        answer = await self._answer(request, language, retrieval, top)
+        intent = Intent.PRODUCT if top.source_kind == "product" else Intent.QUESTION
+        return Decision(intent, round(top.confidence, 3), (answer.text,), sources=answer.sources,
+                        language=language)
 
     async def _answer(self, request: ResponseRequest, language: str, retrieval: Retrieval,
                       top: RankedSource) -> Answer:
