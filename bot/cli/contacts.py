@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,6 +143,8 @@ async def _erase(values: list[str], *, resume: bool) -> int:
                        f"{done['settled']} settled")
         refs = _refs(values, core.settings.default_region)
         settings = privacy.settings
+        if len(refs) > 1 and settings.erase_nice:
+            os.nice(settings.erase_nice)  # a background job: live conversations go first
         async for outcomes in privacy.eraser.erase_many(
             refs, actor=Actor.cli(), source="cli", batch=settings.erase_batch,
             pause_seconds=settings.batch_pause_seconds, yield_ratio=settings.erase_yield,

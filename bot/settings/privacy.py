@@ -29,6 +29,9 @@ class PrivacySettings(BaseModel):
     # after each batch a bulk erasure rests this many times what the batch took (3: it
     # works a quarter of the time), leaving the machine to the inbound pipeline
     erase_yield: float = Field(default=3.0, ge=0, le=100)
+    # a bulk erasure (more than one customer) runs at this CPU niceness: when the machine
+    # is busy the inbound pipeline goes first (0: the same priority as the bot)
+    erase_nice: int = Field(default=10, ge=0, le=19)
     # after an erasure's objects are gone, its memory keys are deleted once more this
     # much later: a worker that committed just before the erasure may still write them
     settle_seconds: float = Field(default=60.0, ge=0, le=3600)
