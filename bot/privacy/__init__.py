@@ -3,8 +3,9 @@ with the opt-out kept as a salted hash and the analytics' counts kept), and rete
 (old media, transcripts and texts purged by a periodic job in bounded batches).
 
 - ``holdings``: where customer data lives, one entry per table (a new table = one entry);
-- ``store``: the erasure's database transaction; ``erasure``: the service (objects,
-  resume); ``export``: JSON and archive; ``retention``: the purge job;
+- ``store``: the erasure's database transaction; ``whatsmeow``: the customer's rows of
+  the neonize numbers' session store; ``erasure``: the service (objects, resume);
+  ``export``: JSON and archive; ``retention``: the purge job;
 - ``reapply``: the erasure log carried across a backup restore.
 
 The HTTP routes are in ``bot/api/routes/contacts.py``, the commands in

@@ -1,5 +1,6 @@
 """Exporting everything held about one customer: a JSON document (every ``HOLDINGS``
-table's rows for them) and an archive with that document plus their media files.
+table's rows for them, and whatsmeow's contact entries of them) and an archive with that
+document plus their media files.
 
 The archive is written to a file on disk (streamed, a file at a time, never whole in
 memory), so a 16 MB document costs disk, not RAM; a media file the store no longer
@@ -25,6 +26,7 @@ from bot.media import MediaStore
 from bot.privacy.holdings import HOLDINGS
 from bot.privacy.store import existing_tables, last_erasure
 from bot.privacy.values import AlreadyErased, CustomerNotFound, CustomerRef, numbers_of
+from bot.privacy.whatsmeow import addresses_of, export_store
 
 __all__ = ["ArchiveSummary", "Exporter", "FORMAT"]
 
@@ -53,7 +55,7 @@ class Exporter:
         for an unknown or erased number."""
         async with self._sessions() as session:
             contact = (await session.execute(text(
-                "SELECT to_jsonb(t) AS row, t.id, t.phone_e164 FROM contacts t "
+                "SELECT to_jsonb(t) AS row, t.id, t.phone_e164, t.wa_lid FROM contacts t "
                 "WHERE t.erased_at IS NULL AND (t.phone_e164 = :key OR t.id = :cid)"),
                 {"key": ref.key, "cid": ref.contact_id})).one_or_none()
             if contact is None:
@@ -80,6 +82,10 @@ class Exporter:
                     f"SELECT {holding.export} FROM {holding.table} t WHERE {holding.where} "
                     f"ORDER BY {holding.order}"), params)
                 data[holding.table] = [r[0] for r in rows]
+            whatsmeow = await export_store(
+                session, addresses_of([contact.phone_e164], [contact.wa_lid]))
+            if whatsmeow:
+                data["whatsmeow_contacts"] = whatsmeow
         return {
             "format": FORMAT,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -3,8 +3,9 @@ what an export shows of them and what an erasure does to them.
 
 A new table holding customer data is one more entry in ``HOLDINGS`` (the coverage test
 in tests/privacy fails until every table of the schema is listed either here or in
-``NOT_PERSONAL``). Entries run in order inside the erasure's transaction; the parameters
-every ``where`` may use:
+``NOT_PERSONAL``). whatsmeow's tables (the neonize numbers' session store, in a schema of
+its own) are erased by ``bot.privacy.whatsmeow``. Entries run in order inside the
+erasure's transaction; the parameters every ``where`` may use:
 
 - ``:contacts`` (uuid[]) the contacts erased; ``:conversations`` (uuid[]) theirs;
 - ``:numbers`` (text[]) their real phone numbers, ``:keys`` (text[]) every contact key

@@ -28,7 +28,7 @@ class PrivacyMetrics:
         self.purged = Counter(
             "atiende_retention_purged_total",
             "Data removed by the retention job, per kind (media, transcripts, texts, notes, "
-            "webhook_payloads, sequence_tasks)", ["what"], registry=registry,
+            "webhook_payloads, sequence_tasks, suggestions)", ["what"], registry=registry,
         )
         self.purge_failures = Counter(
             "atiende_retention_failures_total",

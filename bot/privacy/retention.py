@@ -4,8 +4,10 @@ batches (each its own short transaction, a pause between them, a time budget per
 Kinds (``ATIENDE_PRIVACY__…``): ``media`` (the files of voice notes, images and
 documents; the message keeps its type and size), ``transcripts``, ``texts`` (message
 texts and provider payloads, internal notes, webhook payloads, the text of a sequence step
-left to do by hand). Rows stay, so analytics
-keep their counts. Each kind keeps a watermark (``privacy_retention``): a run starts
+left to do by hand, the customers' questions and the replies to them in knowledge
+suggestions still pending or dismissed). Rows stay, so analytics keep their counts (a
+pending suggestion left without questions goes, as in an erasure: it counted only
+while it had some). Each kind keeps a watermark (``privacy_retention``): a run starts
 where the last one stopped instead of re-reading what it already purged.
 """
 
@@ -47,6 +49,34 @@ _CANDIDATES = """
     ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED
 """
 
+# knowledge suggestions: the items (one customer's masked question and the replies to it)
+# of suggestions still pending or dismissed; an approved one's questions are the article's
+# example questions now, the business's own knowledge, and stay
+_OLD_ITEMS = text(
+    "DELETE FROM kb_suggestion_items WHERE id IN (SELECT i.id FROM kb_suggestion_items i "
+    "JOIN kb_suggestions s ON s.id = i.suggestion_id WHERE s.status IN ('pending', "
+    "'dismissed') AND i.asked_at < :cutoff ORDER BY i.asked_at LIMIT :n FOR UPDATE OF s, i) "
+    "RETURNING suggestion_id, asked_at"
+)
+# a pending suggestion left without items goes (as an erasure does); a dismissed one stays
+# for the figures (decided_at) without its draft
+_EMPTIED = text(
+    "DELETE FROM kb_suggestions s WHERE s.id = ANY(:ids) AND s.status = 'pending' "
+    "AND NOT EXISTS (SELECT 1 FROM kb_suggestion_items i WHERE i.suggestion_id = s.id)"
+)
+# the rest: means and counts of the items left, and no draft quoting the items that went
+# (a pending one is drafted again from what is left)
+_AFTER_PURGE = text(
+    "UPDATE kb_suggestions s SET question_mean = a.q, reply_mean = a.r, items = a.n, "
+    "customers = a.c, last_asked_at = coalesce(a.last, s.last_asked_at), draft_title = NULL, "
+    "draft_body = NULL, draft_model = NULL, draft_items = 0, updated_at = now() FROM ("
+    "SELECT k.id, avg(i.question_vec) AS q, avg(i.reply_vec) AS r, count(i.id) AS n, "
+    "count(DISTINCT coalesce(i.contact_id, i.conversation_id)) AS c, max(i.asked_at) AS last "
+    "FROM kb_suggestions k LEFT JOIN kb_suggestion_items i ON i.suggestion_id = k.id "
+    "WHERE k.id = ANY(:ids) GROUP BY k.id) a WHERE s.id = a.id "
+    "AND s.status IN ('pending', 'dismissed')"
+)
+
 
 class Retention:
     """Removes what is older than the retention settings, a bounded batch at a time."""
@@ -69,6 +99,7 @@ class Retention:
             _Kind("notes", s.text_days, self._purge_notes),
             _Kind("webhook_payloads", s.text_days, self._purge_deliveries),
             _Kind("sequence_tasks", s.text_days, self._purge_tasks),
+            _Kind("suggestions", s.text_days, self._purge_suggestions),
         ]
 
     async def run(self) -> RetentionReport:
@@ -206,3 +237,16 @@ class Retention:
             "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING created_at"),
             self._params(since, cutoff))).scalars().all()
         return len(rows), 0, max(rows) if rows else None
+
+    async def _purge_suggestions(
+        self, session: AsyncSession, since: datetime, cutoff: datetime
+    ) -> tuple[int, int, Any]:
+        # the grouping's lock: an item being filed or merged waits for this batch
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kb_suggestions'))"))
+        # by when it was asked, not the watermark: an item may be filed long after that
+        rows = (await session.execute(_OLD_ITEMS, self._params(since, cutoff))).all()
+        if rows:
+            ids = sorted({r.suggestion_id for r in rows})
+            await session.execute(_EMPTIED, {"ids": ids})
+            await session.execute(_AFTER_PURGE, {"ids": ids})
+        return len(rows), 0, max(r.asked_at for r in rows) if rows else None

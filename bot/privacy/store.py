@@ -1,6 +1,7 @@
 """The database half of an erasure: one transaction that locks a batch of customers,
-deletes or anonymises everything ``HOLDINGS`` lists, keeps their opt-outs as salted
-hashes and writes the erasure log (with the audit entries) in the same commit.
+deletes or anonymises everything ``HOLDINGS`` lists and their rows of whatsmeow's session
+store (``whatsmeow``), keeps their opt-outs as salted hashes and writes the erasure log
+(with the audit entries) in the same commit.
 
 Lock order: campaign recipients (``prepare``), then contacts, then conversations, the
 order the inbound path and the campaign scheduler take them, so concurrent work waits
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.privacy.holdings import HOLDINGS, Holding
 from bot.privacy.records import ErasureRecord
 from bot.privacy.values import numbers_of
+from bot.privacy.whatsmeow import addresses_of, erase_store
 from handoff.audit import Actor, AuditLog
 
 __all__ = ["ContactChanged", "Draft", "erase_in", "existing_tables", "last_erasure"]
@@ -43,6 +45,7 @@ class Draft:
     conversations: list[uuid.UUID] = field(default_factory=list)
     media_keys: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    lid: str | None = None  # the WhatsApp hidden-number id (``contacts.wa_lid``)
 
 
 async def existing_tables(session: AsyncSession) -> frozenset[str]:
@@ -90,6 +93,7 @@ async def erase_in(
     params = _params(drafts, conversations)
     await _media_keys(session, drafts, params)
     await _keep_opt_outs(session, drafts)
+    await _erase_sessions(session, drafts)
     owners = _owners(drafts, conversations)
     for holding in HOLDINGS:
         if holding.table in tables:
@@ -103,12 +107,13 @@ async def _contacts(
 ) -> list[Draft]:
     suffix = " ORDER BY id FOR UPDATE" if lock else ""
     rows = await session.execute(text(
-        "SELECT id, phone_e164, opted_out, "
+        "SELECT id, phone_e164, wa_lid, opted_out, "
         "array_remove(ARRAY[privacy_phone_hash(phone_e164), CASE WHEN wa_lid IS NOT NULL "
         "THEN privacy_phone_hash(left('lid:' || wa_lid, 20)) END], NULL) AS hashes "
         f"FROM contacts WHERE id = ANY(:ids) AND erased_at IS NULL{suffix}"), {"ids": ids})
     return [
-        Draft(uuid.uuid4(), r.id, r.phone_e164, list(r.hashes), bool(r.opted_out))
+        Draft(uuid.uuid4(), r.id, r.phone_e164, list(r.hashes), bool(r.opted_out),
+              lid=r.wa_lid)
         for r in rows
     ]
 
@@ -162,6 +167,15 @@ async def _media_keys(session: AsyncSession, drafts: list[Draft], params: dict[s
         params)
     for row in rows:
         by_id[row.contact_id].media_keys.append(str(row.key))
+
+
+async def _erase_sessions(session: AsyncSession, drafts: list[Draft]) -> None:
+    """whatsmeow's rows about them (neonize numbers' session store), read by their number
+    and LID before the contact loses both."""
+    owners = {a: d.contact_id for d in drafts for a in addresses_of([d.key], [d.lid])}
+    by_id = {d.contact_id: d for d in drafts}
+    for contact_id, tables in (await erase_store(session, owners)).items():
+        by_id[contact_id].counts.update(tables)
 
 
 async def _keep_opt_outs(session: AsyncSession, drafts: list[Draft]) -> None:

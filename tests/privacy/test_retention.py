@@ -16,6 +16,7 @@ from bot.messages import MessageKind
 from bot.metrics import Metrics
 from bot.privacy import PrivacyMetrics, Retention
 from bot.reports.analytics import Analytics, Period
+from bot.reports.learning import LearningFigures
 from bot.settings import Settings
 from bot.settings.privacy import PrivacySettings
 from bot.wiring.runtime import Runtime
@@ -127,7 +128,7 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
 
     report = await runtime.privacy.retention.run()
     assert report.purged == {"media": 12, "transcripts": 8, "texts": 4, "notes": 2,
-                             "webhook_payloads": 0, "sequence_tasks": 2}
+                             "webhook_payloads": 0, "sequence_tasks": 2, "suggestions": 0}
     assert not report.more and not report.failed
     for key in old_keys:
         with pytest.raises(Exception, match="no media"):
@@ -157,7 +158,92 @@ async def test_retention_purges_old_data_in_batches_and_keeps_the_counts(
     assert 'atiende_retention_purged_total{what="transcripts"} 8.0' in metrics
     assert (await runtime.privacy.retention.run()).purged == {
         "media": 0, "transcripts": 0, "texts": 0, "notes": 0, "webhook_payloads": 0,
-        "sequence_tasks": 0}
+        "sequence_tasks": 0, "suggestions": 0}
+
+
+async def _suggestions(runtime: Runtime) -> dict[str, uuid.UUID]:
+    """A suggestion of each kind with its customers' questions, asked 800 or 5 days ago:
+    pending (one old and one recent question; two old ones), dismissed and approved (one
+    old question each), every one with a draft."""
+    contact, conversation = uuid.uuid4(), uuid.uuid4()
+    made = {"pending": uuid.uuid4(), "pending_old": uuid.uuid4(), "dismissed": uuid.uuid4(),
+            "approved": uuid.uuid4()}
+    asked = {"pending": (800, 5), "pending_old": (800, 800), "dismissed": (800,),
+             "approved": (800,)}
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(text("INSERT INTO contacts (id, phone_e164) VALUES (:c, '+525511118888')"),
+                        {"c": contact})
+        await s.execute(text(
+            "INSERT INTO conversations (id, contact_id, channel, account) "
+            "VALUES (:id, :c, 'simulator', 'simulator')"), {"id": conversation, "c": contact})
+        for name, suggestion in made.items():
+            status = name.removesuffix("_old")
+            await s.execute(text(
+                "INSERT INTO kb_suggestions (id, status, model, question_mean, reply_mean, items, "
+                "customers, last_asked_at, draft_title, draft_body, draft_model, draft_items, "
+                "article_id, decided_by, decided_at, approved_title, approved_body) VALUES ("
+                ":id, CAST(:st AS varchar), 'm', '[1,0,0]', '[0,1,0]', :n, 1, "
+                "now() - interval '5 days', "
+                "'¿Aseguran a Nube?', 'Nube, la perrita de Ana Ruiz', 'llm', :n, "
+                "CASE WHEN CAST(:st AS varchar) = 'approved' THEN 'seguro-mascotas' END, "
+                "CASE WHEN CAST(:st AS varchar) <> 'pending' THEN 'admin@example.mx' END, "
+                "CASE WHEN CAST(:st AS varchar) <> 'pending' THEN now() - interval '1 day' END, "
+                "CASE WHEN CAST(:st AS varchar) = 'approved' THEN 'Seguro de mascotas' END, "
+                "CASE WHEN CAST(:st AS varchar) = 'approved' THEN 'Perros y gatos.' END)"),
+                {"id": suggestion, "st": status, "n": len(asked[name])})
+            for days in asked[name]:
+                await s.execute(text(
+                    "INSERT INTO kb_suggestion_items (suggestion_id, origin, conversation_id, "
+                    "contact_id, question, replies, source_ids, question_vec, reply_vec, model, "
+                    "asked_at) VALUES (:s, 'handoff', :v, :c, :q, "
+                    "'[\"Sí, a Nube también\"]'::jsonb, '{}', :qv, '[0,1,0]', 'm', "
+                    "now() - make_interval(days => :d))"),
+                    {"s": suggestion, "v": conversation, "c": contact, "d": days,
+                     "q": f"¿aseguran a mi perrita? {name} {days}",
+                     "qv": "[1,0,0]" if days > 5 else "[0,0,1]"})
+    return made
+
+
+async def test_old_questions_leave_pending_and_dismissed_suggestions_and_figures_stay(
+    quiet_runtime: Runtime,
+) -> None:
+    runtime = quiet_runtime
+    made = await _suggestions(runtime)
+    figures = LearningFigures(runtime.sessions, runtime.settings.business_timezone)
+    before = await figures.figures(date(2020, 1, 1), datetime.now(UTC).date())
+    assert (before.gaps_closed, before.dismissed, before.pending) == (1, 1, 2)
+
+    report = await runtime.privacy.retention.run()
+    assert report.purged["suggestions"] == 4  # in two batches of at most 3
+    async with runtime.sessions() as s:
+        items = sorted((str(r.suggestion_id), r.question) for r in await s.execute(text(
+            "SELECT suggestion_id, question FROM kb_suggestion_items")))
+        rows = {r.id: r for r in await s.execute(text(
+            "SELECT id, status, items, customers, draft_title, draft_body, draft_items, "
+            "question_mean::text AS q, approved_body, decided_at FROM kb_suggestions"))}
+    assert items == sorted([(str(made["pending"]), "¿aseguran a mi perrita? pending 5"),
+                            (str(made["approved"]), "¿aseguran a mi perrita? approved 800")])
+    # a pending suggestion only old questions fed is gone; the other keeps the recent one,
+    # counted and averaged from it, to be drafted again
+    assert made["pending_old"] not in rows
+    pending = rows[made["pending"]]
+    assert (pending.items, pending.customers, pending.draft_items) == (1, 1, 0)
+    assert pending.draft_title is None and pending.draft_body is None
+    assert pending.q == "[0,0,1]"
+    # a dismissed one stays (the figures count it) without the draft quoting them
+    dismissed = rows[made["dismissed"]]
+    assert dismissed.status == "dismissed" and dismissed.decided_at is not None
+    assert dismissed.draft_body is None and dismissed.items == 0 and dismissed.q is None
+    # an approved one is the business's knowledge now: untouched
+    approved = rows[made["approved"]]
+    assert approved.items == 1 and approved.draft_body == "Nube, la perrita de Ana Ruiz"
+    assert approved.approved_body == "Perros y gatos."
+
+    after = await figures.figures(date(2020, 1, 1), datetime.now(UTC).date())
+    assert (after.gaps_closed, after.dismissed, after.pending) == (1, 1, 1)
+    metrics = generate_latest(runtime.metrics.registry).decode()
+    assert 'atiende_retention_purged_total{what="suggestions"} 4.0' in metrics
+    assert (await runtime.privacy.retention.run()).purged["suggestions"] == 0
 
 
 async def test_a_run_stops_at_its_budget_and_the_next_one_continues(
