@@ -217,7 +217,8 @@ class KnowledgeResponder:
             if generated is not None:
                 return generated
         limit = self._config.answer_max_chars
-        return Answer(passage_reply(top, language, limit=limit), (top.source_id,))
+        return Answer(passage_reply(top, language, limit=limit, question=request.text),
+                      (top.source_id,))
 
     async def _catalog(self, language: str, retrieval: Retrieval, top: RankedSource
                        ) -> Answer:

@@ -1,0 +1,97 @@
+"""Choosing the passages of an article: the one that states the kind of fact asked for.
+
+Pure functions, no database: ``wanted`` reads the question words of customer texts
+(typos, "q" for "que", English), ``states`` recognises amounts, durations and times of
+day, and ``passage_reply`` puts such a passage in the reply even when its fused score is
+lower than its neighbours' (the case the evaluation sets showed: the right article, the
+wrong paragraph).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answering.answer_types import Wants, states, wanted
+from bot.answering.compose import passage_reply
+from knowledge.ranking import Candidate, RankedSource, SourceFeatures
+
+
+@pytest.mark.parametrize(("question", "kinds"), [
+    ("me cambio de depa el otro mes, me puedo llevar el internet? cuanto sale", {Wants.AMOUNT}),
+    ("si me paso a un plan mas rapido en cuanto tiempo se nota el cambio", {Wants.DURATION}),
+    ("hasta q dia tengo pa pagar despues d q me llega el recibo", {Wants.DURATION}),
+    ("a q hora abren los domingos?", {Wants.CLOCK}),
+    ("what are the visiting hours if my cat gets hospitalized?", {Wants.CLOCK}),
+    ("how much is the down payment", {Wants.AMOUNT}),
+    ("How long does it take to get fiber installed?", {Wants.DURATION}),
+    ("cuantos dias tengo pa devolver algo", {Wants.DURATION}),
+    ("tienen estacionamiento?", set()),
+    ("como le cambio la clave del wifi", set()),
+])
+def test_what_a_question_asks_for(question: str, kinds: set[Wants]) -> None:
+    assert wanted(question) == frozenset(kinds)
+
+
+@pytest.mark.parametrize(("kind", "passage", "expected"), [
+    (Wants.AMOUNT, "El cambio tiene un cargo único de *$500*.", True),
+    (Wants.AMOUNT, "Pagas una penalización del *20%* de las mensualidades.", True),
+    (Wants.AMOUNT, "El retiro de puntos no tiene costo: es gratis.", True),
+    (Wants.AMOUNT, "Tú desconectas el módem y lo llevas a tu nueva casa.", False),
+    (Wants.DURATION, "La portabilidad se hace en un máximo de *24 horas*.", True),
+    (Wants.DURATION, "Tienes 10 días naturales después del corte.", True),
+    (Wants.DURATION, "Llama al 800 266 3282.", False),
+    (Wants.CLOCK, "Todos los días de *12:00 a 13:00*.", True),
+    (Wants.CLOCK, "Abrimos de 9 am a 6 pm.", True),
+    (Wants.CLOCK, "Cuesta $1,500 al mes.", False),
+])
+def test_what_a_passage_states(kind: Wants, passage: str, expected: bool) -> None:
+    assert states(frozenset({kind}), passage) is expected
+
+
+def _source(passages: list[tuple[str, float]]) -> RankedSource:
+    candidates = tuple(
+        Candidate(chunk_id=i, source_kind="article", source_id="mudanza",
+                  title="Cambio de domicilio", heading="", role="passage", text=text,
+                  use=0.3, e5=0.8, bm25=0.1)
+        for i, (text, _) in enumerate(passages))
+    return RankedSource("article", "mudanza", "Cambio de domicilio", 1.0,
+                        SourceFeatures(()), candidates, tuple(f for _, f in passages))
+
+
+PASSAGES = [
+    ("Tú desconectas el módem y los decodificadores y los llevas a tu nueva casa; "
+     "el técnico no los lleva.", 4.1),
+    ("Si te mudas, puedes llevarte tu Internet conservando tu número de cuenta.", 3.5),
+    ("Solicita el cambio al menos *10 días hábiles* antes de tu mudanza, en la app.", 3.0),
+    ("El cambio de domicilio tiene un cargo único de *$500*, que se cobra en tu "
+     "siguiente factura.", 1.7),
+]
+
+
+def test_the_passage_with_the_amount_asked_for_leads_the_reply() -> None:
+    # room for one passage only: the one that states an amount, though it scored lowest
+    reply = passage_reply(_source(PASSAGES), "es", limit=120,
+                          question="me cambio de depa, me puedo llevar el internet? cuanto sale")
+    assert "$500" in reply
+    assert "desconectas el módem" not in reply
+
+
+def test_without_a_question_word_the_best_passage_leads() -> None:
+    reply = passage_reply(_source(PASSAGES), "es", limit=120,
+                          question="me cambio de depa, me puedo llevar el internet?")
+    assert "desconectas el módem" in reply
+    assert "$500" not in reply
+
+
+def test_several_passages_share_the_reply_when_they_fit() -> None:
+    reply = passage_reply(_source(PASSAGES), "es", limit=500,
+                          question="me cambio de depa, me puedo llevar el internet? cuanto sale")
+    assert "$500" in reply and "desconectas el módem" in reply
+
+
+def test_the_reply_stays_within_its_limit_and_in_the_articles_order() -> None:
+    reply = passage_reply(_source(PASSAGES), "es", limit=200,
+                          question="cuanto sale cambiarme de casa")
+    body = reply.split("\n\n")[0]
+    assert len(body) <= 260  # heading + passages that fit 200 characters
+    assert "$500" in reply
