@@ -24,8 +24,11 @@ class PrivacySettings(BaseModel):
     batch_size: int = Field(default=500, ge=1, le=10_000)
     run_budget_seconds: float = Field(default=30.0, gt=0, le=600)
     batch_pause_seconds: float = Field(default=0.05, ge=0, le=10)
-    # customers erased per transaction by a bulk erasure (`atiende contacts erase --file`)
-    erase_batch: int = Field(default=50, ge=1, le=1000)
+    # customers erased per transaction by a bulk erasure (`atiende contacts erase --file`):
+    # the inbound pipeline's commits wait for the WAL flush of the eraser's, so smaller
+    # transactions keep its latency (10: p95 within 20% of idle; 50: 50-80% over on an
+    # idle machine, BENCHMARKS.md)
+    erase_batch: int = Field(default=10, ge=1, le=1000)
     # after each batch a bulk erasure rests this many times what the batch took (3: it
     # works a quarter of the time), leaving the machine to the inbound pipeline
     erase_yield: float = Field(default=3.0, ge=0, le=100)
