@@ -4,64 +4,25 @@ inside the test."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from bot.api import create_app
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
 from handoff.roles import Role
+from tests.browsers import CHROMIUM, chromium, serve
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "handoff"
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 XSS_NAME = "<img src=x onerror=\"window.__xss=1\">Lupe"
 XSS_TEXT = "<script>window.__xss=2</script> quiero un asesor, me chocaron 😭"
 PHONE = "+525512340987"
 PASSWORD = "clave-larga-123"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serve(runtime: Runtime) -> AsyncIterator[str]:
-    async def factory() -> Runtime:
-        return runtime
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(factory, run_worker=True), host="127.0.0.1", port=port, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=2, lifespan="on",
-    )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    for _ in range(200):
-        if uv.started:
-            break
-        await asyncio.sleep(0.05)
-    assert uv.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture
@@ -72,18 +33,15 @@ async def servers(
     what agents on different app processes behind a load balancer would use."""
     one = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
     two = await Runtime.create(settings, database_url=database_url, redis_url=redis_url)
-    async with serve(one) as base_one, serve(two) as base_two:
+    async with (serve(one, worker=True, lifespan="on") as base_one,
+                serve(two, worker=True, lifespan="on") as base_two):
         yield base_one, base_two, one
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def login(browser: Browser, base: str, email: str) -> Page:

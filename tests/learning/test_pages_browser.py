@@ -6,26 +6,20 @@ retrieval, and an agent marking a reply "add to the knowledge base" in the inbox
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from bot.api import create_app
 from bot.wiring.runtime import Runtime
 from knowledge.demo import load_demo_if_empty
+from tests.browsers import CHROMIUM, chromium, serve
 from tests.conftest import ask
 from tests.handoff.conftest import PASSWORD, Staff, StaffFactory
 from tests.learning.conftest import answer_and_resolve, handed_over, suggestions
 
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "learning"
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -46,33 +40,15 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not
 
 @pytest.fixture
 async def base_url(runtime: Runtime) -> AsyncIterator[str]:
-    async def factory() -> Runtime:
-        return runtime
-
     await runtime.knowledge.embedder.embed(["hola"])  # the model loads once, not on a click
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(factory, run_worker=False), host="127.0.0.1", port=0, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=2,
-    ))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
+    async with serve(runtime, worker=False) as base:
+        yield base
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def login(browser: Browser, base: str, who: Staff, path: str) -> Page:

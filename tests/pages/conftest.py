@@ -8,8 +8,6 @@ loaded into each page by the context, never from a CDN.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,20 +16,16 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
-from bot.api import create_app
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
 from handoff.config import HandoffConfig
 from handoff.roles import Role
 from knowledge.embeddings import Embedder
+from tests.browsers import CHROMIUM, chromium, serve
 from tests.conftest import make_database
 
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-4.14.1.min.js"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "pages"
 PASSWORD = "clave-larga-123"
@@ -72,35 +66,15 @@ async def live(
     runtime = await Runtime.create(module_settings, database_url=module_database,
                                    redis_url=services.redis.url, embedder=kb_embedder)
 
-    async def factory() -> Runtime:
-        return runtime
-
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(factory, run_worker=True), host="127.0.0.1", port=0, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=2, lifespan="on",
-    ))
-    task = asyncio.create_task(server.serve())
-    for _ in range(400):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", runtime
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
+    async with serve(runtime, worker=True, lifespan="on", attempts=400,
+                     stop_seconds=20) as base:
+        yield base, runtime
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def new_user(runtime: Runtime, role: str, name: str | None = None) -> str:

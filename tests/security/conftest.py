@@ -15,9 +15,9 @@ import uvicorn
 
 from bot.api import create_app
 from bot.wiring.runtime import Runtime
+from tests.browsers import free_port
 from tests.conftest import ask
 from tests.handoff.conftest import PASSWORD, Staff, StaffFactory, staff_factory
-from tests.handoff.test_inbox_browser import free_port
 from tests.security.route_table import ERASABLE
 
 __all__ = ["PASSWORD", "World", "serve"]

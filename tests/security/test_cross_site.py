@@ -18,7 +18,7 @@ from playwright.async_api import async_playwright
 
 from bot.api.guard import csrf_token
 from bot.wiring.runtime import Runtime
-from tests.handoff.test_inbox_browser import ARGS, CHROMIUM
+from tests.browsers import ARGS, CHROMIUM
 from tests.security.conftest import PASSWORD, World, serve
 
 

@@ -4,21 +4,18 @@ customer text stays text."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from bot.api import create_app
 from bot.clock import FakeClock
 from bot.sequences import SequenceDraft, Step
 from bot.wiring.runtime import Runtime
 from handoff.roles import Role
-from tests.handoff.test_inbox_browser import ARGS, CHROMIUM, PASSWORD, free_port, shot
+from tests.browsers import CHROMIUM, chromium, serve
+from tests.handoff.test_inbox_browser import PASSWORD, shot
 from tests.sequences.test_blocking import BLOCKER, NORMAL, _conversation, _daily, _day
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
@@ -26,38 +23,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not
 XSS_NAME = "<img src=x onerror=\"window.__xss=1\">Chencho"
 
 
-@asynccontextmanager
-async def serve(runtime: Runtime) -> AsyncIterator[str]:
-    """The app on a free port; the runtime's own worker (started by the fixture) runs."""
-    async def factory() -> Runtime:
-        return runtime
-
-    app = create_app(factory, run_worker=False)
-    app.state.runtime = runtime  # no lifespan: the fixture owns (and closes) the runtime
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-        timeout_graceful_shutdown=2, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def test_sequences_blocked_mark_and_hand_list_in_the_inbox(
@@ -80,7 +49,8 @@ async def test_sequences_blocked_mark_and_hand_list_in_the_inbox(
 
     await rt.auth.create_user(email="sup@seguros.mx", name="Sofía", role=Role.SUPERVISOR,
                               password=PASSWORD)
-    async with serve(rt) as base:
+    # the runtime's own worker (started by the fixture) runs; the fixture closes the runtime
+    async with serve(rt, worker=False, lifespan="off") as base:
         page = await (await browser.new_context(viewport={"width": 1280, "height": 900})
                       ).new_page()
         await page.goto(f"{base}/login?next=/inbox/conversations/{blocker}")

@@ -249,10 +249,6 @@ def provider() -> Iterator[ScriptedProvider]:
     thread.join(5)
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
 
 
 async def send_voice(

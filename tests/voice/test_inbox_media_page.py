@@ -26,8 +26,9 @@ from bot.wiring.runtime import Runtime
 from handoff.conversations import Message
 from handoff.roles import Role
 from knowledge.embeddings import Embedder
+from tests.browsers import ARGS
 from tests.conftest import staff_outcome
-from tests.voice.conftest import CHROMIUM_ARGS, ScriptedProvider, chunks_of, serve
+from tests.voice.conftest import ScriptedProvider, chunks_of, serve
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="chromium is a test system tool")
@@ -110,7 +111,7 @@ async def test_inbox_plays_voice_notes_beside_their_transcript(
 
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS)
+                executable_path=shutil.which("chromium"), headless=True, args=ARGS)
             try:
                 page = await browser.new_page()
                 await page.goto(f"{base}/login?next=/inbox/conversations/{conversation_id}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.voice.conftest import CHROMIUM_ARGS
+from tests.browsers import ARGS
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is a test system tool")
@@ -18,7 +18,7 @@ async def test_attach_voice_note_in_the_web_simulator(
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+            executable_path=shutil.which("chromium"), headless=True, args=ARGS
         )
         try:
             page = await browser.new_page()
