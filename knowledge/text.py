@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["fold", "fold_words", "words"]
+__all__ = ["fold", "fold_words", "strip_accents", "words"]
 
 _TILDE = "\u0303"
 # what survives folding besides letters, digits and spaces
@@ -20,7 +20,8 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"[\w%$]+")
 
 
-def _strip_accents(text: str) -> str:
+def strip_accents(text: str) -> str:
+    """Accents off, ``ñ`` kept; case and punctuation untouched."""
     decomposed = unicodedata.normalize("NFD", text)
     kept: list[str] = []
     for char in decomposed:
@@ -35,7 +36,7 @@ def _strip_accents(text: str) -> str:
 def fold(text: str) -> str:
     """Lower case, accents off (``ñ`` kept), emoji and symbols as spaces (``? ¿ ! ¡ . , '
     % $`` kept), a letter written three or more times in a row once, single spaces."""
-    plain = _strip_accents(text.lower())
+    plain = strip_accents(text.lower())
     return _SPACES.sub(" ", _REPEATED.sub(r"\1", _DROP.sub(" ", plain))).strip()
 
 

@@ -13,10 +13,9 @@ Only Spanish and English question words and units: nothing about any business.
 from __future__ import annotations
 
 import re
-import unicodedata
 from enum import Enum
 
-from knowledge.text import fold
+from knowledge.text import fold, strip_accents
 
 
 class Wants(Enum):
@@ -77,6 +76,5 @@ def states(kinds: frozenset[Wants], passage: str) -> bool:
     """Whether the passage states a fact of one of these kinds."""
     if not kinds:
         return False
-    text = "".join(c for c in unicodedata.normalize("NFD", passage.lower())
-                   if not unicodedata.combining(c))  # punctuation kept: "12:00", "$500"
+    text = strip_accents(passage.lower())  # punctuation kept: "12:00", "$500"
     return any(_STATES[kind].search(text) for kind in kinds)
