@@ -283,8 +283,9 @@ async def test_two_agents_unread_and_errors_in_their_language(
     chips = ana.get_by_test_id("label-chip")
     await expect(chips).to_have_count(2)
     await expect(chips.first).to_contain_text("renovación")
-    colour = await chips.first.evaluate("c => getComputedStyle(c).backgroundColor")
-    assert colour not in ("rgba(0, 0, 0, 0)", "rgb(87, 96, 106)")  # its own, not the default
+    # its own colour once the palette has it, not the default grey (nor none)
+    await expect(chips.first).not_to_have_css("background-color", "rgb(87, 96, 106)")
+    await expect(chips.first).not_to_have_css("background-color", "rgba(0, 0, 0, 0)")
     suggestions = await ana.locator("#label-suggestions option").evaluate_all(
         "os => os.map(o => o.value)")
     assert {"urgente", "renovación"} <= set(suggestions)

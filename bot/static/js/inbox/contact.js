@@ -36,7 +36,8 @@ async function loadContact(id) {
   }
 }
 
-function renderLabels(c) {
+/** Draws the open conversation's label chips (again when the palette arrives: a new label's colour). */
+export function renderLabels(c) {
   const chips = $("label-chips");
   chips.replaceChildren();
   for (const label of c.labels) {

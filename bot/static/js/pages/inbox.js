@@ -5,7 +5,7 @@ import {state, on, emit} from "/static/js/inbox/state.js";
 import {initList, loadList, loadCounts, renderList, fillFilterOptions, tickAges, neighbour} from "/static/js/inbox/list.js";
 import {initConversation, openConversation, closeConversation, loadDetail, actions} from "/static/js/inbox/conversation.js";
 import {initComposer, restoreDraft} from "/static/js/inbox/composer.js";
-import {initContact, loadLabels, renderSide} from "/static/js/inbox/contact.js";
+import {initContact, loadLabels, renderLabels, renderSide} from "/static/js/inbox/contact.js";
 import {initFollowups, showFollowups, refreshFollowups} from "/static/js/inbox/followups.js";
 import {addSuggestButtons} from "/static/js/inbox/suggest.js";
 
@@ -73,7 +73,10 @@ function init() {
   on("rendered", (d, fresh) => { renderSide(d, fresh); showFollowups(d.conversation.id); addSuggestButtons(d); });
   on("changed", () => { loadList(); loadCounts(); });
   on("read", () => { loadCounts(); const c = state.items.find((x) => x.id === state.current); if (c && c.unread) { c.unread = 0; renderList(); } });
-  on("labels", () => { fillFilterOptions(); renderList(); });
+  on("labels", () => {
+    fillFilterOptions(); renderList();
+    if (state.detail) renderLabels(state.detail.conversation);  // a new label gets its colour
+  });
   $("online").addEventListener("change", (e) => attempt(() => api("POST", "/api/v1/agents/me/presence", {online: e.target.checked})));
   $("new-toggle").addEventListener("click", () => {
     const form = $("new-conv"), open = form.hidden;
