@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean lock intent-vectors
+.PHONY: run stop test install install-test install-reference system-deps lint unit bench reliability clean lock intent-vectors request-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ intent-vectors: | $(BIN)/python
 	$(BIN)/python -c "import asyncio, pathlib; from knowledge.e5 import E5Embedder; \
 	from knowledge.intents import write_shipped_second_vectors as w; \
 	print(asyncio.run(w(E5Embedder(), pathlib.Path('knowledge/data/intents.second.npz'))), 'examples')"
+
+## make request-model: after editing an evaluation set (knowledge/evalsets), refit the model
+## that tells requests for a person (knowledge/data/requests.npz; a test checks it matches)
+request-model: | $(BIN)/python
+	ATIENDE_DEMO=false $(BIN)/atiende eval --fit-requests knowledge/data/requests.npz
 
 lock: | $(BIN)/python
 	$(BIN)/pip install -q uv==0.9.5

@@ -47,6 +47,10 @@ def test_other_countries_and_bad_numbers() -> None:
         ("quiero hablar con un asesor", Intent.HUMAN), ("me pasas con un humano?", Intent.HUMAN),
         ("I need to talk to a person", Intent.HUMAN), ("BAJA", Intent.OPT_OUT),
         ("stop", Intent.OPT_OUT), ("ya no me manden mensajes", Intent.OPT_OUT),
+        ("quiero poner una queja", Intent.COMPLAINT),
+        ("voy a poner una queja en profeco!!", Intent.COMPLAINT),
+        ("pésimo servicio, cómo es posible", Intent.COMPLAINT),
+        ("I want to file a complaint", Intent.COMPLAINT),
     ],
 )
 def test_rules(text: str, intent: Intent) -> None:
@@ -55,7 +59,10 @@ def test_rules(text: str, intent: Intent) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["cuánto cuesta el seguro de auto", "hola quiero cotizar", "mi póliza venció", ""]
+    "text", ["cuánto cuesta el seguro de auto", "hola quiero cotizar", "mi póliza venció", "",
+             # how the complaint process works: the knowledge base may answer it
+             "¿a dónde me puedo quejar si no me resuelven?", "cuánto tarda en resolverse una queja",
+             "how do I file a complaint?"]
 )
 def test_rules_leave_questions_to_later_stages(text: str) -> None:
     assert route_rules(text) is None

@@ -17,6 +17,7 @@ from bot.answering.rules import Intent, Routed, route_rules
 from bot.logs import get_logger
 from knowledge.embeddings import Embedder, Vector
 from knowledge.intents import Classified, IntentExamples, NearestExamples
+from knowledge.requests import RequestModel
 from knowledge.store import KnowledgeStore
 
 log = get_logger("atiende.intents")
@@ -30,6 +31,9 @@ class RoutedText:
     routed: Routed
     vector: Vector | None  # the message's embedding, reused by retrieval
     scores: dict[str, float] = field(default_factory=dict)  # the classifier's, per label
+    # the probability that the message asks for what only a person can do (buying now,
+    # one's own records), by ``knowledge.requests``; None without that model
+    request: float | None = None
 
     def margin(self, label: str) -> float:
         """How far ``label`` leads the best other label (negative when it trails)."""
@@ -51,8 +55,10 @@ class IntentRouter:
         confident: float = 0.62,
         poll_seconds: float = 1.0,
         second: Embedder | None = None,
+        requests: RequestModel | None = None,
     ) -> None:
         self._store = store
+        self._requests = requests
         self._examples = examples
         self._classifier = classifier
         self._second = second
@@ -73,26 +79,31 @@ class IntentRouter:
         vector = (await self._store.embedder.embed([text]))[0]
         nearest = await self._current()
         found = nearest.classify(vector) if nearest is not None else None
-        if (second and found is not None and self._second_nearest is not None
-                and self._second is not None):
+        second_vector: Vector | None = None
+        if second and self._second is not None and (
+                self._requests is not None or (found is not None
+                                               and self._second_nearest is not None)):
+            second_vector = await _query_vector(self._second, text)
+        if found is not None and second_vector is not None and self._second_nearest is not None:
             # both models' opinions, averaged: e5 reads the form of a request better,
             # USE its topic
-            other = self._second_nearest.classify(await _query_vector(self._second, text))
-            found = _averaged(found, other)
+            found = _averaged(found, self._second_nearest.classify(second_vector))
+        request = (self._requests.probability(vector, second_vector)
+                   if self._requests is not None else None)
         scores = dict(found.scores or {}) if found is not None else {}
         if found is not None and found.confidence >= self._confident:
             return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector, scores)
+                                     "embedding"), vector, scores, request)
         if self._classifier is not None:
             deadline = asyncio.get_running_loop().time() + LLM_DEADLINE_SECONDS
             answer = await self._classifier.classify(text, LABELS, deadline=deadline)
             if answer is not None and answer[0] in LABELS:
                 return RoutedText(Routed(Intent(answer[0]), round(answer[1], 3), "llm"), vector,
-                                  scores)
+                                  scores, request)
         if found is not None:
             return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector, scores)
-        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores)
+                                     "embedding"), vector, scores, request)
+        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores, request)
 
     async def _current(self) -> NearestExamples | None:
         """The classifier for the current revision (checked at most every ``poll`` s)."""

@@ -3,9 +3,9 @@
 Order of decisions (customer text never changes it):
 1. rules that are sure (opt-out, a person asked for, greeting, thanks, an angry
    complaint), then the embedding classifier over labelled examples (then the LLM when
-   unsure and configured): wanting to buy or sign up goes to a person (``sales``),
-   needing one's own records too (``account``); an opener with no question gets one
-   clarifying question;
+   unsure and configured) and the request model (``knowledge.requests``): wanting to buy
+   or sign up goes to a person (``sales``), needing one's own records too
+   (``account``); an opener with no question gets one clarifying question;
 2. everything else is searched for: two embedding models and BM25, fused and ranked
    (``knowledge.ranking``), with a calibrated confidence that the best source answers;
    below ``min_confidence`` the bot says it does not know and hands over (``no_answer``),
@@ -47,12 +47,21 @@ _QUESTION_HINT = re.compile(
 )
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 # A request only a person can fulfil (buying now, one's own records) goes to a person at
-# once when the classifier puts it this far ahead of every other label; closer calls
-# are searched first, and handed over with that reason when the base has no answer.
+# once when the request model (``knowledge.requests``) gives it REQUEST_SURE, or
+# REQUEST_LIKELY with the intent examples' lead for it (PERSON_MARGIN); any other
+# likelier-than-not one is searched first, and handed over with that reason when the
+# base has no answer. The cascade's first look (first model alone) leaves anything above
+# QUICK_REQUEST, or near a request's intent examples (QUICK_PERSON_MARGIN), to both
+# models. Thresholds: BENCHMARKS.md, "Requests for a person".
+REQUEST_SURE = 0.8
+REQUEST_LIKELY = 0.5
+QUICK_REQUEST = 0.2
+# Without that model (another embedder, or the second model turned off): the intent
+# classifier's lead of the request's label over every other label, for the first two
+# (PERSON_MARGIN is also the lead a complaint, an ask for a person or an attempt to
+# change the rules needs when no rule caught it).
 PERSON_MARGIN = 0.06
 FALLBACK_MARGIN = 0.02
-# The cascade's first look answers alone only when every request for a person trails the
-# best label by at least this much (closer calls are decided with both models).
 QUICK_PERSON_MARGIN = 0.05
 # A quoted record number ("folio 88231") makes a request about one's own records likelier.
 IDENTIFIER_BONUS = 0.05
@@ -110,9 +119,9 @@ class KnowledgeResponder:
             english=language == "en")
         top = retrieval.ranked[0] if retrieval.ranked else None
         if top is None or top.confidence < self._config.min_confidence:
-            person = _person_request(routed, text)
-            if person is not None and person[1] >= FALLBACK_MARGIN and not _small_talk(text):
-                return self._person(person[0], confidence, language)
+            person = _asks_for_person(routed, text, sure=False)
+            if person is not None and not _small_talk(text):
+                return self._person(person, confidence, language)
             return self._unsupported(text, intent, confidence, language, retrieval,
                                      routed.margin(intent.value))
         return await self._answered(request, language, retrieval, top)
@@ -132,9 +141,11 @@ class KnowledgeResponder:
             return None
         if routed.routed.intent not in (Intent.QUESTION, Intent.PRODUCT):
             return None
+        if routed.request is not None and routed.request >= QUICK_REQUEST:
+            return None
         person = _person_request(routed, text)
         if person is not None and person[1] >= -QUICK_PERSON_MARGIN:
-            return None
+            return None  # close to a request by the intent examples too
         hint = routed.scores.get("product", 0.0) - routed.scores.get("question", 0.0)
         retrieval = await self._retriever.search_both(
             text, routed.vector, limit=self._config.top_k, unknown=True, catalog_hint=hint,
@@ -166,9 +177,9 @@ class KnowledgeResponder:
         if intent is Intent.COMPLAINT and sure:
             return Decision(intent, confidence, (t("complaint", language),), escalate=True,
                             reason="complaint", language=language)
-        person = _person_request(routed, text)
-        if person is not None and person[1] >= PERSON_MARGIN:
-            return self._person(person[0], confidence, language)
+        person = _asks_for_person(routed, text, sure=True)
+        if person is not None:
+            return self._person(person, confidence, language)
         if intent is Intent.VAGUE:
             return Decision(intent, confidence, (t("clarify", language),), language=language)
         return None
@@ -251,6 +262,21 @@ class KnowledgeResponder:
         known = retrieval.sources()
         sources = tuple(s for s in generated.sources if s in known) or known[:1]
         return Answer(generated.text.strip(), sources)
+
+
+def _asks_for_person(routed: RoutedText, text: str, *, sure: bool) -> Intent | None:
+    """Buying now or one's own records (which of the two: the intent classifier's
+    nearer label), when the request model is ``sure`` of it (else likely), or without
+    that model when the classifier's lead for it is large enough."""
+    person = _person_request(routed, text)
+    if person is None:
+        return None
+    if routed.request is not None:
+        likely = routed.request >= REQUEST_LIKELY
+        if sure:  # the model sure, or likely with the intent examples agreeing
+            likely = routed.request >= REQUEST_SURE or (likely and person[1] >= PERSON_MARGIN)
+        return person[0] if likely else None
+    return person[0] if person[1] >= (PERSON_MARGIN if sure else FALLBACK_MARGIN) else None
 
 
 def _person_request(routed: RoutedText, text: str) -> tuple[Intent, float] | None:

@@ -68,15 +68,24 @@ _OPT_OUT = re.compile(
 
 
 _COMPLAINT = re.compile(
-    r"\b(queja|quejarme|reclamacion formal|pesimo|pesima|malisimo|fatal servicio|mal servicio|"
-    r"estafa|estafadores|fraude|rateros|ladrones|transas|abuso|abusivos|condusef|profeco|"
-    r"demanda|demandar|harto|harta|hartos|molesto|molesta|indignad[oa]|enojad[oa]|"
+    r"\b(pesimo|pesima|malisimo|fatal servicio|mal servicio|"
+    r"estafa|estafadores|fraude|rateros|ladrones|transas|abuso|abusivos|"
+    r"harto|harta|hartos|molesto|molesta|indignad[oa]|enojad[oa]|"
     r"encabronad[oa]|me tienen hasta|no sirven|son unos|que poca madre|chingad[oa]s?|"
     r"pinche|pinches|nadie me (contesta|resuelve|responde|hace caso)|ya me canse|"
     r"me cobraron (doble|dos veces|de mas)|nunca llego|nunca llegaron|"
-    r"complaint|terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
+    r"terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
     r"worst service|unacceptable)\b"
 )
+# Words about the complaint process: a complaint, unless the message only asks how that
+# process works ("¿a dónde me puedo quejar?", "¿cuánto tarda una queja?"), which the
+# knowledge base may answer (and hands over when it does not).
+_GRIEVANCE = re.compile(
+    r"\b(queja|quejas|quejarme|reclamacion formal|condusef|profeco|demanda|demandar|"
+    r"complaint)\b")
+_ASKS_HOW = re.compile(
+    r"\?|\b(donde|como|cuanto|cuantos|cuantas|cuando|a quien|que necesito|que hago|"
+    r"cual es|where|how|when|who)\b")
 # Attempts to change the bot's rules, role or to see its instructions (general phrasing,
 # Spanish and English; the embedding classifier catches paraphrases).
 _INJECTION = re.compile(
@@ -111,7 +120,7 @@ def route_rules(text: str) -> Routed | None:
         return None
     if _OPT_OUT.match(folded):
         return Routed(Intent.OPT_OUT, 0.99, "rules")
-    if _COMPLAINT.search(folded):
+    if _COMPLAINT.search(folded) or (_GRIEVANCE.search(folded) and not _ASKS_HOW.search(folded)):
         return Routed(Intent.COMPLAINT, 0.95, "rules")
     if _HUMAN.search(folded):
         return Routed(Intent.HUMAN, 0.97, "rules")

@@ -282,3 +282,71 @@ async def run_fit(settings: Settings, folders: Sequence[Path], cache: Path | Non
 
 def _tuple(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+# -- requests for a person (knowledge.requests) -------------------------------------------
+
+REQUEST_REASONS = ("sales", "account")
+
+
+def is_request(case: SetCase) -> bool:
+    """A question labelled as one only a person can take: buying, or one's own records."""
+    return case.expect == "escalate" and case.reason in REQUEST_REASONS
+
+
+async def request_samples(sets: Sequence[EvalSet]
+                          ) -> list[tuple[str, SetCase, list[float], list[float]]]:
+    """Every question the rules leave to the classifier, with both models' vectors."""
+    from bot.answering.rules import route_rules
+
+    first, second = UsemEmbedder(), E5Embedder()
+    rows = [(s.name, c) for s in sets for c in s.cases if route_rules(c.text) is None]
+    texts = [c.text for _, c in rows]
+    one = await first.embed(texts)
+    two = await second.embed_queries(texts)
+    return [(name, case, list(a), list(b))
+            for (name, case), a, b in zip(rows, one, two, strict=True)]
+
+
+def request_report(samples: Sequence[tuple[str, SetCase, list[float], list[float]]],
+                   *, l2: float = 1.0) -> str:
+    """Leave-one-set-out: fit on the other sets, score the one left out (requests found,
+    and other questions taken for requests), at the thresholds the responder uses."""
+    from knowledge.requests import fit_request_model
+
+    names = sorted({s[0] for s in samples})
+    scored: list[tuple[str, bool, float, float]] = []
+    for left_out in names:
+        train = [(a, b, is_request(c)) for n, c, a, b in samples if n != left_out]
+        model = fit_request_model(UsemEmbedder().name, E5Embedder().name, train, l2=l2)
+        scored += [(n, is_request(c), model.probability(a, b), model.probability(a))
+                   for n, c, a, b in samples if n == left_out]
+    lines = [f"requests for a person, left-one-set-out ({len(samples)} questions, "
+             f"{sum(s[1] for s in scored)} requests):"]
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        found = sum(1 for s in scored if s[1] and s[2] >= threshold)
+        wrong = sum(1 for s in scored if not s[1] and s[2] >= threshold)
+        lines.append(f"  both models >= {threshold}: {found} requests found, "
+                     f"{wrong} other questions taken for requests")
+    for threshold in (0.2, 0.3):
+        kept = sum(1 for s in scored if s[1] and s[3] >= threshold)
+        sent = sum(1 for s in scored if not s[1] and s[3] >= threshold)
+        lines.append(f"  first model alone >= {threshold} (the cascade's gate): {kept} requests "
+                     f"kept for both models, {sent} other questions sent on")
+    for name in names:
+        mine = [s for s in scored if s[0] == name]
+        lines.append(f"  {name}: {sum(1 for s in mine if s[1] and s[2] >= 0.8)}/"
+                     f"{sum(s[1] for s in mine)} requests at 0.8, "
+                     f"{sum(1 for s in mine if not s[1] and s[2] >= 0.8)} others")
+    return "\n".join(lines)
+
+
+async def run_fit_requests(folders: Sequence[Path], target: Path) -> str:
+    """Fit the request model on every set given, write it to ``target``, and report."""
+    from knowledge.requests import fit_request_model
+
+    samples = await request_samples([load_set(f) for f in folders])
+    model = fit_request_model(UsemEmbedder().name, E5Embedder().name,
+                              [(a, b, is_request(c)) for _, c, a, b in samples])
+    model.save(target)
+    return request_report(samples) + f"\nwritten: {target}"

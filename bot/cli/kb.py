@@ -218,12 +218,22 @@ def eval_command(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="with --fit: keep the collected samples here")
     ] = None,
+    fit_requests: Annotated[
+        Path | None, typer.Option("--fit-requests", help="fit the model that tells requests "
+                                  "for a person (buying, one's own records) on the sets and "
+                                  "write it here (prints leave-one-set-out figures)")
+    ] = None,
 ) -> None:
     """Score the bot on labelled questions: the demo's set (retrieval hit rate, intents,
     escalation), or other businesses' sets beside the plain-fusion baseline (--set)."""
     from bot.cli.common import settings_for_cli
 
     settings = settings_for_cli()
+    if fit_requests is not None:
+        from bot.bench.fit import run_fit_requests
+
+        typer.echo(asyncio.run(run_fit_requests(_set_folders(sets or ["all"]), fit_requests)))
+        return
     if fit:
         from bot.bench.fit import run_fit
 

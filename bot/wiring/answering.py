@@ -14,6 +14,7 @@ from bot.settings import Settings
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import Embedder, HashingEmbedder
 from knowledge.intents import IntentExamples
+from knowledge.requests import shipped_request_model
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 from knowledge.synonyms import load_synonyms
@@ -51,6 +52,7 @@ def build_answering(
         store=knowledge, examples=intent_examples, classifier=intent_classifier,
         confident=kcfg.classifier_confident, poll_seconds=kcfg.revision_poll_seconds,
         second=second,
+        requests=shipped_request_model(embedder.name, second.name if second else None),
     )
     persona = persona or Persona(settings.bot_name, settings.business_name, settings.language)
     responder = responder or KnowledgeResponder(
