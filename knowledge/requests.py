@@ -5,7 +5,7 @@ of "ya me decidí, cóbrenme los brackets" are questions about brackets. A logis
 over both embedding models' vectors of the message reads the form of the request
 instead. It is fitted with plain numpy on the labelled questions of every evaluation
 set (``atiende eval --fit-requests``; leave-one-set-out figures in BENCHMARKS.md), so it
-is about no business in particular, and ships as ``knowledge/data/requests.npz``: one
+is about no business in particular; it reads the message with its personal data masked, and ships as ``knowledge/data/requests.npz``: one
 model over both vectors, and one over the first model's vector alone for the cascade's
 cheap first look.
 """
@@ -20,8 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.embeddings import Vector
+from knowledge.masking import mask
 
 SHIPPED = "data/requests.npz"
+
+
+def request_text(text: str) -> str:
+    """What the model reads: the message with phone numbers, e-mails, card and record
+    numbers and names replaced by their kind ("[teléfono]"), in fitting and in use."""
+    return mask(text).text
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from bot.answering.rules import Intent, Routed, route_rules
 from bot.logs import get_logger
 from knowledge.embeddings import Embedder, Vector
 from knowledge.intents import Classified, IntentExamples, NearestExamples
-from knowledge.requests import RequestModel
+from knowledge.requests import RequestModel, request_text
 from knowledge.store import KnowledgeStore
 
 log = get_logger("atiende.intents")
@@ -88,7 +88,7 @@ class IntentRouter:
             # both models' opinions, averaged: e5 reads the form of a request better,
             # USE its topic
             found = _averaged(found, self._second_nearest.classify(second_vector))
-        request = (self._requests.probability(vector, second_vector)
+        request = (await self._request(text, vector, second_vector)
                    if self._requests is not None else None)
         scores = dict(found.scores or {}) if found is not None else {}
         if found is not None and found.confidence >= self._confident:
@@ -104,6 +104,17 @@ class IntentRouter:
             return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
                                      "embedding"), vector, scores, request)
         return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores, request)
+
+    async def _request(self, text: str, vector: Vector, second_vector: Vector | None) -> float:
+        """The request model's probability, read on the text with its personal data masked
+        (a phone number left for a call back is not a request for one's records)."""
+        assert self._requests is not None
+        masked = request_text(text)
+        if masked != text:
+            vector = (await self._store.embedder.embed([masked]))[0]
+            if second_vector is not None and self._second is not None:
+                second_vector = await _query_vector(self._second, masked)
+        return self._requests.probability(vector, second_vector)
 
     async def _current(self) -> NearestExamples | None:
         """The classifier for the current revision (checked at most every ``poll`` s)."""

@@ -48,9 +48,9 @@ _QUESTION_HINT = re.compile(
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 # A request only a person can fulfil (buying now, one's own records) goes to a person at
 # once when the request model (``knowledge.requests``) gives it REQUEST_SURE, or
-# REQUEST_LIKELY with the intent examples' lead for it (PERSON_MARGIN); any other
-# likelier-than-not one is searched first, and handed over with that reason when the
-# base has no answer. The cascade's first look (first model alone) leaves anything above
+# REQUEST_LIKELY with the intent examples' lead for it (PERSON_MARGIN); with a smaller
+# lead (FALLBACK_MARGIN) it is searched first, and handed over with that reason when
+# the base has no answer (else it is a question the base does not hold: ``no_answer``). The cascade's first look (first model alone) leaves anything above
 # QUICK_REQUEST, or near a request's intent examples (QUICK_PERSON_MARGIN), to both
 # models. Thresholds: BENCHMARKS.md, "Requests for a person".
 REQUEST_SURE = 0.8
@@ -204,6 +204,12 @@ class KnowledgeResponder:
         if _small_talk(text) and intent not in (Intent.QUESTION, Intent.PRODUCT):
             # "ok", "jaja", "déjame ver": nothing to answer and nothing to escalate.
             return self._small_talk(intent, confidence, language)
+        if intent in (Intent.THANKS, Intent.GREETING) and "?" not in text and len(text) <= 60:
+            # "ok perfecto, que tenga bonito día": a goodbye no rule caught (its "que" is
+            # not a question) and the base has nothing on; nothing to hand over
+            if intent is Intent.THANKS:
+                return Decision(intent, confidence, (t("thanks", language),), language=language)
+            return self._small_talk(intent, confidence, language)
         best = retrieval.ranked[0].confidence if retrieval.ranked else 0.0
         log.info("answer.no_support", intent=str(intent), best_confidence=round(best, 3))
         reply = t("no_answer", language, business=self._persona.business_name)
@@ -272,9 +278,10 @@ def _asks_for_person(routed: RoutedText, text: str, *, sure: bool) -> Intent | N
     if person is None:
         return None
     if routed.request is not None:
-        likely = routed.request >= REQUEST_LIKELY
-        if sure:  # the model sure, or likely with the intent examples agreeing
-            likely = routed.request >= REQUEST_SURE or (likely and person[1] >= PERSON_MARGIN)
+        # the model sure, or likely with the intent examples agreeing
+        likely = routed.request >= REQUEST_SURE or (
+            routed.request >= REQUEST_LIKELY
+            and person[1] >= (PERSON_MARGIN if sure else FALLBACK_MARGIN))
         return person[0] if likely else None
     return person[0] if person[1] >= (PERSON_MARGIN if sure else FALLBACK_MARGIN) else None
 

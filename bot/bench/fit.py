@@ -300,8 +300,10 @@ async def request_samples(sets: Sequence[EvalSet]
     from bot.answering.rules import route_rules
 
     first, second = UsemEmbedder(), E5Embedder()
+    from knowledge.requests import request_text
+
     rows = [(s.name, c) for s in sets for c in s.cases if route_rules(c.text) is None]
-    texts = [c.text for _, c in rows]
+    texts = [request_text(c.text) for _, c in rows]
     one = await first.embed(texts)
     two = await second.embed_queries(texts)
     return [(name, case, list(a), list(b))

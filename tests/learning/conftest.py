@@ -38,6 +38,13 @@ def held_out() -> list[dict[str, Any]]:
     return topics
 
 
+def fresh_paraphrases() -> dict[str, list[str]]:
+    """The second set of paraphrases (tests/learning/paraphrases2.yaml), by topic id."""
+    raw = yaml.safe_load((HELD_OUT.parent / "paraphrases2.yaml").read_text("utf-8"))
+    paraphrases: dict[str, list[str]] = raw["paraphrases"]
+    return paraphrases
+
+
 async def handed_over(client: httpx.AsyncClient, text: str, *, phone: str,
                       name: str | None = None) -> str:
     """A customer asks what the base cannot answer: the conversation id (queued)."""

@@ -5,6 +5,8 @@ resolves; an admin approves every suggestion unchanged (the draft's title and bo
 Then paraphrases nobody tuned on (40, tests/learning/unanswered.yaml, written before the
 first run) are answered with the new article as the first source (target >= 90%;
 35/40 reached, see the assertion), and no masked item appears in any approved text.
+A second set of 40 (tests/learning/paraphrases2.yaml, written before it was first
+scored, by someone who had not seen the bot's answers) reached 31/40.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from knowledge.demo import load_demo_if_empty
 from knowledge.text import fold
 from tests.conftest import ask
 from tests.handoff.conftest import StaffFactory
-from tests.learning.conftest import answer_and_resolve, handed_over, held_out, suggestions
+from tests.learning.conftest import (
+    answer_and_resolve,
+    fresh_paraphrases,
+    handed_over,
+    held_out,
+    suggestions,
+)
 
 
 def holds(text: str, item: str) -> bool:
@@ -87,3 +95,18 @@ async def test_agents_answers_become_articles_the_bot_answers_with(
     # every run (BENCHMARKS.md, "Learning from agents": not met). The floor is what is
     # reached, so a change that loses a paraphrase fails here; raise it when one is won.
     assert right >= 35, (f"{right}/{total} answered with the new article first", misses)
+
+    fresh, fresh_misses = 0, []
+    fresh_sets = fresh_paraphrases()
+    assert set(fresh_sets) == {t["id"] for t in topics}
+    for n, topic in enumerate(topics):
+        for k, text in enumerate(fresh_sets[topic["id"]]):
+            out = await ask(client, text, phone=f"+52155777{n:02d}{k:03d}")
+            if out["sources"] and out["sources"][0] == articles[topic["id"]]:
+                fresh += 1
+            else:
+                fresh_misses.append((topic["id"], text, out["sources"], out["escalated"]))
+    # Scored once, on 2026-12-07 00:10 UTC: 31 of 40 (BENCHMARKS.md, "Learning from
+    # agents"; the target, 36, is not met). A floor as above; no longer held out.
+    assert fresh >= 31, (f"{fresh}/40 fresh paraphrases answered with the new article first",
+                         fresh_misses)
