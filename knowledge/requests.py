@@ -5,9 +5,10 @@ of "ya me decidí, cóbrenme los brackets" are questions about brackets. A logis
 over both embedding models' vectors of the message reads the form of the request
 instead. It is fitted with plain numpy on the labelled questions of every evaluation
 set (``atiende eval --fit-requests``; leave-one-set-out figures in BENCHMARKS.md), so it
-is about no business in particular; it reads the message with its personal data masked, and ships as ``knowledge/data/requests.npz``: one
-model over both vectors, and one over the first model's vector alone for the cascade's
-cheap first look.
+is about no business in particular. It reads the message with its personal data masked
+(a phone number left for a call back is not a request), and ships as
+``knowledge/data/requests.npz``: one model over both vectors, and one over the first
+model's vector alone for the cascade's cheap first look.
 """
 
 from __future__ import annotations

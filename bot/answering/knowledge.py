@@ -50,9 +50,10 @@ _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 # once when the request model (``knowledge.requests``) gives it REQUEST_SURE, or
 # REQUEST_LIKELY with the intent examples' lead for it (PERSON_MARGIN); with a smaller
 # lead (FALLBACK_MARGIN) it is searched first, and handed over with that reason when
-# the base has no answer (else it is a question the base does not hold: ``no_answer``). The cascade's first look (first model alone) leaves anything above
-# QUICK_REQUEST, or near a request's intent examples (QUICK_PERSON_MARGIN), to both
-# models. Thresholds: BENCHMARKS.md, "Requests for a person".
+# the base has no answer (else it is a question the base does not hold: ``no_answer``).
+# The cascade's first look (first model alone) leaves anything above QUICK_REQUEST, or
+# near a request's intent examples (QUICK_PERSON_MARGIN), to both models. Thresholds:
+# BENCHMARKS.md, "Requests for a person".
 REQUEST_SURE = 0.8
 REQUEST_LIKELY = 0.5
 QUICK_REQUEST = 0.2

@@ -83,7 +83,8 @@ async def test_empty_and_emoji_only_get_small_talk(
 
 
 @pytest.mark.parametrize("text", ["ok perfecto, que tenga bonito día",
-                                  "muy amable, que le vaya bien 🙏", "listo, gracias, que esté bien"])
+                                  "muy amable, que le vaya bien 🙏",
+                                  "listo, gracias, que esté bien"])
 async def test_a_goodbye_is_thanked_not_handed_over(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
     kb_second: Embedder, text: str,
