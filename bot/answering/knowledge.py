@@ -56,7 +56,7 @@ _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 # BENCHMARKS.md, "Requests for a person".
 REQUEST_SURE = 0.8
 REQUEST_LIKELY = 0.5
-QUICK_REQUEST = 0.2
+QUICK_REQUEST = 0.3
 # Without that model (another embedder, or the second model turned off): the intent
 # classifier's lead of the request's label over every other label, for the first two
 # (PERSON_MARGIN is also the lead a complaint, an ask for a person or an attempt to
