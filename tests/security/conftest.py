@@ -84,7 +84,7 @@ async def world(client: httpx.AsyncClient, staff: StaffFactory) -> World:
         ids[kind], messages[kind] = await _conversation(client, phones[kind], "quiero un asesor")
     await _conversation(client, ERASABLE, "hola")  # the data-rights routes' customer
     ids["bot_only"], messages["bot_only"] = await _conversation(
-        client, phones["bot_only"], "hola, me robaron el coche, póliza 123")
+        client, phones["bot_only"], "hola, buenas tardes")
     for kind in ("own", "other"):
         moved = await client.post(f"/api/v1/conversations/{ids[kind]}/transfer",
                                   json={"team_id": teams[0]}, headers=admin.headers)
