@@ -71,8 +71,13 @@ def _no_invented_numbers(decision: Decision, *sources: bytes) -> None:
         said - allowed)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "👍", "🙏🙏🙏", "???", "!!!", "🤔 ¿?"])
-async def test_empty_and_emoji_only_get_small_talk(
+@pytest.mark.parametrize("text", [
+    "", "   ", "👍", "🙏🙏🙏", "???", "!!!", "🤔 ¿?",
+    # a goodbye the base has nothing on is thanked, not handed over
+    "ok perfecto, que tenga bonito día", "muy amable, que le vaya bien 🙏",
+    "listo, gracias, que esté bien",
+])
+async def test_empty_emoji_only_and_goodbyes_get_small_talk(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
     kb_second: Embedder, text: str,
 ) -> None:
@@ -80,19 +85,6 @@ async def test_empty_and_emoji_only_get_small_talk(
         settings, sessions, kb_embedder, [("a.md", ONE_ARTICLE)], kb_second)
     decision = await _ask(answering, text)
     assert decision.replies and not decision.escalate and decision.sources == ()
-
-
-@pytest.mark.parametrize("text", ["ok perfecto, que tenga bonito día",
-                                  "muy amable, que le vaya bien 🙏",
-                                  "listo, gracias, que esté bien"])
-async def test_a_goodbye_is_thanked_not_handed_over(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
-    kb_second: Embedder, text: str,
-) -> None:
-    answering = await _answering(
-        settings, sessions, kb_embedder, [("a.md", ONE_ARTICLE)], kb_second)
-    decision = await _ask(answering, text)
-    assert decision.replies and not decision.escalate and decision.sources == (), decision
 
 
 async def test_a_4000_character_message_is_answered_or_handed_over(
