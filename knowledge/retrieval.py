@@ -30,7 +30,8 @@ from knowledge.ranking import (
     Ranker,
     shipped_ranker,
 )
-from knowledge.synonyms import Synonyms, plain_words
+from knowledge.synonyms import Synonyms, load_common_words, plain_words
+from knowledge.text import words as text_words
 from knowledge.vectors import check_model_name, vector_type
 
 # At most this many full-text matches are scored (bounds the cost on a big base).
@@ -231,6 +232,7 @@ class Retriever:
         # the index must look at least as far as the candidates asked for
         self._ef_search = max(ef_search, candidates)
         self._synonyms = synonyms if synonyms is not None else Synonyms.empty()
+        self._common = load_common_words()
         self._ranker = ranker or shipped_ranker()
         self._statements: dict[tuple[Any, ...], str] = {}
 
@@ -350,7 +352,10 @@ class Retriever:
         if kind is not None:
             params["kind"] = kind
         if unknown:
-            params["raw"] = self._synonyms.canonical(query[:2000]) or query[:2000]
+            # the words that may tell what the base lacks: synonyms resolved, words that
+            # say nothing about a topic ("usted", "ir", "kiero") left out
+            probe = self._synonyms.canonical(query[:2000]) or query[:2000]
+            params["raw"] = " ".join(w for w in text_words(probe) if w not in self._common)
         statement = self._statement(
             len(vector), len(second_vector) if second_vector is not None else None,
             kind=kind is not None, unknown=unknown)

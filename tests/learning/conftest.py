@@ -38,9 +38,10 @@ def held_out() -> list[dict[str, Any]]:
     return topics
 
 
-def fresh_paraphrases() -> dict[str, list[str]]:
-    """The second set of paraphrases (tests/learning/paraphrases2.yaml), by topic id."""
-    raw = yaml.safe_load((HELD_OUT.parent / "paraphrases2.yaml").read_text("utf-8"))
+def fresh_paraphrases(name: str = "paraphrases2.yaml") -> dict[str, list[str]]:
+    """A later set of paraphrases (tests/learning/paraphrases2.yaml, paraphrases3.yaml),
+    by topic id."""
+    raw = yaml.safe_load((HELD_OUT.parent / name).read_text("utf-8"))
     paraphrases: dict[str, list[str]] = raw["paraphrases"]
     return paraphrases
 
