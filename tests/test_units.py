@@ -51,6 +51,7 @@ def test_other_countries_and_bad_numbers() -> None:
         ("voy a poner una queja en profeco!!", Intent.COMPLAINT),
         ("pésimo servicio, cómo es posible", Intent.COMPLAINT),
         ("I want to file a complaint", Intent.COMPLAINT),
+        ("me cobraron 2 veces la mensualidad", Intent.COMPLAINT),
         ("pásame con alguien de verdad", Intent.HUMAN), ("un asesor por favor", Intent.HUMAN),
         ("can I speak with someone?", Intent.HUMAN), ("Agente", Intent.HUMAN),
         ("¿me puede llamar un ejecutivo?", Intent.HUMAN),

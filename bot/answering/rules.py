@@ -107,7 +107,7 @@ _COMPLAINT = re.compile(
     r"harto|harta|hartos|molesto|molesta|indignad[oa]|enojad[oa]|"
     r"encabronad[oa]|me tienen hasta|no sirven|son unos|que poca madre|chingad[oa]s?|"
     r"pinche|pinches|nadie me (contesta|resuelve|responde|hace caso)|ya me canse|"
-    r"me cobraron (doble|dos veces|de mas)|nunca llego|nunca llegaron|"
+    r"me cobraron (doble|dos veces|2 veces|de mas)|nunca llego|nunca llegaron|"
     r"terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
     r"worst service|unacceptable)\b"
 )

@@ -5,8 +5,9 @@ resolves; an admin approves every suggestion unchanged (the draft's title and bo
 Then paraphrases nobody tuned on (40, tests/learning/unanswered.yaml, written before the
 first run) are answered with the new article as the first source (target >= 90%;
 35/40 reached, see the assertion), and no masked item appears in any approved text.
-A second set of 40 (tests/learning/paraphrases2.yaml, written before it was first
-scored, by someone who had not seen the bot's answers) reached 31/40.
+Two later sets of 40 (tests/learning/paraphrases2.yaml and paraphrases3.yaml, each
+written before it was first scored, by someone who had not seen the bot's answers)
+reached 31/40 and 19/40 when scored; the first is at 33 now.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ def holds(text: str, item: str) -> bool:
     if " " in item or "@" in item:
         return fold(item) in fold(text)
     return fold(item) in fold(text).split() or fold(item) in re.findall(r"\w+", fold(text))
+
+
+async def _answered_first(client: httpx.AsyncClient, articles: dict[str, str],
+                          texts: dict[str, list[str]], prefix: str
+                          ) -> tuple[int, list[tuple[str, str, object, object]]]:
+    """How many of the paraphrases (by topic) are answered with their topic's new article
+    first, and the others."""
+    right, misses = 0, []
+    for n, (topic, paraphrases) in enumerate(texts.items()):
+        for k, text in enumerate(paraphrases):
+            out = await ask(client, text, phone=f"{prefix}{n:02d}{k:03d}")
+            if out["sources"] and out["sources"][0] == articles[topic]:  # type: ignore[index]
+                right += 1
+            else:
+                misses.append((topic, text, out["sources"], out["escalated"]))
+    return right, misses
 
 
 async def test_agents_answers_become_articles_the_bot_answers_with(
@@ -82,31 +99,24 @@ async def test_agents_answers_become_articles_the_bot_answers_with(
         for item in topic["pii"]:
             assert not holds(written, item), (topic["id"], item, written)
 
-    right, misses = 0, []
-    for n, topic in enumerate(topics):
-        for k, text in enumerate(topic["paraphrases"]):
-            out = await ask(client, text, phone=f"+52155888{n:02d}{k:03d}")
-            if out["sources"] and out["sources"][0] == articles[topic["id"]]:
-                right += 1
-            else:
-                misses.append((topic["id"], text, out["sources"], out["escalated"]))
+    right, misses = await _answered_first(
+        client, articles, {t["id"]: t["paraphrases"] for t in topics}, "+52155888")
     total = sum(len(t["paraphrases"]) for t in topics)
     # The issue's target is 90% (36 of 40). Measured: 35 of 40, the same five misses on
     # every run (BENCHMARKS.md, "Learning from agents": not met). The floor is what is
     # reached, so a change that loses a paraphrase fails here; raise it when one is won.
     assert right >= 35, (f"{right}/{total} answered with the new article first", misses)
 
-    fresh, fresh_misses = 0, []
-    fresh_sets = fresh_paraphrases()
-    assert set(fresh_sets) == {t["id"] for t in topics}
-    for n, topic in enumerate(topics):
-        for k, text in enumerate(fresh_sets[topic["id"]]):
-            out = await ask(client, text, phone=f"+52155777{n:02d}{k:03d}")
-            if out["sources"] and out["sources"][0] == articles[topic["id"]]:
-                fresh += 1
-            else:
-                fresh_misses.append((topic["id"], text, out["sources"], out["escalated"]))
-    # Scored once, on 2026-12-07 00:10 UTC: 31 of 40 (BENCHMARKS.md, "Learning from
-    # agents"; the target, 36, is not met). A floor as above; no longer held out.
-    assert fresh >= 31, (f"{fresh}/40 fresh paraphrases answered with the new article first",
-                         fresh_misses)
+    # Later sets of 40, each written by someone who had not seen the bot's answers and
+    # committed before the code it judged; scored once, then kept as floors (BENCHMARKS.md,
+    # "Learning from agents"; the target, 36, is met by neither). paraphrases2: 31 when
+    # scored (2026-12-07 00:10 UTC), 33 since common words stopped counting as unknown;
+    # paraphrases3 (lexically far on purpose: "cuadricóptero", "rabón", "changarro"): 19
+    # when scored (2026-12-07 03:38 UTC).
+    for name, floor, prefix in (("paraphrases2.yaml", 33, "+52155777"),
+                                ("paraphrases3.yaml", 19, "+52155666")):
+        fresh_sets = fresh_paraphrases(name)
+        assert set(fresh_sets) == {t["id"] for t in topics}
+        fresh, fresh_misses = await _answered_first(client, articles, fresh_sets, prefix)
+        assert fresh >= floor, (
+            f"{name}: {fresh}/40 answered with the new article first", fresh_misses)
