@@ -102,6 +102,7 @@ _SECOND_JOIN = "LEFT JOIN kb_chunk_vectors x ON x.chunk_id = c.id AND x.model = 
 _UNKNOWN_PART = """UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme,
   EXISTS (SELECT 1 FROM kb_lexicon l WHERE l.lexeme = w.lexeme)
+  OR lexeme = ANY(tsvector_to_array(to_tsvector('spanish', kb_fold(%(common)s))))
 FROM (SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector('spanish',
   kb_fold(%(raw)s)))) AS lexeme) w
 """
@@ -352,10 +353,11 @@ class Retriever:
         if kind is not None:
             params["kind"] = kind
         if unknown:
-            # the words that may tell what the base lacks: synonyms resolved, words that
-            # say nothing about a topic ("usted", "ir", "kiero") left out
-            probe = self._synonyms.canonical(query[:2000]) or query[:2000]
-            params["raw"] = " ".join(w for w in text_words(probe) if w not in self._common)
+            # the question's words, synonyms resolved; those that say nothing about a topic
+            # ("usted", "ir", "kiero") count as words, never as unknown ones
+            params["raw"] = self._synonyms.canonical(query[:2000]) or query[:2000]
+            params["common"] = " ".join(
+                w for w in text_words(params["raw"]) if w in self._common)
         statement = self._statement(
             len(vector), len(second_vector) if second_vector is not None else None,
             kind=kind is not None, unknown=unknown)

@@ -7,7 +7,7 @@ first run) are answered with the new article as the first source (target >= 90%;
 35/40 reached, see the assertion), and no masked item appears in any approved text.
 Two later sets of 40 (tests/learning/paraphrases2.yaml and paraphrases3.yaml, each
 written before it was first scored, by someone who had not seen the bot's answers)
-reached 31/40 and 19/40 when scored; the first is at 33 now.
+reached 31/40 and 19/40 when scored; they are at 33 and 22 now.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ async def test_agents_answers_become_articles_the_bot_answers_with(
     # "Learning from agents"; the target, 36, is met by neither). paraphrases2: 31 when
     # scored (2026-12-07 00:10 UTC), 33 since common words stopped counting as unknown;
     # paraphrases3 (lexically far on purpose: "cuadricóptero", "rabón", "changarro"): 19
-    # when scored (2026-12-07 03:38 UTC).
+    # when scored (2026-12-07 03:38 UTC), 22 since common words count in the unknown
+    # share's denominator again.
     for name, floor, prefix in (("paraphrases2.yaml", 33, "+52155777"),
-                                ("paraphrases3.yaml", 19, "+52155666")):
+                                ("paraphrases3.yaml", 22, "+52155666")):
         fresh_sets = fresh_paraphrases(name)
         assert set(fresh_sets) == {t["id"] for t in topics}
         fresh, fresh_misses = await _answered_first(client, articles, fresh_sets, prefix)
