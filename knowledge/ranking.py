@@ -63,12 +63,15 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class QuestionContext:
     """What is known about the question beyond the passages: the classifier's catalog
-    hint, the share of its words the base never uses, and whether it is in English
-    (whose words a Spanish base never uses, and still may answer)."""
+    hint, the share of its words the base never uses, whether it is in English (whose
+    words a Spanish base never uses, and still may answer), and its form (asks an
+    amount, whether something is sold or in stock, how something works:
+    ``knowledge.answer_types.question_form``)."""
 
     catalog_hint: float = 0.0
     unknown_share: float = 0.0
     english: bool = False
+    form: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +122,9 @@ class Ranker:
     signal_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # use, e5, bm25
     # logistic "the catalog answers this" over the question's catalog hint and how the
     # best product compares with the best article (``catalog_inputs``)
-    catalog_weights: tuple[float, ...] = (33.605, 0.044, 0.123, -0.130, 5.487, 23.493, 3.045)
-    catalog_bias: float = -0.656
+    catalog_weights: tuple[float, ...] = (
+        28.516, 0.090, 0.266, 0.058, 3.388, 21.382, 3.715, 1.745, 1.988, -2.193)
+    catalog_bias: float = -1.653
     # the weights for a pool without the second model's cosines (turned off, or not
     # filled yet): fitted on the same questions with those cosines left out
     first_only: Ranker | None = None
@@ -177,15 +181,15 @@ class Ranker:
         ranked.sort(key=lambda s: (-s.score, s.source_id))
         # Article or catalog is decided first, then the best of that kind leads: a how-to
         # that names a product is answered by the article, a price by the product.
-        wants_catalog = self.catalog_probability(ranked, catalog_hint) >= 0.5
+        wants_catalog = self.catalog_probability(ranked, catalog_hint, context.form) >= 0.5
         ranked.sort(key=lambda s: (not ((s.source_kind == "product") == wants_catalog),
                                    -s.score, s.source_id))
         return _asked_verbatim_first(self._with_confidence(ranked, context))
 
-    def catalog_probability(self, ranked: Sequence[RankedSource], catalog_hint: float
-                            ) -> float:
+    def catalog_probability(self, ranked: Sequence[RankedSource], catalog_hint: float,
+                            form: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> float:
         """How likely the catalog, not an article, answers the question."""
-        values = catalog_inputs(ranked, catalog_hint)
+        values = catalog_inputs(ranked, catalog_hint, form)
         if values is None:  # only one kind came back
             return 1.0 if ranked and ranked[0].source_kind == "product" else 0.0
         logit = self.catalog_bias + sum(
@@ -242,10 +246,12 @@ def confidence_inputs(source: RankedSource, lead: float, context: QuestionContex
             context.unknown_share * (1.0 - english), english)
 
 
-def catalog_inputs(ranked: Sequence[RankedSource], catalog_hint: float
+def catalog_inputs(ranked: Sequence[RankedSource], catalog_hint: float,
+                   form: tuple[float, float, float] = (0.0, 0.0, 0.0)
                    ) -> tuple[float, ...] | None:
     """The catalog hint, then the best product's figures minus the best article's (fused,
-    e5 and BM25 standings; raw cosines and BM25 share)."""
+    e5 and BM25 standings; raw cosines and BM25 share), then the question's form (asks
+    an amount, whether something is sold or in stock, how something works)."""
     product = next((r for r in ranked if r.source_kind == "product"), None)
     article = next((r for r in ranked if r.source_kind != "product"), None)
     if product is None or article is None:
@@ -254,7 +260,7 @@ def catalog_inputs(ranked: Sequence[RankedSource], catalog_hint: float
     return (
         catalog_hint, p.values[0] - a.values[0], p.values[3] - a.values[3],
         p.values[4] - a.values[4], p.absolute[0] - a.absolute[0],
-        p.absolute[1] - a.absolute[1], p.absolute[2] - a.absolute[2],
+        p.absolute[1] - a.absolute[1], p.absolute[2] - a.absolute[2], *form,
     )
 
 
@@ -282,4 +288,4 @@ FIRST_ONLY_CONFIDENCE: tuple[tuple[float, ...], float] = (
     (-0.043, 0.348, 0.870, 9.790, 0.000, 5.185, 2.899, 0.000, -5.585, -0.385),
     -3.411)
 FIRST_ONLY_CATALOG: tuple[tuple[float, ...], float] = (
-    (35.137, 0.182, 0.000, -0.099, 5.070, 0.000, 3.430), -1.170)
+    (31.882, 0.196, 0.000, 0.143, 5.104, 0.000, 3.628, 1.666, 2.143, -1.936), -2.090)

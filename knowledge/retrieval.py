@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from knowledge.answer_types import question_form
 from knowledge.embeddings import Embedder, Vector
 from knowledge.indexing import vector_literal
 from knowledge.ranking import (
@@ -291,7 +292,7 @@ class Retriever:
             query, vector, kind=kind, unknown=unknown, second_vector=second_vector,
             second=second)
         context = QuestionContext(catalog_hint, len(unknown_terms) / words if words else 0.0,
-                                  english)
+                                  english, question_form(query))
         ranked = self._ranker.rank(pool, context=context)
         hits = tuple(
             Hit(p.chunk_id, p.source_kind, p.source_id, p.title, p.heading, p.role, p.text,

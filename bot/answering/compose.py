@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from bot.answering.answer_types import Wants, states, wanted
 from bot.i18n import t
+from knowledge.answer_types import Wants, states, wanted
 from knowledge.indexing import unit_heading
 from knowledge.kinds import ProductView
 from knowledge.ranking import Candidate, RankedSource

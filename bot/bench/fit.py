@@ -33,6 +33,7 @@ from bot.db import create_engine, migrate, session_factory
 from bot.i18n import detect_language
 from bot.settings import Settings
 from bot.wiring.answering import build_answering
+from knowledge.answer_types import question_form
 from knowledge.e5 import E5Embedder
 from knowledge.ranking import (
     Candidate,
@@ -62,7 +63,8 @@ class Sample:
 
     @property
     def context(self) -> QuestionContext:
-        return QuestionContext(self.hint, self.unknown_share, self.english)
+        return QuestionContext(self.hint, self.unknown_share, self.english,
+                               question_form(self.case.text))
 
     @property
     def answerable(self) -> bool:
@@ -180,7 +182,7 @@ def _catalog_rows(samples: Sequence[Sample], ranker: Ranker
         if not s.answerable:
             continue
         ranked = ranker.rank(s.pool, context=s.context)
-        values = catalog_inputs(ranked, s.hint)
+        values = catalog_inputs(ranked, s.hint, s.context.form)
         if values is None:
             continue
         wanted = {c.source_kind for c in s.pool if c.source_id in s.case.sources}

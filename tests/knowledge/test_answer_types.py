@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answering.answer_types import Wants, states, wanted
 from bot.answering.compose import passage_reply
-from knowledge.ranking import Candidate, RankedSource, SourceFeatures
+from knowledge.answer_types import Wants, question_form, states, wanted
+from knowledge.ranking import (
+    Candidate,
+    QuestionContext,
+    RankedSource,
+    SourceFeatures,
+    shipped_ranker,
+)
 
 
 @pytest.mark.parametrize(("question", "kinds"), [
@@ -95,3 +101,38 @@ def test_the_reply_stays_within_its_limit_and_in_the_articles_order() -> None:
     body = reply.split("\n\n")[0]
     assert len(body) <= 260  # heading + passages that fit 200 characters
     assert "$500" in reply
+
+
+@pytest.mark.parametrize(("question", "form"), [
+    ("venden candados pa los lockers? de cuanto", (1.0, 1.0, 0.0)),
+    ("tienen extensores en existencia?", (0.0, 1.0, 0.0)),
+    ("cuanto me sale una copia de mi contrato?", (1.0, 0.0, 0.0)),
+    ("en el depa de juriquilla puedo tener a mis 2 gatitos?", (0.0, 0.0, 1.0)),
+    ("el Plan Ilimitado Plus jala en canada?", (0.0, 0.0, 1.0)),
+    ("do you sell yoga mats?", (0.0, 1.0, 0.0)),
+    ("how do I return the blender?", (0.0, 0.0, 1.0)),
+    ("buenas tardes", (0.0, 0.0, 0.0)),
+])
+def test_the_form_of_a_question(question: str, form: tuple[float, float, float]) -> None:
+    assert question_form(question) == form
+
+
+def _pool(product_use: float) -> list[Candidate]:
+    """An article and a catalog product that the question matches about equally."""
+    def one(i: int, kind: str, source: str, use: float) -> Candidate:
+        return Candidate(chunk_id=i, source_kind=kind, source_id=source, title=source,
+                         heading="", role="passage", text=source, use=use, e5=0.80,
+                         bm25=0.3)
+    return [one(1, "article", "devoluciones", 0.55), one(2, "product", "LICUADORA-1", product_use),
+            one(3, "article", "envios", 0.30), one(4, "product", "BATIDORA-2", 0.28)]
+
+
+def test_the_form_of_the_question_decides_catalog_or_article() -> None:
+    ranker = shipped_ranker()
+    pool = _pool(0.56)
+    sold = ranker.rank(pool, context=QuestionContext(form=question_form(
+        "¿venden la licuadora? ¿cuánto cuesta?")))
+    how = ranker.rank(pool, context=QuestionContext(form=question_form(
+        "¿cómo devuelvo la licuadora si me llegó rota?")))
+    assert sold[0].source_id == "LICUADORA-1"
+    assert how[0].source_id == "devoluciones"

@@ -7,6 +7,11 @@ kind of fact is likelier to hold the answer than a neighbour that only shares th
 question's words ("el cambio de domicilio tiene un cargo de $500" against "tú desconectas
 el módem…" for "¿cuánto sale cambiarme de casa?").
 
+The form of the question also says whether the catalog or an article answers it
+(``question_form``): "¿venden…?", "¿tienen…?", "¿quedan…?" ask whether something is sold
+or in stock; "¿cómo…?", "¿puedo…?", "¿incluye…?", "si rento…" ask how something works,
+which an article answers even when the question names a catalog product.
+
 Only Spanish and English question words and units: nothing about any business.
 """
 
@@ -78,3 +83,25 @@ def states(kinds: frozenset[Wants], passage: str) -> bool:
         return False
     text = strip_accents(passage.lower())  # punctuation kept: "12:00", "$500"
     return any(_STATES[kind].search(text) for kind in kinds)
+
+
+# "¿venden…?", "¿tienen…?", "¿hay…?", "¿quedan…?": whether something is sold or in stock
+_ASKS_AVAILABLE = re.compile(
+    r"\b(venden|vendan|tienen|tiene|hay|manejan|existencia|stock|disponible|disponibles|"
+    r"quedan|queda|do you (sell|have)|in stock|available)\b")
+# "¿cómo…?", "¿puedo…?", "¿incluye…?", "¿qué pasa si…?", "si rento…": how something works
+_ASKS_HOW = re.compile(
+    r"\b(como|puedo|se puede|pueden|incluye|incluyen|trae|que pasa|si|sirve|jala|aplica|"
+    r"cubre|how|can i|does it|do i)\b")
+
+
+def question_form(question: str) -> tuple[float, float, float]:
+    """Whether the question asks an amount, whether something is sold or in stock, and
+    how something works (1.0 or 0.0 each): inputs of the catalog-or-article decision
+    (``knowledge.ranking.catalog_inputs``)."""
+    text = fold(question)
+    for pattern, plain in _SHORTHAND:
+        text = pattern.sub(plain, text)
+    return (1.0 if Wants.AMOUNT in wanted(question) else 0.0,
+            1.0 if _ASKS_AVAILABLE.search(text) else 0.0,
+            1.0 if _ASKS_HOW.search(text) else 0.0)
