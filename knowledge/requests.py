@@ -1,4 +1,5 @@
-"""Does a message ask for what only a person can do: buy now, or see one's own records?
+"""Does a message ask for what only a person can do: buy now, see one's own records, or
+take a complaint?
 
 Sentence embeddings are mostly about a message's topic, so the nearest intent examples
 of "ya me decidí, cóbrenme los brackets" are questions about brackets. A logistic model

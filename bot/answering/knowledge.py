@@ -5,7 +5,8 @@ Order of decisions (customer text never changes it):
    complaint), then the embedding classifier over labelled examples (then the LLM when
    unsure and configured) and the request model (``knowledge.requests``): wanting to buy
    or sign up goes to a person (``sales``), needing one's own records too
-   (``account``); an opener with no question gets one clarifying question;
+   (``account``), and so does a complaint the rules did not catch; an opener with no
+   question gets one clarifying question;
 2. everything else is searched for: two embedding models and BM25, fused and ranked
    (``knowledge.ranking``), with a calibrated confidence that the best source answers;
    below ``min_confidence`` the bot says it does not know and hands over (``no_answer``),
@@ -66,10 +67,18 @@ FALLBACK_MARGIN = 0.02
 QUICK_PERSON_MARGIN = 0.05
 # A quoted record number ("folio 88231") makes a request about one's own records likelier.
 IDENTIFIER_BONUS = 0.05
+# An opener that asks nothing yet ("tengo una duda con mi póliza", "oiga, una pregunta")
+# is short: every one in the evaluation sets has at most 8 words. A longer message the
+# classifier finds vague holds its question ("x q me piden la mitad antes de arreglarme
+# el motor??"), so it is searched for rather than answered with a clarifying question.
+OPENER_WORDS = 10
 # Catalog products within this much of the best one are listed with it ("¿cuál es más
 # barato, el X o el Y?").
 PRODUCT_CLOSE = 0.6
-HANDOFF_TEXTS = {Intent.PURCHASE: ("sales", "sales"), Intent.ACCOUNT: ("account", "account")}
+# What only a person can take, with the reply and the handoff reason of each; which one a
+# request is: the intent examples' nearer label.
+HANDOFF_TEXTS = {Intent.PURCHASE: ("sales", "sales"), Intent.ACCOUNT: ("account", "account"),
+                 Intent.COMPLAINT: ("complaint", "complaint")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +190,7 @@ class KnowledgeResponder:
         person = _asks_for_person(routed, text, sure=True)
         if person is not None:
             return self._person(person, confidence, language)
-        if intent is Intent.VAGUE:
+        if intent is Intent.VAGUE and len(text.split()) <= OPENER_WORDS:
             return Decision(intent, confidence, (t("clarify", language),), language=language)
         return None
 
@@ -272,8 +281,8 @@ class KnowledgeResponder:
 
 
 def _asks_for_person(routed: RoutedText, text: str, *, sure: bool) -> Intent | None:
-    """Buying now or one's own records (which of the two: the intent classifier's
-    nearer label), when the request model is ``sure`` of it (else likely), or without
+    """Buying now, one's own records or a complaint (which one: the intent classifier's
+    nearest label), when the request model is ``sure`` of it (else likely), or without
     that model when the classifier's lead for it is large enough."""
     person = _person_request(routed, text)
     if person is None:
@@ -288,7 +297,7 @@ def _asks_for_person(routed: RoutedText, text: str, *, sure: bool) -> Intent | N
 
 
 def _person_request(routed: RoutedText, text: str) -> tuple[Intent, float] | None:
-    """Buying now or one's own records, with the classifier's lead for it."""
+    """Buying now, one's own records or a complaint, with the classifier's lead for it."""
     best: tuple[Intent, float] | None = None
     for intent in HANDOFF_TEXTS:
         margin = routed.margin(intent.value)
