@@ -65,11 +65,20 @@ _STATES = {
 }
 
 
-def wanted(question: str) -> frozenset[Wants]:
-    """The kinds of fact the question asks for (none: it asks something else)."""
+def _normalised(question: str) -> str:
+    """Folded, with the texting shorthand for "que" spelled out."""
     text = fold(question)
     for pattern, plain in _SHORTHAND:
         text = pattern.sub(plain, text)
+    return text
+
+
+def wanted(question: str) -> frozenset[Wants]:
+    """The kinds of fact the question asks for (none: it asks something else)."""
+    return _wanted(_normalised(question))
+
+
+def _wanted(text: str) -> frozenset[Wants]:
     kinds = {kind for kind, pattern in _ASKS.items() if pattern.search(text)}
     if Wants.AMOUNT in kinds and _DURATION_ONLY.search(text) and not re.search(
             r"\b(precio|cuesta|cuestan|costo|cobran|cobra|how much|cost|price|fee)\b", text):
@@ -99,9 +108,7 @@ def question_form(question: str) -> tuple[float, float, float]:
     """Whether the question asks an amount, whether something is sold or in stock, and
     how something works (1.0 or 0.0 each): inputs of the catalog-or-article decision
     (``knowledge.ranking.catalog_inputs``)."""
-    text = fold(question)
-    for pattern, plain in _SHORTHAND:
-        text = pattern.sub(plain, text)
-    return (1.0 if Wants.AMOUNT in wanted(question) else 0.0,
+    text = _normalised(question)
+    return (1.0 if Wants.AMOUNT in _wanted(text) else 0.0,
             1.0 if _ASKS_AVAILABLE.search(text) else 0.0,
             1.0 if _ASKS_HOW.search(text) else 0.0)

@@ -187,7 +187,7 @@ class Ranker:
         return _asked_verbatim_first(self._with_confidence(ranked, context))
 
     def catalog_probability(self, ranked: Sequence[RankedSource], catalog_hint: float,
-                            form: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> float:
+                            form: tuple[float, float, float]) -> float:
         """How likely the catalog, not an article, answers the question."""
         values = catalog_inputs(ranked, catalog_hint, form)
         if values is None:  # only one kind came back
@@ -247,8 +247,7 @@ def confidence_inputs(source: RankedSource, lead: float, context: QuestionContex
 
 
 def catalog_inputs(ranked: Sequence[RankedSource], catalog_hint: float,
-                   form: tuple[float, float, float] = (0.0, 0.0, 0.0)
-                   ) -> tuple[float, ...] | None:
+                   form: tuple[float, float, float]) -> tuple[float, ...] | None:
     """The catalog hint, then the best product's figures minus the best article's (fused,
     e5 and BM25 standings; raw cosines and BM25 share), then the question's form (asks
     an amount, whether something is sold or in stock, how something works)."""

@@ -22,6 +22,14 @@ from knowledge.requests import (
 )
 
 
+async def _probabilities(model: RequestModel, first: Embedder, second: Embedder,
+                         texts: list[str]) -> list[float]:
+    """The model's probability for each text, read as given (both models' vectors)."""
+    one = await first.embed(texts)
+    two = await second.embed_queries(texts)  # type: ignore[attr-defined]
+    return [model.probability(a, b) for a, b in zip(one, two, strict=True)]
+
+
 def test_a_logistic_model_learns_a_separable_rule_and_refuses_bad_input() -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(200, 5))
@@ -73,9 +81,7 @@ async def test_the_shipped_model_tells_requests_from_questions(
         "qué documentos piden para la inscripción?",
     ]
     texts = requests + questions
-    first = await kb_embedder.embed(texts)
-    second = await kb_second.embed_queries(texts)  # type: ignore[attr-defined]
-    p = [model.probability(a, b) for a, b in zip(first, second, strict=True)]
+    p = await _probabilities(model, kb_embedder, kb_second, texts)
     for text, value in zip(requests, p[:5], strict=True):
         assert value >= REQUEST_LIKELY, (text, value)
     # measured: 0.98, 0.57, 0.60, 0.99, 0.90; the two below REQUEST_SURE go to a person
@@ -112,9 +118,7 @@ async def test_a_complaint_the_rules_miss_goes_to_a_person_and_asking_how_to_com
     ]
     texts = complaints + questions
     assert all(route_rules(t) is None for t in texts)  # the model decides, not a rule
-    first = await kb_embedder.embed([request_text(t) for t in texts])
-    second = await kb_second.embed_queries([request_text(t) for t in texts])  # type: ignore[attr-defined]
-    p = [model.probability(a, b) for a, b in zip(first, second, strict=True)]
+    p = await _probabilities(model, kb_embedder, kb_second, [request_text(t) for t in texts])
     # measured: 0.79, 0.16, 0.85, 0.93, 0.94, 0.43 (the ones below are searched, and handed
     # over when the base has no answer); the questions 0.00-0.01
     found = [value >= REQUEST_LIKELY for value in p[:6]]
@@ -136,10 +140,9 @@ async def test_contact_data_left_for_a_call_back_is_not_a_request(
     ]
     masked = [request_text(t) for t in texts]
     assert "[teléfono]" in masked[0] and "[correo]" in masked[1]
-    first = await kb_embedder.embed(masked)
-    second = await kb_second.embed_queries(masked)  # type: ignore[attr-defined]
-    for text, a, b in zip(texts, first, second, strict=True):
-        assert model.probability(a, b) < REQUEST_LIKELY, text
+    p = await _probabilities(model, kb_embedder, kb_second, masked)
+    for text, value in zip(texts, p, strict=True):
+        assert value < REQUEST_LIKELY, text
 
 
 async def test_the_shipped_model_is_the_one_the_sets_fit() -> None:
