@@ -1,5 +1,5 @@
 """Does a message ask for what only a person can do: buy now, see one's own records, or
-take a complaint?
+take a complaint? And which of the three?
 
 Sentence embeddings are mostly about a message's topic, so the nearest intent examples
 of "ya me decidí, cóbrenme los brackets" are questions about brackets. A logistic model
@@ -9,13 +9,17 @@ set (``atiende eval --fit-requests``; leave-one-set-out figures in BENCHMARKS.md
 is about no business in particular. It reads the message with its personal data masked
 (a phone number left for a call back is not a request), and ships as
 ``knowledge/data/requests.npz``: one model over both vectors, and one over the first
-model's vector alone for the cascade's cheap first look.
+model's vector alone for the cascade's cheap first look. Which request a message is
+(``REASONS``: the handoff reason the customer's reply and the agent's queue show) is a
+second, one-against-the-rest model per reason over both vectors, fitted on the requests
+alone: the intent examples' nearest label, which chose it before, is about the topic
+("me regresaron el carro con un rayón" sat nearest to buying a car).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +29,8 @@ from knowledge.embeddings import Vector
 from knowledge.masking import mask
 
 SHIPPED = "data/requests.npz"
+# What a request can be, in the evaluation sets' labels (README of knowledge/evalsets).
+REASONS = ("sales", "account", "complaint")
 
 
 def request_text(text: str) -> str:
@@ -72,12 +78,15 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: i
 
 @dataclass(frozen=True)
 class RequestModel:
-    """The probability that a message is a request for a person (buying, own records)."""
+    """The probability that a message is a request for a person (buying, own records, a
+    complaint), and which of them it is."""
 
     first_model: str
     second_model: str
     both: Logistic  # over [first vector, second vector]
     first_only: Logistic  # over the first vector alone
+    # one against the rest per reason, over both vectors, fitted on requests only
+    kinds: dict[str, Logistic] = field(default_factory=dict)
 
     def probability(self, first: Vector, second: Vector | None = None) -> float:
         one = np.asarray(first, dtype=np.float64)
@@ -85,10 +94,20 @@ class RequestModel:
             return self.first_only.probability(one)
         return self.both.probability(np.concatenate([one, np.asarray(second, np.float64)]))
 
+    def kind(self, first: Vector, second: Vector | None) -> str | None:
+        """Which request the message is, if it is one (a reason of ``REASONS``); ``None``
+        without the second model's vector or a fitted kind model."""
+        if second is None or not self.kinds:
+            return None
+        x = np.concatenate([np.asarray(first, np.float64), np.asarray(second, np.float64)])
+        return max(self.kinds, key=lambda reason: self.kinds[reason].probability(x))
+
     def save(self, target: Path) -> None:
         arrays: dict[str, np.ndarray] = {
             "first_model": np.array(self.first_model), "second_model": np.array(self.second_model)}
-        for name, part in (("both", self.both), ("first", self.first_only)):
+        parts = [("both", self.both), ("first", self.first_only),
+                 *((f"kind_{reason}", model) for reason, model in self.kinds.items())]
+        for name, part in parts:
             arrays[f"{name}_mean"] = part.mean
             arrays[f"{name}_scale"] = part.scale
             arrays[f"{name}_weights"] = part.weights
@@ -102,22 +121,35 @@ class RequestModel:
             parts = {
                 name: Logistic(data[f"{name}_mean"], data[f"{name}_scale"],
                                data[f"{name}_weights"], float(data[f"{name}_bias"]))
-                for name in ("both", "first")
+                for name in ("both", "first", *(f"kind_{r}" for r in REASONS))
+                if f"{name}_mean" in data
             }
+            kinds = {r: parts[f"kind_{r}"] for r in REASONS if f"kind_{r}" in parts}
             return cls(str(data["first_model"]), str(data["second_model"]), parts["both"],
-                       parts["first"])
+                       parts["first"], kinds)
 
 
 def fit_request_model(first_model: str, second_model: str,
-                      samples: Sequence[tuple[Vector, Vector, bool]], *, l2: float = 1.0
+                      samples: Sequence[tuple[Vector, Vector, str | None]], *, l2: float = 1.0
                       ) -> RequestModel:
-    """Both logistic models from (first vector, second vector, is a request) samples."""
+    """The models from (first vector, second vector, reason) samples; the reason is one
+    of ``REASONS`` for a request, ``None`` for anything else."""
+    unknown = {s[2] for s in samples} - {None, *REASONS}
+    if unknown:
+        raise ValueError(f"unknown request reasons: {sorted(map(str, unknown))}")
     first = np.array([s[0] for s in samples], dtype=np.float64)
     second = np.array([s[1] for s in samples], dtype=np.float64)
-    y = np.array([1.0 if s[2] else 0.0 for s in samples])
-    return RequestModel(first_model, second_model,
-                        fit_logistic(np.hstack([first, second]), y, l2=l2),
-                        fit_logistic(first, y, l2=l2))
+    both = np.hstack([first, second])
+    y = np.array([0.0 if s[2] is None else 1.0 for s in samples])
+    requests = y == 1.0
+    reasons = [s[2] for s in samples if s[2] is not None]
+    kinds = {
+        reason: fit_logistic(both[requests],
+                             np.array([1.0 if r == reason else 0.0 for r in reasons]), l2=l2)
+        for reason in REASONS if 0 < reasons.count(reason) < len(reasons)
+    }
+    return RequestModel(first_model, second_model, fit_logistic(both, y, l2=l2),
+                        fit_logistic(first, y, l2=l2), kinds)
 
 
 def shipped_request_model(first_model: str, second_model: str | None) -> RequestModel | None:

@@ -55,6 +55,11 @@ def test_other_countries_and_bad_numbers() -> None:
         ("pásame con alguien de verdad", Intent.HUMAN), ("un asesor por favor", Intent.HUMAN),
         ("can I speak with someone?", Intent.HUMAN), ("Agente", Intent.HUMAN),
         ("¿me puede llamar un ejecutivo?", Intent.HUMAN),
+        # put through to someone by name or role
+        ("pásame con el contador que me lleva la cuenta", Intent.HUMAN),
+        ("me comunicas con la licenciada Paty porfa", Intent.HUMAN),
+        ("necesito hablar con el encargado de la sucursal centro", Intent.HUMAN),
+        ("me pasas con cobranza?", Intent.HUMAN),
     ],
 )
 def test_rules(text: str, intent: Intent) -> None:
@@ -70,6 +75,10 @@ def test_rules(text: str, intent: Intent) -> None:
     "soy agente de seguros, manejan comisiones?",
     "what are your customer service hours?",
     "en cuanto tiempo me mandan a alguien?",
+    # talking to someone asked about, not asked for
+    "¿puedo hablar con el doctor antes de la consulta?",
+    "quiero hablar con ustedes de un crédito para mi negocio",
+    "siempre me pasa con la app que se traba al pagar",
 ])
 def test_a_mention_of_an_advisor_is_not_a_request_for_one(text: str) -> None:
     routed = route_rules(text)

@@ -32,8 +32,11 @@ class RoutedText:
     vector: Vector | None  # the message's embedding, reused by retrieval
     scores: dict[str, float] = field(default_factory=dict)  # the classifier's, per label
     # the probability that the message asks for what only a person can do (buying now,
-    # one's own records), by ``knowledge.requests``; None without that model
+    # one's own records, a complaint), by ``knowledge.requests``; None without that model
     request: float | None = None
+    # which of them, if it is one (a reason of ``knowledge.requests.REASONS``); None
+    # without that model or without the second model's vector
+    request_kind: str | None = None
 
     def margin(self, label: str) -> float:
         """How far ``label`` leads the best other label (negative when it trails)."""
@@ -88,33 +91,37 @@ class IntentRouter:
             # both models' opinions, averaged: e5 reads the form of a request better,
             # USE its topic
             found = _averaged(found, self._second_nearest.classify(second_vector))
-        request = (await self._request(text, vector, second_vector)
-                   if self._requests is not None else None)
+        request, kind = (await self._request(text, vector, second_vector)
+                         if self._requests is not None else (None, None))
         scores = dict(found.scores or {}) if found is not None else {}
         if found is not None and found.confidence >= self._confident:
             return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector, scores, request)
+                                     "embedding"), vector, scores, request, kind)
         if self._classifier is not None:
             deadline = asyncio.get_running_loop().time() + LLM_DEADLINE_SECONDS
             answer = await self._classifier.classify(text, LABELS, deadline=deadline)
             if answer is not None and answer[0] in LABELS:
                 return RoutedText(Routed(Intent(answer[0]), round(answer[1], 3), "llm"), vector,
-                                  scores, request)
+                                  scores, request, kind)
         if found is not None:
             return RoutedText(Routed(_intent(found.label), round(found.confidence, 3),
-                                     "embedding"), vector, scores, request)
-        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores, request)
+                                     "embedding"), vector, scores, request, kind)
+        return RoutedText(Routed(Intent.QUESTION, 0.0, "default"), vector, scores, request,
+                          kind)
 
-    async def _request(self, text: str, vector: Vector, second_vector: Vector | None) -> float:
-        """The request model's probability, read on the text with its personal data masked
-        (a phone number left for a call back is not a request for one's records)."""
+    async def _request(self, text: str, vector: Vector, second_vector: Vector | None
+                       ) -> tuple[float, str | None]:
+        """The request model's probability and which request it would be, read on the text
+        with its personal data masked (a phone number left for a call back is not a
+        request for one's records)."""
         assert self._requests is not None
         masked = request_text(text)
         if masked != text:
             vector = (await self._store.embedder.embed([masked]))[0]
             if second_vector is not None and self._second is not None:
                 second_vector = await _query_vector(self._second, masked)
-        return self._requests.probability(vector, second_vector)
+        return (self._requests.probability(vector, second_vector),
+                self._requests.kind(vector, second_vector))
 
     async def _current(self) -> NearestExamples | None:
         """The classifier for the current revision (checked at most every ``poll`` s)."""

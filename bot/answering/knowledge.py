@@ -76,9 +76,11 @@ OPENER_WORDS = 10
 # barato, el X o el Y?").
 PRODUCT_CLOSE = 0.6
 # What only a person can take, with the reply and the handoff reason of each; which one a
-# request is: the intent examples' nearer label.
+# request is: the request model's kind (``knowledge.requests``), else the intent
+# examples' nearer label.
 HANDOFF_TEXTS = {Intent.PURCHASE: ("sales", "sales"), Intent.ACCOUNT: ("account", "account"),
                  Intent.COMPLAINT: ("complaint", "complaint")}
+_REQUEST_INTENTS = {reason: intent for intent, (_, reason) in HANDOFF_TEXTS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,18 +283,20 @@ class KnowledgeResponder:
 
 
 def _asks_for_person(routed: RoutedText, text: str, *, sure: bool) -> Intent | None:
-    """Buying now, one's own records or a complaint (which one: the intent classifier's
-    nearest label), when the request model is ``sure`` of it (else likely), or without
-    that model when the classifier's lead for it is large enough."""
+    """Buying now, one's own records or a complaint, when the request model is ``sure``
+    of it (else likely), or without that model when the classifier's lead for it is large
+    enough. Which one: the request model's kind, else the classifier's nearest label."""
     person = _person_request(routed, text)
     if person is None:
         return None
     if routed.request is not None:
-        # the model sure, or likely with the intent examples agreeing
+        # the model sure, or likely with the intent examples agreeing that it is a request
         likely = routed.request >= REQUEST_SURE or (
             routed.request >= REQUEST_LIKELY
             and person[1] >= (PERSON_MARGIN if sure else FALLBACK_MARGIN))
-        return person[0] if likely else None
+        if not likely:
+            return None
+        return _REQUEST_INTENTS.get(routed.request_kind or "", person[0])
     return person[0] if person[1] >= (PERSON_MARGIN if sure else FALLBACK_MARGIN) else None
 
 

@@ -73,6 +73,18 @@ _CALLS_PERSON = re.compile(
     r"(?:^|\W)(?:(\w+)\W+)?(?:(?:un|una|el|la|algun|alguna|a|an|the)\W+)?"
     + _PERSON.format(extra="operadores")
     + r"(?:\W+(?:por favor|porfa|plis|pls|please|ya|urgente|gracias))*\W*$")
+# Being put through to someone by name or by role ("pásame con el lic. Arturo", "me
+# comunicas con la señorita Karla", "quiero hablar con el dueño"): a transfer verb and
+# "con", then who. Asking whether one can talk to someone ("¿puedo hablar con el doctor
+# antes de la consulta?") is a question, so "puedo" is not such a verb.
+_TRANSFER = re.compile(
+    r"\b(pasame|paseme|pasenme|me pasas|comunicame|comuniqueme|"
+    r"comuniquenme|me comunicas|me comunica|me comunican|me puedes? (?:pasar|comunicar)|"
+    r"me pueden (?:pasar|comunicar)|(?:quiero|necesito|quisiera|queria|ocupo|deseo) "
+    r"hablar)\W+con\W+(el|la|los|las|un|una|su|tu|alguien|algun|alguna|[a-z]{3,})\b")
+# who a transfer verb may be followed by without being a request for a person
+_NOT_SOMEONE = frozenset(("ustedes", "usted", "esto", "eso", "respecto",
+                          "relacion"))
 # the word before "asesor" that makes it a role, not someone asked for ("de asesor")
 _ROLE_BEFORE = frozenset(("de", "como", "ser", "soy", "es", "eres", "somos", "son", "era",
                           "fue", "a", "al", "as", "trabajar"))
@@ -82,6 +94,9 @@ _ASKS_WHAT = re.compile(r"\b(que|como|cuanto|cuanta|cuantos|cuando|donde|cual|qu
 
 def _asks_for_person(folded: str) -> bool:
     if _ASKS_PERSON.search(folded):
+        return True
+    transfer = _TRANSFER.search(folded)
+    if transfer is not None and transfer.group(2) not in _NOT_SOMEONE:
         return True
     called = _CALLS_PERSON.search(folded)
     return (called is not None and (called.group(1) or "") not in _ROLE_BEFORE

