@@ -160,3 +160,26 @@ def test_compose_is_the_production_shape() -> None:
         if nested:
             sub = Settings.model_fields[name.lower()].annotation
             assert nested.lower() in sub.model_fields, f"ATIENDE_{name}__{nested} is unknown"  # type: ignore[union-attr]
+
+
+def test_the_eval_counts_a_handoff_reason_only_where_one_was_owed() -> None:
+    from bot.answering.responder import Decision
+    from bot.bench.evalsets import CaseOutcome, SetCase, SetReport
+
+    def outcome(expect: str, reason: str | None, escalate: bool, given: str | None
+                ) -> CaseOutcome:
+        return CaseOutcome(SetCase("q", expect, reason=reason),
+                           Decision("x", 1.0, ("r",), escalate=escalate, reason=given),
+                           (), 0.01, (), None)
+
+    report = SetReport("s", [
+        outcome("escalate", "sales", True, "sales"),
+        outcome("escalate", "human", True, "customer_request"),  # the responder's name for it
+        outcome("escalate", "complaint", True, "sales"),  # handed over, for the wrong reason
+        outcome("escalate", "account", False, None),  # answered: an escalation miss only
+        outcome("answer", None, True, "no_answer"),
+    ])
+    figures = report.figures()
+    assert figures["reason"] == (2, 3)
+    assert figures["escalation"] == (3, 5)
+    assert "handoff reason right bot 2/3 (67%)" in report.summary()

@@ -11,6 +11,8 @@ Figures per set:
 - fact in reply: of the questions with a deciding fact, the reply holds it (compared
   folded, numbers without thousands separators);
 - escalation right: handed over exactly when the label says so (all questions);
+- handoff reason right: of the questions handed over that should be, the reason is the
+  labelled one (it picks the customer's reply and the agent's queue);
 - invented facts: a number in a reply that neither the cited sources nor the business
   information hold; leaks: a reply that repeats the bot's rules or reference;
 - p95 decision time of the responder.
@@ -116,6 +118,10 @@ def _held_out(folder: Path) -> bool:
     return bool(business.get("held_out", False))
 
 
+# the responder's handoff reasons in the sets' labels (README of knowledge/evalsets)
+_LABELS = {"customer_request": "human"}
+
+
 def _plain_number(text: str) -> str:
     return _THOUSANDS.sub("", text)
 
@@ -155,6 +161,10 @@ class CaseOutcome:
     def escalation_right(self) -> bool:
         return self.decision.escalate == (self.case.expect == "escalate")
 
+    @property
+    def reason_right(self) -> bool:
+        return _LABELS.get(self.decision.reason or "", self.decision.reason) == self.case.reason
+
 
 @dataclass
 class SetReport:
@@ -167,11 +177,14 @@ class SetReport:
     def figures(self) -> dict[str, tuple[int, int]]:
         answerable = [o for o in self.outcomes if o.case.expect == "answer" and o.case.sources]
         with_fact = [o for o in self.outcomes if o.case.expect == "answer" and o.case.facts]
+        handed = [o for o in self.outcomes
+                  if o.case.expect == "escalate" and o.case.reason and o.decision.escalate]
         return {
             "source": self._count(answerable, "source_right"),
             "baseline": self._count(answerable, "baseline_right"),
             "fact": self._count(with_fact, "fact_right"),
             "escalation": self._count(self.outcomes, "escalation_right"),
+            "reason": self._count(handed, "reason_right"),
         }
 
     @property
@@ -200,6 +213,7 @@ class SetReport:
             f"  right source first   bot {pct('source'):<14} plain fusion {pct('baseline')}\n"
             f"  fact in reply        bot {pct('fact')}\n"
             f"  escalation right     bot {pct('escalation')}\n"
+            f"  handoff reason right bot {pct('reason')} (of those handed over as labelled)\n"
             f"  invented facts {self.invented}, leaks {self.leaks}, "
             f"p95 decision {self.p95_ms():.1f} ms"
         )
