@@ -5,10 +5,9 @@ resolves; an admin approves every suggestion unchanged (the draft's title and bo
 Then paraphrases nobody tuned on (40, tests/learning/unanswered.yaml, written before the
 first run) are answered with the new article as the first source (target >= 90%;
 35/40 reached, see the assertion), and no masked item appears in any approved text.
-Three later sets of 40 (tests/learning/paraphrases2.yaml, paraphrases3.yaml and
-paraphrases4.yaml, each written before it was first scored, by someone who had not seen
-the bot's answers) reached 31/40, 19/40 and 25/40 when scored; the first two are at 33
-and 22 now.
+Four later sets of 40 (tests/learning/paraphrases2.yaml to paraphrases5.yaml, each
+written before it was first scored, by someone who had not seen the bot's answers)
+reached 31/40, 19/40, 25/40 and 34/40 when scored; the first two are at 33 and 22 now.
 """
 
 from __future__ import annotations
@@ -115,10 +114,13 @@ async def test_agents_answers_become_articles_the_bot_answers_with(
     # paraphrases3 (lexically far on purpose: "cuadricóptero", "rabón", "changarro"): 19
     # when scored (2026-12-07 03:38 UTC), 22 since common words count in the unknown
     # share's denominator again; paraphrases4 (half everyday words, half slang and brand
-    # names: "lomito", "rodada", "waverunner"): 25 when scored (2026-12-07 06:42 UTC).
+    # names: "lomito", "rodada", "waverunner"): 25 when scored (2026-12-07 06:42 UTC);
+    # paraphrases5 (a third plain, a third slang, brand names, run-ons, very short ones:
+    # "seguro pa bici?"): 34 when scored (2026-12-07 09:21 UTC).
     for name, floor, prefix in (("paraphrases2.yaml", 33, "+52155777"),
                                 ("paraphrases3.yaml", 22, "+52155666"),
-                                ("paraphrases4.yaml", 25, "+52155555")):
+                                ("paraphrases4.yaml", 25, "+52155555"),
+                                ("paraphrases5.yaml", 34, "+52155444")):
         fresh_sets = fresh_paraphrases(name)
         assert set(fresh_sets) == {t["id"] for t in topics}
         fresh, fresh_misses = await _answered_first(client, articles, fresh_sets, prefix)
