@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Browser, Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
 from bot.wiring.runtime import Runtime
@@ -172,7 +173,13 @@ async def test_composer(live: tuple[str, Runtime], browser: Browser, tmp_path: P
     await again.get_by_test_id("reply").fill("texto que no se pierde")
     user_id = await again.evaluate("document.body.dataset.userId")
     await runtime.auth.revoke_sessions(uuid.UUID(user_id))
-    await again.get_by_test_id("reply").press("Enter")
+    try:
+        await again.get_by_test_id("reply").press("Enter", timeout=5_000)
+    except PlaywrightTimeoutError:
+        # a background refresh (the list, the counts) met the ended session first and the
+        # page is on its way to /login already, the composer gone: the same path, taken
+        # earlier (seen once in a full run: the press waited 30 s for a detached box)
+        pass
     await expect(again).to_have_url(re.compile(r"/login\?next="))
     third = await sign_in(browser, base, agent, context=again.context,
                           path=f"/inbox/conversations/{out['conversation_id']}")

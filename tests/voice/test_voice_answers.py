@@ -20,7 +20,11 @@ from bot.speech.synth import synthesize_voice_note
 from bot.wiring.runtime import Runtime
 from knowledge.demo import demo_files, load_demo_if_empty
 
-CANCEL_TEXT = "Buenas tardes. Quiero cancelar mi seguro. ¿Me regresan el dinero?"
+# Asked as a question. "Quiero cancelar mi seguro. ¿Me regresan el dinero?" came back from
+# both backends as "¡Quiero cancelar mi seguro! ¡Me merezan el dinero!" (the robotic
+# voice's flat ending read as exclaimed), which the request model, refitted on fourteen
+# sets, reads as a demand for a person (0.86-0.89; the text as written: 0.06).
+CANCEL_TEXT = "Buenas tardes. ¿Cómo cancelo mi seguro? ¿Me regresan el dinero?"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ async def test_spoken_question_is_answered_from_the_right_article(
     answer = await asyncio.to_thread(_ask_audio, live_url, cancel_clip, "+5215544443333")
 
     transcript = str(answer["transcript"]).lower()
-    assert "cancelar" in transcript and "seguro" in transcript, transcript
+    assert "cancel" in transcript and "seguro" in transcript, transcript
     assert answer["intent"] == "question", answer
     sources = answer["sources"]
     assert isinstance(sources, list) and sources, answer
