@@ -388,10 +388,9 @@ async def run_fit_requests(folders: Sequence[Path], target: Path) -> str:
     """Fit the request model on every set given, write it to ``target``, and report."""
     from knowledge.requests import fit_request_model
 
-    sets = [load_set(f) for f in folders]
-    samples = await request_samples(sets)
+    samples = await request_samples([load_set(f) for f in folders])
     model = fit_request_model(UsemEmbedder().name, E5Embedder().name,
                               [(a, b, request_reason(c)) for _, c, a, b in samples],
                               l2=REQUEST_L2)
-    model.save(target, digest=training_digest(request_cases(sets)))
+    model.save(target, digest=training_digest([(n, c) for n, c, _, _ in samples]))
     return request_report(samples) + f"\nwritten: {target}"
