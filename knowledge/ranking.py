@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "shipped_ranker",
@@ -39,6 +39,8 @@ FEATURES = (
 # Absolute (not pool-relative) figures of a source, for the confidence: the best raw
 # cosines of its passages and of its example questions, and its best BM25 share.
 ABSOLUTE = ("use_raw", "e5_raw", "bm25_raw", "questions_use_raw", "questions_e5_raw")
+# How many of the ranked sources get a confidence (the rest keep 0.0).
+CONFIDENT_SOURCES = 5
 # What a missing signal counts as, in standard deviations (a source with no example
 # question, a passage whose second-model vector is not filled yet).
 _MISSING = -1.0
@@ -138,8 +140,8 @@ class Ranker:
         if self.first_only is not None and not any(c.e5 is not None for c in candidates):
             return self.first_only.rank(candidates, context=context)
         catalog_hint = context.catalog_hint
-        passages = [c for c in candidates if c.role != "question"]
-        questions = [c for c in candidates if c.role == "question"]
+        passages = _second_imputed([c for c in candidates if c.role != "question"])
+        questions = _second_imputed([c for c in candidates if c.role == "question"])
         wu, we, wb = self.signal_weights
         zu, ze, zb = (_z([c.use for c in passages]), _z([c.e5 for c in passages]),
                       _z([c.bm25 for c in passages]))
@@ -202,17 +204,36 @@ class Ranker:
             return ranked
         same = [s for s in ranked[1:] if s.source_kind == ranked[0].source_kind]
         lead = ranked[0].score - same[0].score if same else 2.0
-        out = []
-        for position, source in enumerate(ranked):
+        out = list(ranked)
+        # only the first sources get one: the decision reads the first's, and a big base
+        # brings a hundred sources into the pool
+        for position, source in enumerate(ranked[:CONFIDENT_SOURCES]):
             values = confidence_inputs(source, lead if position == 0 else 0.0, context)
             logit = self.confidence_bias + sum(
                 w * v for w, v in zip(self.confidence_weights, values, strict=True))
             confidence = _sigmoid(logit)
-            out.append(RankedSource(
+            out[position] = RankedSource(
                 source.source_kind, source.source_id, source.title, source.score,
                 source.features, source.passages, source.fused, confidence,
-            ))
+            )
         return out
+
+
+def _second_imputed(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates whose second-model cosine is missing (a passage saved a moment ago, its
+    second vector not filled yet) get the one the first model's standing implies: the
+    pool's second-model mean plus their first-model z-score times its spread. Counted
+    as a bad score instead, a product just edited would drop below the others until
+    the vector is filled."""
+    missing = [c for c in candidates if c.e5 is None]
+    present = [c.e5 for c in candidates if c.e5 is not None]
+    if not missing or len(present) < 2:
+        return candidates
+    mean = sum(present) / len(present)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in present) / len(present))
+    first = _z([c.use for c in candidates])
+    return [c if c.e5 is not None else replace(c, e5=mean + z * spread)
+            for c, z in zip(candidates, first, strict=True)]
 
 
 def _asked_verbatim_first(ranked: list[RankedSource]) -> list[RankedSource]:

@@ -66,11 +66,11 @@ q AS (
   SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS query FROM words),
 v AS (
   SELECT id FROM kb_chunks WHERE model = {model} {kind}
-  ORDER BY {distance} LIMIT CAST(%(k)s AS int)),
+  ORDER BY {distance} LIMIT {k}),
 {second_list}
 m AS (
   SELECT c.id FROM kb_chunks c, q
-  WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT CAST(%(cap)s AS int)),
+  WHERE q.query IS NOT NULL AND c.tsv @@ q.query {kind_c} LIMIT {cap}),
 near AS (SELECT id FROM v UNION SELECT id FROM m {second_union}),
 asked AS (
   SELECT c.source_kind, c.source_id FROM near JOIN kb_chunks c ON c.id = near.id
@@ -98,7 +98,7 @@ FROM pool JOIN kb_chunks c ON c.id = pool.id
 """
 _SECOND_LIST = """e AS (
   SELECT chunk_id AS id FROM kb_chunk_vectors WHERE model = {model2}
-  ORDER BY {distance2} LIMIT CAST(%(k)s AS int)),"""
+  ORDER BY {distance2} LIMIT {k}),"""
 _SECOND_JOIN = "LEFT JOIN kb_chunk_vectors x ON x.chunk_id = c.id AND x.model = {model2}"
 _UNKNOWN_PART = """UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme,
@@ -122,9 +122,15 @@ def _model_literal(model: str) -> str:
 
 
 def candidates_sql(model: str, dimensions: int, second: tuple[str, int] | None, *,
-                   kind: bool, unknown: bool) -> str:
-    """The one-round-trip candidate statement (driver ``%(name)s`` placeholders)."""
+                   kind: bool, unknown: bool, candidates: int = 30) -> str:
+    """The one-round-trip candidate statement (driver ``%(name)s`` placeholders).
+
+    The list sizes are literals, not parameters: a prepared statement's generic plan
+    then knows it reads ``candidates`` rows from each index (with a parameter it
+    assumes thousands and joins the whole table), so PostgreSQL can reuse one plan
+    instead of planning every question again."""
     parts: dict[str, str] = {
+        "k": str(int(candidates)), "cap": str(int(TEXT_MATCH_CAP)),
         "model": _model_literal(model), "distance": _distance(dimensions, "%(q)s"),
         "distance_c": _distance(dimensions, "%(q)s", "c.embedding"),
         "kind": _KIND if kind else "",
@@ -141,7 +147,7 @@ def candidates_sql(model: str, dimensions: int, second: tuple[str, int] | None, 
         # has no kind); its cosine is computed for every candidate either way
         if not kind:
             parts["second_list"] = _SECOND_LIST.format(
-                model2=model2, distance2=_distance(dims2, "%(q2)s"))
+                model2=model2, distance2=_distance(dims2, "%(q2)s"), k=parts["k"])
             parts["second_union"] = "UNION SELECT id FROM e"
         parts["second_join"] = _SECOND_JOIN.format(model2=model2)
         parts["second_cos"] = f"1 - {_distance(dims2, '%(q2)s', 'x.embedding')}"
@@ -252,7 +258,8 @@ class Retriever:
         key = (self._embedder.name, dimensions, second, kind, unknown)
         if key not in self._statements:
             self._statements[key] = candidates_sql(
-                self._embedder.name, dimensions, second, kind=kind, unknown=unknown)
+                self._embedder.name, dimensions, second, kind=kind, unknown=unknown,
+                candidates=self._candidates)
         return self._statements[key]
 
     async def search(self, query: str, *, limit: int = 5, kind: str | None = None) -> Retrieval:
@@ -346,8 +353,7 @@ class Retriever:
     async def _fetch(self, query: str, vector: Vector, second_vector: Vector | None, *,
                      kind: str | None, unknown: bool) -> list[tuple[Any, ...]]:
         params: dict[str, Any] = {
-            "q": vector_literal(vector), "k": self._candidates,
-            "text": self._synonyms.expand(query[:2000]), "cap": TEXT_MATCH_CAP,
+            "q": vector_literal(vector), "text": self._synonyms.expand(query[:2000]),
         }
         if second_vector is not None:
             params["q2"] = vector_literal(second_vector)

@@ -136,3 +136,20 @@ def test_the_form_of_the_question_decides_catalog_or_article() -> None:
         "¿cómo devuelvo la licuadora si me llegó rota?")))
     assert sold[0].source_id == "LICUADORA-1"
     assert how[0].source_id == "devoluciones"
+
+
+def test_a_passage_without_its_second_vector_yet_ranks_by_the_first_model() -> None:
+    """A product edited a moment ago has no second-model vector until it is filled: it
+    keeps the standing its first-model cosine gives it instead of dropping to the bottom
+    (the price an admin just changed is still the answer)."""
+    def one(i: int, source: str, use: float, e5: float | None) -> Candidate:
+        return Candidate(chunk_id=i, source_kind="product", source_id=source, title=source,
+                         heading="", role="passage", text=source, use=use, e5=e5, bm25=0.2)
+    others = [one(2, "B", 0.40, 0.80), one(3, "C", 0.35, 0.79), one(4, "D", 0.30, 0.78),
+              one(5, "E", 0.25, 0.77)]
+    ranker = shipped_ranker()
+    context = QuestionContext(catalog_hint=0.3, form=question_form("precio del kit vial"))
+    filled = ranker.rank([one(1, "KIT", 0.70, 0.86), *others], context=context)
+    unfilled = ranker.rank([one(1, "KIT", 0.70, None), *others], context=context)
+    assert filled[0].source_id == unfilled[0].source_id == "KIT"
+    assert unfilled[0].confidence >= 0.5 * filled[0].confidence
