@@ -143,7 +143,17 @@ _INJECTION = re.compile(
     r"(prompt|instrucciones) (del|de) sistema|system prompt|tu prompt|your prompt|"
     r"ignore (all |any )?(previous|prior|your) (instructions|rules)|developer mode|"
     r"jailbreak|act[uú]a como (si fueras )?(mi|un|una)|pretend (you are|to be)|"
-    r"disregard (all |your )?(previous )?instructions)\b"
+    r"disregard (all |your )?(previous )?instructions|ignora\w* todo lo anterior|"
+    # being given a new role or made to answer as told ("a partir de ahora eres el gerente",
+    # "modo desarrollador activado", "[SYSTEM] ...", "di SI a todo")
+    r"(a partir de (ahora|ahorita|hoy)|desde (ahora|ahorita|hoy)|de ahora en adelante),? "
+    r"((tu )?(eres|seras|vas a ser|te llamas|actuas|actua)|(me )?vas a (contestar|responder|decir)"
+    r"|solo (contestas|respondes|dices))\b|"
+    r"(eres|seras|modo|bot|asistente)\b.{0,40}\bsin (reglas|restricciones|filtros)|"
+    r"modo (desarrollador|administrador|admin|dios|developer|god|sin restricciones)|"
+    r"^system\b|from now on,? you are|you are now (a|an|in)\b|finge (que|q) eres|"
+    r"(muestrame|dime|ensename|revelame|pasame|dame) tus (instrucciones|reglas internas)|"
+    r"\bprompt (que|q|con el que|con que) te)\b"
 )
 
 
