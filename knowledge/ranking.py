@@ -42,7 +42,8 @@ ABSOLUTE = ("use_raw", "e5_raw", "bm25_raw", "questions_use_raw", "questions_e5_
 # How many of the ranked sources get a confidence (the rest keep 0.0).
 CONFIDENT_SOURCES = 5
 # What a missing signal counts as, in standard deviations (a source with no example
-# question, a passage whose second-model vector is not filled yet).
+# question; a second-model cosine when fewer than two candidates have one, else it is
+# imputed: ``_second_imputed``).
 _MISSING = -1.0
 
 
@@ -99,12 +100,17 @@ class RankedSource:
     confidence: float = 0.0
 
 
+def _mean_spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
 def _z(values: Sequence[float | None]) -> list[float]:
     present = [v for v in values if v is not None]
     if len(present) < 2:
         return [0.0 if v is not None else _MISSING for v in values]
-    mean = sum(present) / len(present)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in present) / len(present))
+    mean, spread = _mean_spread(present)
     if spread <= 1e-9:
         return [0.0 if v is not None else _MISSING for v in values]
     return [(v - mean) / spread if v is not None else _MISSING for v in values]
@@ -229,8 +235,7 @@ def _second_imputed(candidates: list[Candidate]) -> list[Candidate]:
     present = [c.e5 for c in candidates if c.e5 is not None]
     if not missing or len(present) < 2:
         return candidates
-    mean = sum(present) / len(present)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in present) / len(present))
+    mean, spread = _mean_spread(present)
     first = _z([c.use for c in candidates])
     return [c if c.e5 is not None else replace(c, e5=mean + z * spread)
             for c, z in zip(candidates, first, strict=True)]

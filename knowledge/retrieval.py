@@ -122,7 +122,7 @@ def _model_literal(model: str) -> str:
 
 
 def candidates_sql(model: str, dimensions: int, second: tuple[str, int] | None, *,
-                   kind: bool, unknown: bool, candidates: int = 30) -> str:
+                   kind: bool, unknown: bool, candidates: int) -> str:
     """The one-round-trip candidate statement (driver ``%(name)s`` placeholders).
 
     The list sizes are literals, not parameters: a prepared statement's generic plan
