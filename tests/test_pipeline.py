@@ -101,6 +101,13 @@ async def test_english_greeting_and_thanks(client: httpx.AsyncClient) -> None:
     assert thanks["intent"] == "thanks" and "gusto" in thanks["replies"][0]
 
 
+async def test_a_greeting_that_asks_how_one_is_gets_a_greeting(client: httpx.AsyncClient) -> None:
+    """Courtesy is no question for the knowledge base, and no reason for a handoff."""
+    hi = await ask(client, "buenos días señorita, ¿cómo está?", phone="+5215522223333")
+    assert hi["intent"] == "greeting" and hi["escalated"] is False
+    assert hi["owner"] == "bot" and len(hi["replies"]) == 1
+
+
 async def test_duplicate_delivery_is_stored_once_and_answered_once(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

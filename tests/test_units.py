@@ -60,6 +60,11 @@ def test_other_countries_and_bad_numbers() -> None:
         ("me comunicas con la licenciada Paty porfa", Intent.HUMAN),
         ("necesito hablar con el encargado de la sucursal centro", Intent.HUMAN),
         ("me pasas con cobranza?", Intent.HUMAN),
+        ("ES UNA VERGÜENZA llevamos 2 horas sin agua caliente en el cuarto", Intent.COMPLAINT),
+        ("son una burla, tres semanas y nada", Intent.COMPLAINT),
+        # nothing but greeting words, courtesy question included
+        ("buenos días señorita, ¿cómo está?", Intent.GREETING),
+        ("hola que tal?", Intent.GREETING),
     ],
 )
 def test_rules(text: str, intent: Intent) -> None:
@@ -89,7 +94,9 @@ def test_a_mention_of_an_advisor_is_not_a_request_for_one(text: str) -> None:
     "text", ["cuánto cuesta el seguro de auto", "hola quiero cotizar", "mi póliza venció", "",
              # how the complaint process works: the knowledge base may answer it
              "¿a dónde me puedo quejar si no me resuelven?", "cuánto tarda en resolverse una queja",
-             "how do I file a complaint?"]
+             "how do I file a complaint?",
+             # shame about one's own question is no complaint
+             "me da vergüenza preguntar pero cuánto cuesta el de 500 megas?"]
 )
 def test_rules_leave_questions_to_later_stages(text: str) -> None:
     assert route_rules(text) is None

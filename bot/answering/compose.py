@@ -38,23 +38,29 @@ def price_line(product: ProductView, language: str) -> str:
              price=format_price(product.price, product.currency), unit="")
 
 
-def passage_reply(source: RankedSource, language: str, *, limit: int, question: str = ""
-                  ) -> str:
+def passage_reply(source: RankedSource, language: str, *, limit: int, question: str = "",
+                  article: Sequence[tuple[str, str]] = ()) -> str:
     """The passages of an article that answer: the best ones for ``question`` that fit
     ``limit`` characters together (at most ``MAX_PASSAGES``), in the article's order, each
-    group under its heading, with the source line."""
+    group under its heading, with the source line. With the ``article``'s passages
+    ((heading, text) in order), a list is never shown with a hole: the items before a
+    chosen one come with it ("Tienes dos opciones:" is followed by both)."""
     picked = _pack(source, limit, wanted(question))
+    chosen = [(p.heading, p.text) for p in sorted(picked, key=lambda p: p.chunk_id)]
+    if article:
+        chosen = whole_lists(picked, article, limit) or chosen
     parts = []
     intro = t("english_intro", language)
     if intro:
         parts.append(intro)
     sections: list[tuple[str, list[str]]] = []
-    for passage in sorted(picked, key=lambda p: p.chunk_id):  # the article's own order
-        heading = unit_heading(passage.title, passage.heading)
+    title = source.passages[0].title
+    for passage_heading, text in chosen:  # the article's own order
+        heading = unit_heading(title, passage_heading)
         if sections and sections[-1][0] == heading:
-            sections[-1][1].append(passage.text)
+            sections[-1][1].append(text)
         else:
-            sections.append((heading, [passage.text]))
+            sections.append((heading, [text]))
     parts.append("\n".join(
         f"*{heading}*\n" + "\n".join(_dedupe_leads(texts)) for heading, texts in sections))
     parts.append(t("source_line", language, titles=source.passages[0].title))
@@ -84,6 +90,53 @@ def _pack(source: RankedSource, limit: int, wants: frozenset[Wants] = frozenset(
             picked.append(passage)
             size += len(passage.text) + 1
     return picked
+
+
+def list_lead(text: str) -> str | None:
+    """A list item's lead-in line ("Puedes pagar con:"), ``None`` for any other passage."""
+    head, sep, _ = text.partition("\n")
+    return head if sep and head.rstrip().endswith(":") else None
+
+
+def whole_lists(picked: Sequence[Candidate], article: Sequence[tuple[str, str]], limit: int
+                ) -> list[tuple[str, str]] | None:
+    """The picked passages, in the article's order, with the items a chosen list item's
+    list has before it; to make room, the weakest passages outside those lists give way
+    (the best one never does). ``None`` when nothing needs filling or it cannot fit."""
+    where = {passage: index for index, passage in enumerate(article)}
+    positions = [where.get((p.heading, p.text)) for p in picked]
+    if any(index is None for index in positions):
+        return None  # the article changed since it was searched
+    chosen = [index for index in positions if index is not None]
+    filled: set[int] = set()
+    for index in chosen:
+        lead = list_lead(article[index][1])
+        if lead is None:
+            continue
+        start = index
+        while (start > 0 and article[start - 1][0] == article[index][0]
+               and list_lead(article[start - 1][1]) == lead):
+            start -= 1
+        filled.update(range(start, index))
+    missing = filled - set(chosen)
+    if not missing:
+        return None
+    keep = set(chosen) | missing
+    # the weakest first: picked is best first
+    for index in reversed(chosen[1:]):
+        if _size(article, keep) <= limit:
+            break
+        if index not in filled and list_lead(article[index][1]) is None:
+            keep.discard(index)
+    if _size(article, keep) > limit:
+        return None
+    return [article[index] for index in sorted(keep)]
+
+
+def _size(article: Sequence[tuple[str, str]], keep: set[int]) -> int:
+    """Characters of the passages as the reply shows them (a list's lead-in once)."""
+    texts = [article[index][1] for index in sorted(keep)]
+    return len("\n".join(_dedupe_leads(texts)))
 
 
 def _dedupe_leads(texts: list[str]) -> list[str]:

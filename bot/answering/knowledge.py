@@ -22,7 +22,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from bot.answering.compose import catalog_reply, passage_reply
+from bot.answering.compose import catalog_reply, list_lead, passage_reply
 from bot.answering.generation import AnswerGenerator, GenerationRequest, Passage, PersonaText
 from bot.answering.intents import IntentRouter, RoutedText
 from bot.answering.responder import Decision, Persona, ResponseRequest
@@ -177,11 +177,14 @@ class KnowledgeResponder:
                text: str, *, attempt: bool) -> Decision | None:
         intent, confidence = routed.routed.intent, routed.routed.confidence
         names = {"bot": self._persona.bot_name, "business": self._persona.business_name}
-        if intent is Intent.GREETING and not _QUESTION_HINT.search(fold(text)):
+        # a greeting the rules read (nothing but greeting words: "buenos días señorita,
+        # ¿cómo está?") is one, question mark or not
+        ruled = routed.routed.stage == "rules"
+        if intent is Intent.GREETING and (ruled or not _QUESTION_HINT.search(fold(text))):
             first = (request.contact_name or "").split(" ")[0]
             greeting = t("greeting", language, name=f" {first}" if first else "", **names)
             return Decision(intent, confidence, (greeting,), language=language)
-        if intent is Intent.THANKS and not _QUESTION_HINT.search(fold(text)):
+        if intent is Intent.THANKS and (ruled or not _QUESTION_HINT.search(fold(text))):
             return Decision(intent, confidence, (t("thanks", language),), language=language)
         if intent is Intent.OPT_OUT:
             return Decision(intent, confidence, (t("opt_out", language),), opt_out=True,
@@ -250,8 +253,12 @@ class KnowledgeResponder:
             if generated is not None:
                 return generated
         limit = self._config.answer_max_chars
-        return Answer(passage_reply(top, language, limit=limit, question=request.text),
-                      (top.source_id,))
+        # a list item may be chosen without the items before it: the article's passages
+        # let the reply show the list whole
+        article = (await self._store.passages(top.source_kind, top.source_id)
+                   if any(list_lead(p.text) for p in top.passages) else [])
+        return Answer(passage_reply(top, language, limit=limit, question=request.text,
+                                    article=article), (top.source_id,))
 
     async def _catalog(self, language: str, retrieval: Retrieval, top: RankedSource
                        ) -> Answer:

@@ -103,6 +103,46 @@ def test_the_reply_stays_within_its_limit_and_in_the_articles_order() -> None:
     assert "$500" in reply
 
 
+LEAD = "El hotel no tiene estacionamiento propio. Tienes dos opciones:"
+PARKING = [  # the article's passages, in order: a lead-in, its two items, a paragraph
+    ("Oaxaca", f"{LEAD}\n*Valet parking* del hotel, de 7:00 a 23:00: *$220 por noche*."),
+    ("Oaxaca", f"{LEAD}\nEstacionamiento El Carmen Alto, a dos cuadras: $190 por 24 horas."),
+    ("Oaxaca", "Las calles del centro tienen parquímetros de lunes a sábado."),
+    ("Zicatela", "Estacionamiento propio gratis, con 8 cajones, por orden de llegada y sin "
+                 "apartar; si está lleno, el público de la calle del Morro cobra $150."),
+]
+
+
+def _parking(picked: list[tuple[int, float]]) -> RankedSource:
+    """Only the passages the search brought (``picked``: index in PARKING, fused score)."""
+    candidates = tuple(
+        Candidate(chunk_id=100 + i, source_kind="article", source_id="estacionamiento",
+                  title="Estacionamiento", heading=PARKING[i][0], role="passage",
+                  text=PARKING[i][1], use=0.3, e5=0.8, bm25=0.1)
+        for i, _ in picked)
+    return RankedSource("article", "estacionamiento", "Estacionamiento", 1.0,
+                        SourceFeatures(()), candidates, tuple(f for _, f in picked))
+
+
+def test_a_list_is_never_shown_with_a_hole() -> None:
+    # the search brought the second option and the paragraph, not the first option
+    source = _parking([(1, 3.0), (3, 1.0)])
+    without = passage_reply(source, "es", limit=500, question="donde dejo el carro?")
+    assert "$220" not in without  # "two options", and one shown: what the article fixes
+    reply = passage_reply(source, "es", limit=500, question="donde dejo el carro?",
+                          article=PARKING)
+    assert reply.count(LEAD) == 1 and "$220" in reply and "$190" in reply
+    assert reply.index("$220") < reply.index("$190")  # the article's order
+    # no room for both options and the paragraph: the paragraph gives way, never the best
+    tight = passage_reply(source, "es", limit=200, question="donde dejo el carro?",
+                          article=PARKING)
+    assert "$220" in tight and "$190" in tight and "calle del Morro" not in tight
+    # a chosen passage edited since the search: the passages as found
+    edited = [(h, t.replace("$190", "$195")) for h, t in PARKING]
+    assert passage_reply(source, "es", limit=500, question="donde dejo el carro?",
+                         article=edited) == without
+
+
 @pytest.mark.parametrize(("question", "form"), [
     ("venden candados pa los lockers? de cuanto", (1.0, 1.0, 0.0)),
     ("tienen extensores en existencia?", (0.0, 1.0, 0.0)),
