@@ -51,6 +51,13 @@ class KnowledgeConfig(BaseModel):
     # confidence is answered without the second model (its e5 vector is ~3/4 of a
     # question's CPU); the rest are decided with both. 1.0 turns the shortcut off.
     first_model_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    # Under a backlog: a message that waited longer than this many seconds for a worker
+    # is decided by the first model alone (the second model's vector skipped), so replies
+    # keep coming within seconds instead of queueing behind two models; 0 turns it off.
+    second_model_max_wait: float = Field(default=0.1, ge=0.0, le=3600.0)
+    # ... and so is a question that would wait behind this many others of the same process
+    # for the second model (its engine runs one question at a time); 0 turns it off.
+    second_model_queue: int = Field(default=2, ge=0, le=10_000)
     # Embedding intent classifier: below this confidence the LLM classifier (if any) decides.
     classifier_confident: float = 0.62
     answer_max_chars: int = Field(default=500, ge=120, le=2000)

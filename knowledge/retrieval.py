@@ -13,6 +13,7 @@ the base cannot answer.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -301,13 +302,15 @@ class Retriever:
         context = QuestionContext(catalog_hint, len(unknown_terms) / words if words else 0.0,
                                   english, question_form(query))
         ranked = self._ranker.rank(pool, context=context)
+        best = heapq.nlargest(  # as a stable sort on the fused score would keep them
+            max(1, limit),
+            ((p, fused) for source in ranked
+             for p, fused in zip(source.passages, source.fused, strict=True)),
+            key=lambda pair: pair[1])
         hits = tuple(
             Hit(p.chunk_id, p.source_kind, p.source_id, p.title, p.heading, p.role, p.text,
                 fused, p.use, p.bm25)
-            for source in ranked for p, fused in zip(source.passages, source.fused,
-                                                      strict=True)
-        )
-        hits = tuple(sorted(hits, key=lambda h: -h.score))[: max(1, limit)]
+            for p, fused in best)
         return Retrieval(query, hits, (time.perf_counter() - started) * 1000, unknown_terms,
                          tuple(ranked))
 

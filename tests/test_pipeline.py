@@ -211,6 +211,30 @@ async def test_memory_expires_after_24h_of_silence(make_runtime: RuntimeMaker) -
     assert [t.text for t in responder.requests[-1].history][0] == "hola de nuevo"
 
 
+class SlowResponder(RecordingResponder):
+    """Takes a second over 'lento' (a busy worker), answers everything else at once."""
+
+    async def respond(self, request: ResponseRequest) -> Decision:
+        if request.text == "lento":
+            await asyncio.sleep(1.0)
+        return await super().respond(request)
+
+
+async def test_the_responder_is_told_how_long_a_message_waited(
+    make_runtime: RuntimeMaker,
+) -> None:
+    """Measured by PostgreSQL from when it was accepted: a message queued behind a slow
+    one has waited (the knowledge responder then skips its second model)."""
+    responder = SlowResponder()
+    _, client = await make_runtime(responder=responder)
+    phone = "+5215566660000"
+    await client.post("/api/v1/simulator/messages", json={"from": phone, "text": "lento"})
+    await ask(client, "y otra cosa", phone=phone, wait=20)
+    waited = {r.text: r.waited for r in responder.requests}
+    assert 0.0 <= waited["lento"] < 0.9
+    assert waited["y otra cosa"] >= 0.9
+
+
 async def test_failing_message_is_retried_then_parked_and_replayable(
     make_runtime: RuntimeMaker,
 ) -> None:

@@ -18,6 +18,9 @@ class ResponseRequest:
     text: str
     history: list[Turn] = field(default_factory=list)
     contact_name: str | None = None
+    # seconds the message waited for a worker before this decision: under a backlog the
+    # responder may decide faster (KnowledgeConfig.second_model_max_wait)
+    waited: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -90,6 +91,65 @@ async def test_requests_for_a_person_and_doubtful_questions_use_both_models(
     second.questions = 0
     away = await _ask(answering, "¿venden seguros para motos?")
     assert second.questions >= 1 and away.escalate and away.sources == ()
+
+
+async def test_behind_a_backlog_the_first_model_decides_alone(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
+    kb_second: Embedder,
+) -> None:
+    """A message that waited past ``second_model_max_wait`` for a worker skips the second
+    model even where both would decide (a doubtful question, a purchase); on time, it
+    does not. The decision stays a sensible one."""
+    second = Counted(kb_second)
+    answering = await _demo(settings, sessions, kb_embedder, second)
+    wait = settings.knowledge.second_model_max_wait
+    assert wait > 0
+
+    async def ask(text: str, waited: float) -> Decision:
+        return await answering.responder.respond(ResponseRequest(
+            conversation_id=uuid.uuid4(), message_id=uuid.uuid4(), text=text, waited=waited))
+
+    buy = "ya me decidí, quiero contratar el seguro de auto amplio hoy mismo"
+    late = await ask(buy, wait + 5)
+    assert second.questions == 0
+    assert late.escalate  # the first model's request model still hands it over
+    pay = await ask("oye y si no me alcanza, puedo pagar la poliza en mensualidades?", wait + 5)
+    assert second.questions == 0 and pay.sources[:1] == ("formas-pago",), pay
+    on_time = await ask(buy, wait / 2)
+    assert second.questions >= 1 and on_time.escalate
+    second.questions = 0
+    off = settings.knowledge.model_copy(update={"second_model_max_wait": 0.0})
+    patient = Counted(kb_second)
+    answering = await _demo(settings.model_copy(update={"knowledge": off}), sessions,
+                            kb_embedder, patient)
+    await answering.responder.respond(ResponseRequest(
+        conversation_id=uuid.uuid4(), message_id=uuid.uuid4(), text=buy, waited=3600.0))
+    assert patient.questions >= 1  # 0 turns the shortcut off
+
+
+async def test_questions_beyond_the_second_model_s_queue_are_decided_by_the_first(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], kb_embedder: Embedder,
+    kb_second: Embedder,
+) -> None:
+    """The second model's engine runs one question at a time: past
+    ``second_model_queue`` questions waiting for it, the next ones do not queue."""
+    buys = ["ya me decidí, quiero contratar el seguro de auto amplio hoy mismo",
+            "ya me decidí, quiero contratar hoy el seguro de hogar para mi casa",
+            "ya me decidi, contrato el seguro de vida hoy, como le hacemos"]
+    for queue, most in ((1, len(buys) - 1), (0, None)):
+        knowledge = settings.knowledge.model_copy(update={"second_model_queue": queue})
+        second = Counted(kb_second)
+        answering = await _demo(settings.model_copy(update={"knowledge": knowledge}),
+                                sessions, kb_embedder, second)
+        decisions = await asyncio.gather(*(_ask(answering, text) for text in buys))
+        # handed over, or answered from the base (the first model alone may take a
+        # purchase for a question about signing up: the price of answering at once)
+        assert all(d.escalate or d.sources for d in decisions), decisions
+        if most is not None:
+            assert 1 <= second.questions <= most  # at least one did not wait for it
+        else:
+            assert second.questions >= len(buys)  # 0: no limit
+            assert all(d.escalate and d.reason == "sales" for d in decisions), decisions
 
 
 async def test_intent_examples_keep_their_second_vectors(

@@ -149,7 +149,7 @@ class Runs:
                         ResponseRequest(
                             conversation_id=conversation_id, message_id=pending.id,
                             text=text, history=[*history, *_turns(run.steps, now)],
-                            contact_name=run.snapshot.contact_name,
+                            contact_name=run.snapshot.contact_name, waited=pending.waited(),
                         )
                     )
             except Exception:

@@ -12,7 +12,8 @@ from handoff.service import close_csat_sql
 # order) with each conversation's state, in one round trip.
 PENDING_SQL = """
 SELECT m.id, m.conversation_id, m.kind, m.text, m.transcript, m.attempts, m.media,
-       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel
+       c.owner, ct.name, c.context_started_at, c.last_inbound_at, c.channel,
+       extract(epoch FROM clock_timestamp() - m.created_at) AS waited
 FROM unnest(%(ids)s::uuid[]) AS q(id)
 JOIN conversations c ON c.id = q.id
 JOIN contacts ct ON ct.id = c.contact_id

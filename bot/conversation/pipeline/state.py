@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,11 @@ class Pending:
     attempts: int
     media: dict[str, Any] | None = None
     voice_problem: str | None = None  # AudioUnusable.code, "refused" (not stored), or "failed"
+    arrived: float | None = None  # time.monotonic() when it was accepted (None: unknown)
+
+    def waited(self) -> float:
+        """Seconds since it was accepted (0 when unknown): how far behind the worker is."""
+        return 0.0 if self.arrived is None else max(0.0, time.monotonic() - self.arrived)
 
     @property
     def media_ref(self) -> MediaRef | None:
@@ -79,7 +85,11 @@ class StateReader:
         for row in rows:
             if row[1] not in found:
                 found[row[1]] = ([], Snapshot(Owner(row[7]), row[8], row[9], row[10], row[11]))
-            found[row[1]][0].append(Pending(*row[:7]))
+            # when it arrived, on this process's monotonic clock (PostgreSQL measured
+            # how long it has waited, so the two clocks need not agree)
+            arrived = time.monotonic() - max(0.0, float(row[12] or 0.0))
+            found[row[1]][0].append(Pending(row[0], row[1], row[2], row[3], row[4], row[5],
+                                            row[6], arrived=arrived))
         return found
 
     async def snapshot(self, conversation_id: uuid.UUID) -> Snapshot:
