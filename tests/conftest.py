@@ -21,6 +21,10 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Every test builds a Runtime: loading Whisper in each would cost seconds; voice tests share one.
 os.environ.setdefault("ATIENDE_SPEECH__WARM_AT_START", "false")
+# A test decides the same on a busy machine: the load shortcuts (the second model skipped
+# behind a backlog) are off, and tested on their own (tests/knowledge/test_cascade.py).
+os.environ.setdefault("ATIENDE_KNOWLEDGE__SECOND_MODEL_MAX_WAIT", "0")
+os.environ.setdefault("ATIENDE_KNOWLEDGE__SECOND_MODEL_QUEUE", "0")
 
 from bot.api import create_app  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402

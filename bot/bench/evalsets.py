@@ -36,6 +36,7 @@ from bot.answering.generation import PersonaText
 from bot.answering.grounding import leaked, system_rules
 from bot.answering.responder import Decision, Persona, Responder, ResponseRequest
 from bot.bench.baseline import PlainFusion, paragraph_chunks
+from bot.bench.evaluation import unhurried
 from bot.db import create_engine, migrate, session_factory
 from bot.settings import Settings
 from bot.wiring.answering import build_answering
@@ -284,8 +285,9 @@ class SetRunner:
             sessions = session_factory(engine)
             # the shared e5 (its cache survives the sets), unless the settings turn it off
             second = self._e5 if self._settings.knowledge.second_embedder == "e5" else None
-            answering = build_answering(self._settings, sessions, embedder=self._usem,
-                                        second=second, persona=eval_set.persona)
+            answering = build_answering(unhurried(self._settings), sessions,
+                                        embedder=self._usem, second=second,
+                                        persona=eval_set.persona)
             report = await answering.knowledge.import_files(eval_set.files(), editor="eval")
             if report.failed:
                 raise ValueError(f"{eval_set.name}: import failed: {report.summary()}")

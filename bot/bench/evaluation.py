@@ -155,6 +155,14 @@ async def evaluate(responder: KnowledgeResponder, store: KnowledgeStore,
     return report
 
 
+def unhurried(settings: Settings) -> Settings:
+    """The settings with the load shortcuts off (the second model skipped behind a
+    backlog or a slow first look): an evaluation scores the answers, not the machine."""
+    knowledge = settings.knowledge.model_copy(
+        update={"second_model_max_wait": 0.0, "second_model_queue": 0})
+    return settings.model_copy(update={"knowledge": knowledge})
+
+
 async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalReport:
     """Evaluate against the knowledge base at ``url`` (loads the demo when it is empty),
     with the responder wired as the running bot wires it (no LLM)."""
@@ -162,7 +170,7 @@ async def run_eval(settings: Settings, url: str, cases: list[Case]) -> EvalRepor
 
     engine = create_engine(url, pool_size=2)
     try:
-        answering = build_answering(settings, session_factory(engine))
+        answering = build_answering(unhurried(settings), session_factory(engine))
         await load_demo_if_empty(answering.knowledge)
         await answering.knowledge.maintain()
         await answering.intent_examples.seed()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.answering.responder import Decision, Persona, ResponseRequest
 from bot.settings import Settings
 from bot.wiring.answering import Answering, build_answering
+from knowledge.config import KnowledgeConfig
 from knowledge.demo import demo_files
 from knowledge.embeddings import Embedder, Vector
 from knowledge.intents import IntentExamples, seed_examples, shipped_second_vectors
@@ -100,10 +101,12 @@ async def test_behind_a_backlog_the_first_model_decides_alone(
     """A message that waited past ``second_model_max_wait`` for a worker skips the second
     model even where both would decide (a doubtful question, a purchase); on time, it
     does not. The decision stays a sensible one."""
-    second = Counted(kb_second)
-    answering = await _demo(settings, sessions, kb_embedder, second)
-    wait = settings.knowledge.second_model_max_wait
+    wait = KnowledgeConfig().second_model_max_wait  # the default
     assert wait > 0
+    busy = settings.knowledge.model_copy(update={"second_model_max_wait": wait})
+    second = Counted(kb_second)
+    answering = await _demo(settings.model_copy(update={"knowledge": busy}), sessions,
+                            kb_embedder, second)
 
     async def ask(text: str, waited: float) -> Decision:
         return await answering.responder.respond(ResponseRequest(
