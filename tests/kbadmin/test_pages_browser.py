@@ -139,6 +139,7 @@ async def test_intent_examples_page(base_url: str, browser: Browser, runtime: Ru
     t = page.get_by_test_id
     await expect(page.locator("#intents")).to_be_visible()
     await expect(t("i-count")).not_to_have_text("0 ejemplos")
+    await expect(t("i-row").first).to_be_visible()  # the rows come after the count
     seeded = await t("i-row").count()
     assert seeded > 40
 
