@@ -97,7 +97,7 @@ unit: install-test
 
 ## make test: lint gates, then the whole suite on real PostgreSQL and Redis it starts itself.
 test: install-test lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 ## make reliability: the whole proof suite at full size (duplicates, kill -9 of the API and the
 ## worker, Redis loss, fuzzing, 5 WhatsApp numbers x 200 start/stop/crash cycles on the real

@@ -102,8 +102,11 @@ class CountingGraph:
 
 
 def spawn_worker(
-    database_url: str, redis_url: str, data_dir: Path, graph: str
+    database_url: str, redis_url: str, data_dir: Path, graph: str,
+    *, send_claim_seconds: float | None = None,
 ) -> subprocess.Popen[bytes]:
+    """A worker process on the fake Graph API; ``send_claim_seconds`` shortens how long a
+    row left in ``sending`` by a dead process waits before the reconciler settles it."""
     env = {
         **os.environ, "ATIENDE_DATABASE_URL": database_url, "ATIENDE_REDIS_URL": redis_url,
         "ATIENDE_ENV": "test", "ATIENDE_DATA_DIR": str(data_dir),
@@ -114,6 +117,8 @@ def spawn_worker(
         "WHATSAPP_CLOUD_VERIFY_TOKEN": "bench", "WHATSAPP_CLOUD_GRAPH_URL": graph,
         "WHATSAPP_CLOUD_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
     }
+    if send_claim_seconds is not None:
+        env["ATIENDE_SEND_CLAIM_SECONDS"] = str(send_claim_seconds)
     return subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -43,9 +43,13 @@ async def test_a_worker_killed_mid_tick_sends_nothing_twice_and_loses_nothing(
         queued = count(database_url, QUEUED)
         assert 0 < queued < N, f"the kill came at {queued}/{N}: proves nothing"
 
-        restarted = spawn_worker(database_url, redis_url, tmp_path / "two", graph.url)
+        # the row in flight at the kill is settled once its claim is older than this (120 s
+        # by default, ATIENDE_SEND_CLAIM_SECONDS); the Graph fake answers at once, so 8 s
+        # is far longer than any live send here
+        restarted = spawn_worker(database_url, redis_url, tmp_path / "two", graph.url,
+                                 send_claim_seconds=8)
         try:
-            for _ in range(2400):  # a row in flight at the kill is settled after 120 s
+            for _ in range(1200):
                 if count(database_url, SENT) + count(database_url, INTERRUPTED) >= N:
                     break
                 await asyncio.sleep(0.1)

@@ -23,8 +23,12 @@ from knowledge.demo import demo_files, load_demo_if_empty
 # Asked as a question. "Quiero cancelar mi seguro. ¿Me regresan el dinero?" came back from
 # both backends as "¡Quiero cancelar mi seguro! ¡Me merezan el dinero!" (the robotic
 # voice's flat ending read as exclaimed), which the request model, refitted on fourteen
-# sets, reads as a demand for a person (0.86-0.89; the text as written: 0.06).
-CANCEL_TEXT = "Buenas tardes. ¿Cómo cancelo mi seguro? ¿Me regresan el dinero?"
+# sets, reads as a demand for a person (0.86-0.89; the text as written: 0.06). "Buenas
+# tardes. ¿Cómo cancelo mi seguro?…" passed on one machine and came back as "¡Wenastale!
+# ¿Cómo canse lo mi seguro?" (greedy) on another CPU (AMD EPYC): a word on the edge of two
+# readings flips with the CPU's arithmetic. This wording reads "cancelar" on both machines,
+# greedy and beam 5.
+CANCEL_TEXT = "¿Cómo puedo cancelar mi seguro? ¿Me regresan el dinero?"
 
 
 @pytest.fixture(scope="module")
