@@ -62,6 +62,9 @@ def test_other_countries_and_bad_numbers() -> None:
         ("me pasas con cobranza?", Intent.HUMAN),
         ("ES UNA VERGÜENZA llevamos 2 horas sin agua caliente en el cuarto", Intent.COMPLAINT),
         ("son una burla, tres semanas y nada", Intent.COMPLAINT),
+        ("QUE FALTA DE RESPETO!!! nos dejaron esperando 2 horas en la sucursal", Intent.COMPLAINT),
+        ("quiero dejar constancia de que me entregaron otro modelo del que pagué",
+         Intent.COMPLAINT),
         # nothing but greeting words, courtesy question included
         ("buenos días señorita, ¿cómo está?", Intent.GREETING),
         ("hola que tal?", Intent.GREETING),
@@ -96,7 +99,9 @@ def test_a_mention_of_an_advisor_is_not_a_request_for_one(text: str) -> None:
              "¿a dónde me puedo quejar si no me resuelven?", "cuánto tarda en resolverse una queja",
              "how do I file a complaint?",
              # shame about one's own question is no complaint
-             "me da vergüenza preguntar pero cuánto cuesta el de 500 megas?"]
+             "me da vergüenza preguntar pero cuánto cuesta el de 500 megas?",
+             # a certificate asked for is no grievance
+             "ocupo una constancia de estudios, cuánto cuesta?"]
 )
 def test_rules_leave_questions_to_later_stages(text: str) -> None:
     assert route_rules(text) is None

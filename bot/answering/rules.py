@@ -124,7 +124,8 @@ _COMPLAINT = re.compile(
     r"pinche|pinches|nadie me (contesta|resuelve|responde|hace caso)|ya me canse|"
     r"me cobraron (doble|dos veces|2 veces|de mas)|nunca llego|nunca llegaron|"
     r"terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
-    r"(es|son) una (verguenza|burla)|que verguenza de|inaceptable|"
+    r"(es|son) una (verguenza|burla)|que verguenza de|inaceptable|falta de respeto|"
+    r"(quiero|quisiera) dejar constancia de|"
     r"worst service|unacceptable)\b"
 )
 # Words about the complaint process: a complaint, unless the message only asks how that
