@@ -70,7 +70,7 @@ class Decider:
                 ResponseRequest(
                     conversation_id=pending.conversation_id, message_id=pending.id, text=text,
                     history=history, contact_name=snapshot.contact_name,
-                    waited=pending.waited() if pending.kind == MessageKind.TEXT.value else 0.0,
+                    waited=pending.waited(),
                 )
             )
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.pipeline.sql import PENDING_SQL
 from bot.db import AutocommitPool
-from bot.messages import MediaRef
+from bot.messages import MediaRef, MessageKind
 from handoff.conversations import CONTACTS, CONVERSATIONS
 from handoff.ownership import Owner
 
@@ -35,8 +35,11 @@ class Pending:
     arrived: float | None = None  # time.monotonic() when it was accepted (None: unknown)
 
     def waited(self) -> float:
-        """Seconds since it was accepted (0 when unknown): how far behind the worker is."""
-        return 0.0 if self.arrived is None else max(0.0, time.monotonic() - self.arrived)
+        """Seconds since it was accepted: how far behind the worker is. 0 when unknown, and
+        for anything but text (a voice note's wait is mostly its transcription, no queue)."""
+        if self.arrived is None or self.kind != MessageKind.TEXT.value:
+            return 0.0
+        return max(0.0, time.monotonic() - self.arrived)
 
     @property
     def media_ref(self) -> MediaRef | None:
