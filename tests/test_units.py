@@ -214,3 +214,20 @@ def test_the_eval_counts_a_handoff_reason_only_where_one_was_owed() -> None:
     assert figures["reason"] == (2, 3)
     assert figures["escalation"] == (3, 5)
     assert "handoff reason right bot 2/3 (67%)" in report.summary()
+
+
+def test_only_a_text_message_counts_how_long_it_waited() -> None:
+    """A backlog is read from text messages; a voice note's wait is mostly its
+    transcription, so it never makes the responder skip its second model."""
+    import time
+    import uuid
+
+    from bot.conversation.pipeline.state import Pending
+
+    def pending(kind: str, arrived: float | None) -> Pending:
+        return Pending(uuid.uuid4(), uuid.uuid4(), kind, "hola", None, 0, arrived=arrived)
+
+    five_ago = time.monotonic() - 5.0
+    assert pending("text", five_ago).waited() >= 5.0
+    assert pending("voice", five_ago).waited() == 0.0
+    assert pending("text", None).waited() == 0.0
