@@ -143,6 +143,59 @@ def test_a_list_is_never_shown_with_a_hole() -> None:
                          article=edited) == without
 
 
+
+DEPOSIT = [  # best first: the deposit rule, the passage that holds the refund term (long,
+    # the fact near its start), a short weaker one that would fit whole
+    ("Para apartar tu fecha pides el anticipo del *30%* en la app o en sucursal, con tu "
+     "identificación y el comprobante de domicilio; el resto se paga al llegar. "
+     "El anticipo se descuenta del total y te llega el recibo por correo el mismo día.", 6.0),
+    ("Si cancelas, te devolvemos el anticipo en *10 días hábiles* a la misma tarjeta. "
+     + "Después de eso el banco puede tardar en reflejarlo según su propio calendario, "
+       "y si pagaste en efectivo en sucursal el reembolso se hace por transferencia a la "
+       "cuenta que nos indiques por escrito, con un estado de cuenta a tu nombre y la "
+       "identificación del titular de la reservación; no hacemos devoluciones en efectivo.",
+     5.0),
+    ("Nuestras sucursales abren de lunes a sábado.", 2.0),
+]
+
+
+def test_the_next_best_passage_shows_its_beginning_when_it_no_longer_fits() -> None:
+    reply = passage_reply(_source(DEPOSIT), "es", limit=500,
+                          question="si cancelo me regresan el anticipo?")
+    body = reply.split("\n\n")[0].split("\n", 1)[1]  # the passages, without the heading
+    assert "*30%*" in body and "*10 días hábiles*" in body  # the second one cut to fit
+    assert "lunes a sábado" not in body  # weaker, though it would have fit whole
+    assert len(body) <= 500 and body.index("30%") < body.index("10 días")
+
+
+def test_too_little_room_left_shows_no_cut_passage() -> None:
+    reply = passage_reply(_source(DEPOSIT), "es", limit=300,
+                          question="si cancelo me regresan el anticipo?")
+    # 300 - 237 characters of the first leaves 63, under TRIMMED_ROOM: the short one fits
+    assert "10 días" not in reply and "lunes a sábado" in reply
+
+
+def test_a_cut_passage_makes_room_for_a_list_shown_whole() -> None:
+    long_zicatela = PARKING[3][1] + (" El cajón se libera a las 12:00 del día de salida y"
+                                     " después se cobra como público general.") * 4
+    article = [*PARKING[:3], ("Zicatela", long_zicatela)]
+    candidates = tuple(
+        Candidate(chunk_id=100 + i, source_kind="article", source_id="estacionamiento",
+                  title="Estacionamiento", heading=article[i][0], role="passage",
+                  text=article[i][1], use=0.3, e5=0.8, bm25=0.1)
+        for i in (1, 3))
+    source = RankedSource("article", "estacionamiento", "Estacionamiento", 1.0,
+                          SourceFeatures(()), candidates, (3.0, 1.0))
+    reply = passage_reply(source, "es", limit=420, question="donde dejo el carro?",
+                          article=article)
+    # both options of the list, then the Zicatela paragraph cut to the room they leave
+    assert reply.count(LEAD) == 1 and "$220" in reply and "$190" in reply
+    assert "Estacionamiento propio gratis" in reply
+    assert reply.index("$190") < reply.index("propio gratis")
+    shown = [line for line in reply.split("\n\n")[0].splitlines() if not line.startswith("*")
+             or line.startswith("*Valet")]
+    assert len("\n".join(shown)) <= 420
+
 @pytest.mark.parametrize(("question", "form"), [
     ("venden candados pa los lockers? de cuanto", (1.0, 1.0, 0.0)),
     ("tienen extensores en existencia?", (0.0, 1.0, 0.0)),
