@@ -114,7 +114,7 @@ def _with_cut(filled: list[tuple[str, str]], cut: Candidate | None,
         return filled
     order = {passage: index for index, passage in enumerate(article)}
     at = order.get((cut.heading, cut.text))
-    room = limit - len("\n".join(_dedupe_leads([text for _, text in filled]))) - 1
+    room = limit - _size(article, {order[p] for p in filled}) - 1
     if at is None or article[at] in filled or room < TRIMMED_ROOM:
         return filled
     placed = [(order[p], p) for p in filled] + [(at, (cut.heading, trim(cut.text, room)))]
