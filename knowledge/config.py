@@ -58,6 +58,9 @@ class KnowledgeConfig(BaseModel):
     # ... and so is a question that would wait behind this many others of the same process
     # for the second model (its engine runs one question at a time); 0 turns it off.
     second_model_queue: int = Field(default=2, ge=0, le=10_000)
+    # A worker loads both models and the intent examples when it starts (~3 s of CPU),
+    # so its first customer does not wait for them; false loads them on first use.
+    warm_at_start: bool = True
     # Embedding intent classifier: below this confidence the LLM classifier (if any) decides.
     classifier_confident: float = 0.62
     answer_max_chars: int = Field(default=500, ge=120, le=2000)

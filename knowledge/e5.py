@@ -39,6 +39,11 @@ class E5Embedder:
     def dimensions(self) -> int:
         return DIMENSIONS
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (it loads on first use or ``warm_up``)."""
+        return self._model is not None
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:

@@ -32,6 +32,7 @@ from bot.db import migrate  # noqa: E402
 from bot.infra.embedded import EmbeddedServices  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.wiring.runtime import Runtime  # noqa: E402
+from knowledge.config import KnowledgeConfig  # noqa: E402
 from knowledge.embeddings import Embedder  # noqa: E402
 
 TEMPLATE = "atiende_template"
@@ -96,6 +97,9 @@ def settings(tmp_path: Path) -> Settings:
         job_retry_base_seconds=1,
         worker_concurrency=4,
         log_level="WARNING",
+        # a test's worker loads the models when a question needs them (most never ask one;
+        # tests/test_worker_warm.py checks the loading at start)
+        knowledge=KnowledgeConfig(warm_at_start=False),
     )
 
 

@@ -24,6 +24,8 @@ log = get_logger("atiende.intents")
 
 LABELS: tuple[str, ...] = tuple(i.value for i in Intent)
 LLM_DEADLINE_SECONDS = 2.5
+# what a warm-up embeds: a question no rule answers, in no business's words
+WARM_TEXT = "tengo una pregunta sobre como funciona"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,14 @@ class IntentRouter:
         self._revision = -1
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
+
+    async def warm(self) -> None:
+        """Load both models and the intent examples now (a worker at start): loading
+        takes ~3 s of CPU that the first customer would otherwise wait for."""
+        await self._store.embedder.embed([WARM_TEXT])
+        await self._current()
+        if self._second is not None:
+            await _query_vector(self._second, WARM_TEXT)
 
     async def route(self, text: str, *, second: bool = True) -> RoutedText:
         """The intent of ``text``; ``second=False`` asks the first model alone (no e5:

@@ -113,6 +113,10 @@ class KnowledgeResponder:
         # engine runs one at a time: more than ``second_model_queue`` is a queue)
         self._with_second = 0
 
+    async def warm(self) -> None:
+        """Load the models the decisions use (``IntentRouter.warm``)."""
+        await self._router.warm()
+
     async def respond(self, request: ResponseRequest) -> Decision:
         text = request.text.strip()[:SEARCH_CHARS]
         language = detect_language(text, self._persona.language)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.answering.rules import Intent, route_rules
 from bot.i18n import detect_language, t
@@ -43,6 +43,14 @@ class Responder(Protocol):
     """Decides the bot's reply to a customer message (only for bot-owned conversations)."""
 
     async def respond(self, request: ResponseRequest) -> Decision: ...
+
+
+@runtime_checkable
+class Warms(Protocol):
+    """A responder whose models load on first use, able to load them ahead: a worker
+    warms it at start, so its first customer does not wait for the loading."""
+
+    async def warm(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,27 @@ class CpuMeter:
                     except psutil.NoSuchProcess:
                         continue
                     spent += times.user + times.system
+                    if process is root and group != "api":
+                        # children that ended (a PostgreSQL backend closed) keep counting
+                        spent += times.children_user + times.children_system
             totals[group] = spent
         machine = psutil.cpu_times()
         totals["machine"] = machine.user + machine.system + machine.nice
         return totals
+
+    async def workers_idle(self, *, busy: float = 0.05, interval: float = 0.5,
+                           timeout: float = 120.0) -> float:
+        """Wait until the worker processes spend under ``busy`` of a core (they load their
+        models at start); return the seconds waited."""
+        start = time.perf_counter()
+        before = self.snapshot()["worker"]
+        while time.perf_counter() - start < timeout:
+            await asyncio.sleep(interval)
+            now = self.snapshot()["worker"]
+            if now - before < busy * interval * max(1, len(self._roots["worker"])):
+                break
+            before = now
+        return time.perf_counter() - start
 
     @staticmethod
     def per_message(before: dict[str, float], after: dict[str, float], n: int) -> str:
@@ -286,9 +303,11 @@ async def _measure(
             text=texts.text(i), name=None, message_id=f"{prefix}{i}",
         )
 
-    # Warm-up (not measured): the worker processes are up and answering.
+    # Warm-up (not measured): the worker processes are up, answering, and done loading
+    # their models (each loads them at start, as in production).
     await send(0, "warm-")
     await _wait_all_replied(database_url)
+    await meter.workers_idle()
     # Phase 1: a steady offered load on the warm system, before any backlog (right after
     # a saturating burst the worker stalls for seconds while PostgreSQL cleans the
     # burst's finished rows; that recovery is not the steady state).

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.answering.generation import AnswerGenerator, IntentClassifier, Summarizer
 from bot.answering.intents import IntentRouter
-from bot.answering.responder import Responder
+from bot.answering.responder import Responder, Warms
 from bot.blocking import BlockDetector, BlockedContacts
 from bot.campaigns import CampaignScheduler, CampaignService
 from bot.channels.cloud_api import GraphApi
@@ -72,6 +73,9 @@ from knowledge.embeddings import Embedder
 from knowledge.intents import IntentExamples
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
+
+# the worker's tasks that load models at start, then end (not dead)
+_WARMING = frozenset({"atiende-answers-warm", "atiende-speech-warm"})
 
 
 def _parts(*bundles: Any) -> dict[str, Any]:
@@ -224,6 +228,8 @@ class Runtime:
         self.llm.start_watching()  # chain edits saved by another process
         if self.whatsapp.pool is not None:
             self._spawn("atiende-whatsapp", self.whatsapp.pool.run_forever())
+        if settings.knowledge.warm_at_start and isinstance(self.responder, Warms):
+            self._spawn("atiende-answers-warm", self._warm_answers(self.responder))
         if settings.speech.warm_at_start:
             self._spawn("atiende-speech-warm", self._warm_speech())
 
@@ -235,10 +241,24 @@ class Runtime:
     def dead_tasks(self) -> list[str]:
         """The worker's background tasks that ended (they should run until shutdown)."""
         return [t.get_name() for t in self._tasks
-                if t.done() and t.get_name() != "atiende-speech-warm"]
+                if t.done() and t.get_name() not in _WARMING]
 
     def _spawn(self, name: str, work: Any) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
+
+    async def _warm_answers(self, responder: Warms) -> None:
+        """Load the answering models now, so the first question does not wait for them;
+        a failure is logged and the first question loads them (or reports why)."""
+        from bot.logs import get_logger
+
+        started = time.monotonic()
+        try:
+            await responder.warm()
+        except Exception as exc:  # a worker must start even when a model cannot load
+            get_logger("atiende.answering").warning("answering.warm_failed", error=str(exc))
+        else:
+            get_logger("atiende.answering").info(
+                "answering.warm", seconds=round(time.monotonic() - started, 2))
 
     async def _warm_speech(self) -> None:
         """Load the Whisper model now, so the first voice note does not wait for it."""
