@@ -21,6 +21,9 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Every test builds a Runtime: loading Whisper in each would cost seconds; voice tests share one.
 os.environ.setdefault("ATIENDE_SPEECH__WARM_AT_START", "false")
+# ... nor the answering models in each (most tests never ask a question; loading them on a
+# thread lags the event loop of timing tests): tests/test_worker_warm.py turns it on.
+os.environ.setdefault("ATIENDE_KNOWLEDGE__WARM_AT_START", "false")
 # A test decides the same on a busy machine: the load shortcuts (the second model skipped
 # behind a backlog) are off, and tested on their own (tests/knowledge/test_cascade.py).
 os.environ.setdefault("ATIENDE_KNOWLEDGE__SECOND_MODEL_MAX_WAIT", "0")
@@ -32,7 +35,6 @@ from bot.db import migrate  # noqa: E402
 from bot.infra.embedded import EmbeddedServices  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.wiring.runtime import Runtime  # noqa: E402
-from knowledge.config import KnowledgeConfig  # noqa: E402
 from knowledge.embeddings import Embedder  # noqa: E402
 
 TEMPLATE = "atiende_template"
@@ -97,9 +99,6 @@ def settings(tmp_path: Path) -> Settings:
         job_retry_base_seconds=1,
         worker_concurrency=4,
         log_level="WARNING",
-        # a test's worker loads the models when a question needs them (most never ask one;
-        # tests/test_worker_warm.py checks the loading at start)
-        knowledge=KnowledgeConfig(warm_at_start=False),
     )
 
 

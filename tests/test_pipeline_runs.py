@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -162,6 +163,22 @@ async def test_the_job_table_is_vacuumed_often(database_url: str) -> None:
     assert options is not None and "autovacuum_vacuum_threshold=500" in options[0]
     assert "autovacuum_vacuum_scale_factor=0" in options[0]
     assert naptime == ("5s",)
+
+
+async def test_the_embedded_server_keeps_the_vector_indexes_in_its_buffers(
+    database_url: str,
+) -> None:
+    """Every question reads both models' vector indexes: the embedded server's shared
+    buffers are a quarter of the memory (128 MB to 1 GB), not the default 128 MB."""
+    from bot.infra.embedded import shared_buffers_mb
+
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        row = await (await conn.execute(
+            "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+        )).fetchone()
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert row == (shared_buffers_mb(),)
+    assert shared_buffers_mb() == max(128, min(1024, total // 4))
 
 
 async def _conversations(database_url: str, n: int) -> list[uuid.UUID]:

