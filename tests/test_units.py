@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bot.answering.rules import Intent, injection_attempt, route_rules
+from bot.answering.rules import Intent, injection_attempt, quotes_identifier, route_rules
 from bot.errors import InvalidPhoneNumber
 from bot.i18n import TEXTS, detect_language
 from bot.phones import normalize_phone
@@ -58,6 +58,8 @@ def test_other_countries_and_bad_numbers() -> None:
         # put through to someone by name or role
         ("pásame con el contador que me lleva la cuenta", Intent.HUMAN),
         ("me comunicas con la licenciada Paty porfa", Intent.HUMAN),
+        ("me comunicas con mi ejecutivo de cuenta, el lic. Becerril?", Intent.HUMAN),
+        ("pasame con mi asesora porfa", Intent.HUMAN),
         ("necesito hablar con el encargado de la sucursal centro", Intent.HUMAN),
         ("me pasas con cobranza?", Intent.HUMAN),
         ("ES UNA VERGÜENZA llevamos 2 horas sin agua caliente en el cuarto", Intent.COMPLAINT),
@@ -65,6 +67,7 @@ def test_other_countries_and_bad_numbers() -> None:
         ("QUE FALTA DE RESPETO!!! nos dejaron esperando 2 horas en la sucursal", Intent.COMPLAINT),
         ("quiero dejar constancia de que me entregaron otro modelo del que pagué",
          Intent.COMPLAINT),
+        ("nos cobraron 5 horas!!! esto es un robo 😡", Intent.COMPLAINT),
         # nothing but greeting words, courtesy question included
         ("buenos días señorita, ¿cómo está?", Intent.GREETING),
         ("hola que tal?", Intent.GREETING),
@@ -100,11 +103,24 @@ def test_a_mention_of_an_advisor_is_not_a_request_for_one(text: str) -> None:
              "how do I file a complaint?",
              # shame about one's own question is no complaint
              "me da vergüenza preguntar pero cuánto cuesta el de 500 megas?",
+             # a theft asked about is no accusation
+             "si es un robo con violencia el seguro lo cubre?",
              # a certificate asked for is no grievance
              "ocupo una constancia de estudios, cuánto cuesta?"]
 )
 def test_rules_leave_questions_to_later_stages(text: str) -> None:
     assert route_rules(text) is None
+
+
+@pytest.mark.parametrize(("text", "quoted"), [
+    ("cuanto me falta por pagar de mi boda? es el contrato CF-2291", True),
+    ("mi pedido 88231 no ha llegado", True),
+    ("folio 4411, ya pagué", True),
+    ("cuanto cuesta el tanque TAN-1000?", False),  # a catalog code is no record number
+    ("el contrato de 12 meses que incluye?", False),
+])
+def test_a_record_number_quoted(text: str, quoted: bool) -> None:
+    assert quotes_identifier(text) is quoted
 
 
 @pytest.mark.parametrize(("text", "attempt"), [

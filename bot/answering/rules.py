@@ -74,14 +74,15 @@ _CALLS_PERSON = re.compile(
     + _PERSON.format(extra="operadores")
     + r"(?:\W+(?:por favor|porfa|plis|pls|please|ya|urgente|gracias))*\W*$")
 # Being put through to someone by name or by role ("pásame con el lic. Arturo", "me
-# comunicas con la señorita Karla", "quiero hablar con el dueño"): a transfer verb and
+# comunicas con la señorita Karla", "quiero hablar con el dueño", "me comunicas con mi
+# ejecutivo de cuenta"): a transfer verb and
 # "con", then who. Asking whether one can talk to someone ("¿puedo hablar con el doctor
 # antes de la consulta?") is a question, so "puedo" is not such a verb.
 _TRANSFER = re.compile(
     r"\b(pasame|paseme|pasenme|me pasas|comunicame|comuniqueme|"
     r"comuniquenme|me comunicas|me comunica|me comunican|me puedes? (?:pasar|comunicar)|"
     r"me pueden (?:pasar|comunicar)|(?:quiero|necesito|quisiera|queria|ocupo|deseo) "
-    r"hablar)\W+con\W+(el|la|los|las|un|una|su|tu|alguien|algun|alguna|[a-z]{3,})\b")
+    r"hablar)\W+con\W+(el|la|los|las|un|una|su|tu|mi|mis|alguien|algun|alguna|[a-z]{3,})\b")
 # who a transfer verb may be followed by without being a request for a person
 _NOT_SOMEONE = frozenset(("ustedes", "usted", "esto", "eso", "respecto",
                           "relacion"))
@@ -125,7 +126,7 @@ _COMPLAINT = re.compile(
     r"me cobraron (doble|dos veces|2 veces|de mas)|nunca llego|nunca llegaron|"
     r"terrible service|awful|scam|ripoff|rip off|fraud|i'm (angry|upset)|"
     r"(es|son) una (verguenza|burla)|que verguenza de|inaceptable|falta de respeto|"
-    r"(quiero|quisiera) dejar constancia de|"
+    r"(quiero|quisiera) dejar constancia de|(esto|eso) es un (robo|abuso|fraude)|"
     r"worst service|unacceptable)\b"
 )
 # Words about the complaint process: a complaint, unless the message only asks how that
@@ -160,8 +161,10 @@ _INJECTION = re.compile(
 
 
 # A record number the customer quotes (folio, order, account, contract): "CL-318204",
-# "folio 88231", "mi cuenta es la 4002187731". Only the business's records hold it.
-_IDENTIFIER = re.compile(r"\b(?:[a-z]{1,4}-)?\d{5,}\b|\b(?:folio|no\.?|num\.?|#)\s*\d{4,}\b")
+# "folio 88231", "mi cuenta es la 4002187731", "el contrato CF-2291". Only the
+# business's records hold it.
+_IDENTIFIER = re.compile(r"\b(?:[a-z]{1,4}-)?\d{5,}\b|\b(?:folio|no\.?|num\.?|#)\s*\d{4,}\b"
+                         r"|\b(?:contrato|pedido|orden|reservacion)\s*(?:[a-z]{1,4}[-\s]?)?\d{4,}\b")
 
 
 def quotes_identifier(text: str) -> bool:
